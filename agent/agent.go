@@ -1,0 +1,220 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// Config is what an Agent needs.
+type Config struct {
+	Registry  *registry.Registry
+	Machine   registry.Machine
+	Driver    Driver
+	Heartbeat *Heartbeat
+	Log       *slog.Logger
+}
+
+// Agent runs the units the leader schedules to its machine.
+type Agent struct {
+	cfg       Config
+	have      map[string]Have
+	published map[string]registry.UnitState
+}
+
+// New returns an Agent; call Run.
+func New(cfg Config) *Agent {
+	return &Agent{cfg: cfg, have: map[string]Have{}, published: map[string]registry.UnitState{}}
+}
+
+// watchWait bounds one blocking query, so a lost connection is noticed.
+const watchWait = 5 * time.Minute
+
+// Run publishes the machine, then follows its schedule until ctx is done.
+// On the way out it unloads every unit it runs, so the leader can place them
+// elsewhere at once.
+func (a *Agent) Run(ctx context.Context) error {
+	snaps := make(chan *registry.Snapshot, 1)
+	go a.watch(ctx, snaps)
+
+	replaced := a.cfg.Heartbeat.Replaced()
+	a.publishMachine(ctx)
+	resync := time.NewTicker(30 * time.Second)
+	defer resync.Stop()
+	var want map[string]Want
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case s := <-snaps:
+			want = a.wanted(s)
+			a.reconcile(ctx, want)
+		case <-a.cfg.Driver.Changes():
+			a.publishStates(ctx, false)
+		case <-replaced:
+			// A new session holds nothing: publish everything again.
+			replaced = a.cfg.Heartbeat.Replaced()
+			a.publishMachine(ctx)
+			a.publishStates(ctx, true)
+		case <-resync.C:
+			if want != nil {
+				a.reconcile(ctx, want)
+			}
+			a.publishStates(ctx, false)
+		}
+	}
+}
+
+// watch follows the jobs with blocking queries and hands the newest snapshot
+// over, dropping older unread ones.
+func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
+	var index uint64
+	backoff := time.Second
+	for ctx.Err() == nil {
+		s, err := a.cfg.Registry.Jobs(ctx, index, watchWait)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.cfg.Log.Warn("watching the schedule failed; units keep running, retrying", "err", err, "in", backoff)
+				sleep(ctx, backoff)
+				backoff = min(backoff*2, 30*time.Second)
+			}
+			continue
+		}
+		backoff = time.Second
+		if s.Index < index { // Consul's index went backwards (snapshot restore): start over
+			index = 0
+			continue
+		}
+		index = max(s.Index, 1)
+		select {
+		case <-out:
+		default:
+		}
+		out <- s
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// wanted picks out what the snapshot asks of this machine.
+func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
+	want := map[string]Want{}
+	for _, j := range s.Jobs {
+		if j.Target != a.cfg.Machine.ID || j.Desired == registry.Inactive || j.Unit == nil {
+			continue
+		}
+		want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
+	}
+	return want
+}
+
+func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
+	failed := map[string]bool{}
+	for _, t := range Plan(want, a.have) {
+		if failed[t.Name] {
+			continue // a unit whose earlier step failed waits for the next pass
+		}
+		if err := a.do(ctx, t); err != nil {
+			failed[t.Name] = true
+			a.cfg.Log.Error("unit task failed", "unit", t.Name, "task", t.Kind.String(), "err", err)
+			continue
+		}
+		a.cfg.Log.Info("unit task done", "unit", t.Name, "task", t.Kind.String())
+	}
+	a.publishStates(ctx, false)
+}
+
+func (a *Agent) do(ctx context.Context, t Task) error {
+	d := a.cfg.Driver
+	switch t.Kind {
+	case Unload:
+		if err := d.Unload(ctx, t.Name); err != nil {
+			return err
+		}
+		delete(a.have, t.Name)
+	case Load:
+		if err := d.Load(ctx, t.Name, t.Want.Unit); err != nil {
+			return err
+		}
+		a.have[t.Name] = Have{Hash: t.Want.Hash}
+	case Start:
+		if err := d.Start(ctx, t.Name); err != nil {
+			return err
+		}
+		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash, Launched: true}
+	case Stop:
+		if err := d.Stop(ctx, t.Name); err != nil {
+			return err
+		}
+		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash}
+	}
+	return nil
+}
+
+func (a *Agent) publishMachine(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := a.cfg.Registry.PublishMachine(ctx, &a.cfg.Machine, a.cfg.Heartbeat.ID())
+		if err == nil {
+			return
+		}
+		a.cfg.Log.Error("publishing the machine failed, retrying", "err", err)
+		sleep(ctx, 2*time.Second)
+	}
+}
+
+// publishStates writes the state of every unit whose state changed since it
+// was last written (all of them with force), and removes the states of units
+// no longer here.
+func (a *Agent) publishStates(ctx context.Context, force bool) {
+	me := a.cfg.Machine.ID
+	for name, h := range a.have {
+		ds := a.cfg.Driver.State(name)
+		st := registry.UnitState{Name: name, Machine: me, Hash: h.Hash.String(), State: registry.Loaded,
+			Load: ds.Load, Active: ds.Active, Sub: ds.Sub}
+		if h.Launched {
+			st.State = registry.Launched
+		}
+		if !force && a.published[name] == st {
+			continue
+		}
+		if err := a.cfg.Registry.PublishState(ctx, &st, a.cfg.Heartbeat.ID()); err != nil {
+			a.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
+			continue
+		}
+		a.published[name] = st
+	}
+	for name := range a.published {
+		if _, ok := a.have[name]; ok {
+			continue
+		}
+		if err := a.cfg.Registry.DeleteState(ctx, name, me); err != nil {
+			a.cfg.Log.Warn("removing unit state failed", "unit", name, "err", err)
+			continue
+		}
+		delete(a.published, name)
+	}
+}
+
+// shutdown unloads every unit this agent runs.
+func (a *Agent) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for name := range a.have {
+		if err := a.cfg.Driver.Unload(ctx, name); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.cfg.Log.Error("unloading unit at shutdown failed", "unit", name, "err", err)
+		}
+	}
+	a.have = map[string]Have{}
+	a.publishStates(ctx, false)
+}

@@ -1,0 +1,38 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/wasmfleet/fleet/internal/unitfile"
+)
+
+// Driver runs units on this machine. The systemd driver and the process
+// supervisor for dev mode both implement it.
+//
+// # Notes
+//
+//   - Calls for one unit come from one goroutine; a Driver need not order
+//     them itself.
+//   - Start and Stop return once the init system has done the job (or failed
+//     it), not when the request was queued.
+type Driver interface {
+	// Load installs the unit under name, replacing any earlier body.
+	Load(ctx context.Context, name string, f *unitfile.File) error
+	// Start starts a loaded unit.
+	Start(ctx context.Context, name string) error
+	// Stop stops a unit; it stays loaded.
+	Stop(ctx context.Context, name string) error
+	// Unload stops the unit if it runs and removes it.
+	Unload(ctx context.Context, name string) error
+	// State is what the init system says of the unit now.
+	State(name string) UnitState
+	// Changes fires (coalesced) whenever some unit's State may have changed.
+	Changes() <-chan struct{}
+}
+
+// UnitState is a unit's state in systemd's words.
+type UnitState struct {
+	Load   string // loaded, not-found
+	Active string // active, inactive, activating, deactivating, failed
+	Sub    string // running, dead, failed, exited, ...
+}

@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Heartbeat keeps this machine alive in Consul.
+//
+// It registers the machine as an instance of the "fleet" service with a TTL
+// check, keeps the check passing, and holds a session bound to that check and
+// to the node's gossip health (serfHealth). When fleetd dies the check goes
+// critical within the TTL; when the machine dies gossip notices sooner. Either
+// way Consul invalidates the session and deletes every key it holds, which is
+// how the leader learns the machine is gone.
+type Heartbeat struct {
+	client    *api.Client
+	machineID string
+	ip        string
+	meta      map[string]string
+	ttl       time.Duration
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	id      string        // current session ID
+	renewed chan struct{} // closed when the session is replaced
+}
+
+// NewHeartbeat returns a Heartbeat for the machine; call Start, then Run.
+func NewHeartbeat(client *api.Client, machineID, ip string, meta map[string]string, ttl time.Duration, log *slog.Logger) *Heartbeat {
+	return &Heartbeat{client: client, machineID: machineID, ip: ip, meta: meta, ttl: ttl, log: log, renewed: make(chan struct{})}
+}
+
+func (h *Heartbeat) serviceID() string { return "fleet-" + h.machineID }
+
+// CheckID is the Consul check whose health the session follows.
+func (h *Heartbeat) CheckID() string { return "fleet-machine:" + h.machineID }
+
+// ID is the current session ID.
+func (h *Heartbeat) ID() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.id
+}
+
+// Replaced returns a channel closed when the session is replaced by a new one
+// (the old one was invalidated); holders of keys must write them again.
+func (h *Heartbeat) Replaced() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.renewed
+}
+
+// Start registers the machine's service and check and creates the session.
+func (h *Heartbeat) Start(ctx context.Context) error {
+	if err := h.register(ctx); err != nil {
+		return err
+	}
+	return h.newSession(ctx)
+}
+
+func (h *Heartbeat) register(ctx context.Context) error {
+	meta := map[string]string{"machine-id": h.machineID}
+	for k, v := range h.meta {
+		if validMetaKey(k) {
+			meta[k] = v
+		}
+	}
+	reg := &api.AgentServiceRegistration{
+		ID:      h.serviceID(),
+		Name:    "fleet",
+		Tags:    []string{"machine"},
+		Address: h.ip,
+		Meta:    meta,
+		Check: &api.AgentServiceCheck{
+			CheckID: h.CheckID(),
+			Name:    "fleetd heartbeat",
+			TTL:     h.ttl.String(),
+			Status:  api.HealthPassing, // a session cannot be bound to a critical check
+			Notes:   "fleetd renews this check; when it stops, the machine's units move elsewhere",
+		},
+	}
+	if err := h.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
+		return fmt.Errorf("register machine %s with Consul: %w", h.machineID, err)
+	}
+	return nil
+}
+
+func validMetaKey(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Heartbeat) newSession(ctx context.Context) error {
+	id, _, err := h.client.Session().Create(&api.SessionEntry{
+		Name:     "fleet machine " + h.machineID,
+		Behavior: api.SessionBehaviorDelete,
+		// Every schedule write is fenced on the lock holder's session, so
+		// the lock-delay safety net is not needed; 1ms is the smallest value
+		// the client sends (0 would mean Consul's default of 15s).
+		LockDelay:     time.Millisecond,
+		NodeChecks:    []string{"serfHealth"},
+		ServiceChecks: []api.ServiceCheck{{ID: h.CheckID()}},
+	}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("create Consul session for machine %s: %w", h.machineID, err)
+	}
+	h.mu.Lock()
+	old := h.id
+	h.id = id
+	if old != "" {
+		close(h.renewed)
+		h.renewed = make(chan struct{})
+	}
+	h.mu.Unlock()
+	h.log.Info("session created", "session", id)
+	return nil
+}
+
+// Run keeps the check passing every third of the TTL and replaces the session
+// if Consul invalidated it (after an outage longer than the TTL, say). It
+// returns when ctx is done.
+func (h *Heartbeat) Run(ctx context.Context) {
+	tick := time.NewTicker(h.ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := h.beat(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("heartbeat failed; units keep running, retrying", "err", err)
+		}
+	}
+}
+
+func (h *Heartbeat) beat(ctx context.Context) error {
+	err := h.client.Agent().UpdateTTLOpts(h.CheckID(), "fleetd alive", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		// The local agent may have lost our registration (restarted without
+		// state): register again.
+		if rerr := h.register(ctx); rerr != nil {
+			return fmt.Errorf("update check: %v; register again: %w", err, rerr)
+		}
+	}
+	se, _, err := h.client.Session().Info(h.ID(), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("read session: %w", err)
+	}
+	if se == nil {
+		h.log.Warn("session was invalidated; creating a new one", "session", h.ID())
+		return h.newSession(ctx)
+	}
+	return nil
+}
+
+// Stop destroys the session and deregisters the machine, so the cluster sees
+// it leave at once instead of after the TTL.
+func (h *Heartbeat) Stop(ctx context.Context) {
+	if _, err := h.client.Session().Destroy(h.ID(), (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		h.log.Warn("destroy session", "err", err)
+	}
+	if err := h.client.Agent().ServiceDeregisterOpts(h.serviceID(), (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		h.log.Warn("deregister machine", "err", err)
+	}
+}

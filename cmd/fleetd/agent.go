@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/agent"
+	"github.com/wasmfleet/fleet/agent/execdriver"
+	"github.com/wasmfleet/fleet/internal/config"
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/version"
+	"github.com/wasmfleet/fleet/leader"
+)
+
+// defaultConfigFile is fleet's configuration file.
+const defaultConfigFile = "/etc/fleet/fleet.conf"
+
+type agentOptions struct {
+	configFile    string
+	endpoint      string
+	token         string
+	prefix        string
+	machineID     string
+	publicIP      string
+	metadata      string
+	agentTTL      time.Duration
+	driver        string
+	unitsDir      string
+	logsDir       string
+	disableEngine bool
+	verbosity     int
+}
+
+func newAgentCmd() *cobra.Command {
+	o := &agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run this machine's agent (and leader candidate)",
+		Long: `Run this machine's fleet agent: keep the machine alive in Consul, run the
+units scheduled to it, report their states, and compete to be the leader that
+places units.
+
+Every flag can also be set as FLEET_<FLAG> (FLEET_METADATA, FLEET_PUBLIC_IP,
+...) or as <flag> in the configuration file (metadata = region=east); a flag
+on the command line wins over the environment, which wins over the file.`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.configFile, "config", defaultConfigFile, "configuration file (key = value lines); a missing default file is fine")
+	f.StringVar(&o.endpoint, "endpoint", "", "Consul HTTP address (default: CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")
+	f.StringVar(&o.token, "token", "", "Consul ACL token (default: CONSUL_HTTP_TOKEN)")
+	f.StringVar(&o.prefix, "key-prefix", registry.DefaultPrefix, "Consul KV prefix for fleet's keys")
+	f.StringVar(&o.machineID, "machine-id", "", "this machine's ID (default: /etc/machine-id)")
+	f.StringVar(&o.publicIP, "public-ip", "", "IP address other machines reach this one on (default: first non-loopback IPv4)")
+	f.StringVar(&o.metadata, "metadata", "", "machine metadata as key=value pairs, such as region=east,disk=ssd")
+	f.DurationVar(&o.agentTTL, "agent-ttl", 10*time.Second, "how long the machine may miss heartbeats before its units move")
+	f.StringVar(&o.driver, "driver", "exec", "how units run: exec (child processes of fleetd)")
+	f.StringVar(&o.unitsDir, "units-dir", "/run/fleet/units", "where unit files are written")
+	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
+	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
+	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := o.loadConfig(cmd); err != nil {
+			return err
+		}
+		return o.run()
+	}
+	return cmd
+}
+
+func (o *agentOptions) loadConfig(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	if !fs.Changed("config") {
+		if v, ok := os.LookupEnv("FLEET_CONFIG"); ok {
+			o.configFile = v
+		}
+	}
+	var file map[string]string
+	if o.configFile != "" {
+		var err error
+		file, err = config.ReadFile(o.configFile)
+		if err != nil && !(errors.Is(err, os.ErrNotExist) && o.configFile == defaultConfigFile) {
+			return fmt.Errorf("read configuration: %w", err)
+		}
+	}
+	return config.Apply(fs, "FLEET_", file)
+}
+
+func (o *agentOptions) run() error {
+	level := slog.LevelInfo
+	if o.verbosity > 0 {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	md, err := config.ParseMetadata(o.metadata)
+	if err != nil {
+		return err
+	}
+	if o.machineID == "" {
+		if o.machineID, err = readMachineID(); err != nil {
+			return err
+		}
+	}
+	if o.publicIP == "" {
+		o.publicIP = detectIP()
+	}
+	if o.agentTTL < time.Second {
+		return fmt.Errorf("--agent-ttl %s is too short: use at least 1s", o.agentTTL)
+	}
+	log = log.With("machine", registry.ShortID(o.machineID))
+
+	var driver agent.Driver
+	switch o.driver {
+	case "exec":
+		driver, err = execdriver.New(o.unitsDir, o.logsDir, o.machineID, log.With("driver", "exec"))
+		if err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown --driver %q: this fleetd supports exec", o.driver)
+	}
+
+	client, err := registry.NewClient(o.endpoint, o.token)
+	if err != nil {
+		return err
+	}
+	reg := registry.New(client, o.prefix)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	hb := agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, log)
+	for {
+		err := hb.Start(ctx)
+		if err == nil {
+			break
+		}
+		log.Error("cannot join the cluster yet, retrying", "endpoint", registry.Endpoint(o.endpoint), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	log.Info("fleetd started", "version", version.Version, "ip", o.publicIP, "metadata", o.metadata, "engine", !o.disableEngine)
+
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); hb.Run(hbCtx) }()
+
+	if !o.disableEngine {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Log: log.With("role", "leader")})
+		}()
+	}
+	a := agent.New(agent.Config{
+		Registry:  reg,
+		Machine:   registry.Machine{ID: o.machineID, IP: o.publicIP, Metadata: md, Version: version.Version},
+		Driver:    driver,
+		Heartbeat: hb,
+		Log:       log.With("role", "agent"),
+	})
+	err = a.Run(ctx) // returns after ctx is done and units are unloaded
+	// Leave the cluster only after the units stopped, so their new copies
+	// never run beside the old ones.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	hb.Stop(stopCtx)
+	cancel()
+	stopHB()
+	wg.Wait()
+	log.Info("fleetd stopped")
+	return err
+}
+
+func readMachineID() (string, error) {
+	b, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		return "", fmt.Errorf("no machine ID: %w; give one with --machine-id", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if id == "" {
+		return "", errors.New("/etc/machine-id is empty; give a machine ID with --machine-id")
+	}
+	return id, nil
+}
+
+// detectIP returns the first IPv4 address of an interface that is up and
+// not loopback, or "" when there is none.
+func detectIP() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return ""
+}

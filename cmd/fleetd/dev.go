@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+type devOptions struct {
+	machines  int
+	stateFile string
+	dataDir   string
+	agentTTL  time.Duration
+}
+
+// devState is what --state-file holds: enough for a script or test to find
+// the cluster and to kill one machine by PID.
+type devState struct {
+	ConsulHTTPAddr string            `json:"consul_http_addr"`
+	ConsulPID      int               `json:"consul_pid"`
+	ConsulUI       string            `json:"consul_ui"`
+	DataDir        string            `json:"data_dir"`
+	Machines       []devStateMachine `json:"machines"`
+}
+
+type devStateMachine struct {
+	ID       string `json:"id"`
+	IP       string `json:"ip"`
+	PID      int    `json:"pid"`
+	Metadata string `json:"metadata"`
+}
+
+func newDevCmd() *cobra.Command {
+	o := &devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a local fleet cluster: a real Consul server and N machines",
+		Long: `Run a whole fleet cluster on this host, for trying fleet and for tests.
+
+It starts a real Consul server on 127.0.0.1 (building the pinned release once
+if no consul binary is found) and N machines, each its own "fleetd agent"
+process with its own machine ID, loopback IP and metadata hostname=machine-N,
+running units as child processes. Kill a machine's PID to simulate a machine
+failure. Ctrl-C or SIGTERM stops everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.OutOrStdout(), cmd.ErrOrStderr()) },
+	}
+	cmd.Flags().IntVar(&o.machines, "machines", 3, "number of machines")
+	cmd.Flags().StringVar(&o.stateFile, "state-file", "", "write the cluster's addresses and PIDs as JSON to this file")
+	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "directory for logs and unit files (default: a temporary directory, removed on exit)")
+	cmd.Flags().DurationVar(&o.agentTTL, "agent-ttl", 3*time.Second, "machines' heartbeat TTL: how soon a killed machine's units move")
+	return cmd
+}
+
+func (o *devOptions) run(out, errOut io.Writer) error {
+	if o.machines < 1 || o.machines > 250 {
+		return fmt.Errorf("--machines %d: use 1 to 250", o.machines)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the fleetd binary: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir := o.dataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "fleet-dev-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	consulLog, err := os.Create(filepath.Join(dir, "consul.log"))
+	if err != nil {
+		return err
+	}
+	defer consulLog.Close()
+
+	fmt.Fprintln(errOut, "starting Consul...")
+	consul, err := testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: consulLog, Progress: errOut, NodeName: "fleet-dev"})
+	if err != nil {
+		return fmt.Errorf("start Consul: %w (its log: %s)", err, consulLog.Name())
+	}
+	defer consul.Stop()
+
+	var machines []*testcluster.Machine
+	defer func() {
+		// Machines first, so they unload their units while Consul still
+		// answers.
+		for _, m := range machines {
+			go m.Stop()
+		}
+		for _, m := range machines {
+			<-m.Exited()
+		}
+	}()
+	state := devState{ConsulHTTPAddr: consul.URL(), ConsulPID: consul.PID(), ConsulUI: consul.UIURL(), DataDir: dir}
+	for i := 1; i <= o.machines; i++ {
+		md := fmt.Sprintf("hostname=machine-%d", i)
+		m, err := testcluster.StartMachine(testcluster.MachineOptions{
+			Fleetd:    self,
+			ConsulURL: consul.URL(),
+			IP:        fmt.Sprintf("127.0.1.%d", i),
+			Metadata:  md,
+			Dir:       filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
+			TTL:       o.agentTTL,
+		})
+		if err != nil {
+			return err
+		}
+		machines = append(machines, m)
+		state.Machines = append(state.Machines, devStateMachine{ID: m.ID, IP: m.IP, PID: m.PID(), Metadata: md})
+	}
+	if err := waitMachines(ctx, consul, len(machines)); err != nil {
+		return fmt.Errorf("%w (machine logs: %s/machine-*/fleetd.log)", err, dir)
+	}
+	if o.stateFile != "" {
+		b, _ := json.MarshalIndent(state, "", "  ")
+		if err := os.WriteFile(o.stateFile, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write --state-file: %w", err)
+		}
+		defer os.Remove(o.stateFile)
+	}
+	printDevBanner(out, self, state)
+
+	for _, m := range machines {
+		go func(m *testcluster.Machine) {
+			select {
+			case <-m.Exited():
+				if ctx.Err() == nil {
+					fmt.Fprintf(errOut, "machine %s (pid %d) exited; its units move to the other machines\n", registry.ShortID(m.ID), m.PID())
+				}
+			case <-ctx.Done():
+			}
+		}(m)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(errOut, "stopping the cluster...")
+	return nil
+}
+
+func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error {
+	client, err := consul.Client()
+	if err != nil {
+		return err
+	}
+	reg := registry.New(client, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ms, err := reg.Machines(ctx)
+		if err == nil && len(ms) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d machines joined within 30s", len(ms), n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func printDevBanner(w io.Writer, self string, s devState) {
+	fmt.Fprintf(w, "fleet dev cluster is up: %d machines, Consul at %s\n\n", len(s.Machines), s.ConsulHTTPAddr)
+	fmt.Fprintf(w, "To use it from another shell:\n  export PATH=%s:$PATH FLEETCTL_ENDPOINT=%s CONSUL_HTTP_ADDR=%s\n\n",
+		filepath.Dir(self), s.ConsulHTTPAddr, s.ConsulHTTPAddr)
+	fmt.Fprintf(w, "Consul UI: %s\nLogs and unit files: %s\n\n", s.ConsulUI, s.DataDir)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE\tIP\tPID\tMETADATA")
+	for _, m := range s.Machines {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.ID, m.IP, m.PID, m.Metadata)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nKill a machine's PID to simulate its failure. Ctrl-C stops everything.")
+}

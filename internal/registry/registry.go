@@ -1,0 +1,240 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/unitfile"
+)
+
+// DefaultPrefix is where fleet keeps its keys unless told otherwise.
+const DefaultPrefix = "fleet/"
+
+// Errors callers tell apart.
+var (
+	ErrNotFound = errors.New("unit not found")
+	ErrExists   = errors.New("unit already exists")
+	// ErrNotLeader means a fenced write was refused because the writer's
+	// session no longer holds the leader lock.
+	ErrNotLeader = errors.New("not the leader")
+)
+
+// Registry reads and writes fleet's keys in Consul.
+type Registry struct {
+	c      *api.Client
+	prefix string
+
+	mu     sync.Mutex
+	bodies map[unitfile.Hash]*unitfile.File // bodies are immutable: parse each once
+}
+
+// New returns a Registry over client with keys under prefix ("" means
+// DefaultPrefix). A prefix without a trailing slash gets one.
+func New(client *api.Client, prefix string) *Registry {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &Registry{c: client, prefix: prefix, bodies: map[unitfile.Hash]*unitfile.File{}}
+}
+
+// Client is the Consul client the registry uses.
+func (r *Registry) Client() *api.Client { return r.c }
+
+// Prefix is the key prefix, with its trailing slash.
+func (r *Registry) Prefix() string { return r.prefix }
+
+func (r *Registry) unitKey(h unitfile.Hash) string { return r.prefix + "units/" + h.String() }
+func (r *Registry) jobKey(name, leaf string) string {
+	return r.prefix + "jobs/" + name + "/" + leaf
+}
+func (r *Registry) stateKey(name, machine string) string {
+	return r.prefix + "states/" + name + "/" + machine
+}
+func (r *Registry) machineKey(id string) string { return r.prefix + "machines/" + id }
+
+// LeaderKey is the key of the leader lock.
+func (r *Registry) LeaderKey() string { return r.prefix + "leader" }
+
+type jobObject struct {
+	Name string `json:"name"`
+	Hash string `json:"hash"`
+}
+
+// Snapshot reads every key under the prefix in one request. With waitIndex
+// above zero it is a blocking query: it returns once something under the
+// prefix changed after waitIndex, or after wait.
+func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
+	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
+	pairs, meta, err := r.c.KV().List(r.prefix, q)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet state from Consul: %w", err)
+	}
+	return r.decode(pairs, meta.LastIndex), nil
+}
+
+// Jobs reads only the jobs and the bodies they use: what an agent needs. Like
+// Snapshot it blocks when waitIndex is above zero.
+func (r *Registry) Jobs(ctx context.Context, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
+	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
+	pairs, meta, err := r.c.KV().List(r.prefix+"jobs/", q)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet jobs from Consul: %w", err)
+	}
+	s := r.decode(pairs, meta.LastIndex)
+	for _, j := range s.Jobs {
+		if j.Unit != nil || j.Hash.IsZero() {
+			continue
+		}
+		if j.Unit, err = r.UnitBody(ctx, j.Hash); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
+	s := &Snapshot{
+		Index:    index,
+		Jobs:     map[string]*Job{},
+		Machines: map[string]*Machine{},
+		States:   map[string]map[string]*UnitState{},
+	}
+	raw := map[unitfile.Hash][]byte{}
+	job := func(name string) *Job {
+		j := s.Jobs[name]
+		if j == nil {
+			j = &Job{Name: name}
+			s.Jobs[name] = j
+		}
+		return j
+	}
+	for _, p := range pairs {
+		parts := strings.Split(strings.TrimPrefix(p.Key, r.prefix), "/")
+		switch {
+		case len(parts) == 2 && parts[0] == "units":
+			if h, err := unitfile.ParseHash(parts[1]); err == nil {
+				raw[h] = p.Value
+			}
+		case len(parts) == 3 && parts[0] == "jobs":
+			j := job(parts[1])
+			switch parts[2] {
+			case "object":
+				var o jobObject
+				if json.Unmarshal(p.Value, &o) == nil {
+					j.Hash, _ = unitfile.ParseHash(o.Hash)
+				}
+				j.objectIndex = p.ModifyIndex
+			case "desired":
+				j.Desired = DesiredState(p.Value)
+			case "target":
+				j.Target = string(p.Value)
+				j.targetIndex = p.ModifyIndex
+			}
+		case len(parts) == 3 && parts[0] == "states":
+			var st UnitState
+			if json.Unmarshal(p.Value, &st) == nil {
+				if s.States[parts[1]] == nil {
+					s.States[parts[1]] = map[string]*UnitState{}
+				}
+				s.States[parts[1]][parts[2]] = &st
+			}
+		case len(parts) == 1 && parts[0] == "leader":
+			if p.Session != "" {
+				s.Leader, s.LeaderSession = string(p.Value), p.Session
+			}
+		case len(parts) == 2 && parts[0] == "machines":
+			var m Machine
+			if json.Unmarshal(p.Value, &m) == nil {
+				s.Machines[parts[1]] = &m
+			}
+		}
+	}
+	for name, j := range s.Jobs {
+		if j.objectIndex == 0 {
+			// A desired or target key without its object is the tail of a
+			// destroy in flight; the unit does not exist.
+			delete(s.Jobs, name)
+			continue
+		}
+		if j.Desired == "" {
+			j.Desired = Inactive
+		}
+		if body, ok := raw[j.Hash]; ok {
+			j.Unit = r.parse(j.Hash, body)
+		}
+	}
+	return s
+}
+
+func (r *Registry) parse(h unitfile.Hash, body []byte) *unitfile.File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.bodies[h]; ok {
+		return f
+	}
+	f, err := unitfile.Parse(string(body))
+	if err != nil {
+		return nil // stored bodies were validated at submit; a bad one reads as missing
+	}
+	r.bodies[h] = f
+	return f
+}
+
+// UnitBody reads the body with hash h.
+func (r *Registry) UnitBody(ctx context.Context, h unitfile.Hash) (*unitfile.File, error) {
+	r.mu.Lock()
+	f, ok := r.bodies[h]
+	r.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	p, _, err := r.c.KV().Get(r.unitKey(h), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read unit body %s from Consul: %w", h.Short(), err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("unit body %s is missing from Consul", h.Short())
+	}
+	return r.parse(h, p.Value), nil
+}
+
+// Job reads one unit, or returns ErrNotFound.
+func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
+	pairs, meta, err := r.c.KV().List(r.prefix+"jobs/"+name+"/", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read unit %s from Consul: %w", name, err)
+	}
+	s := r.decode(pairs, meta.LastIndex)
+	j := s.Jobs[name]
+	if j == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if j.Unit, err = r.UnitBody(ctx, j.Hash); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Machines lists the live machines, sorted by ID.
+func (r *Registry) Machines(ctx context.Context) ([]*Machine, error) {
+	pairs, meta, err := r.c.KV().List(r.prefix+"machines/", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read machines from Consul: %w", err)
+	}
+	s := r.decode(pairs, meta.LastIndex)
+	out := make([]*Machine, 0, len(s.Machines))
+	for _, id := range s.MachineIDs() {
+		out = append(out, s.Machines[id])
+	}
+	return out, nil
+}

@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/wasmfleet/fleet/internal/unitfile"
+)
+
+// DesiredState is what the user asked fleet to do with a unit.
+type DesiredState string
+
+// Fleet's three desired states; units move between adjacent ones only.
+const (
+	Inactive DesiredState = "inactive" // known to fleet, on no machine
+	Loaded   DesiredState = "loaded"   // on a machine, loaded into its init system, not started
+	Launched DesiredState = "launched" // loaded and started
+)
+
+// ParseDesiredState checks s is one of fleet's desired states.
+func ParseDesiredState(s string) (DesiredState, error) {
+	switch d := DesiredState(s); d {
+	case Inactive, Loaded, Launched:
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown desired state %q (want inactive, loaded or launched)", s)
+}
+
+// Job is one unit as fleet knows it.
+type Job struct {
+	Name    string
+	Hash    unitfile.Hash
+	Desired DesiredState
+	Target  string         // machine ID the unit is scheduled to; "" when unscheduled
+	Unit    *unitfile.File // the body; nil if it is missing from the store
+
+	objectIndex uint64 // ModifyIndex of jobs/<name>/object
+	targetIndex uint64 // ModifyIndex of jobs/<name>/target, 0 when absent
+}
+
+// TargetIndex is the ModifyIndex of the schedule key, for check-and-set.
+func (j *Job) TargetIndex() uint64 { return j.targetIndex }
+
+// Machine is a live machine as its agent published it.
+type Machine struct {
+	ID       string            `json:"id"`
+	IP       string            `json:"ip"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Version  string            `json:"version,omitempty"`
+}
+
+// ShortID is the 8-character form fleetctl prints.
+func (m *Machine) ShortID() string { return ShortID(m.ID) }
+
+// ShortID cuts a machine ID to the 8 characters fleetctl prints.
+func ShortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// UnitState is what a machine reports for a unit it holds.
+type UnitState struct {
+	Name    string       `json:"name"`
+	Machine string       `json:"machine"`
+	Hash    string       `json:"hash"`
+	State   DesiredState `json:"state"` // loaded or launched: how far the agent got
+	Load    string       `json:"load"`  // systemd LoadState
+	Active  string       `json:"active"`
+	Sub     string       `json:"sub"`
+}
+
+// Snapshot is the whole cluster as one consistent read saw it.
+type Snapshot struct {
+	Index    uint64
+	Jobs     map[string]*Job
+	Machines map[string]*Machine
+	States   map[string]map[string]*UnitState // unit -> machine -> state
+
+	Leader        string // machine ID holding the leader lock; "" when none
+	LeaderSession string // the session holding it
+}
+
+// JobNames returns the job names sorted.
+func (s *Snapshot) JobNames() []string {
+	names := make([]string, 0, len(s.Jobs))
+	for n := range s.Jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// MachineIDs returns the live machine IDs sorted.
+func (s *Snapshot) MachineIDs() []string {
+	ids := make([]string, 0, len(s.Machines))
+	for id := range s.Machines {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// CurrentState is fleet's view of how far a unit got: launched or loaded when
+// the machine it is scheduled to reports so for the same body, else inactive.
+func (s *Snapshot) CurrentState(j *Job) DesiredState {
+	if j.Target == "" {
+		return Inactive
+	}
+	st := s.States[j.Name][j.Target]
+	if st == nil || st.Hash != j.Hash.String() {
+		return Inactive
+	}
+	return st.State
+}

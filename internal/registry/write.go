@@ -1,0 +1,196 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/unitfile"
+)
+
+// txn applies ops atomically. It returns false, with Consul's reasons, when
+// the transaction was rolled back because a check failed.
+func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error) {
+	ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, "", fmt.Errorf("write to Consul: %w", err)
+	}
+	if ok {
+		return true, "", nil
+	}
+	var why []string
+	for _, e := range resp.Errors {
+		why = append(why, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
+	}
+	return false, strings.Join(why, "; "), nil
+}
+
+func kv(verb api.KVOp, key string, value []byte, index uint64) *api.TxnOp {
+	return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: key, Value: value, Index: index}}
+}
+
+func (r *Registry) objectOps(name string, f *unitfile.File, objectIndex uint64) api.TxnOps {
+	h := f.Hash()
+	obj, _ := json.Marshal(jobObject{Name: name, Hash: h.String()})
+	return api.TxnOps{
+		// The body goes in the same transaction as the object that points to
+		// it, so no reader ever sees an object whose body is missing.
+		kv(api.KVSet, r.unitKey(h), []byte(f.String()), 0),
+		kv(api.KVCAS, r.jobKey(name, "object"), obj, objectIndex),
+	}
+}
+
+// CreateJob stores a new unit in the given desired state. It fails with
+// ErrExists if a unit of that name is already there.
+func (r *Registry) CreateJob(ctx context.Context, name string, f *unitfile.File, desired DesiredState) error {
+	ops := append(r.objectOps(name, f, 0), kv(api.KVSet, r.jobKey(name, "desired"), []byte(desired), 0))
+	ok, why, err := r.txn(ctx, ops)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s (%s)", ErrExists, name, why)
+	}
+	return nil
+}
+
+// ReplaceJob gives the existing unit j a new body, keeping its desired state.
+// It fails if j changed since it was read.
+func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) error {
+	ok, why, err := r.txn(ctx, r.objectOps(j.Name, f, j.objectIndex))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("unit %s changed while it was being replaced, try again (%s)", j.Name, why)
+	}
+	return nil
+}
+
+// SetDesired sets the desired state of an existing unit, or returns
+// ErrNotFound.
+func (r *Registry) SetDesired(ctx context.Context, name string, d DesiredState) error {
+	ok, _, err := r.txn(ctx, api.TxnOps{
+		kv(api.KVGet, r.jobKey(name, "object"), nil, 0), // fails the transaction if the unit is gone
+		kv(api.KVSet, r.jobKey(name, "desired"), []byte(d), 0),
+	})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	return nil
+}
+
+// DestroyJob removes a unit: its object, desired state and schedule. The
+// machine running it sees the unit gone and unloads it. The body stays, as
+// other units (instances of one template) may share it.
+func (r *Registry) DestroyJob(ctx context.Context, name string) error {
+	_, err := r.c.KV().DeleteTree(r.prefix+"jobs/"+name+"/", (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("destroy unit %s in Consul: %w", name, err)
+	}
+	return nil
+}
+
+// Schedule places unit name on machine, if the unit is unscheduled and
+// session still holds the leader lock. It returns ErrNotLeader when the lock
+// is lost; false when the unit was destroyed or scheduled meanwhile.
+func (r *Registry) Schedule(ctx context.Context, name, machine, session string) (bool, error) {
+	return r.fenced(ctx, session,
+		kv(api.KVGet, r.jobKey(name, "object"), nil, 0),
+		kv(api.KVCAS, r.jobKey(name, "target"), []byte(machine), 0))
+}
+
+// Unschedule takes unit j off its machine, if the schedule is still the one
+// read and session still holds the leader lock.
+func (r *Registry) Unschedule(ctx context.Context, j *Job, session string) (bool, error) {
+	return r.fenced(ctx, session, kv(api.KVDeleteCAS, r.jobKey(j.Name, "target"), nil, j.targetIndex))
+}
+
+// fenced applies ops only if session holds the leader lock, so a deposed
+// leader can never write a schedule.
+func (r *Registry) fenced(ctx context.Context, session string, ops ...*api.TxnOp) (bool, error) {
+	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
+	ok, why, err := r.txn(ctx, append(api.TxnOps{check}, ops...))
+	if err != nil {
+		return false, err
+	}
+	if !ok && strings.HasPrefix(why, "op 0:") {
+		return false, ErrNotLeader
+	}
+	return ok, nil
+}
+
+// AcquireLeader tries to take the leader lock for session. The lock's value
+// names the leading machine.
+func (r *Registry) AcquireLeader(ctx context.Context, session, machineID string) (bool, error) {
+	ok, _, err := r.c.KV().Acquire(&api.KVPair{Key: r.LeaderKey(), Value: []byte(machineID), Session: session},
+		(&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("acquire leader lock: %w", err)
+	}
+	return ok, nil
+}
+
+// ReleaseLeader gives the leader lock up so another machine can take it at once.
+func (r *Registry) ReleaseLeader(ctx context.Context, session string) error {
+	_, _, err := r.c.KV().Release(&api.KVPair{Key: r.LeaderKey(), Session: session}, (&api.WriteOptions{}).WithContext(ctx))
+	return err
+}
+
+// Leader returns the machine ID holding the leader lock, and the lock key's
+// ModifyIndex for a blocking wait; "" when nobody holds it.
+func (r *Registry) Leader(ctx context.Context, waitIndex uint64) (string, uint64, error) {
+	p, meta, err := r.c.KV().Get(r.LeaderKey(), (&api.QueryOptions{WaitIndex: waitIndex}).WithContext(ctx))
+	if err != nil {
+		return "", 0, fmt.Errorf("read leader lock: %w", err)
+	}
+	if p == nil || p.Session == "" {
+		return "", meta.LastIndex, nil
+	}
+	return string(p.Value), meta.LastIndex, nil
+}
+
+// PublishMachine writes m, held by session so it vanishes when the session
+// dies. It fails if another live session holds the key: two machines with
+// one ID.
+func (r *Registry) PublishMachine(ctx context.Context, m *Machine, session string) error {
+	b, _ := json.Marshal(m)
+	ok, _, err := r.c.KV().Acquire(&api.KVPair{Key: r.machineKey(m.ID), Value: b, Session: session},
+		(&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("publish machine %s: %w", m.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("publish machine %s: another live fleetd holds this machine ID; give each machine its own /etc/machine-id or --machine-id", m.ID)
+	}
+	return nil
+}
+
+// PublishState writes what this machine reports for a unit, held by session.
+func (r *Registry) PublishState(ctx context.Context, st *UnitState, session string) error {
+	b, _ := json.Marshal(st)
+	ok, _, err := r.c.KV().Acquire(&api.KVPair{Key: r.stateKey(st.Name, st.Machine), Value: b, Session: session},
+		(&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("publish state of %s: %w", st.Name, err)
+	}
+	if !ok {
+		return fmt.Errorf("publish state of %s: key held by another session", st.Name)
+	}
+	return nil
+}
+
+// DeleteState removes what machine reported for unit name.
+func (r *Registry) DeleteState(ctx context.Context, name, machine string) error {
+	_, err := r.c.KV().Delete(r.stateKey(name, machine), (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("delete state of %s: %w", name, err)
+	}
+	return nil
+}

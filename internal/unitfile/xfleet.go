@@ -1,0 +1,78 @@
+package unitfile
+
+import "strings"
+
+// XFleetSection is the section fleet reads its scheduling options from.
+const XFleetSection = "X-Fleet"
+
+// MachineMetadata returns the MachineMetadata requirements of a unit: for each
+// key the values any one of which satisfies it. Different keys must all be
+// satisfied. A value may hold several space-separated, optionally quoted
+// "key=value" pairs; pairs that are not exactly one non-empty key and one
+// non-empty value are ignored, as fleet did.
+func (f *File) MachineMetadata() map[string][]string {
+	req := map[string][]string{}
+	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
+		for _, v := range f.Values(XFleetSection, name) {
+			for _, pair := range splitQuoted(v) {
+				k, val, ok := strings.Cut(pair, "=")
+				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+				if !ok || k == "" || val == "" || strings.Contains(val, "=") {
+					continue
+				}
+				req[k] = append(req[k], val)
+			}
+		}
+	}
+	return req
+}
+
+// MatchesMetadata reports whether machine metadata md satisfies req: every key
+// of req present in md with one of its listed values.
+func MatchesMetadata(req map[string][]string, md map[string]string) bool {
+	for k, vals := range req {
+		have, ok := md[k]
+		if !ok {
+			return false
+		}
+		found := false
+		for _, v := range vals {
+			if v == have {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// splitQuoted splits s on whitespace, keeping double-quoted runs together and
+// dropping the quotes.
+func splitQuoted(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+			have = true
+		case !inQuote && (r == ' ' || r == '\t'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package leader
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// Config is what a leader candidate needs.
+type Config struct {
+	Registry  *registry.Registry
+	MachineID string
+	// Session returns the machine's current Consul session; the lock is
+	// held with it, so the lock dies with the machine.
+	Session func() string
+	Placer  Placer
+	Log     *slog.Logger
+}
+
+// Run competes for the leader lock and, while holding it, reconciles on
+// every change in the cluster. It returns when ctx is done, releasing the
+// lock so another machine takes over at once.
+func Run(ctx context.Context, cfg Config) {
+	if cfg.Placer == nil {
+		cfg.Placer = LeastLoaded{}
+	}
+	var index uint64
+	for ctx.Err() == nil {
+		session := cfg.Session()
+		ok, err := cfg.Registry.AcquireLeader(ctx, session, cfg.MachineID)
+		if err != nil {
+			if ctx.Err() == nil {
+				cfg.Log.Warn("leader election: Consul unreachable, retrying", "err", err)
+				sleep(ctx, 2*time.Second)
+			}
+			continue
+		}
+		if !ok {
+			index = waitForVacancy(ctx, cfg.Registry, index)
+			continue
+		}
+		cfg.Log.Info("became leader")
+		err = lead(ctx, cfg, session)
+		if ctx.Err() != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = cfg.Registry.ReleaseLeader(rctx, session)
+			cancel()
+			return
+		}
+		cfg.Log.Warn("lost leadership", "err", err)
+		index = 0
+	}
+}
+
+// waitForVacancy blocks until nobody holds the leader lock.
+func waitForVacancy(ctx context.Context, r *registry.Registry, index uint64) uint64 {
+	for ctx.Err() == nil {
+		holder, idx, err := r.Leader(ctx, index)
+		if err != nil {
+			sleep(ctx, time.Second)
+			return 0
+		}
+		if idx < index { // index went backwards: start over
+			idx = 0
+		}
+		index = idx
+		if holder == "" {
+			break
+		}
+	}
+	return index
+}
+
+var errDeposed = errors.New("leader lock is no longer held by this machine")
+
+// lead reconciles until the lock is lost.
+func lead(ctx context.Context, cfg Config, session string) error {
+	var index uint64
+	for ctx.Err() == nil {
+		s, err := cfg.Registry.Snapshot(ctx, index, time.Minute)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			cfg.Log.Warn("reading the cluster failed, retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if s.Index < index {
+			index = 0
+			continue
+		}
+		index = max(s.Index, 1)
+		if s.LeaderSession != session {
+			return errDeposed
+		}
+		plan := Reconcile(s, cfg.Placer)
+		for _, a := range plan.Actions {
+			if err := apply(ctx, cfg.Registry, a, session); err != nil {
+				if errors.Is(err, registry.ErrNotLeader) {
+					return err
+				}
+				cfg.Log.Warn("schedule write failed", "action", a.String(), "err", err)
+				continue
+			}
+			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind], "reason", a.Reason)
+		}
+		for _, u := range plan.Unplaced {
+			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "reason", u.Reason)
+		}
+		// Our own writes wake the next blocking read at once; a short pause
+		// lets a burst of changes (fleetctl start of many units) land first.
+		sleep(ctx, 50*time.Millisecond)
+	}
+	return ctx.Err()
+}
+
+func apply(ctx context.Context, r *registry.Registry, a Action, session string) error {
+	var ok bool
+	var err error
+	switch a.Kind {
+	case Schedule:
+		ok, err = r.Schedule(ctx, a.Job.Name, a.Machine, session)
+	case Unschedule:
+		ok, err = r.Unschedule(ctx, a.Job, session)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("unit changed since it was read; the next pass decides again")
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,110 @@
+package leader
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// ActionKind says what an Action does to the schedule.
+type ActionKind int
+
+// The two schedule writes a leader makes.
+const (
+	Schedule   ActionKind = iota + 1 // put the unit on Machine
+	Unschedule                       // take the unit off its machine
+)
+
+// Action is one change to the schedule.
+type Action struct {
+	Kind    ActionKind
+	Job     *registry.Job
+	Machine string
+	Reason  string
+}
+
+func (a Action) String() string {
+	verb := map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind]
+	return fmt.Sprintf("%s %s on %s: %s", verb, a.Job.Name, registry.ShortID(a.Machine), a.Reason)
+}
+
+// Unplaced is a unit no machine could take, and why.
+type Unplaced struct {
+	Job    *registry.Job
+	Reason string
+}
+
+// Plan is what one reconcile pass decided.
+type Plan struct {
+	Actions  []Action
+	Unplaced []Unplaced
+}
+
+// Reconcile decides the schedule changes that bring s to what the user
+// asked for. It does no I/O; the same snapshot gives the same plan.
+//
+// In order: units whose desired state is inactive leave their machine; units
+// on machines that are gone leave them; then every unit that should run and
+// has no machine is offered to p, in name order, with each placement counted
+// in the load of the next.
+func Reconcile(s *registry.Snapshot, p Placer) Plan {
+	var plan Plan
+	load := map[string][]string{}
+	var unplaced []*registry.Job
+	for _, name := range s.JobNames() {
+		j := s.Jobs[name]
+		switch {
+		case j.Target != "" && j.Desired == registry.Inactive:
+			plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "desired state is inactive"})
+		case j.Target != "" && s.Machines[j.Target] == nil:
+			plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "machine went away"})
+			unplaced = append(unplaced, j)
+		case j.Target != "":
+			load[j.Target] = append(load[j.Target], j.Name)
+		case j.Desired != registry.Inactive:
+			unplaced = append(unplaced, j)
+		}
+	}
+	for _, j := range unplaced {
+		if j.Unit == nil {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store"})
+			continue
+		}
+		cands := make([]Candidate, 0, len(s.Machines))
+		for _, id := range s.MachineIDs() {
+			cands = append(cands, Candidate{Machine: s.Machines[id], Units: load[id]})
+		}
+		d := p.Place(j, cands)
+		if d.Machine == "" || s.Machines[d.Machine] == nil {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: whyUnplaced(d, len(cands))})
+			continue
+		}
+		load[d.Machine] = append(load[d.Machine], j.Name)
+		plan.Actions = append(plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Reason: "least loaded eligible machine"})
+	}
+	return plan
+}
+
+func whyUnplaced(d Decision, machines int) string {
+	if machines == 0 {
+		return "no live machines"
+	}
+	if d.Machine != "" {
+		return fmt.Sprintf("placement chose machine %s, which is not live", d.Machine)
+	}
+	ids := make([]string, 0, len(d.Rejected))
+	for id := range d.Rejected {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, registry.ShortID(id)+": "+d.Rejected[id])
+	}
+	if len(parts) == 0 {
+		return "no machine accepted the unit"
+	}
+	return "no machine fits (" + strings.Join(parts, "; ") + ")"
+}

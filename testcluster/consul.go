@@ -1,0 +1,190 @@
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// ConsulOptions configures a Consul server.
+type ConsulOptions struct {
+	Binary   string    // consul binary; found with ConsulBinary when empty
+	Bind     string    // loopback address to bind; 127.0.0.1 when empty
+	NodeName string    // Consul node name; "fleet-consul" when empty
+	Log      io.Writer // Consul's own log; discarded when nil
+	Progress io.Writer // progress of a Consul build, if one is needed
+}
+
+// Consul is a running single-server Consul in dev mode (in-memory state).
+type Consul struct {
+	HTTPAddr string // host:port of the HTTP API
+	NodeName string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+// StartConsul starts a Consul server on loopback and free ports and waits
+// until it has a leader and its node is healthy.
+func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
+	if opts.Bind == "" {
+		opts.Bind = "127.0.0.1"
+	}
+	if opts.NodeName == "" {
+		opts.NodeName = "fleet-consul"
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Binary == "" {
+		bin, err := ConsulBinary(ctx, opts.Progress)
+		if err != nil {
+			return nil, err
+		}
+		opts.Binary = bin
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before Consul binds it
+		c, err := startConsul(ctx, opts)
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
+	ports, err := FreePorts(opts.Bind, 3)
+	if err != nil {
+		return nil, err
+	}
+	hcl := fmt.Sprintf("ports { http = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }",
+		ports[0], ports[1], ports[2])
+	cmd := exec.Command(opts.Binary, "agent", "-dev", "-node", opts.NodeName,
+		"-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn")
+	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
+	// Its own process group, so a Ctrl-C meant for fleetd dev reaches Consul
+	// only through fleetd, after the machines have stopped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start consul: %w", err)
+	}
+	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), NodeName: opts.NodeName, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.exited) }()
+	if err := c.waitReady(ctx, 30*time.Second); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Consul) waitReady(ctx context.Context, limit time.Duration) error {
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		leader, lerr := client.Status().Leader()
+		if lerr == nil && leader != "" {
+			checks, _, herr := client.Health().Node(c.NodeName, nil)
+			if herr == nil && len(checks) > 0 && checks.AggregatedStatus() == api.HealthPassing {
+				return nil
+			}
+		}
+		select {
+		case <-c.exited:
+			return errors.New("consul exited before it was ready (port taken?)")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consul at %s had no leader after %s", c.HTTPAddr, limit)
+		}
+	}
+}
+
+// URL is the HTTP address as a URL, the form CONSUL_HTTP_ADDR takes.
+func (c *Consul) URL() string { return "http://" + c.HTTPAddr }
+
+// Client returns an API client for this server.
+func (c *Consul) Client() (*api.Client, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = c.HTTPAddr
+	cfg.Scheme = "http"
+	cfg.Token = ""
+	return api.NewClient(cfg)
+}
+
+// PID is the Consul process ID.
+func (c *Consul) PID() int { return c.cmd.Process.Pid }
+
+// Stop stops Consul by PID (SIGTERM, then SIGKILL after 10s) and waits for it.
+func (c *Consul) Stop() {
+	stopProcess(c.cmd.Process, c.exited, 10*time.Second)
+}
+
+// stopProcess sends SIGTERM to p, waits for exited, and sends SIGKILL if
+// grace runs out.
+func stopProcess(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
+}
+
+// FreePorts returns n TCP ports free on host at the time of the call.
+func FreePorts(host string, n int) ([]int, error) {
+	var ports []int
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port on %s: %w", host, err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// UIURL is where the Consul web UI answers.
+func (c *Consul) UIURL() string { return c.URL() + "/ui/" }
+
+// Healthy reports whether the HTTP API answers.
+func (c *Consul) Healthy() bool {
+	resp, err := http.Get(c.URL() + "/v1/status/leader")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200 && strings.Trim(string(b), "\"\n") != ""
+}
