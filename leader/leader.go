@@ -108,14 +108,40 @@ func lead(ctx context.Context, cfg Config, session string) error {
 			}
 			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind], "reason", a.Reason)
 		}
-		for _, u := range plan.Unplaced {
-			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "reason", u.Reason)
+		if err := recordUnplaced(ctx, cfg, s, plan, session); errors.Is(err, registry.ErrNotLeader) {
+			return err
 		}
 		// Our own writes wake the next blocking read at once; a short pause
 		// lets a burst of changes (fleetctl start of many units) land first.
 		sleep(ctx, 50*time.Millisecond)
 	}
 	return ctx.Err()
+}
+
+// recordUnplaced writes why each unplaced unit could not be placed, so
+// fleetctl can tell the user instead of waiting silently, and clears the
+// reason of units that no longer need one.
+func recordUnplaced(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) error {
+	why := map[string]string{}
+	for _, u := range plan.Unplaced {
+		why[u.Job.Name] = u.Reason
+	}
+	for _, name := range s.JobNames() {
+		j := s.Jobs[name]
+		if j.Unplaced == why[name] {
+			continue
+		}
+		if why[name] != "" {
+			cfg.Log.Warn("unit cannot be placed", "unit", name, "reason", why[name])
+		}
+		if err := cfg.Registry.SetUnplaced(ctx, name, why[name], session); err != nil {
+			if errors.Is(err, registry.ErrNotLeader) {
+				return err
+			}
+			cfg.Log.Warn("recording why a unit is unplaced failed", "unit", name, "err", err)
+		}
+	}
+	return nil
 }
 
 func apply(ctx context.Context, r *registry.Registry, a Action, session string) error {

@@ -8,6 +8,7 @@
 //	jobs/<name>/object        {"name","hash"}: which body the unit has
 //	jobs/<name>/desired       inactive | loaded | launched
 //	jobs/<name>/target        machine ID the leader placed the unit on
+//	jobs/<name>/unplaced      why the leader cannot place the unit, if so
 //	states/<name>/<machine>   what that machine reports for the unit
 //	machines/<id>             a live machine: ID, IP, metadata
 //	leader                    the leader lock

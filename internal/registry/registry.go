@@ -139,6 +139,8 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			case "target":
 				j.Target = string(p.Value)
 				j.targetIndex = p.ModifyIndex
+			case "unplaced":
+				j.Unplaced = string(p.Value)
 			}
 		case len(parts) == 3 && parts[0] == "states":
 			var st UnitState

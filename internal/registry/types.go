@@ -33,6 +33,9 @@ type Job struct {
 	Desired DesiredState
 	Target  string         // machine ID the unit is scheduled to; "" when unscheduled
 	Unit    *unitfile.File // the body; nil if it is missing from the store
+	// Unplaced is why the leader could not place the unit, "" when placed
+	// or not asked to run.
+	Unplaced string
 
 	objectIndex uint64 // ModifyIndex of jobs/<name>/object
 	targetIndex uint64 // ModifyIndex of jobs/<name>/target, 0 when absent

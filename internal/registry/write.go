@@ -112,6 +112,17 @@ func (r *Registry) Unschedule(ctx context.Context, j *Job, session string) (bool
 	return r.fenced(ctx, session, kv(api.KVDeleteCAS, r.jobKey(j.Name, "target"), nil, j.targetIndex))
 }
 
+// SetUnplaced records why the leader cannot place unit name ("" clears
+// it), fenced like every leader write.
+func (r *Registry) SetUnplaced(ctx context.Context, name, reason, session string) error {
+	op := kv(api.KVSet, r.jobKey(name, "unplaced"), []byte(reason), 0)
+	if reason == "" {
+		op = kv(api.KVDelete, r.jobKey(name, "unplaced"), nil, 0)
+	}
+	_, err := r.fenced(ctx, session, kv(api.KVGet, r.jobKey(name, "object"), nil, 0), op)
+	return err
+}
+
 // fenced applies ops only if session holds the leader lock, so a deposed
 // leader can never write a schedule.
 func (r *Registry) fenced(ctx context.Context, session string, ops ...*api.TxnOp) (bool, error) {

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+func newDestroyCmd(c *cli) *cobra.Command {
+	var b blockOptions
+	cmd := &cobra.Command{
+		Use:   "destroy UNIT...",
+		Short: "Destroy one or more units in the cluster",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			units, err := parseUnitArgs(args)
+			if err != nil {
+				return err
+			}
+			if len(units) == 0 {
+				return c.noUnits()
+			}
+			return c.destroy(cmd.Context(), units, b)
+		},
+	}
+	addBlockFlags(cmd, &b)
+	return cmd
+}
+
+func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) error {
+	reg, err := c.registry()
+	if err != nil {
+		return err
+	}
+	var destroyed []string
+	for _, u := range units {
+		if _, err := reg.Job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return c.consulErr(err)
+		}
+		if err := reg.DestroyJob(ctx, u.name); err != nil {
+			return c.consulErr(err)
+		}
+		destroyed = append(destroyed, u.name)
+		fmt.Fprintf(c.out, "Destroyed %s\n", u.name)
+	}
+	if len(destroyed) == 0 {
+		fmt.Fprintln(c.out, "Units not found in registry")
+		return nil
+	}
+	if b.noBlock {
+		return nil
+	}
+	// fleet's docs promise destroy waits until the units are gone; its code
+	// only waited with --no-block (a bug). Wait until no machine reports them.
+	var deadline time.Time
+	if b.attempts > 0 {
+		deadline = time.Now().Add(time.Duration(b.attempts) * attemptPeriod)
+	}
+	var index uint64
+	for {
+		s, err := reg.Snapshot(ctx, index, attemptPeriod)
+		if err != nil {
+			return c.consulErr(err)
+		}
+		index = max(s.Index, 1)
+		left := 0
+		for _, n := range destroyed {
+			left += len(s.States[n])
+		}
+		if left == 0 {
+			return nil
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			return fmt.Errorf("units %v are destroyed but still reported by %d machine(s) after %d block attempts", destroyed, left, b.attempts)
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// ctl runs fleetctl in-process against endpoint.
+func ctl(t *testing.T, endpoint string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"--endpoint", endpoint}, args...), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+func mustCtl(t *testing.T, endpoint string, args ...string) string {
+	t.Helper()
+	out, errOut, code := ctl(t, endpoint, args...)
+	if code != 0 {
+		t.Fatalf("fleetctl %v: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+	}
+	return out
+}
+
+func writeUnit(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const myapp = `[Unit]
+Description=MyApp
+
+[Service]
+ExecStart=/bin/sh -c "trap 'exit 0' INT TERM; while true; do echo Hello World; sleep 0.2; done"
+`
+
+// rows returns the table rows of a list command (without the header).
+func rows(out string) [][]string {
+	var rs [][]string
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if i == 0 || line == "" {
+			continue
+		}
+		rs = append(rs, strings.Fields(line))
+	}
+	return rs
+}
+
+func scheduledOn(t *testing.T, reg *registry.Registry, unit string) string {
+	t.Helper()
+	s, err := reg.Snapshot(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := s.Jobs[unit]; j != nil {
+		return j.Target
+	}
+	return ""
+}
+
+// logGrows checks that the unit really runs on machine m: its output file
+// keeps growing.
+func logGrows(m *testcluster.Machine, unit string) error {
+	p := filepath.Join(m.Dir, "logs", unit+".log")
+	a, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	b, _ := os.ReadFile(p)
+	if len(b) <= len(a) || !strings.Contains(string(b), "Hello World") {
+		return fmt.Errorf("%s is not running on %s: its output did not grow", unit, m.ID)
+	}
+	return nil
+}
+
+// TestGuide follows the start of the fleet guide: start a unit, see it
+// running, kill its machine, see it move; then stop, unload and destroy it.
+func TestGuide(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	dir := t.TempDir()
+	path := writeUnit(t, dir, "myapp.service", myapp)
+
+	out := mustCtl(t, ep, "start", path)
+	if !strings.HasPrefix(out, "Unit myapp.service launched on ") {
+		t.Fatalf("start printed %q", out)
+	}
+	first := scheduledOn(t, reg, "myapp.service")
+	if first == "" {
+		t.Fatal("start returned but the unit is not scheduled")
+	}
+	lu := rows(mustCtl(t, ep, "list-units"))
+	if len(lu) != 1 || lu[0][0] != "myapp.service" || lu[0][1] != registry.ShortID(first)+"..."+"/"+c.Machine(first).IP ||
+		lu[0][2] != "active" || lu[0][3] != "running" {
+		t.Fatalf("list-units rows = %v", lu)
+	}
+	if err := logGrows(c.Machine(first), "myapp.service"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The machine dies: the unit runs elsewhere, the machine leaves the list.
+	c.Machine(first).Kill()
+	var second string
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		lu := rows(mustCtl(t, ep, "list-units", "--full"))
+		if len(lu) != 1 || lu[0][1] == "" || strings.HasPrefix(lu[0][1], first) || lu[0][2] != "active" {
+			return fmt.Errorf("list-units after the kill: %v", lu)
+		}
+		second = strings.Split(lu[0][1], "/")[0]
+		return nil
+	})
+	if err := logGrows(c.Machine(second), "myapp.service"); err != nil {
+		t.Fatal(err)
+	}
+	lm := mustCtl(t, ep, "list-machines", "--full")
+	if strings.Contains(lm, first) || len(rows(lm)) != 2 {
+		t.Fatalf("list-machines still lists the dead machine or lost another:\n%s", lm)
+	}
+
+	// stop: loaded on the same machine, no longer running.
+	out = mustCtl(t, ep, "stop", "myapp")
+	if !strings.HasPrefix(out, "Unit myapp.service loaded on "+registry.ShortID(second)) {
+		t.Fatalf("stop printed %q", out)
+	}
+	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "loaded" || got[0][3] != "loaded" ||
+		!strings.HasPrefix(got[0][4], registry.ShortID(second)) {
+		t.Fatalf("list-unit-files after stop: %v", got)
+	}
+	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "dead" {
+		t.Fatalf("list-units after stop: %v", got)
+	}
+	if _, _, code := ctl(t, ep, "stop", "myapp"); code != 0 {
+		t.Fatal("stop of a loaded unit must succeed and do nothing")
+	}
+
+	// unload: inactive, on no machine.
+	if out := mustCtl(t, ep, "unload", "myapp.service"); out != "Unit myapp.service inactive\n" {
+		t.Fatalf("unload printed %q", out)
+	}
+	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "inactive" || got[0][4] != "-" {
+		t.Fatalf("list-unit-files after unload: %v", got)
+	}
+	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
+		t.Fatalf("list-units after unload: %v", got)
+	}
+	if _, errOut, code := ctl(t, ep, "stop", "myapp"); code != 1 || !strings.Contains(errOut, "Unable to stop unit myapp.service in state inactive") {
+		t.Fatalf("stop of an inactive unit: exit %d, %q", code, errOut)
+	}
+
+	// start again from the registry (no file needed), then destroy.
+	if out := mustCtl(t, ep, "start", "myapp"); !strings.Contains(out, "launched") {
+		t.Fatalf("restart printed %q", out)
+	}
+	if out := mustCtl(t, ep, "destroy", "myapp"); out != "Destroyed myapp.service\n" {
+		t.Fatalf("destroy printed %q", out)
+	}
+	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 0 {
+		t.Fatalf("list-unit-files after destroy: %v", got)
+	}
+	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
+		t.Fatalf("list-units after destroy: %v", got)
+	}
+	if out := mustCtl(t, ep, "destroy", "myapp"); out != "Units not found in registry\n" {
+		t.Fatalf("second destroy printed %q", out)
+	}
+}
+
+// TestPlacement checks fleet's rules end to end: least loaded first, and
+// MachineMetadata; an unplaceable unit says why instead of hanging silently.
+func TestPlacement(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ep := c.Consul.URL()
+	dir := t.TempDir()
+	for i := 1; i <= 3; i++ {
+		writeUnit(t, dir, fmt.Sprintf("spread%d.service", i), strings.Replace(myapp, "MyApp", fmt.Sprint("spread ", i), 1))
+	}
+	mustCtl(t, ep, "start", filepath.Join(dir, "spread1.service"), filepath.Join(dir, "spread2.service"), filepath.Join(dir, "spread3.service"))
+	seen := map[string]bool{}
+	for _, r := range rows(mustCtl(t, ep, "list-units")) {
+		seen[r[1]] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("3 units on an empty 3-machine cluster must land on 3 machines, got %v", seen)
+	}
+
+	pinned := writeUnit(t, dir, "pinned.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-2\n")
+	mustCtl(t, ep, "start", pinned)
+	want := c.Machines[1]
+	if got := rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")); !contains(got, []string{"pinned.service", want.ID + "/" + want.IP}) {
+		t.Fatalf("pinned.service not on machine-2 (%s): %v", want.ID, got)
+	}
+
+	nowhere := writeUnit(t, dir, "nowhere.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-9\n")
+	_, errOut, code := ctl(t, ep, "start", "--block-attempts", "2", nowhere)
+	if code == 0 || !strings.Contains(errOut, "cannot be placed yet") || !strings.Contains(errOut, "hostname=machine-9") {
+		t.Fatalf("unplaceable start: exit %d, stderr %q", code, errOut)
+	}
+	if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"nowhere.service", "launched", "inactive"}) {
+		t.Fatalf("unplaceable unit should stay desired launched and inactive: %v", got)
+	}
+	// A machine that fits appears: the waiting unit is placed on it.
+	m := c.AddMachine("hostname=machine-9")
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if got := rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine,active")); !contains(got, []string{"nowhere.service", m.ID + "/" + m.IP, "active"}) {
+			return fmt.Errorf("nowhere.service not running on the new machine: %v", got)
+		}
+		return nil
+	})
+}
+
+func contains(rows [][]string, want []string) bool {
+	for _, r := range rows {
+		if strings.Join(r, " ") == strings.Join(want, " ") {
+			return true
+		}
+	}
+	return false
+}
+
+func kvDump(t *testing.T, c *testcluster.Cluster) string {
+	t.Helper()
+	client, err := c.Consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, _, err := client.KV().List("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, p := range pairs {
+		fmt.Fprintf(&b, "%s=%s@%d\n", p.Key, p.Value, p.ModifyIndex)
+	}
+	return b.String()
+}
+
+// TestBadInput checks each bad input gives a one-line error, a non-zero
+// exit, and leaves Consul exactly as it was.
+func TestBadInput(t *testing.T) {
+	c := testcluster.Start(t, 1)
+	ep := c.Consul.URL()
+	dir := t.TempDir()
+	mustCtl(t, ep, "submit", writeUnit(t, dir, "ok.service", myapp))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unparsable unit", []string{"start", writeUnit(t, dir, "broken.service", "[Service\nExecStart=/bin/true\n")}, "does not parse"},
+		{"empty unit", []string{"submit", writeUnit(t, dir, "empty.service", "# nothing\n")}, "no options"},
+		{"invalid name", []string{"start", "bad name"}, "invalid unit name"},
+		{"invalid type", []string{"submit", "web@1.mount"}, "invalid unit name"},
+		{"unknown unit to start", []string{"start", "nope"}, "nope.service not found"},
+		{"unknown unit to stop", []string{"stop", "nope"}, "nope.service does not exist"},
+		{"unknown unit to unload", []string{"unload", "ok", "nope"}, "nope.service does not exist"},
+		{"unknown unit to cat", []string{"cat", "nope"}, "Unit nope.service not found"},
+		{"a bad unit among good ones", []string{"start", "ok", writeUnit(t, dir, "bad2.service", "[Service\n")}, "does not parse"},
+		{"template", []string{"start", writeUnit(t, dir, "web@.service", myapp)}, "cannot activate template"},
+		{"bad field", []string{"list-units", "--fields", "unit,colour"}, "invalid field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := kvDump(t, c)
+			out, errOut, code := ctl(t, ep, tc.args...)
+			if code == 0 {
+				t.Fatalf("exit 0, stdout %q", out)
+			}
+			if lines := strings.Count(strings.TrimSpace(errOut), "\n") + 1; lines != 1 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("stderr %q: want one line containing %q", errOut, tc.want)
+			}
+			if after := kvDump(t, c); after != before {
+				t.Errorf("Consul changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+	t.Run("unreachable Consul", func(t *testing.T) {
+		ports, err := testcluster.FreePorts("127.0.0.1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := ctl(t, fmt.Sprintf("http://127.0.0.1:%d", ports[0]), "start", filepath.Join(dir, "ok.service"))
+		if code == 0 || !strings.Contains(errOut, "cannot reach Consul") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Fatalf("exit %d, stderr %q", code, errOut)
+		}
+	})
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := ctl(t, "http://127.0.0.1:1", "version")
+	if code != 0 || !strings.HasPrefix(out, "fleetctl version ") {
+		t.Fatalf("version: exit %d %q", code, out)
+	}
+	var b bytes.Buffer
+	if code := run([]string{"--version"}, &b, &b); code != 0 || !strings.HasPrefix(b.String(), "fleetctl version ") {
+		t.Fatalf("--version: exit %d %q", code, b.String())
+	}
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+type unitFileRow struct {
+	s *registry.Snapshot
+	j *registry.Job
+}
+
+func (r unitFileRow) target(full bool) string {
+	if r.j.Target == "" {
+		return "-"
+	}
+	return machineLabel(r.s, r.j.Target, full)
+}
+
+var unitFileColumns = map[string]column[unitFileRow]{
+	"unit": {"UNIT", func(r unitFileRow, _ bool) string { return r.j.Name }},
+	"hash": {"HASH", func(r unitFileRow, full bool) string {
+		if full {
+			return r.j.Hash.String()
+		}
+		return r.j.Hash.Short()
+	}},
+	"dstate":   {"DSTATE", func(r unitFileRow, _ bool) string { return string(r.j.Desired) }},
+	"state":    {"STATE", func(r unitFileRow, _ bool) string { return string(r.s.CurrentState(r.j)) }},
+	"target":   {"TARGET", func(r unitFileRow, full bool) string { return r.target(full) }},
+	"tmachine": {"TMACHINE", func(r unitFileRow, full bool) string { return r.target(full) }},
+	"global":   {"GLOBAL", func(r unitFileRow, _ bool) string { return "false" }},
+	"desc": {"DESCRIPTION", func(r unitFileRow, _ bool) string {
+		if r.j.Unit == nil {
+			return "-"
+		}
+		d := r.j.Unit.Values("Unit", "Description")
+		if len(d) == 0 {
+			return "-"
+		}
+		return d[len(d)-1]
+	}},
+}
+
+func newListUnitFilesCmd(c *cli) *cobra.Command {
+	o := listOptions{}
+	cmd := &cobra.Command{
+		Use:   "list-unit-files",
+		Short: "List the units that exist in the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if strings.Contains(o.fields, "tmachine") {
+				fmt.Fprintln(c.errOut, "WARNING: the tmachine field is deprecated, use target instead")
+			}
+			reg, err := c.registry()
+			if err != nil {
+				return err
+			}
+			s, err := reg.Snapshot(cmd.Context(), 0, 0)
+			if err != nil {
+				return c.consulErr(err)
+			}
+			var rows []unitFileRow
+			for _, name := range s.JobNames() {
+				rows = append(rows, unitFileRow{s: s, j: s.Jobs[name]})
+			}
+			return printTable(c.out, o, unitFileColumns, rows)
+		},
+	}
+	addListFlags(cmd, &o, "unit,hash,dstate,state,target", false)
+	return cmd
+}

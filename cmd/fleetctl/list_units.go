@@ -1,0 +1,65 @@
+package main
+
+import (
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+type unitRow struct {
+	st      *registry.UnitState
+	machine string
+	label   func(full bool) string
+}
+
+var unitColumns = map[string]column[unitRow]{
+	"unit":    {"UNIT", func(r unitRow, _ bool) string { return r.st.Name }},
+	"machine": {"MACHINE", func(r unitRow, full bool) string { return r.label(full) }},
+	"active":  {"ACTIVE", func(r unitRow, _ bool) string { return dash(r.st.Active) }},
+	"sub":     {"SUB", func(r unitRow, _ bool) string { return dash(r.st.Sub) }},
+	"load":    {"LOAD", func(r unitRow, _ bool) string { return dash(r.st.Load) }},
+	"hash": {"HASH", func(r unitRow, full bool) string {
+		if full || len(r.st.Hash) < 7 {
+			return dash(r.st.Hash)
+		}
+		return r.st.Hash[:7]
+	}},
+}
+
+func newListUnitsCmd(c *cli) *cobra.Command {
+	o := listOptions{}
+	cmd := &cobra.Command{
+		Use:   "list-units",
+		Short: "List the current state of units in the cluster, one line per unit per machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg, err := c.registry()
+			if err != nil {
+				return err
+			}
+			s, err := reg.Snapshot(cmd.Context(), 0, 0)
+			if err != nil {
+				return c.consulErr(err)
+			}
+			var rows []unitRow
+			for name, byMachine := range s.States {
+				for id, st := range byMachine {
+					id := id
+					st.Name = name
+					rows = append(rows, unitRow{st: st, machine: id, label: func(full bool) string { return machineLabel(s, id, full) }})
+				}
+			}
+			sort.Slice(rows, func(i, j int) bool {
+				if rows[i].st.Name != rows[j].st.Name {
+					return rows[i].st.Name < rows[j].st.Name
+				}
+				return rows[i].machine < rows[j].machine
+			})
+			return printTable(c.out, o, unitColumns, rows)
+		},
+	}
+	addListFlags(cmd, &o, "unit,machine,active,sub", true)
+	return cmd
+}

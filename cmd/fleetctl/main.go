@@ -1,0 +1,135 @@
+// Command fleetctl is fleet's command-line client. It talks to Consul, where
+// fleet keeps all its state, and offers fleet's commands with fleet's output.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/config"
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/version"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// run executes fleetctl with args and returns the exit code; tests call it
+// directly.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	endpoint string
+	token    string
+	prefix   string
+}
+
+// cli is what every command works with.
+type cli struct {
+	opts   globalOptions
+	out    io.Writer
+	errOut io.Writer
+	reg    *registry.Registry
+}
+
+// registry connects on first use.
+func (c *cli) registry() (*registry.Registry, error) {
+	if c.reg != nil {
+		return c.reg, nil
+	}
+	client, err := registry.NewClient(c.endpoint(), c.opts.token)
+	if err != nil {
+		return nil, err
+	}
+	c.reg = registry.New(client, c.opts.prefix)
+	return c.reg, nil
+}
+
+// endpoint is --endpoint, else FLEETCTL_ENDPOINT (applied to the flag),
+// else CONSUL_HTTP_ADDR, else Consul's default.
+func (c *cli) endpoint() string {
+	if c.opts.endpoint != "" {
+		return c.opts.endpoint
+	}
+	if v := os.Getenv("CONSUL_HTTP_ADDR"); v != "" {
+		return v
+	}
+	return "http://127.0.0.1:8500"
+}
+
+// consulErr adds to an error from Consul a hint of what to do when Consul
+// could not be reached at all.
+func (c *cli) consulErr(err error) error {
+	var nerr *net.OpError
+	if err == nil || !errors.As(err, &nerr) {
+		return err
+	}
+	return fmt.Errorf("cannot reach Consul at %s (%v); start it or point fleetctl at it with --endpoint, FLEETCTL_ENDPOINT or CONSUL_HTTP_ADDR", c.endpoint(), nerr.Err)
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{out: stdout, errOut: stderr}
+	cobra.EnablePrefixMatching = true
+	root := &cobra.Command{
+		Use:           "fleetctl",
+		Short:         "fleetctl controls a fleet cluster",
+		Long:          "fleetctl runs systemd units across a fleet cluster whose state lives in Consul.",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return config.Apply(cmd.Root().PersistentFlags(), "FLEETCTL_", nil)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("fleetctl version {{.Version}}\n")
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.opts.endpoint, "endpoint", "", "Consul HTTP address (default: FLEETCTL_ENDPOINT, else CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")
+	pf.StringVar(&c.opts.token, "token", "", "Consul ACL token (default: CONSUL_HTTP_TOKEN)")
+	pf.StringVar(&c.opts.prefix, "key-prefix", registry.DefaultPrefix, "Consul KV prefix of fleet's keys")
+	root.AddCommand(
+		newSubmitCmd(c), newLoadCmd(c), newStartCmd(c), newStopCmd(c), newUnloadCmd(c), newDestroyCmd(c),
+		newListUnitsCmd(c), newListUnitFilesCmd(c), newListMachinesCmd(c), newCatCmd(c), newVersionCmd(c),
+	)
+	return root
+}
+
+func newVersionCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and exit",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			fmt.Fprintf(c.out, "fleetctl version %s\n", version.Version)
+		},
+	}
+}

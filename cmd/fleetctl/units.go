@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/unitfile"
+)
+
+// unitArg is one unit named on the command line.
+type unitArg struct {
+	arg  string // as typed
+	name string // mangled unit name
+}
+
+// parseUnitArgs mangles and validates every argument before anything is
+// written, so one bad name leaves the cluster untouched.
+func parseUnitArgs(args []string) ([]unitArg, error) {
+	out := make([]unitArg, 0, len(args))
+	for _, a := range args {
+		name := unitfile.Mangle(a)
+		if err := unitfile.ValidateName(name); err != nil {
+			return nil, err
+		}
+		out = append(out, unitArg{arg: a, name: name})
+	}
+	return out, nil
+}
+
+// readLocal reads a unit file from local disk: the argument as a path, else
+// the mangled name in the argument's directory. ok is false when neither
+// exists.
+func readLocal(u unitArg) (f *unitfile.File, path string, ok bool, err error) {
+	for _, p := range []string{u.arg, filepath.Join(filepath.Dir(u.arg), u.name)} {
+		st, serr := os.Stat(p)
+		if serr != nil || st.IsDir() {
+			continue
+		}
+		b, rerr := os.ReadFile(p)
+		if rerr != nil {
+			return nil, p, false, fmt.Errorf("read %s: %w", p, rerr)
+		}
+		f, perr := unitfile.Parse(string(b))
+		if perr != nil {
+			return nil, p, false, fmt.Errorf("%s: %w", p, perr)
+		}
+		return f, p, true, nil
+	}
+	return nil, "", false, nil
+}
+
+// resolved is a unit ready to be created or already in the registry.
+type resolved struct {
+	unitArg
+	existing *registry.Job  // nil when the unit is new
+	file     *unitfile.File // body to create or replace with; nil to leave as is
+	replace  bool
+}
+
+// resolveUnits finds every unit in fleet's lookup order (the registry, a
+// local file, the template in the registry, the template on local disk) and
+// parses everything before anything is written.
+//
+// A unit already in the registry whose local file differs is replaced when
+// replace is set and its desired state is in allowed; otherwise a warning
+// says how to replace it.
+func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, allowed ...registry.DesiredState) ([]resolved, error) {
+	reg, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	var out []resolved
+	for _, u := range args {
+		j, err := reg.Job(ctx, u.name)
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			return nil, c.consulErr(err)
+		}
+		local, path, haveLocal, err := readLocal(u)
+		if err != nil {
+			return nil, err
+		}
+		r := resolved{unitArg: u, existing: j}
+		switch {
+		case j != nil && haveLocal && local.Hash() != j.Hash:
+			if !replace {
+				fmt.Fprintf(c.errOut, "WARNING: Unit %s in registry differs from local unit file %s. Add --replace to override.\n", u.name, path)
+			} else if !stateIn(j.Desired, allowed) {
+				fmt.Fprintf(c.errOut, "Warning: can not replace Unit(%s) in state '%s', use the appropriate command\n", u.name, j.Desired)
+			} else {
+				r.file, r.replace = local, true
+			}
+		case j != nil:
+		case haveLocal:
+			r.file = local
+		default:
+			if r.file, err = c.fromTemplate(ctx, u); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func stateIn(s registry.DesiredState, set []registry.DesiredState) bool {
+	for _, x := range set {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
+// fromTemplate finds the body of an instance: its template in the registry,
+// else on local disk beside the argument.
+func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, error) {
+	ni := unitfile.ParseName(u.name)
+	notFound := fmt.Errorf("unit %s not found: no such unit in the registry and no file %s on local disk", u.name, u.arg)
+	if !ni.IsInstance() {
+		return nil, notFound
+	}
+	tpl := ni.Template()
+	reg, _ := c.registry()
+	if j, err := reg.Job(ctx, tpl); err == nil {
+		return j.Unit, nil
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return nil, c.consulErr(err)
+	}
+	f, _, ok, err := readLocal(unitArg{arg: filepath.Join(filepath.Dir(u.arg), tpl), name: tpl})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("unit %s not found: not in the registry, no local file, and no template %s in the registry or on local disk", u.name, tpl)
+	}
+	return f, nil
+}
+
+// create writes new units and replacements; new units get state desired.
+func (c *cli) create(ctx context.Context, units []resolved, desired registry.DesiredState) error {
+	reg, _ := c.registry()
+	for _, u := range units {
+		if err := checkActivatable(u.name, desired); err != nil {
+			return err
+		}
+	}
+	for _, u := range units {
+		if u.file == nil {
+			continue
+		}
+		var err error
+		if u.replace {
+			err = reg.ReplaceJob(ctx, u.existing, u.file)
+		} else {
+			err = reg.CreateJob(ctx, u.name, u.file, desired)
+		}
+		if err != nil {
+			return c.consulErr(err)
+		}
+	}
+	return nil
+}
+
+// checkActivatable refuses to load or start a template: only its instances
+// run.
+func checkActivatable(name string, desired registry.DesiredState) error {
+	ni := unitfile.ParseName(name)
+	if ni.IsTemplate() && desired != registry.Inactive {
+		return fmt.Errorf("cannot activate template %q: a template can only be submitted; start an instance such as %s",
+			name, ni.Prefix+"@1"+ni.Suffix)
+	}
+	return nil
+}

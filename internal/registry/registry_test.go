@@ -1,0 +1,188 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+func mustParse(t *testing.T, body string) *unitfile.File {
+	t.Helper()
+	f, err := unitfile.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func newSession(t *testing.T, c *api.Client) string {
+	t.Helper()
+	id, _, err := c.Session().Create(&api.SessionEntry{Behavior: api.SessionBehaviorDelete, LockDelay: time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func dump(t *testing.T, c *api.Client) map[string]string {
+	t.Helper()
+	pairs, _, err := c.KV().List("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, p := range pairs {
+		m[p.Key] = string(p.Value) + "|" + p.Session
+	}
+	return m
+}
+
+// TestRegistry runs the registry's reads and writes against a real Consul.
+func TestRegistry(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg := registry.New(client, "test-fleet")
+	web := mustParse(t, "[Service]\nExecStart=/bin/sleep 100\n")
+
+	t.Run("create, then create again fails and changes nothing", func(t *testing.T) {
+		if err := reg.CreateJob(ctx, "web.service", web, registry.Loaded); err != nil {
+			t.Fatal(err)
+		}
+		before := dump(t, client)
+		other := mustParse(t, "[Service]\nExecStart=/bin/sleep 5\n")
+		if err := reg.CreateJob(ctx, "web.service", other, registry.Launched); !errors.Is(err, registry.ErrExists) {
+			t.Fatalf("second create: %v, want ErrExists", err)
+		}
+		after := dump(t, client)
+		// The body of the refused unit may not be left behind either.
+		if len(after) != len(before) {
+			t.Errorf("refused create changed Consul: %d keys before, %d after", len(before), len(after))
+		}
+		j, err := reg.Job(ctx, "web.service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Hash != web.Hash() || j.Desired != registry.Loaded || j.Unit.String() != web.String() {
+			t.Errorf("job = %+v", j)
+		}
+	})
+
+	t.Run("desired state of a missing unit", func(t *testing.T) {
+		before := dump(t, client)
+		if err := reg.SetDesired(ctx, "nope.service", registry.Launched); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("SetDesired: %v, want ErrNotFound", err)
+		}
+		if after := dump(t, client); len(after) != len(before) {
+			t.Errorf("refused SetDesired wrote keys")
+		}
+	})
+
+	t.Run("schedule writes are fenced on the leader lock", func(t *testing.T) {
+		leader, other := newSession(t, client), newSession(t, client)
+		ok, err := reg.AcquireLeader(ctx, leader, "m1")
+		if err != nil || !ok {
+			t.Fatalf("acquire: %v %v", ok, err)
+		}
+		if ok, _ := reg.AcquireLeader(ctx, other, "m2"); ok {
+			t.Fatal("a second session took a held lock")
+		}
+		if _, err := reg.Schedule(ctx, "web.service", "m2", other); !errors.Is(err, registry.ErrNotLeader) {
+			t.Fatalf("schedule by non-leader: %v, want ErrNotLeader", err)
+		}
+		if ok, err := reg.Schedule(ctx, "web.service", "m1", leader); err != nil || !ok {
+			t.Fatalf("schedule by leader: %v %v", ok, err)
+		}
+		if ok, err := reg.Schedule(ctx, "web.service", "m2", leader); err != nil || ok {
+			t.Fatalf("scheduling a scheduled unit again: ok=%v err=%v, want refused", ok, err)
+		}
+		if ok, _ := reg.Schedule(ctx, "gone.service", "m1", leader); ok {
+			t.Fatal("scheduled a unit that does not exist")
+		}
+		s, err := reg.Snapshot(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := s.Jobs["web.service"]
+		if j.Target != "m1" || s.Leader != "m1" || s.LeaderSession != leader {
+			t.Fatalf("snapshot: target %q leader %q", j.Target, s.Leader)
+		}
+		// The deposed leader's session dies: its lock goes, and it can no
+		// longer unschedule.
+		if _, err := client.Session().Destroy(leader, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Unschedule(ctx, j, leader); !errors.Is(err, registry.ErrNotLeader) {
+			t.Fatalf("unschedule by deposed leader: %v", err)
+		}
+		if ok, _ := reg.AcquireLeader(ctx, other, "m2"); !ok {
+			t.Fatal("lock not free after the leader's session died")
+		}
+		if ok, err := reg.Unschedule(ctx, j, other); err != nil || !ok {
+			t.Fatalf("unschedule by new leader: %v %v", ok, err)
+		}
+	})
+
+	t.Run("machine and state keys vanish with their session", func(t *testing.T) {
+		sess := newSession(t, client)
+		m := &registry.Machine{ID: "abcdef0123456789", IP: "127.0.0.9", Metadata: map[string]string{"region": "east"}}
+		if err := reg.PublishMachine(ctx, m, sess); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.PublishMachine(ctx, m, newSession(t, client)); err == nil {
+			t.Fatal("a second live session published the same machine ID")
+		}
+		st := &registry.UnitState{Name: "web.service", Machine: m.ID, Hash: web.Hash().String(), State: registry.Launched, Active: "active"}
+		if err := reg.PublishState(ctx, st, sess); err != nil {
+			t.Fatal(err)
+		}
+		ms, _ := reg.Machines(ctx)
+		if len(ms) != 1 || ms[0].Metadata["region"] != "east" {
+			t.Fatalf("machines = %+v", ms)
+		}
+		if _, err := client.Session().Destroy(sess, nil); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := reg.Snapshot(ctx, 0, 0)
+		if len(s.Machines) != 0 || len(s.States) != 0 {
+			t.Fatalf("after the session died: machines %v states %v", s.Machines, s.States)
+		}
+	})
+
+	t.Run("blocking snapshot wakes on a change", func(t *testing.T) {
+		s, _ := reg.Snapshot(ctx, 0, 0)
+		done := make(chan *registry.Snapshot)
+		go func() {
+			next, _ := reg.Snapshot(ctx, s.Index, 30*time.Second)
+			done <- next
+		}()
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		if err := reg.SetDesired(ctx, "web.service", registry.Launched); err != nil {
+			t.Fatal(err)
+		}
+		next := <-done
+		if time.Since(start) > 5*time.Second || next == nil || next.Jobs["web.service"].Desired != registry.Launched {
+			t.Fatalf("blocking query did not return the change promptly")
+		}
+	})
+
+	t.Run("destroy", func(t *testing.T) {
+		if err := reg.DestroyJob(ctx, "web.service"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Job(ctx, "web.service"); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("after destroy: %v", err)
+		}
+	})
+}

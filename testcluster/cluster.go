@@ -1,0 +1,173 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// binDir holds the fleetd and fleetctl binaries Main built for this test
+// process.
+var binDir string
+
+// Main builds fleetd and fleetctl once for a test package, runs its tests,
+// and removes the binaries. Use it as the package's TestMain:
+//
+//	func TestMain(m *testing.M) { testcluster.Main(m) }
+func Main(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fleet-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster:", err)
+		os.Exit(2)
+	}
+	if err := buildBinaries(dir); err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "testcluster:", err)
+		os.Exit(2)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildBinaries(dir string) error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("find the fleet module: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	for _, name := range []string{"fleetd", "fleetctl"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return nil
+}
+
+// Binary returns the path of fleetd or fleetctl as built by Main.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	if binDir == "" {
+		t.Fatal("testcluster: binaries not built; call testcluster.Main(m) from TestMain")
+	}
+	return filepath.Join(binDir, name)
+}
+
+// Cluster is a real Consul server and fleetd machines, for one test.
+type Cluster struct {
+	Consul   *Consul
+	Machines []*Machine
+	Dir      string
+	TTL      time.Duration
+	t        testing.TB
+}
+
+// StartConsulT starts a Consul server stopped when the test ends.
+func StartConsulT(t testing.TB) *Consul {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := StartConsul(context.Background(), ConsulOptions{Log: logf, Progress: os.Stderr})
+	if err != nil {
+		t.Fatalf("start consul: %v", err)
+	}
+	t.Cleanup(func() { c.Stop(); logf.Close() })
+	return c
+}
+
+// Start starts Consul and n machines with metadata hostname=machine-N and
+// waits until all n are published. Everything stops when the test ends.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{Consul: StartConsulT(t), Dir: t.TempDir(), TTL: 2 * time.Second, t: t}
+	for i := 1; i <= n; i++ {
+		c.AddMachine(fmt.Sprintf("hostname=machine-%d", i))
+	}
+	c.WaitMachines(n)
+	return c
+}
+
+// AddMachine starts one more machine with the given metadata.
+func (c *Cluster) AddMachine(metadata string) *Machine {
+	c.t.Helper()
+	i := len(c.Machines) + 1
+	m, err := StartMachine(MachineOptions{
+		Fleetd:    Binary(c.t, "fleetd"),
+		ConsulURL: c.Consul.URL(),
+		IP:        fmt.Sprintf("127.0.2.%d", i),
+		Metadata:  metadata,
+		Dir:       filepath.Join(c.Dir, fmt.Sprintf("machine-%d", i)),
+		TTL:       c.TTL,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(m.Stop)
+	c.Machines = append(c.Machines, m)
+	return m
+}
+
+// Registry returns a registry client for the cluster.
+func (c *Cluster) Registry() *registry.Registry {
+	client, err := c.Consul.Client()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return registry.New(client, "")
+}
+
+// WaitMachines waits until exactly n machines are published.
+func (c *Cluster) WaitMachines(n int) {
+	c.t.Helper()
+	reg := c.Registry()
+	Eventually(c.t, 30*time.Second, func() error {
+		ms, err := reg.Machines(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(ms) != n {
+			return fmt.Errorf("%d machines published, want %d", len(ms), n)
+		}
+		return nil
+	})
+}
+
+// Machine returns the machine with the given ID.
+func (c *Cluster) Machine(id string) *Machine {
+	for _, m := range c.Machines {
+		if m.ID == id {
+			return m
+		}
+	}
+	c.t.Fatalf("no machine %s in the cluster", id)
+	return nil
+}
+
+// Eventually retries f until it returns nil or limit passes, then fails the
+// test with f's last error.
+func Eventually(t testing.TB, limit time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", limit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
