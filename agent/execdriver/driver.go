@@ -83,6 +83,16 @@ func (d *Driver) setState(u *unit, active, sub string) {
 	d.changed()
 }
 
+// MainPID is the PID of the unit's main process, 0 when it is not running.
+func (d *Driver) MainPID(name string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if u := d.units[name]; u != nil && u.proc != nil {
+		return u.proc.Pid
+	}
+	return 0
+}
+
 // Load writes the unit file and remembers the unit.
 func (d *Driver) Load(ctx context.Context, name string, f *unitfile.File) error {
 	if err := d.Unload(ctx, name); err != nil {

@@ -16,16 +16,9 @@ func newDestroyCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "destroy UNIT...",
 		Short: "Destroy one or more units in the cluster",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			units, err := parseUnitArgs(args)
-			if err != nil {
-				return err
-			}
-			if len(units) == 0 {
-				return c.noUnits()
-			}
-			return c.destroy(cmd.Context(), units, b)
-		},
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			return c.destroy(ctx, units, b)
+		}),
 	}
 	addBlockFlags(cmd, &b)
 	return cmd

@@ -37,14 +37,7 @@ func (c *cli) noUnits() error {
 // activate creates missing units, moves every unit to desired, and waits.
 // replaceFrom lists the desired states in which --replace may overwrite a
 // unit, per fleet's matrix.
-func (c *cli) activate(ctx context.Context, o *lifecycleOptions, args []string, desired registry.DesiredState, replaceFrom []registry.DesiredState) error {
-	units, err := parseUnitArgs(args)
-	if err != nil {
-		return err
-	}
-	if len(units) == 0 {
-		return c.noUnits()
-	}
+func (c *cli) activate(ctx context.Context, o *lifecycleOptions, units []unitArg, desired registry.DesiredState, replaceFrom []registry.DesiredState) error {
 	for _, u := range units {
 		if err := checkActivatable(u.name, desired); err != nil {
 			return err
@@ -80,6 +73,22 @@ func (c *cli) activate(ctx context.Context, o *lifecycleOptions, args []string, 
 	return c.waitFor(ctx, wait, desired, o.block, desired == registry.Launched)
 }
 
+// withUnits parses the command's unit arguments (every name checked before
+// anything is written) and hands them to run; no arguments is fleet's
+// "No units given", exit 0.
+func (c *cli) withUnits(run func(ctx context.Context, units []unitArg) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		units, err := parseUnitArgs(args)
+		if err != nil {
+			return err
+		}
+		if len(units) == 0 {
+			return c.noUnits()
+		}
+		return run(cmd.Context(), units)
+	}
+}
+
 // existing reads every named unit, failing before any write if one is
 // missing.
 func (c *cli) existing(ctx context.Context, units []unitArg) ([]*registry.Job, error) {
@@ -106,19 +115,12 @@ func newSubmitCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit UNIT...",
 		Short: "Upload one or more units to the cluster without starting them",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			units, err := parseUnitArgs(args)
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			res, err := c.resolveUnits(ctx, units, o.replace, registry.Inactive)
 			if err != nil {
 				return err
 			}
-			if len(units) == 0 {
-				return c.noUnits()
-			}
-			res, err := c.resolveUnits(cmd.Context(), units, o.replace, registry.Inactive)
-			if err != nil {
-				return err
-			}
-			if err := c.create(cmd.Context(), res, registry.Inactive); err != nil {
+			if err := c.create(ctx, res, registry.Inactive); err != nil {
 				return err
 			}
 			for _, u := range res {
@@ -127,7 +129,7 @@ func newSubmitCmd(c *cli) *cobra.Command {
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	addReplaceFlags(cmd, o)
 	return cmd
@@ -138,9 +140,9 @@ func newLoadCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "load UNIT...",
 		Short: "Schedule one or more units in the cluster, first submitting them if necessary",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.activate(cmd.Context(), o, args, registry.Loaded, []registry.DesiredState{registry.Inactive, registry.Loaded})
-		},
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			return c.activate(ctx, o, units, registry.Loaded, []registry.DesiredState{registry.Inactive, registry.Loaded})
+		}),
 	}
 	addBlockFlags(cmd, &o.block)
 	addReplaceFlags(cmd, o)
@@ -152,10 +154,10 @@ func newStartCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start UNIT...",
 		Short: "Instruct systemd to start one or more units in the cluster, first submitting and loading if necessary",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.activate(cmd.Context(), o, args, registry.Launched,
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			return c.activate(ctx, o, units, registry.Launched,
 				[]registry.DesiredState{registry.Inactive, registry.Loaded, registry.Launched})
-		},
+		}),
 	}
 	addBlockFlags(cmd, &o.block)
 	addReplaceFlags(cmd, o)
@@ -167,15 +169,8 @@ func newStopCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop UNIT...",
 		Short: "Instruct systemd to stop one or more units in the cluster",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			units, err := parseUnitArgs(args)
-			if err != nil {
-				return err
-			}
-			if len(units) == 0 {
-				return c.noUnits()
-			}
-			jobs, err := c.existing(cmd.Context(), units)
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			jobs, err := c.existing(ctx, units)
 			if err != nil {
 				return err
 			}
@@ -184,8 +179,8 @@ func newStopCmd(c *cli) *cobra.Command {
 					return fmt.Errorf("Unable to stop unit %s in state inactive", j.Name)
 				}
 			}
-			return c.moveTo(cmd.Context(), jobs, registry.Loaded, o.block, "stopped", "stop")
-		},
+			return c.moveTo(ctx, jobs, registry.Loaded, o.block, "stopped", "stop")
+		}),
 	}
 	addBlockFlags(cmd, &o.block)
 	return cmd
@@ -196,20 +191,13 @@ func newUnloadCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unload UNIT...",
 		Short: "Unschedule one or more units in the cluster",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			units, err := parseUnitArgs(args)
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			jobs, err := c.existing(ctx, units)
 			if err != nil {
 				return err
 			}
-			if len(units) == 0 {
-				return c.noUnits()
-			}
-			jobs, err := c.existing(cmd.Context(), units)
-			if err != nil {
-				return err
-			}
-			return c.moveTo(cmd.Context(), jobs, registry.Inactive, o.block, "unloaded", "unload")
-		},
+			return c.moveTo(ctx, jobs, registry.Inactive, o.block, "unloaded", "unload")
+		}),
 	}
 	addBlockFlags(cmd, &o.block)
 	return cmd

@@ -1,0 +1,98 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/agent"
+	"github.com/wasmfleet/fleet/agent/execdriver"
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// TestSessionReplaced invalidates a running agent's session behind its back,
+// as an operator in the Consul UI or a long outage would. The agent must
+// notice, take a new session, and publish its machine and unit states again,
+// without restarting its unit.
+func TestSessionReplaced(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(client, "")
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	const id = "0123456789abcdef0123456789abcdef"
+	dir := t.TempDir()
+	drv, err := execdriver.New(filepath.Join(dir, "units"), filepath.Join(dir, "logs"), id, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := agent.NewHeartbeat(client, id, "127.0.0.5", map[string]string{"region": "east"}, 2*time.Second, log)
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go hb.Run(ctx)
+	a := agent.New(agent.Config{Registry: reg, Machine: registry.Machine{ID: id, IP: "127.0.0.5"}, Driver: drv, Heartbeat: hb, Log: log})
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Schedule a unit to it by hand, as a leader would.
+	f, _ := unitfile.Parse("[Service]\nExecStart=/bin/sleep 60\n")
+	if err := reg.CreateJob(ctx, "s.service", f, registry.Launched); err != nil {
+		t.Fatal(err)
+	}
+	lock, _, _ := client.Session().Create(&api.SessionEntry{LockDelay: time.Millisecond}, nil)
+	if ok, _ := reg.AcquireLeader(ctx, lock, "test"); !ok {
+		t.Fatal("no lock")
+	}
+	if ok, err := reg.Schedule(ctx, "s.service", id, lock); !ok || err != nil {
+		t.Fatalf("schedule: %v %v", ok, err)
+	}
+	running := func() error {
+		s, err := reg.Snapshot(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		st := s.States["s.service"][id]
+		if s.Machines[id] == nil || st == nil || st.Active != "active" {
+			return fmt.Errorf("machine %v, state %+v", s.Machines[id], st)
+		}
+		return nil
+	}
+	testcluster.Eventually(t, 20*time.Second, running)
+	pid := drv.MainPID("s.service")
+	if pid == 0 {
+		t.Fatal("no main PID for a running unit")
+	}
+
+	old := hb.ID()
+	if _, err := client.Session().Destroy(old, nil); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if hb.ID() == old {
+			return fmt.Errorf("still on the destroyed session")
+		}
+		return running()
+	})
+	if got := drv.MainPID("s.service"); got != pid {
+		t.Errorf("unit restarted across the session change: PID %d, was %d", got, pid)
+	}
+	// The health check shows in Consul as the machine's service.
+	checks, _, err := client.Health().Checks("fleet", nil)
+	if err != nil || len(checks) != 1 || checks[0].CheckID != hb.CheckID() || checks[0].Status != api.HealthPassing {
+		t.Fatalf("fleet service checks = %+v, %v", checks, err)
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// TestLeaderDies kills the leading machine: another machine takes the lock
+// and both the dead leader's unit and a unit started afterwards are placed.
+func TestLeaderDies(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	dir := t.TempDir()
+
+	s, err := reg.Snapshot(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := s.Leader
+	if old == "" {
+		t.Fatal("no leader in a running cluster")
+	}
+	// Pin a unit to the leader so its death also moves a unit.
+	idx := 0
+	for i, m := range c.Machines {
+		if m.ID == old {
+			idx = i + 1
+		}
+	}
+	pinned := writeUnit(t, dir, "a.service", myapp+fmt.Sprintf("\n[X-Fleet]\nMachineMetadata=hostname=machine-%d\nMachineMetadata=hostname=machine-9\n", idx))
+	mustCtl(t, ep, "start", pinned)
+	if got := scheduledOn(t, reg, "a.service"); got != old {
+		t.Fatalf("a.service on %s, want the leader %s", got, old)
+	}
+
+	c.Machine(old).Kill()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		s, err := reg.Snapshot(context.Background(), 0, 0)
+		if err != nil {
+			return err
+		}
+		if s.Leader == "" || s.Leader == old {
+			return fmt.Errorf("leader is %q", s.Leader)
+		}
+		return nil
+	})
+	// a.service fits only the dead machine or a machine-9: it waits, then
+	// lands on a machine-9 when one joins.
+	m9 := c.AddMachine("hostname=machine-9")
+	mustCtl(t, ep, "start", "--block-attempts", "15", writeUnit(t, dir, "b.service", myapp))
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if got := scheduledOn(t, reg, "a.service"); got != m9.ID {
+			return fmt.Errorf("a.service on %q, want the new machine-9 %s", got, m9.ID)
+		}
+		return nil
+	})
+}
+
+// TestGracefulStop stops a machine with SIGTERM: it stops its units before it
+// leaves, and they start elsewhere.
+func TestGracefulStop(t *testing.T) {
+	c := testcluster.Start(t, 2)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
+	first := c.Machine(scheduledOn(t, reg, "myapp.service"))
+	first.Stop()
+	if err := logGrows(first, "myapp.service"); err == nil {
+		t.Fatal("the unit still runs on the stopped machine")
+	}
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		lu := rows(mustCtl(t, ep, "list-units", "--full"))
+		if len(lu) != 1 || strings.HasPrefix(lu[0][1], first.ID) || lu[0][2] != "active" {
+			return fmt.Errorf("list-units: %v", lu)
+		}
+		return logGrows(c.Machine(strings.Split(lu[0][1], "/")[0]), "myapp.service")
+	})
+	if got := rows(mustCtl(t, ep, "list-machines", "--full")); len(got) != 1 || got[0][0] == first.ID {
+		t.Fatalf("list-machines after graceful stop: %v", got)
+	}
+}
