@@ -27,7 +27,6 @@ func Run(ctx context.Context, cfg Config) {
 	if cfg.Placer == nil {
 		cfg.Placer = LeastLoaded{}
 	}
-	var index uint64
 	for ctx.Err() == nil {
 		session := cfg.Session()
 		ok, err := cfg.Registry.AcquireLeader(ctx, session, cfg.MachineID)
@@ -39,7 +38,7 @@ func Run(ctx context.Context, cfg Config) {
 			continue
 		}
 		if !ok {
-			index = waitForVacancy(ctx, cfg.Registry, index)
+			waitForVacancy(ctx, cfg.Registry)
 			continue
 		}
 		cfg.Log.Info("became leader")
@@ -51,27 +50,29 @@ func Run(ctx context.Context, cfg Config) {
 			return
 		}
 		cfg.Log.Warn("lost leadership", "err", err)
-		index = 0
 	}
 }
 
-// waitForVacancy blocks until nobody holds the leader lock.
-func waitForVacancy(ctx context.Context, r *registry.Registry, index uint64) uint64 {
+// waitForVacancy blocks until nobody holds the leader lock. When the lock
+// is already vacant, an acquire was refused because of Consul's lock-delay
+// after the last holder's session died; nothing will change the key, so it
+// waits a moment instead of blocking.
+func waitForVacancy(ctx context.Context, r *registry.Registry) {
+	holder, index, err := r.Leader(ctx, 0)
 	for ctx.Err() == nil {
-		holder, idx, err := r.Leader(ctx, index)
 		if err != nil {
 			sleep(ctx, time.Second)
-			return 0
+			return
 		}
-		if idx < index { // index went backwards: start over
-			idx = 0
-		}
-		index = idx
 		if holder == "" {
-			break
+			sleep(ctx, 100*time.Millisecond)
+			return
+		}
+		holder, index, err = r.Leader(ctx, max(index, 1))
+		if holder == "" && err == nil {
+			return
 		}
 	}
-	return index
 }
 
 var errDeposed = errors.New("leader lock is no longer held by this machine")
