@@ -16,6 +16,11 @@ type Config struct {
 	Driver    Driver
 	Heartbeat *Heartbeat
 	Log       *slog.Logger
+	// LeaveOnStop unloads every unit when Run returns. Without it units
+	// keep running so a restarted fleetd adopts them (the systemd driver);
+	// with it the machine is drained (the exec driver, whose units are
+	// fleetd's children and die with it anyway).
+	LeaveOnStop bool
 }
 
 // Agent runs the units the leader schedules to its machine.
@@ -40,6 +45,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	snaps := make(chan *registry.Snapshot, 1)
 	go a.watch(ctx, snaps)
 
+	if have, err := a.cfg.Driver.Existing(ctx); err != nil {
+		a.cfg.Log.Error("reading units already installed failed; they will be reloaded", "err", err)
+	} else {
+		for name, h := range have {
+			a.have[name] = h
+			a.cfg.Log.Info("adopted unit already installed", "unit", name, "launched", h.Launched)
+		}
+	}
 	replaced := a.cfg.Heartbeat.Replaced()
 	a.publishMachine(ctx)
 	resync := time.NewTicker(30 * time.Second)
@@ -48,7 +61,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			a.shutdown()
+			if a.cfg.LeaveOnStop {
+				a.shutdown()
+			}
 			return nil
 		case s := <-snaps:
 			want = a.wanted(s)
@@ -121,9 +136,21 @@ func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 
 func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
 	failed := map[string]bool{}
+	synced := true
 	for _, t := range Plan(want, a.have) {
 		if failed[t.Name] {
 			continue // a unit whose earlier step failed waits for the next pass
+		}
+		if !synced && (t.Kind == Stop || t.Kind == Start) {
+			// One daemon-reload for all loads and unloads, before the
+			// first start or stop needs it.
+			if err := a.cfg.Driver.Sync(ctx); err != nil {
+				a.cfg.Log.Error("reloading the init system failed", "err", err)
+			}
+			synced = true
+		}
+		if t.Kind == Load || t.Kind == Unload {
+			synced = false
 		}
 		if err := a.do(ctx, t); err != nil {
 			failed[t.Name] = true
@@ -131,6 +158,11 @@ func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
 			continue
 		}
 		a.cfg.Log.Info("unit task done", "unit", t.Name, "task", t.Kind.String())
+	}
+	if !synced {
+		if err := a.cfg.Driver.Sync(ctx); err != nil {
+			a.cfg.Log.Error("reloading the init system failed", "err", err)
+		}
 	}
 	a.publishStates(ctx, false)
 }
@@ -181,7 +213,7 @@ func (a *Agent) publishStates(ctx context.Context, force bool) {
 	for name, h := range a.have {
 		ds := a.cfg.Driver.State(name)
 		st := registry.UnitState{Name: name, Machine: me, Hash: h.Hash.String(), State: registry.Loaded,
-			Load: ds.Load, Active: ds.Active, Sub: ds.Sub}
+			Load: ds.Load, Active: ds.Active, Sub: ds.Sub, Error: ds.Error}
 		if h.Launched {
 			st.State = registry.Launched
 		}

@@ -24,6 +24,12 @@ type Driver interface {
 	Stop(ctx context.Context, name string) error
 	// Unload stops the unit if it runs and removes it.
 	Unload(ctx context.Context, name string) error
+	// Sync makes the init system see the loads and unloads made since the
+	// last Sync (systemd's daemon-reload), once for a whole batch.
+	Sync(ctx context.Context) error
+	// Existing reports the units the driver finds already installed when
+	// fleetd starts (after a restart), so they are adopted, not restarted.
+	Existing(ctx context.Context) (map[string]Have, error)
 	// State is what the init system says of the unit now.
 	State(name string) UnitState
 	// Changes fires (coalesced) whenever some unit's State may have changed.
@@ -32,7 +38,10 @@ type Driver interface {
 
 // UnitState is a unit's state in systemd's words.
 type UnitState struct {
-	Load   string // loaded, not-found
+	Load   string // loaded, not-found, bad-setting, error
 	Active string // active, inactive, activating, deactivating, failed
 	Sub    string // running, dead, failed, exited, ...
+	// Error is the init system's own complaint about the unit, if any
+	// (a bad ExecStart, an unknown directive).
+	Error string
 }

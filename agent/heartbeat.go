@@ -56,12 +56,42 @@ func (h *Heartbeat) Replaced() <-chan struct{} {
 	return h.renewed
 }
 
-// Start registers the machine's service and check and creates the session.
+// Start registers the machine's service and check, then takes over the
+// machine's session if a previous fleetd left it alive (a restart within the
+// TTL: nothing moves), or creates one.
 func (h *Heartbeat) Start(ctx context.Context) error {
 	if err := h.register(ctx); err != nil {
 		return err
 	}
+	if id := h.existingSession(ctx); id != "" {
+		h.mu.Lock()
+		h.id = id
+		h.mu.Unlock()
+		h.log.Info("re-attached to the machine's session", "session", id)
+		return nil
+	}
 	return h.newSession(ctx)
+}
+
+func (h *Heartbeat) sessionName() string { return "fleet machine " + h.machineID }
+
+// existingSession finds a live session of this machine on the local Consul
+// node, or returns "".
+func (h *Heartbeat) existingSession(ctx context.Context) string {
+	node, err := h.client.Agent().NodeName()
+	if err != nil {
+		return ""
+	}
+	ss, _, err := h.client.Session().Node(node, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return ""
+	}
+	for _, s := range ss {
+		if s.Name == h.sessionName() {
+			return s.ID
+		}
+	}
+	return ""
 }
 
 func (h *Heartbeat) register(ctx context.Context) error {
@@ -105,7 +135,7 @@ func validMetaKey(k string) bool {
 
 func (h *Heartbeat) newSession(ctx context.Context) error {
 	id, _, err := h.client.Session().Create(&api.SessionEntry{
-		Name:     "fleet machine " + h.machineID,
+		Name:     h.sessionName(),
 		Behavior: api.SessionBehaviorDelete,
 		// Every schedule write is fenced on the lock holder's session, so
 		// the lock-delay safety net is not needed; 1ms is the smallest value

@@ -93,6 +93,13 @@ func (d *Driver) MainPID(name string) int {
 	return 0
 }
 
+// Sync does nothing: the exec driver reads unit files at Load.
+func (d *Driver) Sync(context.Context) error { return nil }
+
+// Existing is empty: the exec driver's units are fleetd's children and do
+// not outlive it.
+func (d *Driver) Existing(context.Context) (map[string]agent.Have, error) { return nil, nil }
+
 // Load writes the unit file and remembers the unit.
 func (d *Driver) Load(ctx context.Context, name string, f *unitfile.File) error {
 	if err := d.Unload(ctx, name); err != nil {

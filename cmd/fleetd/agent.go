@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/agent/execdriver"
+	"github.com/wasmfleet/fleet/agent/systemd"
 	"github.com/wasmfleet/fleet/internal/config"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
@@ -39,6 +40,8 @@ type agentOptions struct {
 	unitsDir      string
 	logsDir       string
 	disableEngine bool
+	leaveOnStop   bool
+	systemdUser   bool
 	verbosity     int
 }
 
@@ -65,7 +68,9 @@ on the command line wins over the environment, which wins over the file.`,
 	f.StringVar(&o.publicIP, "public-ip", "", "IP address other machines reach this one on (default: first non-loopback IPv4)")
 	f.StringVar(&o.metadata, "metadata", "", "machine metadata as key=value pairs, such as region=east,disk=ssd")
 	f.DurationVar(&o.agentTTL, "agent-ttl", 10*time.Second, "how long the machine may miss heartbeats before its units move")
-	f.StringVar(&o.driver, "driver", "exec", "how units run: exec (child processes of fleetd)")
+	f.StringVar(&o.driver, "driver", "", "how units run: systemd (over D-Bus), or exec (child processes of fleetd); default systemd when /run/systemd/system exists")
+	f.BoolVar(&o.systemdUser, "systemd-user", false, "drive the user's systemd (systemd --user) instead of the system's")
+	f.BoolVar(&o.leaveOnStop, "leave-on-stop", false, "on SIGTERM stop every unit and leave the cluster; by default units keep running and a fleetd restarted within --agent-ttl adopts them")
 	f.StringVar(&o.unitsDir, "units-dir", "/run/fleet/units", "where unit files are written")
 	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
 	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
@@ -121,15 +126,28 @@ func (o *agentOptions) run() error {
 	}
 	log = log.With("machine", registry.ShortID(o.machineID))
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if o.driver == "" {
+		o.driver = "exec"
+		if systemd.Available() {
+			o.driver = "systemd"
+		}
+	}
 	var driver agent.Driver
+	leave := o.leaveOnStop
 	switch o.driver {
 	case "exec":
 		driver, err = execdriver.New(o.unitsDir, o.logsDir, o.machineID, log.With("driver", "exec"))
-		if err != nil {
-			return err
-		}
+		leave = true // its units are fleetd's children: they cannot outlive it
+	case "systemd":
+		driver, err = systemd.New(ctx, systemd.Options{UnitsDir: o.unitsDir, User: o.systemdUser, Log: log.With("driver", "systemd")})
 	default:
-		return fmt.Errorf("unknown --driver %q: this fleetd supports exec", o.driver)
+		return fmt.Errorf("unknown --driver %q: use systemd or exec", o.driver)
+	}
+	if err != nil {
+		return err
 	}
 
 	client, err := registry.NewClient(o.endpoint, o.token)
@@ -137,8 +155,6 @@ func (o *agentOptions) run() error {
 		return err
 	}
 	reg := registry.New(client, o.prefix)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	hb := agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, log)
 	for {
@@ -171,15 +187,20 @@ func (o *agentOptions) run() error {
 		Registry:  reg,
 		Machine:   registry.Machine{ID: o.machineID, IP: o.publicIP, Metadata: md, Version: version.Version},
 		Driver:    driver,
-		Heartbeat: hb,
-		Log:       log.With("role", "agent"),
+		Heartbeat:   hb,
+		Log:         log.With("role", "agent"),
+		LeaveOnStop: leave,
 	})
-	err = a.Run(ctx) // returns after ctx is done and units are unloaded
-	// Leave the cluster only after the units stopped, so their new copies
-	// never run beside the old ones.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	hb.Stop(stopCtx)
-	cancel()
+	err = a.Run(ctx) // returns after ctx is done (and units are unloaded when leaving)
+	if leave {
+		// Leave the cluster only after the units stopped, so their new
+		// copies never run beside the old ones.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		hb.Stop(stopCtx)
+		cancel()
+	} else {
+		log.Info("units keep running; a fleetd started within the TTL adopts them", "ttl", o.agentTTL)
+	}
 	stopHB()
 	wg.Wait()
 	log.Info("fleetd stopped")

@@ -72,6 +72,7 @@ type UnitState struct {
 	Load    string       `json:"load"`  // systemd LoadState
 	Active  string       `json:"active"`
 	Sub     string       `json:"sub"`
+	Error   string       `json:"error,omitempty"` // the init system's complaint, if any
 }
 
 // Snapshot is the whole cluster as one consistent read saw it.
