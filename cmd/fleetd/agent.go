@@ -184,9 +184,9 @@ func (o *agentOptions) run() error {
 		}()
 	}
 	a := agent.New(agent.Config{
-		Registry:  reg,
-		Machine:   registry.Machine{ID: o.machineID, IP: o.publicIP, Metadata: md, Version: version.Version},
-		Driver:    driver,
+		Registry:    reg,
+		Machine:     registry.Machine{ID: o.machineID, IP: o.publicIP, Metadata: md, Version: version.Version},
+		Driver:      driver,
 		Heartbeat:   hb,
 		Log:         log.With("role", "agent"),
 		LeaveOnStop: leave,
