@@ -28,11 +28,13 @@ type Agent struct {
 	cfg       Config
 	have      map[string]Have
 	published map[string]registry.UnitState
+	services  *unitServices
 }
 
 // New returns an Agent; call Run.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, have: map[string]Have{}, published: map[string]registry.UnitState{}}
+	return &Agent{cfg: cfg, have: map[string]Have{}, published: map[string]registry.UnitState{},
+		services: newUnitServices(cfg.Registry.Client(), cfg.Machine.ID, cfg.Machine.IP, cfg.Heartbeat.ServiceID())}
 }
 
 // watchWait bounds one blocking query, so a lost connection is noticed.
@@ -224,6 +226,10 @@ func (a *Agent) publishStates(ctx context.Context, force bool) {
 			a.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
 			continue
 		}
+		if err := a.services.sync(ctx, st); err != nil {
+			a.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)
+			continue
+		}
 		a.published[name] = st
 	}
 	for name := range a.published {
@@ -232,6 +238,10 @@ func (a *Agent) publishStates(ctx context.Context, force bool) {
 		}
 		if err := a.cfg.Registry.DeleteState(ctx, name, me); err != nil {
 			a.cfg.Log.Warn("removing unit state failed", "unit", name, "err", err)
+			continue
+		}
+		if err := a.services.remove(ctx, name); err != nil {
+			a.cfg.Log.Warn("removing the unit from Consul's catalog failed", "unit", name, "err", err)
 			continue
 		}
 		delete(a.published, name)

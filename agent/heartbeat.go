@@ -36,7 +36,8 @@ func NewHeartbeat(client *api.Client, machineID, ip string, meta map[string]stri
 	return &Heartbeat{client: client, machineID: machineID, ip: ip, meta: meta, ttl: ttl, log: log, renewed: make(chan struct{})}
 }
 
-func (h *Heartbeat) serviceID() string { return "fleet-" + h.machineID }
+// ServiceID is the ID of the machine's fleet-agent service instance.
+func (h *Heartbeat) ServiceID() string { return "fleet-agent:" + h.machineID }
 
 // CheckID is the Consul check whose health the session follows.
 func (h *Heartbeat) CheckID() string { return "fleet-machine:" + h.machineID }
@@ -102,9 +103,9 @@ func (h *Heartbeat) register(ctx context.Context) error {
 		}
 	}
 	reg := &api.AgentServiceRegistration{
-		ID:      h.serviceID(),
-		Name:    "fleet",
-		Tags:    []string{"machine"},
+		ID:      h.ServiceID(),
+		Name:    "fleet-agent",
+		Tags:    []string{"fleet", "machine"},
 		Address: h.ip,
 		Meta:    meta,
 		Check: &api.AgentServiceCheck{
@@ -113,6 +114,8 @@ func (h *Heartbeat) register(ctx context.Context) error {
 			TTL:     h.ttl.String(),
 			Status:  api.HealthPassing, // a session cannot be bound to a critical check
 			Notes:   "fleetd renews this check; when it stops, the machine's units move elsewhere",
+			// A machine gone for good leaves the catalog (Consul's minimum).
+			DeregisterCriticalServiceAfter: "1m",
 		},
 	}
 	if err := h.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
@@ -203,7 +206,7 @@ func (h *Heartbeat) Stop(ctx context.Context) {
 	if _, err := h.client.Session().Destroy(h.ID(), (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		h.log.Warn("destroy session", "err", err)
 	}
-	if err := h.client.Agent().ServiceDeregisterOpts(h.serviceID(), (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+	if err := h.client.Agent().ServiceDeregisterOpts(h.ServiceID(), (&api.QueryOptions{}).WithContext(ctx)); err != nil {
 		h.log.Warn("deregister machine", "err", err)
 	}
 }

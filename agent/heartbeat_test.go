@@ -91,7 +91,7 @@ func TestSessionReplaced(t *testing.T) {
 		t.Errorf("unit restarted across the session change: PID %d, was %d", got, pid)
 	}
 	// The health check shows in Consul as the machine's service.
-	checks, _, err := client.Health().Checks("fleet", nil)
+	checks, _, err := client.Health().Checks("fleet-agent", nil)
 	if err != nil || len(checks) != 1 || checks[0].CheckID != hb.CheckID() || checks[0].Status != api.HealthPassing {
 		t.Fatalf("fleet service checks = %+v, %v", checks, err)
 	}

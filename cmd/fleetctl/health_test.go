@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// TestHealthInConsul checks what the Consul UI shows: every machine as a
+// passing fleet-agent instance, a running unit as a passing service, a unit
+// that failed as critical, and a unit gone from its machine gone from the
+// catalog.
+func TestHealthInConsul(t *testing.T) {
+	c := testcluster.Start(t, 2)
+	ep := c.Consul.URL()
+	client, err := c.Consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mustCtl(t, ep, "start", writeUnit(t, dir, "web@1.service", myapp))
+	// It may fail before or after start returns, so its exit code is not
+	// checked here; its health is.
+	ctl(t, ep, "start", writeUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.2; exit 3'\n"))
+
+	health := func(service string) (api.HealthChecks, error) {
+		checks, _, err := client.Health().Checks(service, nil)
+		return checks, err
+	}
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		agents, err := health("fleet-agent")
+		if err != nil {
+			return err
+		}
+		if len(agents) != 2 || agents.AggregatedStatus() != api.HealthPassing {
+			return fmt.Errorf("fleet-agent checks: %v", agents)
+		}
+		web, err := health("web")
+		if err != nil {
+			return err
+		}
+		if len(web) != 2 || web.AggregatedStatus() != api.HealthPassing {
+			return fmt.Errorf("web checks (want 2 passing: state and machine alias): %v", web)
+		}
+		crash, err := health("crash")
+		if err != nil {
+			return err
+		}
+		if crash.AggregatedStatus() != api.HealthCritical {
+			return fmt.Errorf("crash checks (want critical): %v", crash)
+		}
+		return nil
+	})
+	svcs, _, err := client.Catalog().Service("web", "fleet", nil)
+	if err != nil || len(svcs) != 1 || svcs[0].ServiceMeta["fleet-unit"] != "web@1.service" {
+		t.Fatalf("catalog entry for web@1.service: %+v %v", svcs, err)
+	}
+
+	mustCtl(t, ep, "unload", "web@1")
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if web, err := health("web"); err != nil || len(web) != 0 {
+			return fmt.Errorf("web still in the catalog after unload: %v %v", web, err)
+		}
+		return nil
+	})
+}
