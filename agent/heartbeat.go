@@ -26,6 +26,10 @@ type Heartbeat struct {
 	ttl       time.Duration
 	log       *slog.Logger
 
+	// Port is where the machine's InspectServer listens, registered with
+	// the fleet-agent service so fleetctl finds it. Set before Start.
+	Port int
+
 	mu      sync.Mutex
 	id      string        // current session ID
 	renewed chan struct{} // closed when the session is replaced
@@ -107,6 +111,7 @@ func (h *Heartbeat) register(ctx context.Context) error {
 		Name:    "fleet-agent",
 		Tags:    []string{"fleet", "machine"},
 		Address: h.ip,
+		Port:    h.Port,
 		Meta:    meta,
 		Check: &api.AgentServiceCheck{
 			CheckID: h.CheckID(),

@@ -55,6 +55,7 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 		"--units-dir", filepath.Join(opts.Dir, "units"),
 		"--logs-dir", filepath.Join(opts.Dir, "logs"),
 		"--config", "", // a dev machine reads no /etc/fleet/fleet.conf
+		"--api-addr", opts.IP + ":0",
 	}
 	if opts.Metadata != "" {
 		args = append(args, "--metadata", opts.Metadata)

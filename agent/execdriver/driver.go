@@ -37,6 +37,7 @@ type unit struct {
 	file   *unitfile.File
 	state  agent.UnitState
 	proc   *os.Process
+	since  time.Time     // when the unit last changed between active and inactive
 	exited chan struct{} // closed when the main process has been reaped
 	// stopping marks a stop fleet asked for, so the exit is not a failure
 	// and Restart= does not apply.
@@ -78,6 +79,9 @@ func (d *Driver) State(name string) agent.UnitState {
 
 func (d *Driver) setState(u *unit, active, sub string) {
 	d.mu.Lock()
+	if u.state.Active != active {
+		u.since = time.Now()
+	}
 	u.state.Active, u.state.Sub = active, sub
 	d.mu.Unlock()
 	d.changed()

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -441,4 +444,49 @@ func (d *Driver) Existing(ctx context.Context) (map[string]agent.Have, error) {
 		have[st.Name] = h
 	}
 	return have, nil
+}
+
+// tool runs a systemctl-family tool against the same manager the driver
+// drives (--user for systemd --user).
+func (d *Driver) tool(ctx context.Context, tool string, args ...string) *exec.Cmd {
+	if d.opts.User {
+		args = append([]string{"--user"}, args...)
+	}
+	return exec.CommandContext(ctx, tool, args...)
+}
+
+// Status writes "systemctl status" of the unit.
+func (d *Driver) Status(ctx context.Context, name string, w io.Writer) error {
+	if _, err := d.path(name); err != nil {
+		return err
+	}
+	cmd := d.tool(ctx, "systemctl", "status", "--full", "--no-pager", "--lines=10", name)
+	cmd.Stdout, cmd.Stderr = w, w
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() <= 4 {
+		return nil // systemctl status exits 1-4 for units that are not active: not an error here
+	}
+	return err
+}
+
+// Journal writes the unit's journal, following it with follow.
+func (d *Driver) Journal(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {
+	if _, err := d.path(name); err != nil {
+		return err
+	}
+	unitFlag := "--unit"
+	if d.opts.User {
+		unitFlag = "--user-unit"
+	}
+	args := []string{unitFlag, name, "--no-pager", "--lines", strconv.Itoa(lines), "--output", "short"}
+	if follow {
+		args = append(args, "--follow")
+	}
+	cmd := exec.CommandContext(ctx, "journalctl", args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("journalctl: %w", err)
+	}
+	return nil
 }

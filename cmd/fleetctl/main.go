@@ -85,6 +85,10 @@ func (c *cli) endpoint() string {
 	return "http://127.0.0.1:8500"
 }
 
+// envToken is the Consul token the environment gives, as the consul CLI
+// reads it.
+func (c *cli) envToken() string { return os.Getenv("CONSUL_HTTP_TOKEN") }
+
 // consulErr adds to an error from Consul a hint of what to do when Consul
 // could not be reached at all.
 func (c *cli) consulErr(err error) error {
@@ -119,6 +123,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newSubmitCmd(c), newLoadCmd(c), newStartCmd(c), newStopCmd(c), newUnloadCmd(c), newDestroyCmd(c),
 		newListUnitsCmd(c), newListUnitFilesCmd(c), newListMachinesCmd(c), newCatCmd(c), newVersionCmd(c),
+		newStatusCmd(c), newJournalCmd(c),
 	)
 	return root
 }

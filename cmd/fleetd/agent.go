@@ -42,6 +42,7 @@ type agentOptions struct {
 	disableEngine bool
 	leaveOnStop   bool
 	systemdUser   bool
+	apiAddr       string
 	verbosity     int
 }
 
@@ -74,6 +75,7 @@ on the command line wins over the environment, which wins over the file.`,
 	f.StringVar(&o.unitsDir, "units-dir", "/run/fleet/units", "where unit files are written")
 	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
 	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
+	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
 	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := o.loadConfig(cmd); err != nil {
@@ -156,7 +158,16 @@ func (o *agentOptions) run() error {
 	}
 	reg := registry.New(client, o.prefix)
 
+	inspector, ok := driver.(agent.Inspector)
+	if !ok {
+		return fmt.Errorf("driver %s cannot show unit status", o.driver)
+	}
+	api, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
+	}
 	hb := agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, log)
+	hb.Port = api.Addr().(*net.TCPAddr).Port
 	for {
 		err := hb.Start(ctx)
 		if err == nil {
@@ -173,6 +184,15 @@ func (o *agentOptions) run() error {
 
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srv := &agent.InspectServer{Registry: reg, Inspector: inspector, Log: log.With("role", "inspect"),
+			Has: func(name string) bool { return driver.State(name).Load != "not-found" }}
+		if err := srv.Serve(ctx, api); err != nil {
+			log.Error("status server stopped", "err", err)
+		}
+	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); hb.Run(hbCtx) }()
 

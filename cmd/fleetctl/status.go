@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// agentURL finds the inspect address of the machine running unit name.
+func (c *cli) agentURL(ctx context.Context, name string) (string, error) {
+	reg, err := c.registry()
+	if err != nil {
+		return "", err
+	}
+	j, err := reg.Job(ctx, name)
+	if errors.Is(err, registry.ErrNotFound) {
+		return "", fmt.Errorf("Unit %s does not exist.", name)
+	}
+	if err != nil {
+		return "", c.consulErr(err)
+	}
+	if j.Target == "" {
+		return "", fmt.Errorf("Unit %s does not appear to be loaded.", name)
+	}
+	svcs, _, err := reg.Client().Catalog().Service("fleet-agent", "", nil)
+	if err != nil {
+		return "", c.consulErr(err)
+	}
+	for _, s := range svcs {
+		if s.ServiceMeta["machine-id"] != j.Target || s.ServicePort == 0 {
+			continue
+		}
+		addr := s.ServiceAddress
+		if addr == "" {
+			addr = s.Address
+		}
+		return "http://" + net.JoinHostPort(addr, strconv.Itoa(s.ServicePort)), nil
+	}
+	return "", fmt.Errorf("machine %s running %s is not reachable: it has no fleet-agent service in Consul", registry.ShortID(j.Target), name)
+}
+
+// fetch GETs path from the agent running unit name and copies the answer
+// to w.
+func (c *cli) fetch(ctx context.Context, name, path string, w io.Writer) error {
+	base, err := c.agentURL(ctx, name)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/units/"+url.PathEscape(name)+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.opts.token != "" {
+		req.Header.Set("X-Consul-Token", c.opts.token)
+	} else if t := c.envToken(); t != "" {
+		req.Header.Set("X-Consul-Token", t)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach the machine running %s at %s: %w", name, base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return errors.New(strings.TrimSpace(string(b)))
+	}
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil // the user stopped following
+	}
+	return err
+}
+
+func newStatusCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status UNIT...",
+		Short: "Output the status of one or more units in the cluster",
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			for i, u := range units {
+				if i > 0 {
+					fmt.Fprintln(c.out)
+				}
+				if err := c.fetch(ctx, u.name, "/status", c.out); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
+	}
+}
+
+func newJournalCmd(c *cli) *cobra.Command {
+	var lines int
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "journal UNIT",
+		Short: "Print the journal of a unit in the cluster",
+		Args:  cobra.ExactArgs(1),
+		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
+			q := fmt.Sprintf("/journal?lines=%d&follow=%t", lines, follow)
+			return c.fetch(ctx, units[0].name, q, c.out)
+		}),
+	}
+	cmd.Flags().IntVar(&lines, "lines", 10, "number of recent journal entries to show")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new entries as they come")
+	return cmd
+}
