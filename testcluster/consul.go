@@ -27,10 +27,11 @@ type ConsulOptions struct {
 
 // Consul is a running single-server Consul in dev mode (in-memory state).
 type Consul struct {
-	HTTPAddr string // host:port of the HTTP API
-	NodeName string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	HTTPAddr    string // host:port of the HTTP API
+	SerfLANAddr string // host:port of the serf LAN port, where client agents join
+	NodeName    string
+	cmd         *exec.Cmd
+	exited      chan struct{}
 }
 
 // StartConsul starts a Consul server on loopback and free ports and waits
@@ -82,7 +83,8 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start consul: %w", err)
 	}
-	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), NodeName: opts.NodeName, cmd: cmd, exited: make(chan struct{})}
+	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
+		NodeName: opts.NodeName, cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(c.exited) }()
 	if err := c.waitReady(ctx, 30*time.Second); err != nil {
 		c.Stop()
