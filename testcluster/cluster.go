@@ -22,7 +22,17 @@ var binDir string
 //
 //	func TestMain(m *testing.M) { testcluster.Main(m) }
 func Main(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fleet-test-bin-")
+	// Not under /tmp: systemd boxes see a fresh tmpfs there, and must run
+	// these binaries.
+	cache, err := os.UserCacheDir()
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(cache, "fleet"), 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster:", err)
+		os.Exit(2)
+	}
+	dir, err := os.MkdirTemp(filepath.Join(cache, "fleet"), "test-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testcluster:", err)
 		os.Exit(2)
@@ -131,8 +141,12 @@ func (c *Cluster) Registry() *registry.Registry {
 // WaitMachines waits until exactly n machines are published.
 func (c *Cluster) WaitMachines(n int) {
 	c.t.Helper()
-	reg := c.Registry()
-	Eventually(c.t, 30*time.Second, func() error {
+	waitMachines(c.t, c.Registry(), n)
+}
+
+func waitMachines(t testing.TB, reg *registry.Registry, n int) {
+	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
 		ms, err := reg.Machines(context.Background())
 		if err != nil {
 			return err
