@@ -112,7 +112,8 @@ var (
 )
 
 // boxSupport says why boxes cannot run here, or nil.
-func boxSupport() error {
+// BoxSupport says why this host cannot run systemd boxes, or nil when it can.
+func BoxSupport() error {
 	if os.Geteuid() != 0 {
 		return errors.New("systemd machines need root: run the tests as root")
 	}
@@ -132,7 +133,7 @@ func boxSupport() error {
 // test instead: CI must run the box tests, never skip them quietly.
 func RequireBoxes(t testing.TB) {
 	t.Helper()
-	err := boxSupport()
+	err := BoxSupport()
 	if err == nil {
 		return
 	}
@@ -175,7 +176,7 @@ func StartBoxT(t testing.TB, opts BoxOptions) *Box {
 // box with the same name is still running, and when the box does not boot
 // within 30 seconds; the error then ends with the console's last lines.
 func StartBox(ctx context.Context, opts BoxOptions) (*Box, error) {
-	if err := boxSupport(); err != nil {
+	if err := BoxSupport(); err != nil {
 		return nil, err
 	}
 	if !boxNameRE.MatchString(opts.Name) {

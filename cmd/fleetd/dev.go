@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,7 @@ import (
 )
 
 type devOptions struct {
+	systemd   bool
 	machines  int
 	stateFile string
 	dataDir   string
@@ -53,13 +55,19 @@ It starts a real Consul server on 127.0.0.1 (building the pinned release once
 if no consul binary is found) and N machines, each its own "fleetd agent"
 process with its own machine ID, loopback IP and metadata hostname=machine-N,
 running units as child processes. Kill a machine's PID to simulate a machine
-failure. Ctrl-C or SIGTERM stops everything.`,
+failure. Ctrl-C or SIGTERM stops everything.
+
+With --systemd (root only) each machine is instead a real systemd booted in a
+throw-away container (an overlay of this host's root), running its own Consul
+client agent and fleetd with the systemd driver; its PID is the container's
+PID 1, so killing it kills the whole machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.OutOrStdout(), cmd.ErrOrStderr()) },
 	}
 	cmd.Flags().IntVar(&o.machines, "machines", 3, "number of machines")
 	cmd.Flags().StringVar(&o.stateFile, "state-file", "", "write the cluster's addresses and PIDs as JSON to this file")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "", "directory for logs and unit files (default: a temporary directory, removed on exit)")
+	cmd.Flags().BoolVar(&o.systemd, "systemd", false, "run each machine as a real systemd in a throw-away container, with its own Consul client agent (root only)")
 	cmd.Flags().DurationVar(&o.agentTTL, "agent-ttl", 3*time.Second, "machines' heartbeat TTL: how soon a killed machine's units move")
 	return cmd
 }
@@ -71,6 +79,14 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find the fleetd binary: %w", err)
+	}
+	if o.systemd {
+		if err := testcluster.BoxSupport(); err != nil {
+			return fmt.Errorf("fleetd dev --systemd: %w (without --systemd, machines run units as child processes and need no root)", err)
+		}
+		if strings.HasPrefix(self, os.TempDir()) {
+			return fmt.Errorf("fleetd dev --systemd: the machines cannot see %s, under %s; run a built fleetd (make build puts one in bin/)", self, os.TempDir())
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -97,35 +113,19 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	}
 	defer consul.Stop()
 
-	var machines []*testcluster.Machine
-	defer func() {
-		// Machines first, so they unload their units while Consul still
-		// answers.
-		for _, m := range machines {
-			go m.Stop()
-		}
-		for _, m := range machines {
-			<-m.Exited()
-		}
-	}()
 	state := devState{ConsulHTTPAddr: consul.URL(), ConsulPID: consul.PID(), ConsulUI: consul.UIURL(), DataDir: dir}
-	for i := 1; i <= o.machines; i++ {
-		md := fmt.Sprintf("hostname=machine-%d", i)
-		m, err := testcluster.StartMachine(testcluster.MachineOptions{
-			Fleetd:    self,
-			ConsulURL: consul.URL(),
-			IP:        fmt.Sprintf("127.0.1.%d", i),
-			Metadata:  md,
-			Dir:       filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
-			TTL:       o.agentTTL,
-		})
-		if err != nil {
-			return err
-		}
-		machines = append(machines, m)
-		state.Machines = append(state.Machines, devStateMachine{ID: m.ID, IP: m.IP, PID: m.PID(), Metadata: md})
+	var stopMachines func()
+	if o.systemd {
+		stopMachines, err = o.startBoxes(ctx, self, consul, dir, &state)
+	} else {
+		stopMachines, err = o.startProcesses(ctx, self, consul, dir, &state, errOut)
 	}
-	if err := waitMachines(ctx, consul, len(machines)); err != nil {
+	defer stopMachines()
+	if err != nil {
+		return err
+	}
+	n := len(state.Machines)
+	if err := waitMachines(ctx, consul, n); err != nil {
 		return fmt.Errorf("%w (machine logs: %s/machine-*/fleetd.log)", err, dir)
 	}
 	if o.stateFile != "" {
@@ -137,8 +137,40 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	}
 	printDevBanner(out, self, state)
 
-	for _, m := range machines {
-		go func(m *testcluster.Machine) {
+	<-ctx.Done()
+	fmt.Fprintln(errOut, "stopping the cluster...")
+	return nil
+}
+
+// startProcesses starts each machine as a fleetd process with the exec
+// driver. The returned function stops them (machines first, so they unload
+// their units while Consul still answers).
+func (o *devOptions) startProcesses(ctx context.Context, self string, consul *testcluster.Consul, dir string, state *devState, errOut io.Writer) (func(), error) {
+	var machines []*testcluster.Machine
+	stop := func() {
+		for _, m := range machines {
+			go m.Stop()
+		}
+		for _, m := range machines {
+			<-m.Exited()
+		}
+	}
+	for i := 1; i <= o.machines; i++ {
+		md := fmt.Sprintf("hostname=machine-%d", i)
+		m, err := testcluster.StartMachine(testcluster.MachineOptions{
+			Fleetd:    self,
+			ConsulURL: consul.URL(),
+			IP:        fmt.Sprintf("127.0.1.%d", i),
+			Metadata:  md,
+			Dir:       filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
+			TTL:       o.agentTTL,
+		})
+		if err != nil {
+			return stop, err
+		}
+		machines = append(machines, m)
+		state.Machines = append(state.Machines, devStateMachine{ID: m.ID, IP: m.IP, PID: m.PID(), Metadata: md})
+		go func() {
 			select {
 			case <-m.Exited():
 				if ctx.Err() == nil {
@@ -146,11 +178,58 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 				}
 			case <-ctx.Done():
 			}
-		}(m)
+		}()
 	}
-	<-ctx.Done()
-	fmt.Fprintln(errOut, "stopping the cluster...")
-	return nil
+	return stop, nil
+}
+
+// startBoxes starts each machine as a systemd box running a Consul client
+// agent and fleetd with the systemd driver.
+func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcluster.Consul, dir string, state *devState) (func(), error) {
+	var boxes []*testcluster.Box
+	var fleetds []*testcluster.BoxProcess
+	stop := func() {
+		for _, f := range fleetds {
+			f.Stop()
+		}
+		for _, b := range boxes {
+			_ = b.Kill()
+		}
+	}
+	consulBin, err := testcluster.ConsulBinary(ctx, io.Discard)
+	if err != nil {
+		return stop, err
+	}
+	for i := 1; i <= o.machines; i++ {
+		md := fmt.Sprintf("hostname=machine-%d", i)
+		ip := fmt.Sprintf("127.0.4.%d", i)
+		mdir := filepath.Join(dir, fmt.Sprintf("machine-%d", i))
+		if err := os.MkdirAll(mdir, 0o755); err != nil {
+			return stop, err
+		}
+		console, err := os.Create(filepath.Join(mdir, "console.log"))
+		if err != nil {
+			return stop, err
+		}
+		defer console.Close()
+		b, err := testcluster.StartBox(ctx, testcluster.BoxOptions{Name: fmt.Sprintf("fleet-dev-%d", i), IP: ip, Log: console})
+		if err != nil {
+			return stop, err
+		}
+		boxes = append(boxes, b)
+		if _, err := b.StartConsulClient(consulBin, consul.SerfLANAddr, filepath.Join(mdir, "consul.log")); err != nil {
+			return stop, err
+		}
+		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), self, "agent",
+			"--endpoint", b.ConsulURL(), "--machine-id", b.MachineID, "--public-ip", ip, "--metadata", md,
+			"--driver", "systemd", "--agent-ttl", o.agentTTL.String(), "--api-addr", ip+":0", "--config", "")
+		if err != nil {
+			return stop, err
+		}
+		fleetds = append(fleetds, f)
+		state.Machines = append(state.Machines, devStateMachine{ID: b.MachineID, IP: ip, PID: b.PID(), Metadata: md})
+	}
+	return stop, nil
 }
 
 func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error {

@@ -23,94 +23,146 @@ func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil || errors.Is(syscall.Kill(pid, 0), syscall.EPERM)
 }
 
+// devCluster is a running "fleetd dev" started by a test.
+type devCluster struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	out       *syncBuffer
+	exited    chan struct{}
+	waitErr   error
+	stateFile string
+	st        devState
+}
+
+// startDev runs "fleetd dev" with args as a user would and waits for its
+// state file. The test's cleanup kills it if the test did not stop it.
+func startDev(t *testing.T, args ...string) *devCluster {
+	t.Helper()
+	dir := t.TempDir()
+	d := &devCluster{t: t, out: &syncBuffer{}, exited: make(chan struct{}), stateFile: filepath.Join(dir, "state.json")}
+	args = append([]string{"dev", "--state-file", d.stateFile, "--data-dir", filepath.Join(dir, "data")}, args...)
+	d.cmd = exec.Command(testcluster.Binary(t, "fleetd"), args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+	})
+	testcluster.Eventually(t, 90*time.Second, func() error {
+		select {
+		case <-d.exited:
+			t.Fatalf("fleetd dev exited: %v\n%s", d.waitErr, d.out.String())
+		default:
+		}
+		b, err := os.ReadFile(d.stateFile)
+		if err != nil {
+			return fmt.Errorf("no state file yet; output so far:\n%s", d.out.String())
+		}
+		return json.Unmarshal(b, &d.st)
+	})
+	return d
+}
+
+// list runs fleetctl list-machines against the dev cluster.
+func (d *devCluster) list() string {
+	d.t.Helper()
+	cmd := exec.Command(testcluster.Binary(d.t, "fleetctl"), "list-machines", "--no-legend", "--full")
+	cmd.Env = append(os.Environ(), "FLEETCTL_ENDPOINT="+d.st.ConsulHTTPAddr)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		d.t.Fatalf("fleetctl list-machines: %v\n%s", err, b)
+	}
+	return string(b)
+}
+
+// killMachine kills a machine by the PID in the state file and waits until
+// it leaves list-machines.
+func (d *devCluster) killMachine(m devStateMachine) {
+	d.t.Helper()
+	if err := syscall.Kill(m.PID, syscall.SIGKILL); err != nil {
+		d.t.Fatal(err)
+	}
+	want := len(d.st.Machines) - 1
+	testcluster.Eventually(d.t, 30*time.Second, func() error {
+		if lm := d.list(); strings.Contains(lm, m.ID) || strings.Count(lm, "\n") != want {
+			return fmt.Errorf("list-machines after the kill:\n%s", lm)
+		}
+		return nil
+	})
+}
+
+// stop sends SIGTERM and checks every process in the state file is gone.
+func (d *devCluster) stop(pids ...int) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+		if d.waitErr != nil {
+			d.t.Fatalf("fleetd dev exited with %v:\n%s", d.waitErr, d.out.String())
+		}
+	case <-time.After(60 * time.Second):
+		d.t.Fatal("fleetd dev did not stop within 60s of SIGTERM")
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			d.t.Errorf("process %d still runs after fleetd dev stopped", pid)
+		}
+	}
+	if _, err := os.Stat(d.stateFile); !os.IsNotExist(err) {
+		d.t.Errorf("state file left behind: %v", err)
+	}
+}
+
 // TestDev runs "fleetd dev --machines 3" as a user would, lists its machines
 // with fleetctl, kills one machine by the PID in the state file, and stops
 // the cluster with SIGTERM: every process it started must be gone.
 func TestDev(t *testing.T) {
-	dir := t.TempDir()
-	stateFile := filepath.Join(dir, "state.json")
-	dev := exec.Command(testcluster.Binary(t, "fleetd"), "dev", "--machines", "3", "--state-file", stateFile, "--data-dir", filepath.Join(dir, "data"))
-	var out syncBuffer
-	dev.Stdout, dev.Stderr = &out, &out
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = dev.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = dev.Process.Kill()
-			<-exited
-		}
-	})
-
-	var st devState
-	testcluster.Eventually(t, 60*time.Second, func() error {
-		b, err := os.ReadFile(stateFile)
-		if err != nil {
-			return fmt.Errorf("no state file yet; output so far:\n%s", out.String())
-		}
-		return json.Unmarshal(b, &st)
-	})
+	d := startDev(t, "--machines", "3")
+	st := d.st
 	if len(st.Machines) != 3 || !strings.HasPrefix(st.ConsulHTTPAddr, "http://127.0.0.1:") {
 		t.Fatalf("state file: %+v", st)
 	}
 	for _, want := range []string{"export PATH=", "FLEETCTL_ENDPOINT=" + st.ConsulHTTPAddr, "Consul UI: " + st.ConsulUI, st.Machines[2].ID} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		if !strings.Contains(d.out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, d.out.String())
 		}
 	}
-
-	list := func() string {
-		cmd := exec.Command(testcluster.Binary(t, "fleetctl"), "list-machines", "--no-legend", "--full")
-		cmd.Env = append(os.Environ(), "FLEETCTL_ENDPOINT="+st.ConsulHTTPAddr)
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("fleetctl list-machines: %v\n%s", err, b)
-		}
-		return string(b)
-	}
-	lm := list()
+	lm := d.list()
 	for _, m := range st.Machines {
 		if !strings.Contains(lm, m.ID) || !strings.Contains(lm, m.IP) || !strings.Contains(lm, m.Metadata) {
 			t.Errorf("list-machines lacks %+v:\n%s", m, lm)
 		}
 	}
+	d.killMachine(st.Machines[0])
+	d.stop(st.ConsulPID, st.Machines[1].PID, st.Machines[2].PID)
+}
 
-	// Killing a machine's PID is a machine failure: it leaves the list.
-	dead := st.Machines[0]
-	if err := syscall.Kill(dead.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+// TestDevSystemd is the same with --systemd: each machine is a systemd
+// container whose PID 1 the state file gives.
+func TestDevSystemd(t *testing.T) {
+	testcluster.RequireBoxes(t)
+	d := startDev(t, "--systemd", "--machines", "2")
+	st := d.st
+	if len(st.Machines) != 2 {
+		t.Fatalf("state file: %+v", st)
 	}
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		if lm := list(); strings.Contains(lm, dead.ID) || strings.Count(lm, "\n") != 2 {
-			return fmt.Errorf("list-machines after the kill:\n%s", lm)
-		}
-		return nil
-	})
-
-	if err := dev.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Fatalf("fleetd dev exited with %v:\n%s", waitErr, out.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("fleetd dev did not stop within 60s of SIGTERM")
-	}
-	for _, pid := range []int{st.ConsulPID, st.Machines[1].PID, st.Machines[2].PID} {
-		if alive(pid) {
-			t.Errorf("process %d still runs after fleetd dev stopped", pid)
+	for _, m := range st.Machines {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", m.PID))
+		if strings.TrimSpace(string(comm)) != "systemd" {
+			t.Errorf("machine %s: PID %d is %q, want the container's systemd", m.ID, m.PID, comm)
 		}
 	}
-	if _, err := os.Stat(stateFile); !os.IsNotExist(err) {
-		t.Errorf("state file left behind: %v", err)
-	}
+	d.killMachine(st.Machines[0])
+	d.stop(st.ConsulPID, st.Machines[1].PID)
 }
 
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
