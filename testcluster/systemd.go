@@ -54,6 +54,21 @@ func StartSystemd(t testing.TB, n int) *SystemdCluster {
 // AddMachine boots one more systemd machine with the given metadata.
 func (c *SystemdCluster) AddMachine(metadata string) *SystemdMachine {
 	c.t.Helper()
+	return c.AddMachineWith(MachineSetup{Metadata: metadata})
+}
+
+// MachineSetup varies how a systemd machine's fleetd runs.
+type MachineSetup struct {
+	Metadata string
+	Prepare  [][]string // commands run in the box before fleetd starts
+	Env      []string   // K=V for fleetd's environment
+	Extra    []string   // more fleetd agent flags
+}
+
+// AddMachineWith boots one more systemd machine set up as s says.
+func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
+	c.t.Helper()
+	metadata := s.Metadata
 	i := len(c.Machines) + 1
 	ip := fmt.Sprintf("127.%d.%d.%d", c.net[0], c.net[1], i)
 	box := StartBoxT(c.t, BoxOptions{Name: fmt.Sprintf("m%d-%x", i, c.net), IP: ip})
@@ -69,7 +84,16 @@ func (c *SystemdCluster) AddMachine(metadata string) *SystemdMachine {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: []string{
+	for _, cmd := range s.Prepare {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := box.Exec(ctx, cmd...)
+		cancel()
+		if err != nil {
+			c.t.Fatalf("prepare box %s: %v: %v\n%s", box.Name, cmd, err, out)
+		}
+	}
+	args := append([]string{"env"}, s.Env...)
+	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: append(args,
 		Binary(c.t, "fleetd"), "agent",
 		"--endpoint", box.ConsulURL(),
 		"--machine-id", box.MachineID,
@@ -77,9 +101,10 @@ func (c *SystemdCluster) AddMachine(metadata string) *SystemdMachine {
 		"--metadata", metadata,
 		"--driver", "systemd",
 		"--agent-ttl", c.TTL.String(),
-		"--api-addr", ip + ":0",
+		"--api-addr", ip+":0",
 		"--config", "",
-	}}
+	)}
+	m.args = append(m.args, s.Extra...)
 	m.StartFleetd()
 	c.Machines = append(c.Machines, m)
 	return m

@@ -214,3 +214,35 @@ func TestSystemdFailures(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSystemdUser drives a user's systemd (systemd --user), as fleet's
+// systemd_user option did.
+func TestSystemdUser(t *testing.T) {
+	c := testcluster.StartSystemd(t, 0)
+	const run = "/run/user/0"
+	m := c.AddMachineWith(testcluster.MachineSetup{
+		Metadata: "hostname=user-machine",
+		Prepare:  [][]string{{"systemctl", "start", "user@0.service"}},
+		Env:      []string{"XDG_RUNTIME_DIR=" + run, "DBUS_SESSION_BUS_ADDRESS=unix:path=" + run + "/bus"},
+		Extra:    []string{"--systemd-user", "--units-dir", run + "/fleet/units"},
+	})
+	c.WaitMachines(1)
+	ep := c.Consul.URL()
+	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
+	user := func(args ...string) string {
+		return inBox(t, m, append([]string{"env", "XDG_RUNTIME_DIR=" + run, "systemctl", "--user"}, args...)...)
+	}
+	if got := user("is-active", "myapp.service"); got != "active" {
+		t.Fatalf("systemctl --user is-active: %q\n%s", got, m.Log())
+	}
+	if got := inBox(t, m, "systemctl", "is-active", "myapp.service"); got == "active" {
+		t.Fatal("the unit runs in the system manager, not the user's")
+	}
+	if out := mustCtl(t, ep, "status", "myapp"); !strings.Contains(out, "Active: active (running)") {
+		t.Errorf("status:\n%s", out)
+	}
+	mustCtl(t, ep, "unload", "myapp")
+	if got := user("show", "--property", "LoadState", "--value", "myapp.service"); got != "not-found" {
+		t.Fatalf("after unload the user manager still has the unit: %q", got)
+	}
+}
