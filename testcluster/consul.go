@@ -23,6 +23,9 @@ type ConsulOptions struct {
 	NodeName string    // Consul node name; "fleet-consul" when empty
 	Log      io.Writer // Consul's own log; discarded when nil
 	Progress io.Writer // progress of a Consul build, if one is needed
+	// ACLToken, when set, turns ACLs on (default deny) with this as the
+	// initial management token, which Client then uses.
+	ACLToken string
 }
 
 // Consul is a running single-server Consul in dev mode (in-memory state).
@@ -30,6 +33,7 @@ type Consul struct {
 	HTTPAddr    string // host:port of the HTTP API
 	SerfLANAddr string // host:port of the serf LAN port, where client agents join
 	NodeName    string
+	aclToken    string
 	cmd         *exec.Cmd
 	exited      chan struct{}
 }
@@ -74,8 +78,12 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	}
 	hcl := fmt.Sprintf("ports { http = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }",
 		ports[0], ports[1], ports[2])
-	cmd := exec.Command(opts.Binary, "agent", "-dev", "-node", opts.NodeName,
-		"-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn")
+	args := []string{"agent", "-dev", "-node", opts.NodeName, "-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn"}
+	if opts.ACLToken != "" {
+		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`,
+			opts.ACLToken, opts.ACLToken))
+	}
+	cmd := exec.Command(opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 	// Its own process group, so a Ctrl-C meant for fleetd dev reaches Consul
 	// only through fleetd, after the machines have stopped.
@@ -84,7 +92,7 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 		return nil, fmt.Errorf("start consul: %w", err)
 	}
 	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
-		NodeName: opts.NodeName, cmd: cmd, exited: make(chan struct{})}
+		NodeName: opts.NodeName, aclToken: opts.ACLToken, cmd: cmd, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(c.exited) }()
 	if err := c.waitReady(ctx, 30*time.Second); err != nil {
 		c.Stop()
@@ -128,7 +136,7 @@ func (c *Consul) Client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = c.HTTPAddr
 	cfg.Scheme = "http"
-	cfg.Token = ""
+	cfg.Token = c.aclToken
 	return api.NewClient(cfg)
 }
 
