@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check
+.PHONY: build dev test consul deps vet fmt-check wasm-check
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -18,23 +18,35 @@ dev: build
 consul:
 	@$(GO) run ./testcluster/ensureconsul >/dev/null
 
-# deps installs the Debian packages the systemd-machine tests need. As root it
-# installs them; otherwise those tests skip (and fail in CI, which runs as root).
+# deps installs the Debian packages the tests need: systemd-container for the
+# systemd machines, wabt for the hand-written WebAssembly test policies.
 deps:
-	@if ! command -v systemd-nspawn >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v systemd-nspawn >/dev/null 2>&1 || missing="$$missing systemd-container"; \
+	command -v wat2wasm >/dev/null 2>&1 || missing="$$missing wabt"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing systemd-container (systemd-nspawn) for the systemd machine tests"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container >/dev/null; \
+			echo "installing$$missing for the systemd machine and policy tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
-			echo "systemd-nspawn missing and not root: the systemd machine tests will skip"; \
+			echo "missing$$missing and not root: install them (sudo apt-get install$$missing)"; \
 		fi; \
 	fi
+
+# wasm-check rebuilds the default policy and fails if the committed module
+# differs from its source (run go generate ./plugins/default to update it).
+wasm-check:
+	@tmp=$$(mktemp -d) && sh plugins/default/build.sh $$tmp/default.wasm && \
+	if cmp -s $$tmp/default.wasm plugins/default/default.wasm; then rm -rf $$tmp; \
+	else rm -rf $$tmp; echo "plugins/default/default.wasm is stale: run go generate ./plugins/default"; exit 1; fi
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
-test: deps consul fmt-check vet
+test: deps consul fmt-check vet wasm-check
 	$(GO) test -count=1 -timeout 20m ./...
+	cd sdk && $(GO) test -count=1 ./...

@@ -1,0 +1,105 @@
+// Package policy is fleet's default placement policy: fleet's own rules,
+// written with the SDK like any user policy. It is built twice from this one
+// source: to WebAssembly, the module fleetd embeds and runs, and natively, as
+// the benchmark baseline and the reference for differential tests.
+package policy
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/wasmfleet/fleet/sdk"
+)
+
+// Place puts a unit on the least-loaded machine (fewest units, ties broken
+// by the lower machine ID) whose metadata satisfies the unit's
+// MachineMetadata: several values of one key are alternatives, different
+// keys must all match.
+func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
+	var d sdk.Decision
+	req := machineMetadata(u)
+	var best *sdk.Machine
+	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
+		if why := mismatch(req, m.Metadata); why != "" {
+			d.Reject(m, why)
+			continue
+		}
+		if best == nil || len(m.Units) < len(best.Units) {
+			best = m
+		}
+	}
+	if best != nil {
+		d.Machine = best.ID
+	}
+	return d
+}
+
+// machineMetadata reads MachineMetadata (and its deprecated spelling): each
+// value holds one or more key=value pairs, space-separated and optionally
+// quoted. Pairs that are not one non-empty key and one non-empty value are
+// ignored, as fleet did.
+func machineMetadata(u *sdk.Unit) map[string][]string {
+	req := map[string][]string{}
+	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
+		for _, v := range u.XFleet(name) {
+			for _, pair := range splitQuoted(v) {
+				k, val, ok := strings.Cut(pair, "=")
+				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+				if !ok || k == "" || val == "" || strings.Contains(val, "=") {
+					continue
+				}
+				req[k] = append(req[k], val)
+			}
+		}
+	}
+	return req
+}
+
+// mismatch says why md does not satisfy req, or "" when it does.
+func mismatch(req map[string][]string, md map[string]string) string {
+	keys := make([]string, 0, len(req))
+	for k := range req {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		have, ok := md[k]
+		found := false
+		for _, v := range req[k] {
+			if ok && v == have {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
+		}
+	}
+	return ""
+}
+
+// splitQuoted splits s on blanks, keeping double-quoted runs together.
+func splitQuoted(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote, have = !inQuote, true
+		case !inQuote && (r == ' ' || r == '\t'):
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+		default:
+			cur.WriteRune(r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}

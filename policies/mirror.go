@@ -1,0 +1,159 @@
+package policies
+
+import (
+	"maps"
+	"sort"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// Machine is what a policy knows of a machine.
+type Machine struct {
+	ID, IP   string
+	Metadata map[string]string
+}
+
+// mirror is the host's copy of the cluster a policy's instances hold, with
+// the updates since each generation, so an instance gets only what changed.
+type mirror struct {
+	machines map[string]*Machine
+	placed   map[placement]bool
+	gen      uint64   // generation of the newest update
+	log      [][]byte // log[k] is the update to generation base+k+1
+	base     uint64
+}
+
+type placement struct{ unit, machine string }
+
+// maxLog bounds the updates kept; an instance further behind gets the whole
+// cluster again.
+const maxLog = 256
+
+func newMirror() *mirror {
+	return &mirror{machines: map[string]*Machine{}, placed: map[placement]bool{}}
+}
+
+// since returns the updates an instance at generation g needs, and the
+// generation they bring it to.
+func (m *mirror) since(g uint64) ([]byte, uint64) {
+	if g == m.gen {
+		return nil, g
+	}
+	if g < m.base || g == 0 {
+		return m.full(), m.gen
+	}
+	var out []byte
+	for _, u := range m.log[g-m.base:] {
+		out = append(out, u...)
+	}
+	return out, m.gen
+}
+
+// full encodes the whole cluster, starting with a reset.
+func (m *mirror) full() []byte {
+	var w wire.Writer
+	w.U8(wire.OpReset)
+	ids := make([]string, 0, len(m.machines))
+	for id := range m.machines {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		encodeMachine(&w, m.machines[id])
+	}
+	for p := range m.placed {
+		w.U8(wire.OpUnitPlaced)
+		w.Str(p.unit)
+		w.Str(p.machine)
+	}
+	return w.B
+}
+
+func encodeMachine(w *wire.Writer, mc *Machine) {
+	w.U8(wire.OpMachine)
+	w.Str(mc.ID)
+	w.Str(mc.IP)
+	keys := make([]string, 0, len(mc.Metadata))
+	for k := range mc.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.U32(uint32(len(keys)))
+	for _, k := range keys {
+		w.Str(k)
+		w.Str(mc.Metadata[k])
+	}
+}
+
+// record appends one update, if it says anything.
+func (m *mirror) record(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	m.gen++
+	m.log = append(m.log, b)
+	if len(m.log) > maxLog {
+		drop := len(m.log) - maxLog
+		m.log = m.log[drop:]
+		m.base += uint64(drop)
+	}
+}
+
+// sync brings the mirror to the given machines and placements and records
+// the difference as one update.
+func (m *mirror) sync(machines []Machine, placed map[string]string) {
+	var w wire.Writer
+	seen := map[string]bool{}
+	for i := range machines {
+		mc := machines[i]
+		seen[mc.ID] = true
+		old := m.machines[mc.ID]
+		if old != nil && old.IP == mc.IP && maps.Equal(old.Metadata, mc.Metadata) {
+			continue
+		}
+		cp := mc
+		m.machines[mc.ID] = &cp
+		encodeMachine(&w, &cp)
+	}
+	for id := range m.machines {
+		if !seen[id] {
+			delete(m.machines, id)
+			w.U8(wire.OpMachineGone)
+			w.Str(id)
+			for p := range m.placed {
+				if p.machine == id {
+					delete(m.placed, p)
+				}
+			}
+		}
+	}
+	want := map[placement]bool{}
+	for u, id := range placed {
+		want[placement{u, id}] = true
+	}
+	for p := range m.placed {
+		if !want[p] {
+			delete(m.placed, p)
+			w.U8(wire.OpUnitUnplaced)
+			w.Str(p.unit)
+			w.Str(p.machine)
+		}
+	}
+	for p := range want {
+		if !m.placed[p] && m.machines[p.machine] != nil {
+			m.placed[p] = true
+			w.U8(wire.OpUnitPlaced)
+			w.Str(p.unit)
+			w.Str(p.machine)
+		}
+	}
+	m.record(w.B)
+}
+
+// Sync tells the policy the cluster as it is: the live machines and which
+// unit is on which machine. Instances catch up on their next call.
+func (p *Policy) Sync(machines []Machine, placed map[string]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mirror.sync(machines, placed)
+}

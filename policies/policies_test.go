@@ -1,0 +1,229 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
+	"github.com/wasmfleet/fleet/plugins/default/policy"
+	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// wat compiles testdata/NAME.wat with wabt's wat2wasm (make deps installs it).
+func wat(t testing.TB, name string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("wat2wasm"); err != nil {
+		t.Fatal("wat2wasm not found: install Debian's wabt (make deps does)")
+	}
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	if b, err := exec.Command("wat2wasm", filepath.Join("testdata", name+".wat"), "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm %s: %v\n%s", name, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newHost(t testing.TB, cfg Config) *Host {
+	t.Helper()
+	h, err := NewHost(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	return h
+}
+
+func threeMachines() []Machine {
+	return []Machine{
+		{ID: "m1", IP: "10.0.0.1", Metadata: map[string]string{"region": "east", "disk": "ssd"}},
+		{ID: "m2", IP: "10.0.0.2", Metadata: map[string]string{"region": "west", "disk": "ssd"}},
+		{ID: "m3", IP: "10.0.0.3", Metadata: map[string]string{"region": "west", "disk": "hdd"}},
+	}
+}
+
+func request(unit string, xfleet ...string) wire.Request {
+	q := wire.Request{Unit: unit, Options: []wire.Option{{Section: "Service", Name: "ExecStart", Value: "/bin/true"}}}
+	for _, kv := range xfleet {
+		k, v, _ := strings.Cut(kv, "=")
+		q.Options = append(q.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
+	}
+	return q
+}
+
+// TestDefaultPolicy runs the embedded default policy: fleet's least-loaded
+// rule with MachineMetadata, with reasons for the machines it turns down.
+func TestDefaultPolicy(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{})
+	p, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sync(threeMachines(), map[string]string{"a.service": "m1", "b.service": "m2", "c.service": "m2"})
+	for _, tc := range []struct {
+		req     wire.Request
+		machine string
+		reject  []string
+	}{
+		{request("x.service"), "m3", nil},
+		{request("x.service", "MachineMetadata=disk=ssd"), "m1", []string{"m3"}},
+		{request("x.service", "MachineMetadata=region=west", "MachineMetadata=disk=ssd"), "m2", []string{"m1", "m3"}},
+		{request("x.service", `MachineMetadata="region=mars"`), "", []string{"m1", "m2", "m3"}},
+	} {
+		d, err := p.Place(ctx, tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rej []string
+		for _, r := range d.Rejected {
+			rej = append(rej, r.Machine)
+		}
+		if d.Machine != tc.machine || fmt.Sprint(rej) != fmt.Sprint(tc.reject) {
+			t.Errorf("%v: placed on %q rejecting %v, want %q rejecting %v", tc.req.Options, d.Machine, rej, tc.machine, tc.reject)
+		}
+	}
+	// The cluster changes: the instance gets only the difference.
+	p.Sync(threeMachines()[:2], map[string]string{"a.service": "m1"})
+	if d, err := p.Place(ctx, request("y.service")); err != nil || d.Machine != "m2" {
+		t.Fatalf("after m3 left and units moved: %q %v", d.Machine, err)
+	}
+}
+
+// TestDefaultPolicyMatchesNative is the differential test: the default
+// policy compiled to WebAssembly and the same source compiled natively must
+// decide the same on random clusters.
+func TestDefaultPolicyMatchesNative(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{})
+	p, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	regions, disks := []string{"east", "west", "north"}, []string{"ssd", "hdd"}
+	for round := 0; round < 200; round++ {
+		var ms []Machine
+		for i := 0; i < 1+rng.IntN(30); i++ {
+			ms = append(ms, Machine{ID: fmt.Sprintf("m%02d", rng.IntN(60)), IP: "10.0.0.1",
+				Metadata: map[string]string{"region": regions[rng.IntN(3)], "disk": disks[rng.IntN(2)]}})
+		}
+		placed := map[string]string{}
+		for u := 0; u < rng.IntN(60); u++ {
+			placed[fmt.Sprintf("u%d.service", u)] = ms[rng.IntN(len(ms))].ID
+		}
+		p.Sync(ms, placed)
+		native := sdk.NewRunner(policy.Place)
+		p.mu.Lock()
+		full := p.mirror.full()
+		p.mu.Unlock()
+		if err := native.Apply(full); err != nil {
+			t.Fatal(err)
+		}
+		var xf []string
+		if rng.IntN(2) == 0 {
+			xf = append(xf, "MachineMetadata=region="+regions[rng.IntN(3)])
+		}
+		if rng.IntN(2) == 0 {
+			xf = append(xf, "MachineMetadata=disk="+disks[rng.IntN(2)]+" region="+regions[rng.IntN(3)])
+		}
+		req := request("new.service", xf...)
+		got, err := p.Place(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w wire.Writer
+		req.Encode(&w)
+		out, err := native.Place(w.B)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := wire.DecodeDecision(out)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: wasm %+v, native %+v", round, got, want)
+		}
+	}
+}
+
+// TestRejectedAtLoad: every bad module is refused with a message naming the
+// problem.
+func TestRejectedAtLoad(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{MaxModuleBytes: 4 << 20})
+	for _, tc := range []struct {
+		name string
+		wasm []byte
+		want string
+	}{
+		{"not wasm", []byte("#!/bin/sh\necho hi\n"), "not a WebAssembly module"},
+		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01"), "does not compile"},
+		{"too large", append([]byte("\x00asm"), make([]byte, 5<<20)...), "the limit is"},
+		{"wrong version", wat(t, "version2"), "ABI version 2"},
+		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
+		{"wrong signature", wat(t, "badsig"), "wrong signature"},
+		{"forbidden import", wat(t, "import"), "env.open_socket"},
+		{"trap in initializer", wat(t, "inittrap"), "initializer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.Load(ctx, "bad", tc.wasm, false)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestHostileGuests: a policy that loops, traps, eats memory, recurses, or
+// answers nonsense fails its one decision, within its time limit, and the
+// host goes on placing with other policies.
+func TestHostileGuests(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{CallTimeout: 200 * time.Millisecond, MemoryLimitMiB: 16})
+	good, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good.Sync(threeMachines(), nil)
+	for _, tc := range []struct {
+		name, want string
+	}{
+		{"loop", "time limit"},
+		{"trap", "trapped"},
+		{"bomb", "trapped"},
+		{"recursion", "fleet_place"}, // a stack overflow trap, or the time limit, whichever comes first
+		{"huge", "limit"},
+		{"ghost", "not a live machine"},
+		{"garbage", "nonsense"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := h.Load(ctx, tc.name, wat(t, tc.name), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Sync(threeMachines(), nil)
+			for attempt := 0; attempt < 2; attempt++ { // a broken instance is replaced, and fails again the same way
+				start := time.Now()
+				_, err = p.Place(ctx, request("x.service"))
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("the failing call took %s", took)
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Place: %v, want an error containing %q", err, tc.want)
+				}
+			}
+			if d, err := good.Place(ctx, request("x.service")); err != nil || d.Machine != "m1" {
+				t.Fatalf("the default policy after %s: %q %v", tc.name, d.Machine, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,201 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// maxAnswer bounds a decision's size: a policy cannot make fleetd copy
+// gigabytes.
+const maxAnswer = 1 << 20
+
+// Policy is a loaded module, ready to place units.
+type Policy struct {
+	name     string
+	host     *Host
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	guarded  bool
+
+	pool    chan *instance // idle instances
+	mu      sync.Mutex     // guards mirror and created
+	mirror  *mirror
+	created int
+}
+
+// Name is the policy's name.
+func (p *Policy) Name() string { return p.name }
+
+// instance is one instantiation of the module; it runs one call at a time.
+type instance struct {
+	mod                          api.Module
+	version, alloc, apply, place api.Function
+	gen                          uint64 // mirror generation this instance has applied
+}
+
+func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	if p.compiled.ExportedFunctions()["_initialize"] != nil {
+		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
+	}
+	ictx, cancel := p.deadline(ctx)
+	defer cancel()
+	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiating traps in its initializer: %w", err)
+	}
+	return &instance{mod: mod,
+		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
+		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place")}, nil
+}
+
+func (i *instance) close(ctx context.Context) { _ = i.mod.Close(ctx) }
+
+// deadline bounds one call of an untrusted module.
+func (p *Policy) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if !p.guarded {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, p.host.cfg.CallTimeout)
+}
+
+// call runs f with the policy's time bound and returns its one result.
+func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...uint64) (uint64, error) {
+	cctx, cancel := p.deadline(ctx)
+	defer cancel()
+	res, err := f.Call(cctx, args...)
+	if err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return 0, fmt.Errorf("stopped after its time limit of %s", p.host.cfg.CallTimeout)
+		}
+		return 0, fmt.Errorf("trapped: %w", err)
+	}
+	if len(res) != 1 {
+		return 0, errors.New("returned no result")
+	}
+	return res[0], nil
+}
+
+// send writes b into the guest through fleet_alloc and calls f with it.
+func (i *instance) send(ctx context.Context, p *Policy, f api.Function, b []byte) (uint64, error) {
+	ptr, err := i.call(ctx, p, i.alloc, uint64(len(b)))
+	if err != nil {
+		return 0, fmt.Errorf("fleet_alloc %v", err)
+	}
+	if len(b) > 0 && !i.mod.Memory().Write(uint32(ptr), b) {
+		return 0, fmt.Errorf("fleet_alloc returned %#x, outside its memory", ptr)
+	}
+	return i.call(ctx, p, f, ptr, uint64(len(b)))
+}
+
+// acquire takes an idle instance, or makes one while the pool is not full.
+func (p *Policy) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case i := <-p.pool:
+		return i, nil
+	default:
+	}
+	p.mu.Lock()
+	if p.created < p.host.cfg.PoolSize {
+		p.created++
+		p.mu.Unlock()
+		i, err := p.newInstance(ctx)
+		if err != nil {
+			p.mu.Lock()
+			p.created--
+			p.mu.Unlock()
+		}
+		return i, err
+	}
+	p.mu.Unlock()
+	select {
+	case i := <-p.pool:
+		return i, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// release returns a healthy instance to the pool, or discards a broken one.
+func (p *Policy) release(ctx context.Context, i *instance, broken bool) {
+	if !broken {
+		p.pool <- i
+		return
+	}
+	i.close(ctx)
+	p.mu.Lock()
+	p.created--
+	p.mu.Unlock()
+}
+
+// Place asks the policy where unit req goes, in the cluster last given to
+// Sync.
+//
+// # Errors
+//
+// A trap, a timeout, an answer that does not decode or is too large, or a
+// chosen machine that is not live: the error says which, and the instance
+// that failed is discarded.
+func (p *Policy) Place(ctx context.Context, req wire.Request) (wire.Decision, error) {
+	i, err := p.acquire(ctx)
+	if err != nil {
+		return wire.Decision{}, fmt.Errorf("policy %s: %w", p.name, err)
+	}
+	d, err := p.place(ctx, i, req)
+	p.release(ctx, i, err != nil)
+	if err != nil {
+		return wire.Decision{}, fmt.Errorf("policy %s: %w", p.name, err)
+	}
+	return d, nil
+}
+
+func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire.Decision, error) {
+	p.mu.Lock()
+	updates, gen := p.mirror.since(i.gen)
+	p.mu.Unlock()
+	if len(updates) > 0 {
+		code, err := i.send(ctx, p, i.apply, updates)
+		if err != nil {
+			return wire.Decision{}, fmt.Errorf("fleet_apply %v", err)
+		}
+		if code != 0 {
+			return wire.Decision{}, fmt.Errorf("fleet_apply refused the cluster update (code %d)", code)
+		}
+		i.gen = gen
+	}
+	var w wire.Writer
+	req.Encode(&w)
+	packed, err := i.send(ctx, p, i.place, w.B)
+	if err != nil {
+		return wire.Decision{}, fmt.Errorf("fleet_place %v", err)
+	}
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if packed == 0 {
+		return wire.Decision{}, errors.New("fleet_place could not read the request")
+	}
+	if n > maxAnswer {
+		return wire.Decision{}, fmt.Errorf("fleet_place answered %d bytes; the limit is %d", n, maxAnswer)
+	}
+	view, ok := i.mod.Memory().Read(ptr, n)
+	if !ok {
+		return wire.Decision{}, fmt.Errorf("fleet_place answered at %#x+%d, outside its memory", ptr, n)
+	}
+	d, err := wire.DecodeDecision(append([]byte(nil), view...)) // copy: the view dies with the next call
+	if err != nil {
+		return wire.Decision{}, fmt.Errorf("fleet_place answered nonsense: %w", err)
+	}
+	p.mu.Lock()
+	live := d.Machine == "" || p.mirror.machines[d.Machine] != nil
+	p.mu.Unlock()
+	if !live {
+		return wire.Decision{}, fmt.Errorf("chose machine %q, which is not a live machine", d.Machine)
+	}
+	return d, nil
+}

@@ -1,0 +1,8 @@
+;; fleet_place chooses a machine that does not exist.
+(module
+  (memory (export "memory") 1)
+  (func (export "fleet_abi_version") (result i32) (i32.const 1))
+  (func (export "fleet_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "fleet_apply") (param i32 i32) (result i32) (i32.const 0))
+  (data (i32.const 2048) "\05\00\00\00ghost\00\00\00\00")
+  (func (export "fleet_place") (param i32 i32) (result i64) (i64.const 0x000008000000000d)))

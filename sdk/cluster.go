@@ -1,0 +1,193 @@
+package sdk
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// Machine is a live machine of the cluster. Treat it as read-only.
+type Machine struct {
+	ID       string
+	IP       string
+	Metadata map[string]string
+	Units    map[string]bool // names of the units placed on it
+}
+
+// Unit is a unit to place, or one already in the cluster. Treat it as
+// read-only.
+type Unit struct {
+	Name    string
+	Options []wire.Option
+}
+
+// Values returns the values of name in section, in file order.
+func (u *Unit) Values(section, name string) []string {
+	var vs []string
+	for _, o := range u.Options {
+		if o.Section == section && o.Name == name {
+			vs = append(vs, o.Value)
+		}
+	}
+	return vs
+}
+
+// XFleet returns the values of an [X-Fleet] option.
+func (u *Unit) XFleet(name string) []string { return u.Values("X-Fleet", name) }
+
+// Cluster is the policy's view of the cluster.
+type Cluster struct {
+	machines map[string]*Machine
+	units    map[string]*Unit
+	sorted   []*Machine // cache of Machines(), nil when stale
+}
+
+// NewCluster returns an empty cluster, for tests.
+func NewCluster() *Cluster {
+	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}}
+}
+
+// Machines returns the live machines sorted by ID. Do not modify the slice.
+func (c *Cluster) Machines() []*Machine {
+	if c.sorted == nil {
+		c.sorted = make([]*Machine, 0, len(c.machines))
+		for _, m := range c.machines {
+			c.sorted = append(c.sorted, m)
+		}
+		sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].ID < c.sorted[j].ID })
+	}
+	return c.sorted
+}
+
+// Machine returns the machine with id, or nil.
+func (c *Cluster) Machine(id string) *Machine { return c.machines[id] }
+
+// Unit returns a unit the cluster knows (its options), or nil.
+func (c *Cluster) Unit(name string) *Unit { return c.units[name] }
+
+// AddMachine adds or replaces a machine.
+func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine {
+	m := c.machines[id]
+	if m == nil {
+		m = &Machine{ID: id, Units: map[string]bool{}}
+		c.machines[id] = m
+		c.sorted = nil
+	}
+	m.IP, m.Metadata = ip, metadata
+	if m.Metadata == nil {
+		m.Metadata = map[string]string{}
+	}
+	return m
+}
+
+// RemoveMachine removes a machine.
+func (c *Cluster) RemoveMachine(id string) {
+	if _, ok := c.machines[id]; ok {
+		delete(c.machines, id)
+		c.sorted = nil
+	}
+}
+
+// PlaceUnit records that unit runs on machine id.
+func (c *Cluster) PlaceUnit(unit, id string) {
+	if m := c.machines[id]; m != nil {
+		m.Units[unit] = true
+	}
+}
+
+// UnplaceUnit records that unit left machine id.
+func (c *Cluster) UnplaceUnit(unit, id string) {
+	if m := c.machines[id]; m != nil {
+		delete(m.Units, unit)
+	}
+}
+
+// DefineUnit records a unit's options.
+func (c *Cluster) DefineUnit(u *Unit) { c.units[u.Name] = u }
+
+// Apply decodes a batch of updates from the host and applies them.
+func (c *Cluster) Apply(b []byte) error {
+	r := &wire.Reader{B: b}
+	for !r.Done() && r.Err() == nil {
+		switch op := r.U8(); op {
+		case wire.OpReset:
+			*c = *NewCluster()
+		case wire.OpMachine:
+			id, ip := r.Str(), r.Str()
+			md := map[string]string{}
+			for n := r.Count(8); n > 0; n-- {
+				k := r.Str()
+				md[k] = r.Str()
+			}
+			if r.Err() == nil {
+				c.AddMachine(id, ip, md)
+			}
+		case wire.OpMachineGone:
+			c.RemoveMachine(r.Str())
+		case wire.OpUnitPlaced:
+			u, id := r.Str(), r.Str()
+			c.PlaceUnit(u, id)
+		case wire.OpUnitUnplaced:
+			u, id := r.Str(), r.Str()
+			c.UnplaceUnit(u, id)
+		case wire.OpUnitDefined:
+			q, rest, err := wire.ReadRequest(r.B)
+			if err != nil {
+				return err
+			}
+			r.B = rest
+			c.DefineUnit(&Unit{Name: q.Unit, Options: q.Options})
+		case wire.OpUnitForgotten:
+			delete(c.units, r.Str())
+		default:
+			return fmt.Errorf("sdk: unknown update op %d", op)
+		}
+	}
+	return r.Err()
+}
+
+// Decision is where a policy puts a unit: Machine is the chosen machine's
+// ID, "" when none fits; Reject records why a machine was not chosen, which
+// fleetctl shows when a unit cannot be placed.
+type Decision struct {
+	Machine  string
+	Rejected []wire.Rejection
+}
+
+// Reject records why m was not chosen.
+func (d *Decision) Reject(m *Machine, reason string) {
+	d.Rejected = append(d.Rejected, wire.Rejection{Machine: m.ID, Reason: reason})
+}
+
+// Policy chooses a machine for a unit.
+type Policy func(c *Cluster, u *Unit) Decision
+
+// Runner holds a policy and its resident cluster, and answers the ABI's
+// calls with bytes in, bytes out. The wasm exports use one; fleetd uses one
+// to run a policy natively (benchmarks, differential tests).
+type Runner struct {
+	Cluster *Cluster
+	Policy  Policy
+	out     wire.Writer
+}
+
+// NewRunner returns a Runner with an empty cluster.
+func NewRunner(p Policy) *Runner { return &Runner{Cluster: NewCluster(), Policy: p} }
+
+// Apply applies a batch of updates.
+func (r *Runner) Apply(b []byte) error { return r.Cluster.Apply(b) }
+
+// Place decides for one encoded request and returns the encoded decision.
+// The result is valid until the next call.
+func (r *Runner) Place(b []byte) ([]byte, error) {
+	q, err := wire.DecodeRequest(b)
+	if err != nil {
+		return nil, err
+	}
+	d := r.Policy(r.Cluster, &Unit{Name: q.Unit, Options: q.Options})
+	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
+	r.out.B = r.out.B[:0]
+	wd.Encode(&r.out)
+	return r.out.B, nil
+}

@@ -1,0 +1,71 @@
+package sdk
+
+import (
+	"testing"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+func TestApplyAndPlace(t *testing.T) {
+	var w wire.Writer
+	w.U8(wire.OpMachine)
+	w.Str("m2")
+	w.Str("10.0.0.2")
+	w.U32(1)
+	w.Str("disk")
+	w.Str("ssd")
+	w.U8(wire.OpMachine)
+	w.Str("m1")
+	w.Str("10.0.0.1")
+	w.U32(0)
+	w.U8(wire.OpUnitPlaced)
+	w.Str("a.service")
+	w.Str("m2")
+
+	r := NewRunner(func(c *Cluster, u *Unit) Decision {
+		var d Decision
+		for _, m := range c.Machines() {
+			if m.Metadata["disk"] != u.XFleet("Disk")[0] {
+				d.Reject(m, "wrong disk")
+				continue
+			}
+			d.Machine = m.ID
+		}
+		return d
+	})
+	if err := r.Apply(w.B); err != nil {
+		t.Fatal(err)
+	}
+	if ms := r.Cluster.Machines(); len(ms) != 2 || ms[0].ID != "m1" || !ms[1].Units["a.service"] {
+		t.Fatalf("cluster after apply: %+v", ms)
+	}
+	var q wire.Writer
+	(&wire.Request{Unit: "b.service", Options: []wire.Option{{Section: "X-Fleet", Name: "Disk", Value: "ssd"}}}).Encode(&q)
+	out, err := r.Place(q.B)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := wire.DecodeDecision(out)
+	if err != nil || d.Machine != "m2" || len(d.Rejected) != 1 || d.Rejected[0].Machine != "m1" {
+		t.Fatalf("decision %+v, %v", d, err)
+	}
+
+	var gone wire.Writer
+	gone.U8(wire.OpMachineGone)
+	gone.Str("m2")
+	gone.U8(wire.OpReset)
+	if err := r.Apply(gone.B); err != nil || len(r.Cluster.Machines()) != 0 {
+		t.Fatalf("after removal and reset: %v %v", r.Cluster.Machines(), err)
+	}
+}
+
+func TestApplyRejectsGarbage(t *testing.T) {
+	for _, b := range [][]byte{{99}, {wire.OpMachine, 5, 0, 0, 0, 'a'}, {wire.OpMachine, 1, 0, 0, 0, 'a', 0, 0, 0, 0, 255, 255, 255, 255}} {
+		if err := NewCluster().Apply(b); err == nil {
+			t.Errorf("Apply(%v) succeeded", b)
+		}
+	}
+	if _, err := wire.DecodeRequest([]byte{1, 0, 0, 0, 'x', 255, 255, 255, 255}); err == nil {
+		t.Error("a request with a huge option count decoded")
+	}
+}

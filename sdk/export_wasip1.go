@@ -1,0 +1,65 @@
+//go:build wasip1
+
+package sdk
+
+import (
+	"unsafe"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// The guest side of the ABI (docs/abi.md). The host writes a message into
+// the buffer fleet_alloc returns, then calls fleet_apply or fleet_place with
+// its address and length.
+
+var inbuf []byte
+
+//go:wasmexport fleet_abi_version
+func abiVersion() uint32 { return wire.Version }
+
+//go:wasmexport fleet_alloc
+func alloc(n uint32) uint32 {
+	if uint32(cap(inbuf)) < n {
+		inbuf = make([]byte, n)
+	}
+	inbuf = inbuf[:n]
+	if n == 0 {
+		return 0
+	}
+	return uint32(uintptr(unsafe.Pointer(&inbuf[0])))
+}
+
+// input is the message the host wrote: always into inbuf, through
+// fleet_alloc. A pointer elsewhere reads as an empty message.
+func input(ptr, n uint32) []byte {
+	if n == 0 || int(n) > len(inbuf) || ptr != uint32(uintptr(unsafe.Pointer(&inbuf[0]))) {
+		return nil
+	}
+	return inbuf[:n]
+}
+
+// fleet_apply returns 0, or 1 when the updates did not decode (or no policy
+// was registered).
+//
+//go:wasmexport fleet_apply
+func apply(ptr, n uint32) uint32 {
+	if runner == nil || runner.Apply(input(ptr, n)) != nil {
+		return 1
+	}
+	return 0
+}
+
+// fleet_place returns the decision's address and length packed as
+// address<<32 | length, or 0 when the request did not decode.
+//
+//go:wasmexport fleet_place
+func place(ptr, n uint32) uint64 {
+	if runner == nil {
+		return 0
+	}
+	out, err := runner.Place(input(ptr, n))
+	if err != nil || len(out) == 0 {
+		return 0
+	}
+	return uint64(uintptr(unsafe.Pointer(&out[0])))<<32 | uint64(len(out))
+}

@@ -1,0 +1,3 @@
+module github.com/wasmfleet/fleet/sdk
+
+go 1.26
