@@ -19,6 +19,9 @@ type Candidate struct {
 type Decision struct {
 	Machine  string            // chosen machine ID; "" when none fits
 	Rejected map[string]string // machine ID -> why it was not chosen
+	// Error is why the placer could not decide at all (a policy that
+	// trapped or ran out of time); the unit stays unplaced with it.
+	Error string
 }
 
 // Placer chooses a machine for a unit among the live machines.

@@ -88,6 +88,9 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 }
 
 func whyUnplaced(d Decision, machines int) string {
+	if d.Error != "" {
+		return "placement failed: " + d.Error
+	}
 	if machines == 0 {
 		return "no live machines"
 	}

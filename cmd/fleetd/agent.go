@@ -22,6 +22,8 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
+	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
+	"github.com/wasmfleet/fleet/policies"
 )
 
 // defaultConfigFile is fleet's configuration file.
@@ -43,6 +45,8 @@ type agentOptions struct {
 	leaveOnStop   bool
 	systemdUser   bool
 	apiAddr       string
+	policyMemory  int
+	policyTimeout time.Duration
 	verbosity     int
 }
 
@@ -76,6 +80,8 @@ on the command line wins over the environment, which wins over the file.`,
 	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
 	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
 	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
+	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
+	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
 	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := o.loadConfig(cmd); err != nil {
@@ -200,7 +206,16 @@ func (o *agentOptions) run() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Log: log.With("role", "leader")})
+			host, err := policies.NewHost(ctx, policies.Config{MemoryLimitMiB: o.policyMemory, CallTimeout: o.policyTimeout})
+			if err != nil {
+				log.Error("placement policies unavailable; this machine will not lead", "err", err)
+				return
+			}
+			defer host.Close(context.Background())
+			placer := &policies.Placer{Load: func(ctx context.Context) (*policies.Policy, error) {
+				return host.Load(ctx, "default", defaultpolicy.Wasm, true)
+			}}
+			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader")})
 		}()
 	}
 	a := agent.New(agent.Config{
