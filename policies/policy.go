@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -58,22 +59,35 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 
 func (i *instance) close(ctx context.Context) { _ = i.mod.Close(ctx) }
 
+// applyFactor stretches the time limit of fleet_apply: catching up with a
+// large cluster (the first call: every machine and placement) is work the
+// host hands the guest, not the policy's own choice.
+const applyFactor = 20
+
 // deadline bounds one call of an untrusted module.
 func (p *Policy) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return p.deadlineFor(ctx, p.host.cfg.CallTimeout)
+}
+
+func (p *Policy) deadlineFor(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
 	if !p.guarded {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, p.host.cfg.CallTimeout)
+	return context.WithTimeout(ctx, limit)
 }
 
 // call runs f with the policy's time bound and returns its one result.
 func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...uint64) (uint64, error) {
-	cctx, cancel := p.deadline(ctx)
+	limit := p.host.cfg.CallTimeout
+	if f == i.apply {
+		limit *= applyFactor
+	}
+	cctx, cancel := p.deadlineFor(ctx, limit)
 	defer cancel()
 	res, err := f.Call(cctx, args...)
 	if err != nil {
 		if cctx.Err() != nil && ctx.Err() == nil {
-			return 0, fmt.Errorf("stopped after its time limit of %s", p.host.cfg.CallTimeout)
+			return 0, fmt.Errorf("stopped after its time limit of %s", limit)
 		}
 		return 0, fmt.Errorf("trapped: %w", err)
 	}

@@ -17,10 +17,10 @@ import (
 // keys must all match.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	var d sdk.Decision
-	req := machineMetadata(u)
+	req := compile(machineMetadata(u))
 	var best *sdk.Machine
 	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
-		if why := mismatch(req, m.Metadata); why != "" {
+		if why := req.mismatch(m.Metadata); why != "" {
 			d.Reject(m, why)
 			continue
 		}
@@ -32,6 +32,47 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		d.Machine = best.ID
 	}
 	return d
+}
+
+// requirement is a unit's MachineMetadata prepared once per decision: keys
+// in a fixed order, each with its allowed values and the reason a machine
+// that fails it is given.
+type requirement []struct {
+	key    string
+	values []string
+	reason string
+}
+
+func compile(req map[string][]string) requirement {
+	keys := make([]string, 0, len(req))
+	for k := range req {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	r := make(requirement, len(keys))
+	for i, k := range keys {
+		r[i].key, r[i].values = k, req[k]
+		r[i].reason = "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
+	}
+	return r
+}
+
+// mismatch says why md does not satisfy the requirement, or "" when it does.
+func (r requirement) mismatch(md map[string]string) string {
+	for _, k := range r {
+		have, ok := md[k.key]
+		found := false
+		for _, v := range k.values {
+			if ok && v == have {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return k.reason
+		}
+	}
+	return ""
 }
 
 // machineMetadata reads MachineMetadata (and its deprecated spelling): each
@@ -53,29 +94,6 @@ func machineMetadata(u *sdk.Unit) map[string][]string {
 		}
 	}
 	return req
-}
-
-// mismatch says why md does not satisfy req, or "" when it does.
-func mismatch(req map[string][]string, md map[string]string) string {
-	keys := make([]string, 0, len(req))
-	for k := range req {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		have, ok := md[k]
-		found := false
-		for _, v := range req[k] {
-			if ok && v == have {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
-		}
-	}
-	return ""
 }
 
 // splitQuoted splits s on blanks, keeping double-quoted runs together.

@@ -1,0 +1,144 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
+	"github.com/wasmfleet/fleet/plugins/default/policy"
+	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// benchCluster is n machines with three metadata keys and about ten units
+// each.
+func benchCluster(n int) ([]Machine, map[string]string) {
+	regions, disks, racks := []string{"east", "west", "north", "south"}, []string{"ssd", "hdd"}, 16
+	ms := make([]Machine, n)
+	placed := map[string]string{}
+	for i := range ms {
+		id := fmt.Sprintf("%032x", i*7919)
+		ms[i] = Machine{ID: id, IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Metadata: map[string]string{
+			"region": regions[i%4], "disk": disks[i%2], "rack": fmt.Sprint(i % racks)}}
+		for u := 0; u < 10+i%2; u++ {
+			placed[fmt.Sprintf("web@%d-%d.service", i, u)] = id
+		}
+	}
+	return ms, placed
+}
+
+var benchRequest = request("api@1.service", "MachineMetadata=region=east", "MachineMetadata=region=west", "MachineMetadata=disk=ssd")
+
+// BenchmarkPlacement is one placement decision of the default policy over
+// clusters of several sizes: compiled to WebAssembly (as fleetd runs it,
+// trusted, without the time guard), the same with the time guard (as an
+// uploaded policy runs), and compiled natively (the baseline).
+//
+//	go test -run '^$' -bench Placement -count 6 ./policies/ | tee placement.txt && benchstat placement.txt
+func BenchmarkPlacement(b *testing.B) {
+	ctx := context.Background()
+	// A generous time limit: this measures what the guard costs, not
+	// whether the decision fits the production limit.
+	h := newHost(b, Config{CallTimeout: 10 * time.Second})
+	for _, n := range []int{100, 1000, 5000} {
+		ms, placed := benchCluster(n)
+		for _, impl := range []string{"wasm", "wasm-guarded", "native"} {
+			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
+				var place func() (string, error)
+				switch impl {
+				case "native":
+					r := sdk.NewRunner(policy.Place)
+					m := newMirror()
+					m.sync(ms, placed)
+					if err := r.Apply(m.full()); err != nil {
+						b.Fatal(err)
+					}
+					var w wire.Writer
+					place = func() (string, error) {
+						w.B = w.B[:0]
+						benchRequest.Encode(&w)
+						out, err := r.Place(w.B)
+						if err != nil {
+							return "", err
+						}
+						d, err := wire.DecodeDecision(out)
+						return d.Machine, err
+					}
+				default:
+					p, err := h.Load(ctx, impl, defaultpolicy.Wasm, impl == "wasm")
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Sync(ms, placed)
+					place = func() (string, error) {
+						d, err := p.Place(ctx, benchRequest)
+						return d.Machine, err
+					}
+				}
+				if m, err := place(); err != nil || m == "" { // also brings the instance up to date
+					b.Fatalf("placement: %q %v", m, err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := place(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkLoad is validating and compiling the default policy: cold, and
+// again through the host's compilation cache; and creating one more
+// instance.
+func BenchmarkLoad(b *testing.B) {
+	ctx := context.Background()
+	b.Run("compile=cold", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			h, err := NewHost(ctx, Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.Load(ctx, "default", defaultpolicy.Wasm, true); err != nil {
+				b.Fatal(err)
+			}
+			h.Close(ctx)
+		}
+	})
+	b.Run("compile=cached", func(b *testing.B) {
+		h := newHost(b, Config{})
+		if _, err := h.Load(ctx, "default", defaultpolicy.Wasm, true); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			p, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			p.compiled.Close(ctx)
+			b.StartTimer()
+		}
+	})
+	b.Run("instance", func(b *testing.B) {
+		h := newHost(b, Config{})
+		p, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			inst, err := p.newInstance(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			inst.close(ctx)
+			b.StartTimer()
+		}
+	})
+}
