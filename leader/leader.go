@@ -98,6 +98,9 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		if s.LeaderSession != session {
 			return errDeposed
 		}
+		if o, ok := cfg.Placer.(Observer); ok {
+			o.Observe(s)
+		}
 		plan := Reconcile(s, cfg.Placer)
 		for _, a := range plan.Actions {
 			if err := apply(ctx, cfg.Registry, a, session); err != nil {

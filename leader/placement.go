@@ -29,6 +29,12 @@ type Placer interface {
 	Place(j *registry.Job, candidates []Candidate) Decision
 }
 
+// Observer is a Placer that wants each snapshot before a reconcile (to learn
+// which policies exist, say).
+type Observer interface {
+	Observe(s *registry.Snapshot)
+}
+
 // LeastLoaded is fleet's placement rule: among the machines whose metadata
 // satisfies the unit's MachineMetadata, the one with the fewest units, ties
 // broken by the lower machine ID.

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -9,23 +10,84 @@ import (
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
-// Placer runs a policy as the leader's placement step (leader.Placer).
-// The policy is loaded on first use, so only the machine that leads pays for
-// compiling it.
+// Placer runs placement policies as the leader's placement step
+// (leader.Placer): for each unit the policy its [X-Fleet] Policy= names, else
+// the cluster's default policy, else the built-in one. Modules are loaded on
+// first use and kept while their content is unchanged, so only the machine
+// that leads compiles them, and an upload takes effect on the next
+// reconcile.
 type Placer struct {
-	Load func(context.Context) (*Policy, error)
+	// Builtin loads the policy fleetd ships.
+	Builtin func(context.Context) (*Policy, error)
+	// Uploaded loads an uploaded policy's module.
+	Uploaded func(context.Context, *registry.PolicyManifest) (*Policy, error)
 
-	once   sync.Once
-	policy *Policy
-	err    error
+	mu        sync.Mutex
+	manifests map[string]*registry.PolicyManifest
+	def       string
+	loaded    map[string]*Policy // by name+sha256
+	failed    map[string]error   // modules that would not load, by name+sha256
+}
+
+// Observe takes the uploaded policies and the default from the leader's
+// snapshot, before each reconcile.
+func (pl *Placer) Observe(s *registry.Snapshot) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	pl.manifests, pl.def = s.Policies, s.DefaultPolicy
+}
+
+// policyFor returns the policy that places unit j.
+func (pl *Placer) policyFor(ctx context.Context, j *registry.Job) (*Policy, error) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.loaded == nil {
+		pl.loaded, pl.failed = map[string]*Policy{}, map[string]error{}
+	}
+	name := pl.def
+	if name == "" {
+		name = registry.BuiltinPolicy
+	}
+	if j.Unit != nil {
+		if v := j.Unit.Values("X-Fleet", "Policy"); len(v) > 0 {
+			name = v[len(v)-1]
+		}
+	}
+	key := name
+	var m *registry.PolicyManifest
+	if name != registry.BuiltinPolicy {
+		if m = pl.manifests[name]; m == nil {
+			return nil, fmt.Errorf("policy %s is not uploaded (fleetctl policy list)", name)
+		}
+		key += "@" + m.SHA256
+	}
+	if p := pl.loaded[key]; p != nil {
+		return p, nil
+	}
+	if err := pl.failed[key]; err != nil {
+		return nil, err
+	}
+	var p *Policy
+	var err error
+	if m == nil {
+		p, err = pl.Builtin(ctx)
+	} else {
+		p, err = pl.Uploaded(ctx, m)
+	}
+	if err != nil {
+		pl.failed[key] = err
+		return nil, err
+	}
+	pl.loaded[key] = p
+	return p, nil
 }
 
 // Place implements leader.Placer.
 func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decision {
 	ctx := context.Background()
-	pl.once.Do(func() { pl.policy, pl.err = pl.Load(ctx) })
-	if pl.err != nil {
-		return leader.Decision{Error: pl.err.Error()}
+	policy, err := pl.policyFor(ctx, j)
+	if err != nil {
+		return leader.Decision{Error: err.Error()}
 	}
 	machines := make([]Machine, 0, len(cands))
 	placed := map[string]string{}
@@ -35,14 +97,14 @@ func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decisi
 			placed[u] = c.Machine.ID
 		}
 	}
-	pl.policy.Sync(machines, placed)
+	policy.Sync(machines, placed)
 	req := wire.Request{Unit: j.Name}
 	if j.Unit != nil {
 		for _, o := range j.Unit.Options {
 			req.Options = append(req.Options, wire.Option{Section: o.Section, Name: o.Name, Value: o.Value})
 		}
 	}
-	d, err := pl.policy.Place(ctx, req)
+	d, err := policy.Place(ctx, req)
 	if err != nil {
 		return leader.Decision{Error: err.Error()}
 	}

@@ -37,7 +37,7 @@ func snapshot(t *testing.T) *registry.Snapshot {
 // every unit unplaced with the reason, in bounded time, and nothing panics.
 func TestPlacerInReconcile(t *testing.T) {
 	h := newHost(t, Config{CallTimeout: 100 * time.Millisecond})
-	good := &Placer{Load: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "default", defaultpolicy.Wasm, true) }}
+	good := &Placer{Builtin: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "default", defaultpolicy.Wasm, true) }}
 	plan := leader.Reconcile(snapshot(t), good)
 	got := map[string]string{}
 	for _, a := range plan.Actions {
@@ -48,7 +48,7 @@ func TestPlacerInReconcile(t *testing.T) {
 	}
 
 	loop := wat(t, "loop")
-	bad := &Placer{Load: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "loop", loop, false) }}
+	bad := &Placer{Builtin: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "loop", loop, false) }}
 	start := time.Now()
 	plan = leader.Reconcile(snapshot(t), bad)
 	if took := time.Since(start); took > 3*time.Second {

@@ -123,7 +123,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newSubmitCmd(c), newLoadCmd(c), newStartCmd(c), newStopCmd(c), newUnloadCmd(c), newDestroyCmd(c),
 		newListUnitsCmd(c), newListUnitFilesCmd(c), newListMachinesCmd(c), newCatCmd(c), newVersionCmd(c),
-		newStatusCmd(c), newJournalCmd(c), newSSHCmd(c),
+		newStatusCmd(c), newJournalCmd(c), newSSHCmd(c), newPolicyCmd(c),
 	)
 	return root
 }

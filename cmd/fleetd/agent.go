@@ -212,9 +212,18 @@ func (o *agentOptions) run() error {
 				return
 			}
 			defer host.Close(context.Background())
-			placer := &policies.Placer{Load: func(ctx context.Context) (*policies.Policy, error) {
-				return host.Load(ctx, "default", defaultpolicy.Wasm, true)
-			}}
+			placer := &policies.Placer{
+				Builtin: func(ctx context.Context) (*policies.Policy, error) {
+					return host.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true)
+				},
+				Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
+					wasm, err := reg.PolicyModule(ctx, m)
+					if err != nil {
+						return nil, err
+					}
+					return host.Load(ctx, m.Name, wasm, false)
+				},
+			}
 			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader")})
 		}()
 	}

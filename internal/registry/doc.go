@@ -12,6 +12,11 @@
 //	states/<name>/<machine>   what that machine reports for the unit
 //	machines/<id>             a live machine: ID, IP, metadata
 //	leader                    the leader lock
+//	policies/<name>           an uploaded placement policy's manifest
+//	policy-default            the policy of units that name none
+//
+// The bytes of policy modules live beside the prefix, in <prefix>-chunks/,
+// so the leader's watch of the prefix does not re-read them.
 //
 // Keys that describe something alive (machines, states) are acquired with the
 // machine's Consul session, whose behaviour is "delete": when the machine dies

@@ -108,6 +108,9 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		Jobs:     map[string]*Job{},
 		Machines: map[string]*Machine{},
 		States:   map[string]map[string]*UnitState{},
+		Policies: map[string]*PolicyManifest{},
+
+		DefaultPolicy: BuiltinPolicy,
 	}
 	raw := map[unitfile.Hash][]byte{}
 	job := func(name string) *Job {
@@ -149,6 +152,15 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 					s.States[parts[1]] = map[string]*UnitState{}
 				}
 				s.States[parts[1]][parts[2]] = &st
+			}
+		case len(parts) == 2 && parts[0] == "policies":
+			var m PolicyManifest
+			if json.Unmarshal(p.Value, &m) == nil {
+				s.Policies[parts[1]] = &m
+			}
+		case len(parts) == 1 && parts[0] == "policy-default":
+			if v := string(p.Value); v != "" {
+				s.DefaultPolicy = v
 			}
 		case len(parts) == 1 && parts[0] == "leader":
 			if p.Session != "" {

@@ -84,6 +84,9 @@ type Snapshot struct {
 
 	Leader        string // machine ID holding the leader lock; "" when none
 	LeaderSession string // the session holding it
+
+	Policies      map[string]*PolicyManifest // uploaded placement policies
+	DefaultPolicy string                     // policy of units that name none; BuiltinPolicy when unset
 }
 
 // JobNames returns the job names sorted.
