@@ -77,8 +77,9 @@ func TestDefaultPolicy(t *testing.T) {
 		reject  []string
 	}{
 		{request("x.service"), "m3", nil},
-		{request("x.service", "MachineMetadata=disk=ssd"), "m1", []string{"m3"}},
-		{request("x.service", "MachineMetadata=region=west", "MachineMetadata=disk=ssd"), "m2", []string{"m1", "m3"}},
+		// Reasons are given only when no machine fits.
+		{request("x.service", "MachineMetadata=disk=ssd"), "m1", nil},
+		{request("x.service", "MachineMetadata=region=west", "MachineMetadata=disk=ssd"), "m2", nil},
 		{request("x.service", `MachineMetadata="region=mars"`), "", []string{"m1", "m2", "m3"}},
 	} {
 		d, err := p.Place(ctx, tc.req)

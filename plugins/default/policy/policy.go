@@ -16,20 +16,24 @@ import (
 // MachineMetadata: several values of one key are alternatives, different
 // keys must all match.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
-	var d sdk.Decision
 	req := compile(machineMetadata(u))
 	var best *sdk.Machine
 	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
-		if why := req.mismatch(m.Metadata); why != "" {
-			d.Reject(m, why)
+		if req.mismatch(m.Metadata) != "" {
 			continue
 		}
 		if best == nil || len(m.Units) < len(best.Units) {
 			best = m
 		}
 	}
+	var d sdk.Decision
 	if best != nil {
 		d.Machine = best.ID
+		return d
+	}
+	// Reasons matter only when the unit stays unplaced: fleetctl shows them.
+	for _, m := range c.Machines() {
+		d.Reject(m, req.mismatch(m.Metadata))
 	}
 	return d
 }
