@@ -42,7 +42,12 @@ type instance struct {
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	// A Go guest collects garbage when its heap doubles, which with the
+	// cluster resident means often, and every collection scans the whole
+	// heap. Let it grow to most of its memory cap first.
+	limit := p.host.cfg.MemoryLimitMiB * 3 / 4
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit))
 	if p.compiled.ExportedFunctions()["_initialize"] != nil {
 		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
 	}

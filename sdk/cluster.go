@@ -13,6 +13,8 @@ type Machine struct {
 	IP       string
 	Metadata map[string]string
 	Units    map[string]bool // names of the units placed on it
+
+	slot int // position in the cluster's sets
 }
 
 // Unit is a unit to place, or one already in the cluster. Treat it as
@@ -41,11 +43,36 @@ type Cluster struct {
 	machines map[string]*Machine
 	units    map[string]*Unit
 	sorted   []*Machine // cache of Machines(), nil when stale
+
+	slots []*Machine                 // machine by slot; nil for a free slot
+	free  []int                      // free slots
+	all   Set                        // every live machine
+	index map[string]map[string]*Set // metadata key -> value -> machines
 }
 
 // NewCluster returns an empty cluster, for tests.
 func NewCluster() *Cluster {
-	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}}
+	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{}}
+}
+
+func (c *Cluster) indexMachine(m *Machine, add bool) {
+	for k, v := range m.Metadata {
+		byValue := c.index[k]
+		if byValue == nil {
+			byValue = map[string]*Set{}
+			c.index[k] = byValue
+		}
+		s := byValue[v]
+		if s == nil {
+			s = &Set{}
+			byValue[v] = s
+		}
+		if add {
+			s.add(m.slot)
+		} else {
+			s.remove(m.slot)
+		}
+	}
 }
 
 // Machines returns the live machines sorted by ID. Do not modify the slice.
@@ -70,20 +97,34 @@ func (c *Cluster) Unit(name string) *Unit { return c.units[name] }
 func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine {
 	m := c.machines[id]
 	if m == nil {
-		m = &Machine{ID: id, Units: map[string]bool{}}
+		m = &Machine{ID: id, Units: map[string]bool{}, slot: len(c.slots)}
+		if n := len(c.free); n > 0 {
+			m.slot, c.free = c.free[n-1], c.free[:n-1]
+			c.slots[m.slot] = m
+		} else {
+			c.slots = append(c.slots, m)
+		}
 		c.machines[id] = m
+		c.all.add(m.slot)
 		c.sorted = nil
+	} else {
+		c.indexMachine(m, false)
 	}
 	m.IP, m.Metadata = ip, metadata
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
 	}
+	c.indexMachine(m, true)
 	return m
 }
 
 // RemoveMachine removes a machine.
 func (c *Cluster) RemoveMachine(id string) {
-	if _, ok := c.machines[id]; ok {
+	if m, ok := c.machines[id]; ok {
+		c.indexMachine(m, false)
+		c.all.remove(m.slot)
+		c.slots[m.slot] = nil
+		c.free = append(c.free, m.slot)
 		delete(c.machines, id)
 		c.sorted = nil
 	}

@@ -14,18 +14,20 @@ import (
 // Place puts a unit on the least-loaded machine (fewest units, ties broken
 // by the lower machine ID) whose metadata satisfies the unit's
 // MachineMetadata: several values of one key are alternatives, different
-// keys must all match.
+// keys must all match. The matching machines come from the SDK's metadata
+// index (set operations), not from a scan.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	req := compile(machineMetadata(u))
+	fits := c.All()
+	for _, k := range req {
+		fits = fits.And(c.With(k.key, k.values...))
+	}
 	var best *sdk.Machine
-	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
-		if req.mismatch(m.Metadata) != "" {
-			continue
-		}
-		if best == nil || len(m.Units) < len(best.Units) {
+	c.Each(fits, func(m *sdk.Machine) {
+		if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.ID < best.ID) {
 			best = m
 		}
-	}
+	})
 	var d sdk.Decision
 	if best != nil {
 		d.Machine = best.ID
@@ -39,12 +41,10 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 }
 
 // requirement is a unit's MachineMetadata prepared once per decision: keys
-// in a fixed order, each with its allowed values and the reason a machine
-// that fails it is given.
+// in a fixed order, each with its allowed values.
 type requirement []struct {
 	key    string
 	values []string
-	reason string
 }
 
 func compile(req map[string][]string) requirement {
@@ -56,7 +56,6 @@ func compile(req map[string][]string) requirement {
 	r := make(requirement, len(keys))
 	for i, k := range keys {
 		r[i].key, r[i].values = k, req[k]
-		r[i].reason = "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
 	}
 	return r
 }
@@ -73,7 +72,7 @@ func (r requirement) mismatch(md map[string]string) string {
 			}
 		}
 		if !found {
-			return k.reason
+			return "metadata does not match MachineMetadata " + k.key + "=" + strings.Join(k.values, "|")
 		}
 	}
 	return ""
