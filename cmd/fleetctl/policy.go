@@ -22,7 +22,8 @@ func newPolicyCmd(c *cli) *cobra.Command {
 A unit picks one with [X-Fleet] Policy=NAME; units that name none use the
 cluster's default policy, which is fleet's own ("default") until changed.`,
 	}
-	cmd.AddCommand(newPolicyUploadCmd(c), newPolicyListCmd(c), newPolicyShowCmd(c), newPolicyRmCmd(c), newPolicyDefaultCmd(c))
+	cmd.AddCommand(newPolicyUploadCmd(c), newPolicyListCmd(c), newPolicyShowCmd(c), newPolicyRmCmd(c), newPolicyDefaultCmd(c),
+		newPolicySimulateCmd(c))
 	return cmd
 }
 

@@ -78,8 +78,20 @@ func TestPolicies(t *testing.T) {
 		t.Fatalf("a refused upload changed the policies:\n%s", after)
 	}
 
+	// Simulating binpack on the live cluster: both spread units would
+	// move, and nothing changes.
+	binpack := buildExample(t, "binpack")
+	before = mustCtl(t, ep, "list-units")
+	out, errOut, code := ctl(t, ep, "policy", "simulate", binpack)
+	if code != 0 || !strings.Contains(out, "a.service") || !strings.Contains(out, "b.service") || !strings.Contains(errOut, "2 unit(s) would move") {
+		t.Fatalf("simulate: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := mustCtl(t, ep, "list-units"); after != before {
+		t.Fatalf("simulate changed the cluster:\n%s", after)
+	}
+
 	// binpack packs the units that choose it onto the busiest machine.
-	if out := mustCtl(t, ep, "policy", "upload", "binpack", buildExample(t, "binpack")); !strings.HasPrefix(out, "Policy binpack uploaded") {
+	if out := mustCtl(t, ep, "policy", "upload", "binpack", binpack); !strings.HasPrefix(out, "Policy binpack uploaded") {
 		t.Fatalf("upload printed %q", out)
 	}
 	if out := mustCtl(t, ep, "policy", "list"); !strings.Contains(out, "binpack") {
@@ -94,7 +106,7 @@ func TestPolicies(t *testing.T) {
 	// An endless loop is stopped by its time limit; the unit says why, and
 	// units of other policies keep being placed.
 	mustCtl(t, ep, "policy", "upload", "spin", watFile(t, "loop"))
-	_, errOut, code := ctl(t, ep, "start", "--block-attempts", "3", unit("e.service", "Policy=spin"))
+	_, errOut, code = ctl(t, ep, "start", "--block-attempts", "3", unit("e.service", "Policy=spin"))
 	if code == 0 || !strings.Contains(errOut, "time limit") {
 		t.Fatalf("start with an endless policy: exit %d %q", code, errOut)
 	}
