@@ -93,3 +93,15 @@ func (c *Cluster) Each(s Set, f func(*Machine)) {
 		}
 	}
 }
+
+// LeastLoaded returns the machine of s with the fewest units, ties broken by
+// the lower ID (fleet's rule), or nil when s is empty.
+func (c *Cluster) LeastLoaded(s Set) *Machine {
+	var best *Machine
+	c.Each(s, func(m *Machine) {
+		if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.ID < best.ID) {
+			best = m
+		}
+	})
+	return best
+}

@@ -57,3 +57,17 @@ func fmtIDs(s []string) string {
 	}
 	return out + "]"
 }
+
+func TestLeastLoaded(t *testing.T) {
+	c := NewCluster()
+	if c.LeastLoaded(c.All()) != nil {
+		t.Fatal("an empty cluster has no least-loaded machine")
+	}
+	c.AddMachine("m2", "", nil)
+	c.AddMachine("m1", "", nil)
+	c.AddMachine("m3", "", nil)
+	c.PlaceUnit("a", "m1")
+	if m := c.LeastLoaded(c.All()); m.ID != "m2" {
+		t.Fatalf("least loaded = %s, want m2 (tie with m3, lower ID)", m.ID)
+	}
+}

@@ -22,14 +22,8 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	for _, k := range req {
 		fits = fits.And(c.With(k.key, k.values...))
 	}
-	var best *sdk.Machine
-	c.Each(fits, func(m *sdk.Machine) {
-		if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.ID < best.ID) {
-			best = m
-		}
-	})
 	var d sdk.Decision
-	if best != nil {
+	if best := c.LeastLoaded(fits); best != nil {
 		d.Machine = best.ID
 		return d
 	}
