@@ -232,3 +232,30 @@ func (r *Runner) Place(b []byte) ([]byte, error) {
 	wd.Encode(&r.out)
 	return r.out.B, nil
 }
+
+// SplitQuoted splits an option value on blanks, keeping double-quoted runs
+// together and dropping the quotes, the way fleet read values such as
+// MachineMetadata="a=b c" d=e.
+func SplitQuoted(s string) []string {
+	var out []string
+	var cur []rune
+	inQuote, have := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQuote, have = !inQuote, true
+		case !inQuote && (r == ' ' || r == '\t'):
+			if have {
+				out = append(out, string(cur))
+				cur, have = cur[:0], false
+			}
+		default:
+			cur = append(cur, r)
+			have = true
+		}
+	}
+	if have {
+		out = append(out, string(cur))
+	}
+	return out
+}

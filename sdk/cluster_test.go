@@ -69,3 +69,10 @@ func TestApplyRejectsGarbage(t *testing.T) {
 		t.Error("a request with a huge option count decoded")
 	}
 }
+
+func TestSplitQuoted(t *testing.T) {
+	got := SplitQuoted(`a=b  "c=d e" f=g`)
+	if len(got) != 3 || got[0] != "a=b" || got[1] != "c=d e" || got[2] != "f=g" {
+		t.Fatalf("SplitQuoted = %q", got)
+	}
+}

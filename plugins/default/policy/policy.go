@@ -80,7 +80,7 @@ func machineMetadata(u *sdk.Unit) map[string][]string {
 	req := map[string][]string{}
 	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
 		for _, v := range u.XFleet(name) {
-			for _, pair := range splitQuoted(v) {
+			for _, pair := range sdk.SplitQuoted(v) {
 				k, val, ok := strings.Cut(pair, "=")
 				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
 				if !ok || k == "" || val == "" || strings.Contains(val, "=") {
@@ -91,30 +91,4 @@ func machineMetadata(u *sdk.Unit) map[string][]string {
 		}
 	}
 	return req
-}
-
-// splitQuoted splits s on blanks, keeping double-quoted runs together.
-func splitQuoted(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQuote, have = !inQuote, true
-		case !inQuote && (r == ' ' || r == '\t'):
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		out = append(out, cur.String())
-	}
-	return out
 }
