@@ -15,6 +15,7 @@ type Machine struct {
 	Units    map[string]bool // names of the units placed on it
 
 	slot int // position in the cluster's sets
+	rank int // position in Machines(): comparing ranks is comparing IDs
 }
 
 // Unit is a unit to place, or one already in the cluster. Treat it as
@@ -22,6 +23,35 @@ type Machine struct {
 type Unit struct {
 	Name    string
 	Options []wire.Option
+
+	body *body // shared by every unit with the same options (a template's instances)
+}
+
+// body is what units with identical options share: the options, decoded
+// once, and what policies derived from them.
+type body struct {
+	options []wire.Option
+	memo    map[string]any
+}
+
+// Memo returns the value derived from the unit's options under key,
+// computing it with f the first time. Units with the same options (the
+// instances of one template, or a unit placed again) share it, so a policy
+// parses its [X-Fleet] requirements once instead of on every decision.
+// f must depend on the options only, not on the unit's name.
+func (u *Unit) Memo(key string, f func() any) any {
+	if u.body == nil {
+		return f()
+	}
+	if v, ok := u.body.memo[key]; ok {
+		return v
+	}
+	if u.body.memo == nil {
+		u.body.memo = map[string]any{}
+	}
+	v := f()
+	u.body.memo[key] = v
+	return v
 }
 
 // Values returns the values of name in section, in file order.
@@ -83,6 +113,9 @@ func (c *Cluster) Machines() []*Machine {
 			c.sorted = append(c.sorted, m)
 		}
 		sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].ID < c.sorted[j].ID })
+		for i, m := range c.sorted {
+			m.rank = i
+		}
 	}
 	return c.sorted
 }
@@ -211,10 +244,16 @@ type Runner struct {
 	Cluster *Cluster
 	Policy  Policy
 	out     wire.Writer
+	bodies  map[string]*body // by the encoded options of a request
 }
 
+// maxBodies bounds the cache of decoded unit bodies.
+const maxBodies = 1024
+
 // NewRunner returns a Runner with an empty cluster.
-func NewRunner(p Policy) *Runner { return &Runner{Cluster: NewCluster(), Policy: p} }
+func NewRunner(p Policy) *Runner {
+	return &Runner{Cluster: NewCluster(), Policy: p, bodies: map[string]*body{}}
+}
 
 // Apply applies a batch of updates.
 func (r *Runner) Apply(b []byte) error { return r.Cluster.Apply(b) }
@@ -222,11 +261,26 @@ func (r *Runner) Apply(b []byte) error { return r.Cluster.Apply(b) }
 // Place decides for one encoded request and returns the encoded decision.
 // The result is valid until the next call.
 func (r *Runner) Place(b []byte) ([]byte, error) {
-	q, err := wire.DecodeRequest(b)
-	if err != nil {
-		return nil, err
+	rd := &wire.Reader{B: b}
+	name := rd.Str()
+	if rd.Err() != nil {
+		return nil, rd.Err()
 	}
-	d := r.Policy(r.Cluster, &Unit{Name: q.Unit, Options: q.Options})
+	// Units with the same options share one decoded body: a template's
+	// instances, or a unit that waits and is offered again.
+	bd, ok := r.bodies[string(rd.B)]
+	if !ok {
+		q, err := wire.DecodeRequest(b)
+		if err != nil {
+			return nil, err
+		}
+		if len(r.bodies) >= maxBodies {
+			clear(r.bodies)
+		}
+		bd = &body{options: q.Options}
+		r.bodies[string(rd.B)] = bd
+	}
+	d := r.Policy(r.Cluster, &Unit{Name: name, Options: bd.options, body: bd})
 	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
 	r.out.B = r.out.B[:0]
 	wd.Encode(&r.out)

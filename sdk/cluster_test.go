@@ -76,3 +76,24 @@ func TestSplitQuoted(t *testing.T) {
 		t.Fatalf("SplitQuoted = %q", got)
 	}
 }
+
+func TestMemoSharedByIdenticalBodies(t *testing.T) {
+	calls := 0
+	r := NewRunner(func(c *Cluster, u *Unit) Decision {
+		u.Memo("k", func() any { calls++; return len(u.Options) })
+		return Decision{}
+	})
+	place := func(name, value string) {
+		var w wire.Writer
+		(&wire.Request{Unit: name, Options: []wire.Option{{Section: "X-Fleet", Name: "K", Value: value}}}).Encode(&w)
+		if _, err := r.Place(w.B); err != nil {
+			t.Fatal(err)
+		}
+	}
+	place("web@1.service", "a")
+	place("web@2.service", "a") // same body: memo reused
+	place("web@3.service", "b") // other body
+	if calls != 2 {
+		t.Fatalf("memo computed %d times, want 2", calls)
+	}
+}

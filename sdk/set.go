@@ -97,11 +97,20 @@ func (c *Cluster) Each(s Set, f func(*Machine)) {
 // LeastLoaded returns the machine of s with the fewest units, ties broken by
 // the lower ID (fleet's rule), or nil when s is empty.
 func (c *Cluster) LeastLoaded(s Set) *Machine {
+	c.Machines() // ranks are current
 	var best *Machine
-	c.Each(s, func(m *Machine) {
-		if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.ID < best.ID) {
-			best = m
+	for i, w := range s.words {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			w &^= 1 << b
+			m := c.slots[i*64+b]
+			if m == nil {
+				continue
+			}
+			if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.rank < best.rank) {
+				best = m
+			}
 		}
-	})
+	}
 	return best
 }

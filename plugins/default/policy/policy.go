@@ -17,7 +17,7 @@ import (
 // keys must all match. The matching machines come from the SDK's metadata
 // index (set operations), not from a scan.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
-	req := compile(machineMetadata(u))
+	req := u.Memo("default/MachineMetadata", func() any { return compile(machineMetadata(u)) }).(requirement)
 	fits := c.All()
 	for _, k := range req {
 		fits = fits.And(c.With(k.key, k.values...))
