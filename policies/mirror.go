@@ -18,8 +18,9 @@ type Machine struct {
 type mirror struct {
 	machines map[string]*Machine
 	placed   map[placement]bool
-	gen      uint64   // generation of the newest update
-	log      [][]byte // log[k] is the update to generation base+k+1
+	units    map[string]UnitDef // defined units, for rules between units
+	gen      uint64             // generation of the newest update
+	log      [][]byte           // log[k] is the update to generation base+k+1
 	base     uint64
 }
 
@@ -30,7 +31,7 @@ type placement struct{ unit, machine string }
 const maxLog = 256
 
 func newMirror() *mirror {
-	return &mirror{machines: map[string]*Machine{}, placed: map[placement]bool{}}
+	return &mirror{machines: map[string]*Machine{}, placed: map[placement]bool{}, units: map[string]UnitDef{}}
 }
 
 // since returns the updates an instance at generation g needs, and the
@@ -66,7 +67,51 @@ func (m *mirror) full() []byte {
 		w.Str(p.unit)
 		w.Str(p.machine)
 	}
+	for name, u := range m.units {
+		encodeUnit(&w, name, u)
+	}
 	return w.B
+}
+
+// UnitDef is a unit's options as a policy sees them, with the hash that
+// identifies them.
+type UnitDef struct {
+	Hash    string
+	Options []wire.Option
+}
+
+func encodeUnit(w *wire.Writer, name string, u UnitDef) {
+	w.U8(wire.OpUnitDefined)
+	(&wire.Request{Unit: name, Options: u.Options}).Encode(w)
+}
+
+// define brings the mirror's unit definitions to units and records the
+// difference as one update.
+func (m *mirror) define(units map[string]UnitDef) {
+	var w wire.Writer
+	for name, u := range units {
+		if old, ok := m.units[name]; ok && old.Hash == u.Hash {
+			continue
+		}
+		m.units[name] = u
+		encodeUnit(&w, name, u)
+	}
+	for name := range m.units {
+		if _, ok := units[name]; !ok {
+			delete(m.units, name)
+			w.U8(wire.OpUnitForgotten)
+			w.Str(name)
+		}
+	}
+	m.record(w.B)
+}
+
+// Define tells the policy which units exist and their options, for rules
+// between units (Conflicts). Instances catch up on their next call.
+func (p *Policy) Define(units map[string]UnitDef) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mirror.define(units)
 }
 
 func encodeMachine(w *wire.Writer, mc *Machine) {

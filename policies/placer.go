@@ -25,6 +25,9 @@ type Placer struct {
 	mu        sync.Mutex
 	manifests map[string]*registry.PolicyManifest
 	def       string
+	units     map[string]UnitDef // every defined unit, from the last snapshot
+	unitsGen  uint64
+	defined   map[*Policy]uint64 // unitsGen each policy was given
 	loaded    map[string]*Policy // by name+sha256
 	failed    map[string]error   // modules that would not load, by name+sha256
 }
@@ -35,6 +38,25 @@ func (pl *Placer) Observe(s *registry.Snapshot) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
 	pl.manifests, pl.def = s.Policies, s.DefaultPolicy
+	units := make(map[string]UnitDef, len(s.Jobs))
+	for name, j := range s.Jobs {
+		if j.Unit != nil {
+			units[name] = UnitDef{Hash: j.Hash.String(), Options: wireOptions(j)}
+		}
+	}
+	pl.units = units
+	pl.unitsGen++
+}
+
+func wireOptions(j *registry.Job) []wire.Option {
+	if j.Unit == nil {
+		return nil
+	}
+	out := make([]wire.Option, len(j.Unit.Options))
+	for i, o := range j.Unit.Options {
+		out[i] = wire.Option{Section: o.Section, Name: o.Name, Value: o.Value}
+	}
+	return out
 }
 
 // policyFor returns the policy that places unit j.
@@ -97,14 +119,17 @@ func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decisi
 			placed[u] = c.Machine.ID
 		}
 	}
-	policy.Sync(machines, placed)
-	req := wire.Request{Unit: j.Name}
-	if j.Unit != nil {
-		for _, o := range j.Unit.Options {
-			req.Options = append(req.Options, wire.Option{Section: o.Section, Name: o.Name, Value: o.Value})
-		}
+	pl.mu.Lock()
+	if pl.defined == nil {
+		pl.defined = map[*Policy]uint64{}
 	}
-	d, err := policy.Place(ctx, req)
+	if pl.units != nil && pl.defined[policy] != pl.unitsGen {
+		policy.Define(pl.units)
+		pl.defined[policy] = pl.unitsGen
+	}
+	pl.mu.Unlock()
+	policy.Sync(machines, placed)
+	d, err := policy.Place(ctx, wire.Request{Unit: j.Name, Options: wireOptions(j)})
 	if err != nil {
 		return leader.Decision{Error: err.Error()}
 	}

@@ -120,9 +120,17 @@ func TestDefaultPolicyMatchesNative(t *testing.T) {
 				Metadata: map[string]string{"region": regions[rng.IntN(3)], "disk": disks[rng.IntN(2)]}})
 		}
 		placed := map[string]string{}
+		defs := map[string]UnitDef{}
 		for u := 0; u < rng.IntN(60); u++ {
-			placed[fmt.Sprintf("u%d.service", u)] = ms[rng.IntN(len(ms))].ID
+			name := fmt.Sprintf("u%d.service", u)
+			placed[name] = ms[rng.IntN(len(ms))].ID
+			var opts []wire.Option
+			if rng.IntN(3) == 0 {
+				opts = append(opts, wire.Option{Section: "X-Fleet", Name: "Conflicts", Value: fmt.Sprintf("u%d*", rng.IntN(10))})
+			}
+			defs[name] = UnitDef{Hash: fmt.Sprint(opts), Options: opts}
 		}
+		p.Define(defs)
 		p.Sync(ms, placed)
 		native := sdk.NewRunner(policy.Place)
 		p.mu.Lock()
@@ -137,6 +145,12 @@ func TestDefaultPolicyMatchesNative(t *testing.T) {
 		}
 		if rng.IntN(2) == 0 {
 			xf = append(xf, "MachineMetadata=disk="+disks[rng.IntN(2)]+" region="+regions[rng.IntN(3)])
+		}
+		if rng.IntN(3) == 0 {
+			xf = append(xf, fmt.Sprintf("Conflicts=u%d*", rng.IntN(10)))
+		}
+		if rng.IntN(5) == 0 {
+			xf = append(xf, "MachineID="+ms[rng.IntN(len(ms))].ID)
 		}
 		req := request("new.service", xf...)
 		got, err := p.Place(ctx, req)

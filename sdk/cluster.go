@@ -78,11 +78,14 @@ type Cluster struct {
 	free  []int                      // free slots
 	all   Set                        // every live machine
 	index map[string]map[string]*Set // metadata key -> value -> machines
+
+	declares map[string]int // X-Fleet option name -> how many defined units have it
 }
 
 // NewCluster returns an empty cluster, for tests.
 func NewCluster() *Cluster {
-	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{}}
+	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{},
+		declares: map[string]int{}}
 }
 
 func (c *Cluster) indexMachine(m *Machine, add bool) {
@@ -178,7 +181,43 @@ func (c *Cluster) UnplaceUnit(unit, id string) {
 }
 
 // DefineUnit records a unit's options.
-func (c *Cluster) DefineUnit(u *Unit) { c.units[u.Name] = u }
+func (c *Cluster) DefineUnit(u *Unit) {
+	if u.body == nil {
+		u.body = &body{options: u.Options}
+	}
+	c.ForgetUnit(u.Name)
+	c.units[u.Name] = u
+	c.count(u, 1)
+}
+
+// ForgetUnit drops a unit's options.
+func (c *Cluster) ForgetUnit(name string) {
+	if old := c.units[name]; old != nil {
+		c.count(old, -1)
+		delete(c.units, name)
+	}
+}
+
+func (c *Cluster) count(u *Unit, delta int) {
+	seen := map[string]bool{}
+	for _, o := range u.Options {
+		if o.Section == "X-Fleet" && !seen[o.Name] {
+			seen[o.Name] = true
+			c.declares[o.Name] += delta
+		}
+	}
+}
+
+// AnyUnitDeclares reports whether any unit the cluster knows has one of the
+// given [X-Fleet] options, so a policy can skip a rule nobody uses.
+func (c *Cluster) AnyUnitDeclares(names ...string) bool {
+	for _, n := range names {
+		if c.declares[n] > 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // Apply decodes a batch of updates from the host and applies them.
 func (c *Cluster) Apply(b []byte) error {
@@ -213,7 +252,7 @@ func (c *Cluster) Apply(b []byte) error {
 			r.B = rest
 			c.DefineUnit(&Unit{Name: q.Unit, Options: q.Options})
 		case wire.OpUnitForgotten:
-			delete(c.units, r.Str())
+			c.ForgetUnit(r.Str())
 		default:
 			return fmt.Errorf("sdk: unknown update op %d", op)
 		}

@@ -26,6 +26,9 @@ func (s *Set) remove(slot int) {
 	}
 }
 
+// Add puts m in s.
+func (s *Set) Add(m *Machine) { s.add(m.slot) }
+
 // And is the machines in both s and o.
 func (s Set) And(o Set) Set {
 	n := min(len(s.words), len(o.words))

@@ -200,6 +200,24 @@ func TestPlacement(t *testing.T) {
 		t.Fatalf("3 units on an empty 3-machine cluster must land on 3 machines, got %v", seen)
 	}
 
+	// The guide's apache@ template: Conflicts keeps instances apart, so a
+	// fourth instance on three machines waits and says why.
+	writeUnit(t, dir, "apache@.service", myapp+"\n[X-Fleet]\nConflicts=apache@*.service\n")
+	mustCtl(t, ep, "start", filepath.Join(dir, "apache@1"), filepath.Join(dir, "apache@2"), filepath.Join(dir, "apache@3"))
+	apaches := map[string]bool{}
+	for _, r := range rows(mustCtl(t, ep, "list-units")) {
+		if strings.HasPrefix(r[0], "apache@") {
+			apaches[r[1]] = true
+		}
+	}
+	if len(apaches) != 3 {
+		t.Fatalf("three conflicting instances share machines: %v", apaches)
+	}
+	if _, errOut, code := ctl(t, ep, "start", "--block-attempts", "2", filepath.Join(dir, "apache@4")); code == 0 || !strings.Contains(errOut, "conflicts with apache@") {
+		t.Fatalf("a fourth conflicting instance: exit %d %q", code, errOut)
+	}
+	mustCtl(t, ep, "destroy", "apache@1", "apache@2", "apache@3", "apache@4")
+
 	pinned := writeUnit(t, dir, "pinned.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-2\n")
 	mustCtl(t, ep, "start", pinned)
 	want := c.Machines[1]

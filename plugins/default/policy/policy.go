@@ -11,27 +11,77 @@ import (
 	"github.com/wasmfleet/fleet/sdk"
 )
 
-// Place puts a unit on the least-loaded machine (fewest units, ties broken
-// by the lower machine ID) whose metadata satisfies the unit's
-// MachineMetadata: several values of one key are alternatives, different
-// keys must all match. The matching machines come from the SDK's metadata
-// index (set operations), not from a scan.
+// Place applies fleet's rules, in fleet's order: a MachineID pin, then
+// MachineMetadata (several values of one key are alternatives, different
+// keys must all match), then Conflicts (declared on either unit, enforced
+// both ways); among the machines left, the one with the fewest units wins,
+// ties to the lower machine ID. The matching machines come from the SDK's
+// metadata index (set operations), not from a scan. X-Fleet values may use
+// the specifiers %n %N %p %i.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
-	req := u.Memo("default/MachineMetadata", func() any { return compile(machineMetadata(u)) }).(requirement)
+	req := requirementOf(u)
 	fits := c.All()
 	for _, k := range req {
 		fits = fits.And(c.With(k.key, k.values...))
 	}
+	id := machineID(u)
+	mine := conflicts(u)
 	var d sdk.Decision
-	if best := c.LeastLoaded(fits); best != nil {
-		d.Machine = best.ID
-		return d
+	if id == "" && len(mine) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts") {
+		if best := c.LeastLoaded(fits); best != nil {
+			d.Machine = best.ID
+			return d
+		}
+	} else {
+		var ok sdk.Set
+		c.Each(fits, func(m *sdk.Machine) {
+			if id != "" && !matchesID(m, id) {
+				return
+			}
+			if conflictOn(c, m, u, mine) != "" {
+				return
+			}
+			ok.Add(m)
+		})
+		if best := c.LeastLoaded(ok); best != nil {
+			d.Machine = best.ID
+			return d
+		}
 	}
 	// Reasons matter only when the unit stays unplaced: fleetctl shows them.
 	for _, m := range c.Machines() {
-		d.Reject(m, req.mismatch(m.Metadata))
+		switch {
+		case id != "" && !matchesID(m, id):
+			d.Reject(m, "unit is pinned to MachineID "+id)
+		case req.mismatch(m.Metadata) != "":
+			d.Reject(m, req.mismatch(m.Metadata))
+		default:
+			if other := conflictOn(c, m, u, mine); other != "" {
+				d.Reject(m, "conflicts with "+other)
+			}
+		}
 	}
 	return d
+}
+
+// requirementOf is the unit's MachineMetadata, parsed once per unit body
+// unless specifiers make it depend on the unit's name.
+func requirementOf(u *sdk.Unit) requirement {
+	raw := u.Memo("default/MachineMetadata", func() any { return machineMetadata(u) }).(map[string][]string)
+	for _, vs := range raw {
+		for _, v := range vs {
+			if strings.Contains(v, "%") {
+				expanded := map[string][]string{}
+				for k, vs := range raw {
+					for _, v := range vs {
+						expanded[k] = append(expanded[k], expand(v, u.Name))
+					}
+				}
+				return compile(expanded)
+			}
+		}
+	}
+	return u.Memo("default/requirement", func() any { return compile(raw) }).(requirement)
 }
 
 // requirement is a unit's MachineMetadata prepared once per decision: keys

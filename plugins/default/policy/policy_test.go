@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// unit builds a unit from "Key=Value" X-Fleet lines.
+func unit(name string, xfleet ...string) *sdk.Unit {
+	u := &sdk.Unit{Name: name, Options: []wire.Option{{Section: "Service", Name: "ExecStart", Value: "/bin/true"}}}
+	for _, kv := range xfleet {
+		k, v, _ := strings.Cut(kv, "=")
+		u.Options = append(u.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
+	}
+	return u
+}
+
+// cluster has machines aaaaaaaa-1, bbbbbbbb-2, cccccccc-3 with hostname
+// metadata h1, h2, h3.
+func cluster() *sdk.Cluster {
+	c := sdk.NewCluster()
+	for i, id := range []string{"aaaaaaaa-1", "bbbbbbbb-2", "cccccccc-3"} {
+		c.AddMachine(id, "", map[string]string{"hostname": "h" + string(rune('1'+i))})
+	}
+	return c
+}
+
+// place places each unit in turn, as the leader does, and returns where each
+// went ("" when unplaced).
+func place(c *sdk.Cluster, units ...*sdk.Unit) []string {
+	var out []string
+	for _, u := range units {
+		c.DefineUnit(u)
+		d := Place(c, u)
+		if d.Machine != "" {
+			c.PlaceUnit(u.Name, d.Machine)
+		}
+		out = append(out, d.Machine)
+	}
+	return out
+}
+
+func TestRules(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		units []*sdk.Unit
+		want  string
+	}{
+		{"least loaded, ties by ID", []*sdk.Unit{unit("a.service"), unit("b.service"), unit("c.service"), unit("d.service")},
+			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3 aaaaaaaa-1"},
+		{"MachineID full", []*sdk.Unit{unit("a.service", "MachineID=cccccccc-3")}, "cccccccc-3"},
+		{"MachineID short, only the first value", []*sdk.Unit{unit("a.service", "MachineID=bbbbbbbb", "MachineID=cccccccc-3")}, "bbbbbbbb-2"},
+		{"X-ConditionMachineID", []*sdk.Unit{unit("a.service", "X-ConditionMachineID=cccccccc-3")}, "cccccccc-3"},
+		{"MachineID of no machine", []*sdk.Unit{unit("a.service", "MachineID=zzz")}, ""},
+		{"conflicts: 5 units, 3 machines", []*sdk.Unit{
+			unit("conflict.0.service", "Conflicts=conflict.*.service"), unit("conflict.1.service", "Conflicts=conflict.*.service"),
+			unit("conflict.2.service", "Conflicts=conflict.*.service"), unit("conflict.3.service", "Conflicts=conflict.*.service"),
+			unit("conflict.4.service", "Conflicts=conflict.*.service")},
+			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3  "},
+		{"one-way conflict enforced both ways", []*sdk.Unit{
+			unit("x.service", "MachineID=aaaaaaaa-1"), unit("c.service", "Conflicts=hello.service", "MachineID=aaaaaaaa-1"),
+			unit("hello.service", "MachineID=aaaaaaaa-1")},
+			"aaaaaaaa-1 aaaaaaaa-1 "},
+		{"several conflicts, space-separated and repeated", []*sdk.Unit{
+			unit("a.service"), unit("b.service"),
+			unit("c.service", "Conflicts=a.service b.service")},
+			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3"},
+		{"X-Conflicts", []*sdk.Unit{unit("a.service"), unit("b.service", "X-Conflicts=a.*", "MachineID=aaaaaaaa-1")}, "aaaaaaaa-1 "},
+		{"specifiers in MachineMetadata", []*sdk.Unit{
+			unit("metadata@h3.service", "MachineMetadata=hostname=%i"), unit("metadata@h2.service", "MachineMetadata=hostname=%i"),
+			unit("metadata@h9.service", "MachineMetadata=hostname=%i")},
+			"cccccccc-3 bbbbbbbb-2 "},
+		{"specifiers in MachineID and Conflicts", []*sdk.Unit{
+			unit("pin@bbbbbbbb.service", "MachineID=%i"), unit("web@1.service", "Conflicts=%p@*.service"),
+			unit("web@2.service", "Conflicts=%p@*.service")},
+			"bbbbbbbb-2 aaaaaaaa-1 cccccccc-3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(place(cluster(), tc.units...), " "); got != tc.want {
+				t.Errorf("placed %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReasons(t *testing.T) {
+	c := cluster()
+	place(c, unit("a.service", "MachineID=aaaaaaaa-1"))
+	d := Place(c, unit("b.service", "Conflicts=a.service", "MachineMetadata=hostname=h1", "MachineMetadata=hostname=h2"))
+	if d.Machine != "bbbbbbbb-2" {
+		t.Fatalf("placed on %q", d.Machine)
+	}
+	d = Place(c, unit("b.service", "Conflicts=a.service", "MachineMetadata=hostname=h1"))
+	want := map[string]string{"aaaaaaaa-1": "conflicts with a.service", "bbbbbbbb-2": "metadata does not match", "cccccccc-3": "metadata does not match"}
+	if d.Machine != "" || len(d.Rejected) != 3 {
+		t.Fatalf("decision %+v", d)
+	}
+	for _, r := range d.Rejected {
+		if !strings.Contains(r.Reason, want[r.Machine]) {
+			t.Errorf("%s: reason %q, want %q", r.Machine, r.Reason, want[r.Machine])
+		}
+	}
+}

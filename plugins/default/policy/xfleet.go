@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"path"
+	"strings"
+
+	"github.com/wasmfleet/fleet/sdk"
+)
+
+// values returns an [X-Fleet] option's values under its name and its
+// deprecated spellings, with fleet's specifiers expanded for the unit.
+func values(u *sdk.Unit, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		for _, v := range u.XFleet(n) {
+			out = append(out, expand(v, u.Name))
+		}
+	}
+	return out
+}
+
+// expand replaces fleet's specifiers in an X-Fleet value: %n the unit's
+// name, %N the name without its type, %p the prefix (before "@"), %i the
+// instance (between "@" and the type), %% a percent sign.
+func expand(v, name string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	base := name
+	if dot := strings.LastIndex(name, "."); dot >= 0 {
+		base = name[:dot]
+	}
+	prefix, instance, _ := strings.Cut(base, "@")
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' || i+1 == len(v) {
+			b.WriteByte(v[i])
+			continue
+		}
+		i++
+		switch v[i] {
+		case 'n':
+			b.WriteString(name)
+		case 'N':
+			b.WriteString(base)
+		case 'p':
+			b.WriteString(prefix)
+		case 'i':
+			b.WriteString(instance)
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(v[i])
+		}
+	}
+	return b.String()
+}
+
+// machineID is the machine the unit is pinned to (MachineID, or the
+// deprecated X-ConditionMachineID and X-ConditionMachineBootID), "" when
+// none. Only the first value counts, as in fleet.
+func machineID(u *sdk.Unit) string {
+	if v := values(u, "MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// matchesID is fleet's rule: the full ID or its first 8 characters.
+func matchesID(m *sdk.Machine, id string) bool {
+	return m.ID == id || (len(m.ID) >= 8 && m.ID[:8] == id)
+}
+
+// conflicts returns the unit's Conflicts globs (space-separated, repeated
+// lines add more; X-Conflicts is the deprecated spelling).
+func conflicts(u *sdk.Unit) []string {
+	var globs []string
+	for _, v := range values(u, "Conflicts", "X-Conflicts") {
+		globs = append(globs, strings.Fields(v)...)
+	}
+	return globs
+}
+
+// conflictOn says which unit on m conflicts with u, in either direction
+// (fleet enforces a one-way declaration both ways), or "".
+func conflictOn(c *sdk.Cluster, m *sdk.Machine, u *sdk.Unit, mine []string) string {
+	for other := range m.Units {
+		if other == u.Name {
+			continue
+		}
+		for _, g := range mine {
+			if ok, _ := path.Match(g, other); ok {
+				return other
+			}
+		}
+		if ou := c.Unit(other); ou != nil {
+			for _, g := range conflicts(ou) {
+				if ok, _ := path.Match(g, u.Name); ok {
+					return other
+				}
+			}
+		}
+	}
+	return ""
+}
