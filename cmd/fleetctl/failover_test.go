@@ -85,3 +85,27 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("list-machines after graceful stop: %v", got)
 	}
 }
+
+// TestMachineOfMovesTogether is fleet's TestScheduleMachineOf: a unit and
+// its MachineOf follower share a machine, and move together when it dies.
+func TestMachineOfMovesTogether(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	dir := t.TempDir()
+	mustCtl(t, ep, "start", writeUnit(t, dir, "other.service", myapp))
+	mustCtl(t, ep, "start", writeUnit(t, dir, "ping.1.service", myapp),
+		writeUnit(t, dir, "pong.1.service", myapp+"\n[X-Fleet]\nMachineOf=ping.1.service\n"))
+	first := scheduledOn(t, reg, "ping.1.service")
+	if got := scheduledOn(t, reg, "pong.1.service"); got != first || first == "" {
+		t.Fatalf("ping.1 on %q, pong.1 on %q: want the same machine", first, got)
+	}
+	c.Machine(first).Kill()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		ping, pong := scheduledOn(t, reg, "ping.1.service"), scheduledOn(t, reg, "pong.1.service")
+		if ping == "" || ping == first || pong != ping {
+			return fmt.Errorf("after the kill ping.1 on %q, pong.1 on %q", ping, pong)
+		}
+		return nil
+	})
+}

@@ -13,7 +13,8 @@ import (
 
 // Place applies fleet's rules, in fleet's order: a MachineID pin, then
 // MachineMetadata (several values of one key are alternatives, different
-// keys must all match), then Conflicts (declared on either unit, enforced
+// keys must all match), then MachineOf (every listed unit must already be on
+// the machine), then Conflicts (declared on either unit, enforced
 // both ways); among the machines left, the one with the fewest units wins,
 // ties to the lower machine ID. The matching machines come from the SDK's
 // metadata index (set operations), not from a scan. X-Fleet values may use
@@ -26,8 +27,9 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	}
 	id := machineID(u)
 	mine := conflicts(u)
+	want := peers(u)
 	var d sdk.Decision
-	if id == "" && len(mine) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts") {
+	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts") {
 		if best := c.LeastLoaded(fits); best != nil {
 			d.Machine = best.ID
 			return d
@@ -36,6 +38,9 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		var ok sdk.Set
 		c.Each(fits, func(m *sdk.Machine) {
 			if id != "" && !matchesID(m, id) {
+				return
+			}
+			if missingPeer(m, want) != "" {
 				return
 			}
 			if conflictOn(c, m, u, mine) != "" {
@@ -55,6 +60,8 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 			d.Reject(m, "unit is pinned to MachineID "+id)
 		case req.mismatch(m.Metadata) != "":
 			d.Reject(m, req.mismatch(m.Metadata))
+		case missingPeer(m, want) != "":
+			d.Reject(m, "MachineOf "+missingPeer(m, want)+" is not on this machine")
 		default:
 			if other := conflictOn(c, m, u, mine); other != "" {
 				d.Reject(m, "conflicts with "+other)

@@ -69,6 +69,16 @@ func TestRules(t *testing.T) {
 			unit("c.service", "Conflicts=a.service b.service")},
 			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3"},
 		{"X-Conflicts", []*sdk.Unit{unit("a.service"), unit("b.service", "X-Conflicts=a.*", "MachineID=aaaaaaaa-1")}, "aaaaaaaa-1 "},
+		{"MachineOf follows its peer", []*sdk.Unit{
+			unit("a.service"), unit("ping.1.service"), unit("pong.1.service", "MachineOf=ping.1.service")},
+			"aaaaaaaa-1 bbbbbbbb-2 bbbbbbbb-2"},
+		{"MachineOf of several units, all required", []*sdk.Unit{
+			unit("a.service", "MachineID=cccccccc-3"), unit("b.service", "MachineID=cccccccc-3"),
+			unit("c.service", "MachineOf=a.service", "MachineOf=b.service"), unit("d.service", "MachineOf=a.service", "MachineOf=x.service")},
+			"cccccccc-3 cccccccc-3 cccccccc-3 "},
+		{"MachineOf with specifiers", []*sdk.Unit{
+			unit("apache@1.service", "MachineID=bbbbbbbb"), unit("discovery@1.service", "MachineOf=apache@%i.service")},
+			"bbbbbbbb-2 bbbbbbbb-2"},
 		{"specifiers in MachineMetadata", []*sdk.Unit{
 			unit("metadata@h3.service", "MachineMetadata=hostname=%i"), unit("metadata@h2.service", "MachineMetadata=hostname=%i"),
 			unit("metadata@h9.service", "MachineMetadata=hostname=%i")},

@@ -104,3 +104,19 @@ func conflictOn(c *sdk.Cluster, m *sdk.Machine, u *sdk.Unit, mine []string) stri
 	}
 	return ""
 }
+
+// peers returns the units the unit must share a machine with (MachineOf, or
+// the deprecated X-ConditionMachineOf; repeated lines mean all of them).
+func peers(u *sdk.Unit) []string {
+	return values(u, "MachineOf", "X-ConditionMachineOf")
+}
+
+// missingPeer says which peer is not on m, or "".
+func missingPeer(m *sdk.Machine, want []string) string {
+	for _, p := range want {
+		if !m.Units[p] {
+			return p
+		}
+	}
+	return ""
+}
