@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
@@ -351,4 +352,43 @@ func SplitQuoted(s string) []string {
 		out = append(out, string(cur))
 	}
 	return out
+}
+
+// ExpandSpecifiers replaces fleet's specifiers in an [X-Fleet] value for
+// the unit named name: %n the unit's
+// name, %N the name without its type, %p the prefix (before "@"), %i the
+// instance (between "@" and the type), %% a percent sign.
+func ExpandSpecifiers(v, name string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	base := name
+	if dot := strings.LastIndex(name, "."); dot >= 0 {
+		base = name[:dot]
+	}
+	prefix, instance, _ := strings.Cut(base, "@")
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' || i+1 == len(v) {
+			b.WriteByte(v[i])
+			continue
+		}
+		i++
+		switch v[i] {
+		case 'n':
+			b.WriteString(name)
+		case 'N':
+			b.WriteString(base)
+		case 'p':
+			b.WriteString(prefix)
+		case 'i':
+			b.WriteString(instance)
+		case '%':
+			b.WriteByte('%')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(v[i])
+		}
+	}
+	return b.String()
 }

@@ -291,6 +291,10 @@ func TestBadInput(t *testing.T) {
 		{"unknown unit to cat", []string{"cat", "nope"}, "Unit nope.service not found"},
 		{"a bad unit among good ones", []string{"start", "ok", writeUnit(t, dir, "bad2.service", "[Service\n")}, "does not parse"},
 		{"template", []string{"start", writeUnit(t, dir, "web@.service", myapp)}, "cannot activate template"},
+		{"forbidden X-Fleet combination", []string{"start", "ok", writeUnit(t, dir, "pinned.service", myapp+"[X-Fleet]\nMachineID=abc\nConflicts=x*\n")},
+			"MachineID cannot be used with Conflicts"},
+		{"unresolvable requirements", []string{"submit", writeUnit(t, dir, "side.service", myapp+"[X-Fleet]\nMachineOf=web.service\nConflicts=web*\n")},
+			"unresolvable requirements"},
 		{"bad field", []string{"list-units", "--fields", "unit,colour"}, "invalid field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -101,6 +101,11 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 				return nil, err
 			}
 		}
+		if r.file != nil {
+			if err := r.file.ValidateXFleet(u.name); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, r)
 	}
 	return out, nil

@@ -81,7 +81,7 @@ func requirementOf(u *sdk.Unit) requirement {
 				expanded := map[string][]string{}
 				for k, vs := range raw {
 					for _, v := range vs {
-						expanded[k] = append(expanded[k], expand(v, u.Name))
+						expanded[k] = append(expanded[k], sdk.ExpandSpecifiers(v, u.Name))
 					}
 				}
 				return compile(expanded)

@@ -13,48 +13,10 @@ func values(u *sdk.Unit, names ...string) []string {
 	var out []string
 	for _, n := range names {
 		for _, v := range u.XFleet(n) {
-			out = append(out, expand(v, u.Name))
+			out = append(out, sdk.ExpandSpecifiers(v, u.Name))
 		}
 	}
 	return out
-}
-
-// expand replaces fleet's specifiers in an X-Fleet value: %n the unit's
-// name, %N the name without its type, %p the prefix (before "@"), %i the
-// instance (between "@" and the type), %% a percent sign.
-func expand(v, name string) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	base := name
-	if dot := strings.LastIndex(name, "."); dot >= 0 {
-		base = name[:dot]
-	}
-	prefix, instance, _ := strings.Cut(base, "@")
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] != '%' || i+1 == len(v) {
-			b.WriteByte(v[i])
-			continue
-		}
-		i++
-		switch v[i] {
-		case 'n':
-			b.WriteString(name)
-		case 'N':
-			b.WriteString(base)
-		case 'p':
-			b.WriteString(prefix)
-		case 'i':
-			b.WriteString(instance)
-		case '%':
-			b.WriteByte('%')
-		default:
-			b.WriteByte('%')
-			b.WriteByte(v[i])
-		}
-	}
-	return b.String()
 }
 
 // machineID is the machine the unit is pinned to (MachineID, or the

@@ -1,0 +1,70 @@
+package unitfile
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/wasmfleet/fleet/sdk"
+)
+
+// xfleet returns the values of an [X-Fleet] option under any of its names,
+// with specifiers expanded for the unit named unit.
+func (f *File) xfleet(unit string, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		for _, v := range f.Values(XFleetSection, n) {
+			out = append(out, sdk.ExpandSpecifiers(v, unit))
+		}
+	}
+	return out
+}
+
+// ValidateXFleet checks the unit's [X-Fleet] options with fleet's rules:
+// the combinations fleet refused, and a MachineOf that the unit's own
+// Conflicts or Replaces rule out. The errors are fleet's messages.
+func (f *File) ValidateXFleet(unit string) error {
+	machineID := f.xfleet(unit, "MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID")
+	peers := f.xfleet(unit, "MachineOf", "X-ConditionMachineOf")
+	var conflicts []string
+	for _, v := range f.xfleet(unit, "Conflicts", "X-Conflicts") {
+		conflicts = append(conflicts, strings.Fields(v)...)
+	}
+	replaces := f.xfleet(unit, "Replaces")
+	global := false
+	if g := f.xfleet(unit, "Global"); len(g) > 0 {
+		switch strings.ToLower(strings.TrimSpace(g[len(g)-1])) {
+		case "true", "yes", "1", "on", "t":
+			global = true
+		}
+	}
+	for _, rule := range []struct {
+		a, b         bool
+		aName, bName string
+	}{
+		{len(machineID) > 0, len(peers) > 0, "MachineID", "Peers"},
+		{len(machineID) > 0, len(conflicts) > 0, "MachineID", "Conflicts"},
+		{len(machineID) > 0, global, "MachineID", "Global"},
+		{len(machineID) > 0, len(replaces) > 0, "MachineID", "Replaces"},
+		{global, len(peers) > 0, "Global", "Peers"},
+		{global, len(replaces) > 0, "Global", "Replaces"},
+		{len(conflicts) > 0, len(replaces) > 0, "Conflicts", "Replaces"},
+	} {
+		if rule.a && rule.b {
+			return fmt.Errorf("unit %s: %s cannot be used with %s", unit, rule.aName, rule.bName)
+		}
+	}
+	for _, p := range peers {
+		for _, c := range conflicts {
+			if ok, _ := path.Match(c, p); ok {
+				return fmt.Errorf("unit %s: unresolvable requirements: peer %q matches conflict %q", unit, p, c)
+			}
+		}
+		for _, r := range replaces {
+			if ok, _ := path.Match(r, p); ok {
+				return fmt.Errorf("unit %s: unresolvable requirements: peer %q matches replace %q", unit, p, r)
+			}
+		}
+	}
+	return nil
+}
