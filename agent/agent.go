@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/unitfile"
 )
 
 // Config is what an Agent needs.
@@ -124,14 +125,41 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// wanted picks out what the snapshot asks of this machine.
+// wanted picks out what the snapshot asks of this machine: the units the
+// leader scheduled here, then, in name order, every global unit whose
+// MachineMetadata this machine satisfies and that conflicts with none
+// already accepted (fleet's rule: the agent, not the leader, places global
+// units).
 func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 	want := map[string]Want{}
-	for _, j := range s.Jobs {
-		if j.Target != a.cfg.Machine.ID || j.Desired == registry.Inactive || j.Unit == nil {
+	var globals []*registry.Job
+	for _, name := range s.JobNames() {
+		j := s.Jobs[name]
+		if j.Desired == registry.Inactive || j.Unit == nil {
 			continue
 		}
-		want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
+		if j.Unit.IsGlobal(j.Name) {
+			globals = append(globals, j)
+			continue
+		}
+		if j.Target == a.cfg.Machine.ID {
+			want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
+		}
+	}
+	for _, g := range globals {
+		if !unitfile.MatchesMetadata(g.Unit.MachineMetadataFor(g.Name), a.cfg.Machine.Metadata) {
+			continue
+		}
+		clash := false
+		for name, w := range want {
+			if unitfile.Conflict(g.Name, g.Unit, name, w.Unit) {
+				clash = true
+				break
+			}
+		}
+		if !clash {
+			want[g.Name] = Want{Unit: g.Unit, Hash: g.Hash, Launched: g.Desired == registry.Launched}
+		}
 	}
 	return want
 }

@@ -55,6 +55,15 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 	var unplaced []*registry.Job
 	for _, name := range s.JobNames() {
 		j := s.Jobs[name]
+		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+			// Global units are never scheduled: every eligible machine's
+			// agent runs them. A target left from before it became global
+			// goes.
+			if j.Target != "" {
+				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "unit is global"})
+			}
+			continue
+		}
 		switch {
 		case j.Target != "" && j.Desired == registry.Inactive:
 			plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "desired state is inactive"})

@@ -52,6 +52,7 @@ func (c *cli) activate(ctx context.Context, o *lifecycleOptions, units []unitArg
 	}
 	reg, _ := c.registry()
 	var wait []string
+	verb := map[registry.DesiredState]string{registry.Loaded: "load", registry.Launched: "start"}[desired]
 	for _, u := range res {
 		if u.existing != nil && u.existing.Desired != desired {
 			if desired == registry.Loaded && u.existing.Desired == registry.Launched {
@@ -62,11 +63,17 @@ func (c *cli) activate(ctx context.Context, o *lifecycleOptions, units []unitArg
 				return c.consulErr(err)
 			}
 		}
+		if isGlobal(u) {
+			// Every eligible machine runs it; there is no one state to
+			// wait for (fleet did the same).
+			fmt.Fprintf(c.out, "Triggered global unit %s %s\n", u.name, verb)
+			continue
+		}
 		wait = append(wait, u.name)
 	}
 	if o.block.noBlock {
 		for _, n := range wait {
-			fmt.Fprintf(c.out, "Triggered unit %s %s\n", n, map[registry.DesiredState]string{registry.Loaded: "load", registry.Launched: "start"}[desired])
+			fmt.Fprintf(c.out, "Triggered unit %s %s\n", n, verb)
 		}
 		return nil
 	}
@@ -214,6 +221,10 @@ func (c *cli) moveTo(ctx context.Context, jobs []*registry.Job, d registry.Desir
 		if err := reg.SetDesired(ctx, j.Name, d); err != nil {
 			return c.consulErr(err)
 		}
+		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+			fmt.Fprintf(c.out, "Triggered global unit %s %s\n", j.Name, verb)
+			continue
+		}
 		names = append(names, j.Name)
 	}
 	if b.noBlock {
@@ -229,4 +240,13 @@ func (c *cli) moveTo(ctx context.Context, jobs []*registry.Job, d registry.Desir
 		fmt.Fprintf(c.errOut, "Successfully %s units %v.\n", done, names)
 	}
 	return nil
+}
+
+// isGlobal reports whether a resolved unit is global, by its new file or
+// the one in the registry.
+func isGlobal(u resolved) bool {
+	if u.file != nil {
+		return u.file.IsGlobal(u.name)
+	}
+	return u.existing != nil && u.existing.Unit != nil && u.existing.Unit.IsGlobal(u.name)
 }

@@ -14,7 +14,12 @@ type unitFileRow struct {
 	j *registry.Job
 }
 
+func (r unitFileRow) global() bool { return r.j.Unit != nil && r.j.Unit.IsGlobal(r.j.Name) }
+
 func (r unitFileRow) target(full bool) string {
+	if r.global() {
+		return "global"
+	}
 	if r.j.Target == "" {
 		return "-"
 	}
@@ -29,11 +34,16 @@ var unitFileColumns = map[string]column[unitFileRow]{
 		}
 		return r.j.Hash.Short()
 	}},
-	"dstate":   {"DSTATE", func(r unitFileRow, _ bool) string { return string(r.j.Desired) }},
-	"state":    {"STATE", func(r unitFileRow, _ bool) string { return string(r.s.CurrentState(r.j)) }},
+	"dstate": {"DSTATE", func(r unitFileRow, _ bool) string { return string(r.j.Desired) }},
+	"state": {"STATE", func(r unitFileRow, _ bool) string {
+		if r.global() {
+			return "-"
+		}
+		return string(r.s.CurrentState(r.j))
+	}},
 	"target":   {"TARGET", func(r unitFileRow, full bool) string { return r.target(full) }},
 	"tmachine": {"TMACHINE", func(r unitFileRow, full bool) string { return r.target(full) }},
-	"global":   {"GLOBAL", func(r unitFileRow, _ bool) string { return "false" }},
+	"global":   {"GLOBAL", func(r unitFileRow, _ bool) string { return fmt.Sprint(r.global()) }},
 	"desc": {"DESCRIPTION", func(r unitFileRow, _ bool) string {
 		if r.j.Unit == nil {
 			return "-"

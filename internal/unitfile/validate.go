@@ -26,18 +26,9 @@ func (f *File) xfleet(unit string, names ...string) []string {
 func (f *File) ValidateXFleet(unit string) error {
 	machineID := f.xfleet(unit, "MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID")
 	peers := f.xfleet(unit, "MachineOf", "X-ConditionMachineOf")
-	var conflicts []string
-	for _, v := range f.xfleet(unit, "Conflicts", "X-Conflicts") {
-		conflicts = append(conflicts, strings.Fields(v)...)
-	}
+	conflicts := f.ConflictGlobs(unit)
 	replaces := f.xfleet(unit, "Replaces")
-	global := false
-	if g := f.xfleet(unit, "Global"); len(g) > 0 {
-		switch strings.ToLower(strings.TrimSpace(g[len(g)-1])) {
-		case "true", "yes", "1", "on", "t":
-			global = true
-		}
-	}
+	global := f.IsGlobal(unit)
 	for _, rule := range []struct {
 		a, b         bool
 		aName, bName string
@@ -67,4 +58,43 @@ func (f *File) ValidateXFleet(unit string) error {
 		}
 	}
 	return nil
+}
+
+// IsGlobal reports whether the unit runs on every eligible machine
+// ([X-Fleet] Global; the last value wins; true, yes, 1, on or t).
+func (f *File) IsGlobal(unit string) bool {
+	g := f.xfleet(unit, "Global")
+	if len(g) == 0 {
+		return false
+	}
+	switch strings.ToLower(strings.TrimSpace(g[len(g)-1])) {
+	case "true", "yes", "1", "on", "t":
+		return true
+	}
+	return false
+}
+
+// ConflictGlobs returns the unit's Conflicts globs, specifiers expanded.
+func (f *File) ConflictGlobs(unit string) []string {
+	var out []string
+	for _, v := range f.xfleet(unit, "Conflicts", "X-Conflicts") {
+		out = append(out, strings.Fields(v)...)
+	}
+	return out
+}
+
+// Conflict reports whether two units conflict: a glob of either matches the
+// other's name (fleet enforces a one-way declaration both ways).
+func Conflict(a string, fa *File, b string, fb *File) bool {
+	for _, g := range fa.ConflictGlobs(a) {
+		if ok, _ := path.Match(g, b); ok {
+			return true
+		}
+	}
+	for _, g := range fb.ConflictGlobs(b) {
+		if ok, _ := path.Match(g, a); ok {
+			return true
+		}
+	}
+	return false
 }

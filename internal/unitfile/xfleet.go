@@ -1,6 +1,10 @@
 package unitfile
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/wasmfleet/fleet/sdk"
+)
 
 // XFleetSection is the section fleet reads its scheduling options from.
 const XFleetSection = "X-Fleet"
@@ -22,6 +26,18 @@ func (f *File) MachineMetadata() map[string][]string {
 				}
 				req[k] = append(req[k], val)
 			}
+		}
+	}
+	return req
+}
+
+// MachineMetadataFor is MachineMetadata with specifiers expanded for the
+// unit named unit.
+func (f *File) MachineMetadataFor(unit string) map[string][]string {
+	req := f.MachineMetadata()
+	for k, vs := range req {
+		for i, v := range vs {
+			req[k][i] = sdk.ExpandSpecifiers(v, unit)
 		}
 	}
 	return req

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// activeOn counts the machines on which list-units shows unit with ACTIVE
+// state.
+func activeOn(t *testing.T, ep, unit, state string) int {
+	t.Helper()
+	n := 0
+	for _, r := range rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")) {
+		if r[0] == unit && r[1] == state {
+			n++
+		}
+	}
+	return n
+}
+
+// TestGlobalUnits is fleet's TestScheduleGlobalUnits and
+// TestScheduleGlobalConflicts: a global unit runs on every machine whose
+// metadata fits, conflicts between global units are honoured, stop reaches
+// every copy, and a dead machine's copy goes with it.
+func TestGlobalUnits(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ep := c.Consul.URL()
+	dir := t.TempDir()
+	global := func(name, extra string) string {
+		return writeUnit(t, dir, name, myapp+"\n[X-Fleet]\nGlobal=true\n"+extra)
+	}
+	if out := mustCtl(t, ep, "start", writeUnit(t, dir, "hello.service", myapp), global("global.service", "")); !strings.Contains(out, "Triggered global unit global.service start") {
+		t.Fatalf("start printed %q", out)
+	}
+	mustCtl(t, ep, "start", global("only2.service", "MachineMetadata=hostname=machine-2\n"))
+	mustCtl(t, ep, "start", global("g1.service", "Conflicts=g2.service\n"))
+	mustCtl(t, ep, "start", global("g2.service", ""))
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		for unit, want := range map[string]int{"global.service": 3, "only2.service": 1, "g1.service": 3, "g2.service": 0, "hello.service": 1} {
+			if got := activeOn(t, ep, unit, "active"); got != want {
+				return fmt.Errorf("%s active on %d machines, want %d", unit, got, want)
+			}
+		}
+		return nil
+	})
+	if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state,target,global")); !contains(got, []string{"global.service", "launched", "-", "global", "true"}) {
+		t.Fatalf("list-unit-files: %v", got)
+	}
+
+	if out := mustCtl(t, ep, "stop", "global"); !strings.Contains(out, "Triggered global unit global.service stop") {
+		t.Fatalf("stop printed %q", out)
+	}
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if got := activeOn(t, ep, "global.service", "inactive"); got != 3 {
+			return fmt.Errorf("global.service inactive on %d machines, want 3", got)
+		}
+		return nil
+	})
+
+	c.Machines[0].Kill()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if got := activeOn(t, ep, "g1.service", "active"); got != 2 {
+			return fmt.Errorf("g1.service active on %d machines after a kill, want 2", got)
+		}
+		return nil
+	})
+}
