@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/unitfile"
 )
 
 // ActionKind says what an Action does to the schedule.
@@ -76,6 +77,24 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 			unplaced = append(unplaced, j)
 		}
 	}
+	// A unit whose machine also runs a unit that replaces it moves (fleet's
+	// Replaces): the replacer stays, the replaced unit is placed again, and
+	// the policy keeps it off its replacer's machine.
+	for _, id := range s.MachineIDs() {
+		names := load[id]
+		kept := names[:0:0]
+		for _, n := range names {
+			if by := replacer(s, n, names); by != "" {
+				j := s.Jobs[n]
+				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: id, Reason: "replaced by " + by})
+				unplaced = append(unplaced, j)
+				continue
+			}
+			kept = append(kept, n)
+		}
+		load[id] = kept
+	}
+	sort.Slice(unplaced, func(a, b int) bool { return unplaced[a].Name < unplaced[b].Name })
 	for _, j := range unplaced {
 		if j.Unit == nil {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store"})
@@ -94,6 +113,21 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		plan.Actions = append(plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Reason: "least loaded eligible machine"})
 	}
 	return plan
+}
+
+// replacer names the unit among others that replaces unit name, or "".
+func replacer(s *registry.Snapshot, name string, others []string) string {
+	j := s.Jobs[name]
+	if j.Unit == nil {
+		return ""
+	}
+	for _, o := range others {
+		oj := s.Jobs[o]
+		if o != name && oj.Unit != nil && unitfile.Replaces(o, oj.Unit, name, j.Unit) {
+			return o
+		}
+	}
+	return ""
 }
 
 func whyUnplaced(d Decision, machines int) string {

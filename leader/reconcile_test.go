@@ -83,6 +83,12 @@ func TestReconcile(t *testing.T) {
 			[]string{"m1:region=east", "m2:region=west"},
 			[]string{"a.service launched m2", "b.service launched | MachineMetadata=region=west;MachineMetadata=region=east"},
 			"schedule b.service m1"},
+		{"a replaced unit leaves its replacer's machine",
+			[]string{"m1", "m2"}, []string{"a.service launched m1", "kick.service launched m1 | Replaces=a.service"},
+			"unschedule a.service m1, schedule a.service m2"},
+		{"circular replacement moves nothing",
+			[]string{"m1", "m2"}, []string{"a.service launched m1 | Replaces=b.service", "b.service launched m1 | Replaces=a.service"},
+			""},
 		{"no machine fits", []string{"m1:region=east"}, []string{"a.service launched | MachineMetadata=region=mars"}, "unplaced a.service"},
 		{"no machines", nil, []string{"a.service launched"}, "unplaced a.service"},
 	} {

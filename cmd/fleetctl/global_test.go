@@ -69,3 +69,36 @@ func TestGlobalUnits(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReplaces is fleet's TestScheduleReplace: a unit that Replaces another
+// takes its machine, and the replaced unit moves to another one.
+func TestReplaces(t *testing.T) {
+	c := testcluster.Start(t, 2)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	dir := t.TempDir()
+	m1, m2 := c.Machines[0].ID, c.Machines[1].ID
+	if m2 < m1 {
+		m1, m2 = m2, m1
+	}
+	mustCtl(t, ep, "start", writeUnit(t, dir, "replace.0.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-1\nMachineMetadata=hostname=machine-2\n"))
+	first := scheduledOn(t, reg, "replace.0.service")
+	other := m1
+	if first == m1 {
+		other = m2
+	}
+	mustCtl(t, ep, "start", writeUnit(t, dir, "replace.1.service", myapp+fmt.Sprintf("\n[X-Fleet]\nMachineID=%s\n", other)),
+		writeUnit(t, dir, "replace.2.service", myapp+"\n[X-Fleet]\nMachineOf=replace.1.service\n"))
+	// kick0 goes to the least-loaded machine, replace.0's; replace.0 moves.
+	mustCtl(t, ep, "start", writeUnit(t, dir, "replace-kick0.service", myapp+"\n[X-Fleet]\nReplaces=replace.0.service\n"))
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		kick, moved := scheduledOn(t, reg, "replace-kick0.service"), scheduledOn(t, reg, "replace.0.service")
+		if kick != first || moved != other {
+			return fmt.Errorf("kick0 on %q (want %q), replace.0 on %q (want %q)", kick, first, moved, other)
+		}
+		if got := activeOn(t, ep, "replace.0.service", "active"); got != 1 {
+			return fmt.Errorf("replace.0 active on %d machines", got)
+		}
+		return nil
+	})
+}

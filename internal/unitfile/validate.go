@@ -98,3 +98,20 @@ func Conflict(a string, fa *File, b string, fb *File) bool {
 	}
 	return false
 }
+
+// Replaces reports whether unit a (file fa) replaces unit b (file fb): a's
+// Replaces globs match b's name and b does not replace a back (circular
+// replacement is ignored, as in fleet).
+func Replaces(a string, fa *File, b string, fb *File) bool {
+	match := func(unit string, f *File, other string) bool {
+		for _, v := range f.xfleet(unit, "Replaces") {
+			for _, g := range strings.Fields(v) {
+				if ok, _ := path.Match(g, other); ok {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return match(a, fa, b) && !match(b, fb, a)
+}

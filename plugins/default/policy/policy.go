@@ -15,7 +15,8 @@ import (
 // MachineMetadata (several values of one key are alternatives, different
 // keys must all match), then MachineOf (every listed unit must already be on
 // the machine), then Conflicts (declared on either unit, enforced
-// both ways); among the machines left, the one with the fewest units wins,
+// both ways) and Replaces (a machine whose unit replaces this one is
+// refused; the replacer itself may go anywhere); among the machines left, the one with the fewest units wins,
 // ties to the lower machine ID. The matching machines come from the SDK's
 // metadata index (set operations), not from a scan. X-Fleet values may use
 // the specifiers %n %N %p %i.
@@ -29,7 +30,7 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	mine := conflicts(u)
 	want := peers(u)
 	var d sdk.Decision
-	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts") {
+	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts", "Replaces") {
 		if best := c.LeastLoaded(fits); best != nil {
 			d.Machine = best.ID
 			return d
@@ -43,7 +44,7 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 			if missingPeer(m, want) != "" {
 				return
 			}
-			if conflictOn(c, m, u, mine) != "" {
+			if conflictOn(c, m, u, mine) != "" || replacedBy(c, m, u) != "" {
 				return
 			}
 			ok.Add(m)
@@ -65,6 +66,8 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		default:
 			if other := conflictOn(c, m, u, mine); other != "" {
 				d.Reject(m, "conflicts with "+other)
+			} else if other := replacedBy(c, m, u); other != "" {
+				d.Reject(m, "replaced here by "+other)
 			}
 		}
 	}

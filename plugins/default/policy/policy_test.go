@@ -79,6 +79,13 @@ func TestRules(t *testing.T) {
 		{"MachineOf with specifiers", []*sdk.Unit{
 			unit("apache@1.service", "MachineID=bbbbbbbb"), unit("discovery@1.service", "MachineOf=apache@%i.service")},
 			"bbbbbbbb-2 bbbbbbbb-2"},
+		{"a replaced unit avoids its replacer's machine", []*sdk.Unit{
+			unit("kick.service", "Replaces=replace.0.service", "MachineMetadata=hostname=h1"),
+			unit("replace.0.service", "MachineMetadata=hostname=h1"), unit("replace.1.service", "Replaces=other.service")},
+			"aaaaaaaa-1  bbbbbbbb-2"}, // replace.0 fits only h1, where kick replaces it: it waits
+		{"circular replacement is ignored", []*sdk.Unit{
+			unit("a.service", "Replaces=b.service", "MachineID=aaaaaaaa-1"), unit("b.service", "Replaces=a.service", "MachineID=aaaaaaaa-1")},
+			"aaaaaaaa-1 aaaaaaaa-1"},
 		{"specifiers in MachineMetadata", []*sdk.Unit{
 			unit("metadata@h3.service", "MachineMetadata=hostname=%i"), unit("metadata@h2.service", "MachineMetadata=hostname=%i"),
 			unit("metadata@h9.service", "MachineMetadata=hostname=%i")},

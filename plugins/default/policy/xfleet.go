@@ -82,3 +82,40 @@ func missingPeer(m *sdk.Machine, want []string) string {
 	}
 	return ""
 }
+
+// replaces returns the unit's Replaces globs.
+func replaces(u *sdk.Unit) []string {
+	var globs []string
+	for _, v := range values(u, "Replaces") {
+		globs = append(globs, strings.Fields(v)...)
+	}
+	return globs
+}
+
+// replacedBy says which unit on m replaces u (its Replaces matches u's name,
+// and u does not replace it back: circular replacement is ignored), or "".
+// A replaced unit must leave that machine.
+func replacedBy(c *sdk.Cluster, m *sdk.Machine, u *sdk.Unit) string {
+	mine := replaces(u)
+	for other := range m.Units {
+		ou := c.Unit(other)
+		if other == u.Name || ou == nil {
+			continue
+		}
+		for _, g := range replaces(ou) {
+			if ok, _ := path.Match(g, u.Name); ok && !matchesAny(mine, other) {
+				return other
+			}
+		}
+	}
+	return ""
+}
+
+func matchesAny(globs []string, name string) bool {
+	for _, g := range globs {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
