@@ -66,13 +66,9 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 			if strings.Contains(o.fields, "tmachine") {
 				fmt.Fprintln(c.errOut, "WARNING: the tmachine field is deprecated, use target instead")
 			}
-			reg, err := c.registry()
+			s, err := c.snapshot(cmd.Context())
 			if err != nil {
 				return err
-			}
-			s, err := reg.Snapshot(cmd.Context(), 0, 0)
-			if err != nil {
-				return c.consulErr(err)
 			}
 			var rows []unitFileRow
 			for _, name := range s.JobNames() {

@@ -35,13 +35,9 @@ func newListUnitsCmd(c *cli) *cobra.Command {
 		Short: "List the current state of units in the cluster, one line per unit per machine",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := c.registry()
+			s, err := c.snapshot(cmd.Context())
 			if err != nil {
 				return err
-			}
-			s, err := reg.Snapshot(cmd.Context(), 0, 0)
-			if err != nil {
-				return c.consulErr(err)
 			}
 			var rows []unitRow
 			for name, byMachine := range s.States {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +84,16 @@ func (c *cli) endpoint() string {
 		return v
 	}
 	return "http://127.0.0.1:8500"
+}
+
+// snapshot reads the whole cluster once.
+func (c *cli) snapshot(ctx context.Context) (*registry.Snapshot, error) {
+	reg, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	s, err := reg.Snapshot(ctx, 0, 0)
+	return s, c.consulErr(err)
 }
 
 // envToken is the Consul token the environment gives, as the consul CLI

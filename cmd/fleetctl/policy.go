@@ -77,13 +77,9 @@ func newPolicyListCmd(c *cli) *cobra.Command {
 		Short: "List the placement policies",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := c.registry()
+			s, err := c.snapshot(cmd.Context())
 			if err != nil {
 				return err
-			}
-			s, err := reg.Snapshot(cmd.Context(), 0, 0)
-			if err != nil {
-				return c.consulErr(err)
 			}
 			rows := []*registry.PolicyManifest{{Name: registry.BuiltinPolicy}}
 			names := make([]string, 0, len(s.Policies))
@@ -163,17 +159,14 @@ func newPolicyRmCmd(c *cli) *cobra.Command {
 			if name == registry.BuiltinPolicy {
 				return errors.New("the built-in policy cannot be removed")
 			}
-			reg, err := c.registry()
+			s, err := c.snapshot(cmd.Context())
 			if err != nil {
 				return err
-			}
-			s, err := reg.Snapshot(cmd.Context(), 0, 0)
-			if err != nil {
-				return c.consulErr(err)
 			}
 			if s.DefaultPolicy == name {
 				return fmt.Errorf("policy %s is the cluster's default; choose another first (fleetctl policy default default)", name)
 			}
+			reg, _ := c.registry() // connected by snapshot
 			if err := reg.DeletePolicy(cmd.Context(), name); errors.Is(err, registry.ErrPolicyNotFound) {
 				return fmt.Errorf("policy %s does not exist (fleetctl policy list)", name)
 			} else if err != nil {

@@ -40,13 +40,9 @@ not place) are printed; --all prints every unit. Nothing is written.`,
 			if err != nil {
 				return err
 			}
-			reg, err := c.registry()
+			s, err := c.snapshot(ctx)
 			if err != nil {
 				return err
-			}
-			s, err := reg.Snapshot(ctx, 0, 0)
-			if err != nil {
-				return c.consulErr(err)
 			}
 			return c.simulate(s, p, all)
 		},

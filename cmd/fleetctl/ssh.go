@@ -64,13 +64,9 @@ could be both.`,
 
 // sshTarget resolves a machine ID prefix or a unit name to a machine's IP.
 func (c *cli) sshTarget(ctx context.Context, o *sshOptions, arg string) (string, error) {
-	reg, err := c.registry()
+	s, err := c.snapshot(ctx)
 	if err != nil {
 		return "", err
-	}
-	s, err := reg.Snapshot(ctx, 0, 0)
-	if err != nil {
-		return "", c.consulErr(err)
 	}
 	byPrefix := func(prefix string) []*registry.Machine {
 		var ms []*registry.Machine
