@@ -59,9 +59,17 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
 			// Global units are never scheduled: every eligible machine's
 			// agent runs them. A target left from before it became global
-			// goes.
+			// goes. Where they run they count, as in fleet: toward a
+			// machine's load, and for the policy's rules between units.
 			if j.Target != "" {
 				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "unit is global"})
+			}
+			if j.Desired != registry.Inactive {
+				for id := range s.States[j.Name] {
+					if s.Machines[id] != nil {
+						load[id] = append(load[id], j.Name)
+					}
+				}
 			}
 			continue
 		}
@@ -84,6 +92,10 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		names := load[id]
 		kept := names[:0:0]
 		for _, n := range names {
+			if s.Jobs[n].Target != id { // a global unit: not the leader's to move
+				kept = append(kept, n)
+				continue
+			}
 			if by := replacer(s, n, names); by != "" {
 				j := s.Jobs[n]
 				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: id, Reason: "replaced by " + by})

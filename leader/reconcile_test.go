@@ -101,6 +101,16 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
+// TestGlobalUnitsCountAsLoad: a global unit is never scheduled, but where
+// its agents run it, it counts toward the machine's load.
+func TestGlobalUnitsCountAsLoad(t *testing.T) {
+	s := world(t, []string{"m1", "m2"}, []string{"g.service launched | Global=true", "a.service launched"})
+	s.States = map[string]map[string]*registry.UnitState{"g.service": {"m1": {Name: "g.service", Machine: "m1"}}}
+	if got := describe(Reconcile(s, LeastLoaded{})); got != "schedule a.service m2" {
+		t.Fatalf("plan: %s, want a.service on m2 (m1 runs the global unit)", got)
+	}
+}
+
 func TestUnplacedReasonNamesMachines(t *testing.T) {
 	p := Reconcile(world(t, []string{"m1:region=east"}, []string{"a.service launched | MachineMetadata=region=mars"}), LeastLoaded{})
 	if len(p.Unplaced) != 1 || !strings.Contains(p.Unplaced[0].Reason, "m1") || !strings.Contains(p.Unplaced[0].Reason, "region=mars") {
