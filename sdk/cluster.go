@@ -274,6 +274,14 @@ func (d *Decision) Reject(m *Machine, reason string) {
 	d.Rejected = append(d.Rejected, wire.Rejection{Machine: m.ID, Reason: reason})
 }
 
+// RejectAll turns every machine down for one reason: for a mistake in the
+// unit itself, which no machine could fix.
+func (d *Decision) RejectAll(c *Cluster, reason string) {
+	for _, m := range c.Machines() {
+		d.Reject(m, reason)
+	}
+}
+
 // Policy chooses a machine for a unit.
 type Policy func(c *Cluster, u *Unit) Decision
 

@@ -18,7 +18,7 @@ func (f *File) MachineMetadata() map[string][]string {
 	req := map[string][]string{}
 	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
 		for _, v := range f.Values(XFleetSection, name) {
-			for _, pair := range splitQuoted(v) {
+			for _, pair := range sdk.SplitQuoted(v) {
 				k, val, ok := strings.Cut(pair, "=")
 				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
 				if !ok || k == "" || val == "" || strings.Contains(val, "=") {
@@ -63,32 +63,4 @@ func MatchesMetadata(req map[string][]string, md map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// splitQuoted splits s on whitespace, keeping double-quoted runs together and
-// dropping the quotes.
-func splitQuoted(s string) []string {
-	var out []string
-	var cur strings.Builder
-	inQuote, have := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQuote = !inQuote
-			have = true
-		case !inQuote && (r == ' ' || r == '\t'):
-			if have {
-				out = append(out, cur.String())
-				cur.Reset()
-				have = false
-			}
-		default:
-			cur.WriteRune(r)
-			have = true
-		}
-	}
-	if have {
-		out = append(out, cur.String())
-	}
-	return out
 }

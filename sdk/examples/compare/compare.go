@@ -45,9 +45,7 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	var d sdk.Decision
 	cmps, invalid := comparisons(u)
 	if invalid != "" {
-		for _, m := range c.Machines() {
-			d.Reject(m, invalid)
-		}
+		d.RejectAll(c, invalid)
 		return d
 	}
 	var best *sdk.Machine

@@ -37,9 +37,7 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	var d sdk.Decision
 	limit, invalid := maxPerMachine(u)
 	if invalid != "" {
-		for _, m := range c.Machines() {
-			d.Reject(m, invalid)
-		}
+		d.RejectAll(c, invalid)
 		return d
 	}
 	var best *sdk.Machine
