@@ -48,17 +48,15 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		d.RejectAll(c, invalid)
 		return d
 	}
-	var best *sdk.Machine
-	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
+	var fits sdk.Set
+	for _, m := range c.Machines() {
 		if why := mismatch(cmps, m.Metadata); why != "" {
 			d.Reject(m, why)
 			continue
 		}
-		if best == nil || len(m.Units) < len(best.Units) {
-			best = m
-		}
+		fits.Add(m)
 	}
-	if best != nil {
+	if best := c.LeastLoaded(fits); best != nil { // ties go to the lower ID
 		d.Machine = best.ID
 	}
 	return d

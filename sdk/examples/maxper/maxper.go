@@ -40,17 +40,15 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		d.RejectAll(c, invalid)
 		return d
 	}
-	var best *sdk.Machine
-	for _, m := range c.Machines() { // sorted by ID: the first of equal load wins
+	var fits sdk.Set
+	for _, m := range c.Machines() {
 		if n := len(m.Units); n >= limit {
 			d.Reject(m, "full: runs "+strconv.Itoa(n)+" units, MaxPerMachine="+strconv.Itoa(limit))
 			continue
 		}
-		if best == nil || len(m.Units) < len(best.Units) {
-			best = m
-		}
+		fits.Add(m)
 	}
-	if best != nil {
+	if best := c.LeastLoaded(fits); best != nil { // ties go to the lower ID
 		d.Machine = best.ID
 	}
 	return d
