@@ -53,13 +53,18 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	cfg = cfg.withDefaults()
 	h := &Host{cfg: cfg, cache: wazero.NewCompilationCache()}
 	pages := uint32(cfg.MemoryLimitMiB * 16) // 64 KiB pages
-	base := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCompilationCache(h.cache).WithDebugInfoEnabled(false)
+	base := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCompilationCache(h.cache).WithDebugInfoEnabled(false).
+		WithMemoryCapacityFromMax(true)
 	h.guarded = wazero.NewRuntimeWithConfig(ctx, base.WithCloseOnContextDone(true))
 	h.trusted = wazero.NewRuntimeWithConfig(ctx, base)
 	for _, rt := range []wazero.Runtime{h.guarded, h.trusted} {
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			h.Close(ctx)
 			return nil, fmt.Errorf("policies: instantiate WASI: %w", err)
+		}
+		if err := instantiateKernels(ctx, rt); err != nil {
+			h.Close(ctx)
+			return nil, fmt.Errorf("policies: instantiate the fleet host module: %w", err)
 		}
 	}
 	return h, nil
@@ -158,7 +163,14 @@ func checkImports(c wazero.CompiledModule) error {
 	var bad []string
 	for _, f := range c.ImportedFunctions() {
 		mod, fn, _ := f.Import()
-		if mod != wasi_snapshot_preview1.ModuleName || !allowedWASI[fn] {
+		switch k, ok := hostFunctions[fn]; {
+		case mod == wasi_snapshot_preview1.ModuleName && allowedWASI[fn]:
+		case mod == hostModule && ok:
+			if !sameTypes(f.ParamTypes(), k.params) || !sameTypes(f.ResultTypes(), k.results) {
+				return fmt.Errorf("imports %s.%s with the wrong signature %v -> %v; want %v -> %v", mod, fn,
+					names(f.ParamTypes()), names(f.ResultTypes()), names(k.params), names(k.results))
+			}
+		default:
 			bad = append(bad, mod+"."+fn)
 		}
 	}
@@ -168,7 +180,7 @@ func checkImports(c wazero.CompiledModule) error {
 	}
 	if len(bad) > 0 {
 		sort.Strings(bad)
-		return fmt.Errorf("imports what a policy may not use: %s (allowed: the WASI calls of a wasip1 guest)", strings.Join(bad, ", "))
+		return fmt.Errorf("imports what a policy may not use: %s (allowed: the WASI calls of a wasip1 guest and fleet's kernels, docs/abi.md)", strings.Join(bad, ", "))
 	}
 	return nil
 }

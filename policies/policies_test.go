@@ -187,6 +187,7 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
 		{"wrong signature", wat(t, "badsig"), "wrong signature"},
 		{"forbidden import", wat(t, "import"), "env.open_socket"},
+		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
 		{"trap in initializer", wat(t, "inittrap"), "initializer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,6 +220,7 @@ func TestHostileGuests(t *testing.T) {
 		{"huge", "limit"},
 		{"ghost", "not a live machine"},
 		{"garbage", "nonsense"},
+		{"badkernel", "not inside the guest's memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := h.Load(ctx, tc.name, wat(t, tc.name), false)
@@ -240,5 +242,28 @@ func TestHostileGuests(t *testing.T) {
 				t.Fatalf("the default policy after %s: %q %v", tc.name, d.Machine, err)
 			}
 		})
+	}
+}
+
+// TestManyDecisions runs a long stretch of decisions through one instance
+// with a small memory cap, as a leader does over weeks: the guest's garbage
+// collector must keep up (it did not under wazero's default fake clock, and
+// the instance ran out of memory), and every decision must succeed.
+func TestManyDecisions(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{PoolSize: 1})
+	p, err := h.Load(ctx, "default", defaultpolicy.Wasm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, placed := benchCluster(1000)
+	p.Sync(ms, placed)
+	for i := range 3000 {
+		// A unit no machine fits: the guest gives a reason per machine,
+		// about 100 KB of garbage per decision.
+		d, err := p.Place(ctx, request(fmt.Sprintf("api@%d.service", i), "MachineMetadata=region=nowhere"))
+		if err != nil || d.Machine != "" || len(d.Rejected) != len(ms) {
+			t.Fatalf("decision %d: %q, %d reasons, %v", i, d.Machine, len(d.Rejected), err)
+		}
 	}
 }

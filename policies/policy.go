@@ -9,6 +9,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
@@ -38,7 +39,8 @@ func (p *Policy) Name() string { return p.name }
 type instance struct {
 	mod                          api.Module
 	version, alloc, apply, place api.Function
-	gen                          uint64 // mirror generation this instance has applied
+	gen                          uint64      // mirror generation this instance has applied
+	req                          wire.Writer // the request being sent, reused
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
@@ -47,7 +49,8 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	// heap. Let it grow to most of its memory cap first.
 	limit := p.host.cfg.MemoryLimitMiB * 3 / 4
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit))
+		WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit)).
+		WithNanotime(steadyClock(), 1)
 	if p.compiled.ExportedFunctions()["_initialize"] != nil {
 		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
 	}
@@ -60,6 +63,20 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	return &instance{mod: mod,
 		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
 		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place")}, nil
+}
+
+// steadyClock is a guest's monotonic clock: not the real time (a policy
+// must not be able to time anything), but a counter that advances 1 µs per
+// reading. wazero's default fake advances 1 ms per reading, and under it a Go
+// guest's garbage collector never finishes a cycle: its pacing takes every
+// reading for a millisecond of work, and the heap grows until the instance
+// runs out of memory (TestManyDecisions).
+func steadyClock() sys.Nanotime {
+	var t int64
+	return func() int64 {
+		t += 1000
+		return t
+	}
 }
 
 func (i *instance) close(ctx context.Context) { _ = i.mod.Close(ctx) }
@@ -189,9 +206,9 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 		}
 		i.gen = gen
 	}
-	var w wire.Writer
-	req.Encode(&w)
-	packed, err := i.send(ctx, p, i.place, w.B)
+	i.req.B = i.req.B[:0]
+	req.Encode(&i.req)
+	packed, err := i.send(ctx, p, i.place, i.req.B)
 	if err != nil {
 		return wire.Decision{}, fmt.Errorf("fleet_place %v", err)
 	}
@@ -206,7 +223,7 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 	if !ok {
 		return wire.Decision{}, fmt.Errorf("fleet_place answered at %#x+%d, outside its memory", ptr, n)
 	}
-	d, err := wire.DecodeDecision(append([]byte(nil), view...)) // copy: the view dies with the next call
+	d, err := wire.DecodeDecision(view) // copies what it keeps: the view dies with the next call
 	if err != nil {
 		return wire.Decision{}, fmt.Errorf("fleet_place answered nonsense: %w", err)
 	}

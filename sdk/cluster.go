@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,6 +35,8 @@ type Unit struct {
 type body struct {
 	options []wire.Option
 	memo    map[string]any
+	key1    string // the first key memoized, and its value: most policies use one
+	val1    any
 }
 
 // Memo returns the value derived from the unit's options under key,
@@ -41,17 +45,25 @@ type body struct {
 // parses its [X-Fleet] requirements once instead of on every decision.
 // f must depend on the options only, not on the unit's name.
 func (u *Unit) Memo(key string, f func() any) any {
-	if u.body == nil {
+	b := u.body
+	if b == nil {
 		return f()
 	}
-	if v, ok := u.body.memo[key]; ok {
+	if b.val1 != nil && b.key1 == key {
+		return b.val1
+	}
+	if v, ok := b.memo[key]; ok {
 		return v
 	}
-	if u.body.memo == nil {
-		u.body.memo = map[string]any{}
-	}
 	v := f()
-	u.body.memo[key] = v
+	if b.val1 == nil && v != nil {
+		b.key1, b.val1 = key, v
+		return v
+	}
+	if b.memo == nil {
+		b.memo = map[string]any{}
+	}
+	b.memo[key] = v
 	return v
 }
 
@@ -75,18 +87,26 @@ type Cluster struct {
 	units    map[string]*Unit
 	sorted   []*Machine // cache of Machines(), nil when stale
 
-	slots []*Machine                 // machine by slot; nil for a free slot
-	free  []int                      // free slots
-	all   Set                        // every live machine
-	index map[string]map[string]*Set // metadata key -> value -> machines
+	slots    []*Machine                 // machine by slot; nil for a free slot
+	free     []int                      // free slots
+	all      Set                        // every live machine
+	keys     []uint64                   // by slot: units<<32 | rank, what LeastLoaded compares
+	scratch  Set                        // Candidates
+	index    map[string]map[string]*Set // metadata key -> value -> machines
+	indexGen int                        // counts the sets added to index
 
-	declares map[string]int // X-Fleet option name -> how many defined units have it
+	declares []declared // X-Fleet option names of defined units: few, so a slice beats a map
+}
+
+// declared is how many defined units have an [X-Fleet] option.
+type declared struct {
+	name  string
+	units int
 }
 
 // NewCluster returns an empty cluster, for tests.
 func NewCluster() *Cluster {
-	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{},
-		declares: map[string]int{}}
+	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{}}
 }
 
 func (c *Cluster) indexMachine(m *Machine, add bool) {
@@ -100,6 +120,7 @@ func (c *Cluster) indexMachine(m *Machine, add bool) {
 		if s == nil {
 			s = &Set{}
 			byValue[v] = s
+			c.indexGen++
 		}
 		if add {
 			s.add(m.slot)
@@ -119,6 +140,7 @@ func (c *Cluster) Machines() []*Machine {
 		sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].ID < c.sorted[j].ID })
 		for i, m := range c.sorted {
 			m.rank = i
+			c.rekey(m)
 		}
 	}
 	return c.sorted
@@ -140,6 +162,7 @@ func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine
 			c.slots[m.slot] = m
 		} else {
 			c.slots = append(c.slots, m)
+			c.keys = append(c.keys, 0)
 		}
 		c.machines[id] = m
 		c.all.add(m.slot)
@@ -155,12 +178,16 @@ func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine
 	return m
 }
 
+// rekey records m's load and rank for LeastLoaded.
+func (c *Cluster) rekey(m *Machine) { c.keys[m.slot] = uint64(len(m.Units))<<32 | uint64(m.rank) }
+
 // RemoveMachine removes a machine.
 func (c *Cluster) RemoveMachine(id string) {
 	if m, ok := c.machines[id]; ok {
 		c.indexMachine(m, false)
 		c.all.remove(m.slot)
 		c.slots[m.slot] = nil
+		c.keys[m.slot] = ^uint64(0)
 		c.free = append(c.free, m.slot)
 		delete(c.machines, id)
 		c.sorted = nil
@@ -171,6 +198,7 @@ func (c *Cluster) RemoveMachine(id string) {
 func (c *Cluster) PlaceUnit(unit, id string) {
 	if m := c.machines[id]; m != nil {
 		m.Units[unit] = true
+		c.rekey(m)
 	}
 }
 
@@ -178,6 +206,7 @@ func (c *Cluster) PlaceUnit(unit, id string) {
 func (c *Cluster) UnplaceUnit(unit, id string) {
 	if m := c.machines[id]; m != nil {
 		delete(m.Units, unit)
+		c.rekey(m)
 	}
 }
 
@@ -200,20 +229,26 @@ func (c *Cluster) ForgetUnit(name string) {
 }
 
 func (c *Cluster) count(u *Unit, delta int) {
-	seen := map[string]bool{}
-	for _, o := range u.Options {
-		if o.Section == "X-Fleet" && !seen[o.Name] {
-			seen[o.Name] = true
-			c.declares[o.Name] += delta
+	for i, o := range u.Options {
+		if o.Section != "X-Fleet" || slices.ContainsFunc(u.Options[:i], func(p wire.Option) bool {
+			return p.Section == "X-Fleet" && p.Name == o.Name
+		}) {
+			continue // counted once per unit
 		}
+		j := slices.IndexFunc(c.declares, func(d declared) bool { return d.name == o.Name })
+		if j < 0 {
+			c.declares = append(c.declares, declared{name: o.Name})
+			j = len(c.declares) - 1
+		}
+		c.declares[j].units += delta
 	}
 }
 
 // AnyUnitDeclares reports whether any unit the cluster knows has one of the
 // given [X-Fleet] options, so a policy can skip a rule nobody uses.
 func (c *Cluster) AnyUnitDeclares(names ...string) bool {
-	for _, n := range names {
-		if c.declares[n] > 0 {
+	for _, d := range c.declares {
+		if d.units > 0 && slices.Contains(names, d.name) {
 			return true
 		}
 	}
@@ -293,6 +328,8 @@ type Runner struct {
 	Policy  Policy
 	out     wire.Writer
 	bodies  map[string]*body // by the encoded options of a request
+	last    *body            // the body of the previous request: a template's instances come in a row
+	lastKey []byte           // its encoded options
 }
 
 // maxBodies bounds the cache of decoded unit bodies.
@@ -316,7 +353,10 @@ func (r *Runner) Place(b []byte) ([]byte, error) {
 	}
 	// Units with the same options share one decoded body: a template's
 	// instances, or a unit that waits and is offered again.
-	bd, ok := r.bodies[string(rd.B)]
+	bd, ok := r.last, r.last != nil && sameBytes(r.lastKey, rd.B)
+	if !ok {
+		bd, ok = r.bodies[string(rd.B)]
+	}
 	if !ok {
 		q, err := wire.DecodeRequest(b)
 		if err != nil {
@@ -328,11 +368,35 @@ func (r *Runner) Place(b []byte) ([]byte, error) {
 		bd = &body{options: q.Options}
 		r.bodies[string(rd.B)] = bd
 	}
+	if bd != r.last {
+		r.last, r.lastKey = bd, append(r.lastKey[:0], rd.B...)
+	}
 	d := r.Policy(r.Cluster, &Unit{Name: name, Options: bd.options, body: bd})
 	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
 	r.out.B = r.out.B[:0]
 	wd.Encode(&r.out)
 	return r.out.B, nil
+}
+
+// sameBytes is bytes.Equal eight bytes at a time: in a WebAssembly guest
+// the runtime's comparison goes byte by byte and costs more than the rest of
+// a decision.
+func sameBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for len(a) >= 8 {
+		if binary.LittleEndian.Uint64(a) != binary.LittleEndian.Uint64(b) {
+			return false
+		}
+		a, b = a[8:], b[8:]
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // SplitQuoted splits an option value on blanks, keeping double-quoted runs

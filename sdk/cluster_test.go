@@ -97,3 +97,17 @@ func TestMemoSharedByIdenticalBodies(t *testing.T) {
 		t.Fatalf("memo computed %d times, want 2", calls)
 	}
 }
+
+func TestSameBytes(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", true}, {"a", "", false}, {"abcdefgh", "abcdefgh", true}, {"abcdefgh", "abcdefgx", false},
+		{"abcdefghijk", "abcdefghijk", true}, {"abcdefghijk", "abcdefghijz", false}, {"xbcdefghijk", "abcdefghijk", false},
+	} {
+		if got := sameBytes([]byte(tc.a), []byte(tc.b)); got != tc.want {
+			t.Errorf("sameBytes(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}

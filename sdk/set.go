@@ -73,6 +73,15 @@ func (s Set) Len() int {
 // All is every live machine.
 func (c *Cluster) All() Set { return c.all.clone(len(c.all.words)) }
 
+// Candidates is every live machine in a set the cluster owns and reuses:
+// All without allocating, for a policy's hot path. Narrow it with KeepWith.
+// It is valid until the next call of Candidates; keep a copy with Or if the
+// policy needs it longer.
+func (c *Cluster) Candidates() *Set {
+	c.scratch.words = append(c.scratch.words[:0], c.all.words...)
+	return &c.scratch
+}
+
 // With is the machines whose metadata key has one of values.
 func (c *Cluster) With(key string, values ...string) Set {
 	var out Set
@@ -82,6 +91,60 @@ func (c *Cluster) With(key string, values ...string) Set {
 		}
 	}
 	return out
+}
+
+// KeepWith removes from s, in place, the machines whose metadata key has
+// none of values: s.And(c.With(key, values...)) without allocating, for the
+// hot path of a policy.
+func (c *Cluster) KeepWith(s *Set, key string, values ...string) {
+	var buf [4]*Set
+	sets := buf[:0]
+	byValue := c.index[key]
+	for _, v := range values {
+		if vs := byValue[v]; vs != nil {
+			sets = append(sets, vs)
+		}
+	}
+	keep(s, sets)
+}
+
+// Match is a requirement on one metadata key: the machine's value must be
+// one of Values. Keep resolves it against the cluster's index once and again
+// only when the index has grown, so a policy that keeps its Matches (per
+// unit body, with Unit.Memo) narrows a set without a map lookup.
+type Match struct {
+	Key    string
+	Values []string
+
+	c    *Cluster
+	gen  int
+	sets []*Set
+}
+
+// Keep removes from s, in place, the machines that do not satisfy m: the
+// same as KeepWith(s, m.Key, m.Values...).
+func (c *Cluster) Keep(s *Set, m *Match) {
+	if m.c != c || m.gen != c.indexGen {
+		m.c, m.gen, m.sets = c, c.indexGen, m.sets[:0]
+		for _, v := range m.Values {
+			if vs := c.index[m.Key][v]; vs != nil {
+				m.sets = append(m.sets, vs)
+			}
+		}
+	}
+	keep(s, m.sets)
+}
+
+func keep(s *Set, sets []*Set) {
+	for i := range s.words {
+		var acc uint64
+		for _, vs := range sets {
+			if i < len(vs.words) {
+				acc |= vs.words[i]
+			}
+		}
+		s.words[i] &= acc
+	}
 }
 
 // Each calls f for every machine in s, in no particular order.
@@ -98,22 +161,12 @@ func (c *Cluster) Each(s Set, f func(*Machine)) {
 }
 
 // LeastLoaded returns the machine of s with the fewest units, ties broken by
-// the lower ID (fleet's rule), or nil when s is empty.
+// the lower ID (fleet's rule), or nil when s is empty. In a WebAssembly
+// policy the scan runs natively in fleetd (package kernel).
 func (c *Cluster) LeastLoaded(s Set) *Machine {
 	c.Machines() // ranks are current
-	var best *Machine
-	for i, w := range s.words {
-		for w != 0 {
-			b := bits.TrailingZeros64(w)
-			w &^= 1 << b
-			m := c.slots[i*64+b]
-			if m == nil {
-				continue
-			}
-			if best == nil || len(m.Units) < len(best.Units) || (len(m.Units) == len(best.Units) && m.rank < best.rank) {
-				best = m
-			}
-		}
+	if slot := least(s.words, c.keys); slot >= 0 {
+		return c.slots[slot] // nil for a slot whose machine left (its key is the largest)
 	}
-	return best
+	return nil
 }

@@ -3,6 +3,8 @@ package sdk
 import (
 	"sort"
 	"testing"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 func ids(c *Cluster, s Set) []string {
@@ -69,5 +71,90 @@ func TestLeastLoaded(t *testing.T) {
 	c.PlaceUnit("a", "m1")
 	if m := c.LeastLoaded(c.All()); m.ID != "m2" {
 		t.Fatalf("least loaded = %s, want m2 (tie with m3, lower ID)", m.ID)
+	}
+}
+
+// TestKeep checks the allocation-free narrowing against With and And, and
+// that a kept Match notices a metadata value that appears later.
+func TestKeep(t *testing.T) {
+	c := NewCluster()
+	c.AddMachine("m1", "", map[string]string{"region": "east", "disk": "ssd"})
+	c.AddMachine("m2", "", map[string]string{"region": "west", "disk": "ssd"})
+	c.AddMachine("m3", "", map[string]string{"region": "west", "disk": "hdd"})
+	region := &Match{Key: "region", Values: []string{"west", "north"}}
+	disk := &Match{Key: "disk", Values: []string{"ssd"}}
+	narrow := func() string {
+		s := c.Candidates()
+		c.Keep(s, region)
+		c.Keep(s, disk)
+		return fmtIDs(ids(c, *s))
+	}
+	if got, want := narrow(), fmtIDs(ids(c, c.With("region", "west", "north").And(c.With("disk", "ssd")))); got != want || got != "[m2]" {
+		t.Fatalf("Keep: %s, With/And: %s", got, want)
+	}
+	c.AddMachine("m4", "", map[string]string{"region": "north", "disk": "ssd"}) // a new value: the Match resolves again
+	if got := narrow(); got != "[m2 m4]" {
+		t.Fatalf("after north appeared: %s", got)
+	}
+	s := c.Candidates()
+	c.KeepWith(s, "disk", "hdd", "tape")
+	if got := fmtIDs(ids(c, *s)); got != "[m3]" {
+		t.Fatalf("KeepWith: %s", got)
+	}
+	if got := c.Candidates().Len(); got != 4 {
+		t.Fatalf("Candidates after narrowing holds %d machines, want all 4", got)
+	}
+}
+
+// TestLeastLoadedFollowsChanges: loads and ranks stay right as units move
+// and machines come and go (a departed machine's slot is never chosen).
+func TestLeastLoadedFollowsChanges(t *testing.T) {
+	c := NewCluster()
+	for _, id := range []string{"b", "a", "c"} {
+		c.AddMachine(id, "", nil)
+	}
+	all := c.All()
+	c.PlaceUnit("u1", "a")
+	c.PlaceUnit("u2", "b")
+	if m := c.LeastLoaded(all); m.ID != "c" {
+		t.Fatalf("least loaded = %s, want c", m.ID)
+	}
+	c.PlaceUnit("u3", "c")
+	c.UnplaceUnit("u2", "b")
+	if m := c.LeastLoaded(all); m.ID != "b" {
+		t.Fatalf("least loaded = %s, want b", m.ID)
+	}
+	c.RemoveMachine("b") // all still has b's slot
+	if m := c.LeastLoaded(all); m == nil || m.ID != "a" {
+		t.Fatalf("least loaded after b left = %v, want a (tie with c, lower ID)", m)
+	}
+	c.AddMachine("0", "", nil) // takes b's slot, sorts first
+	if m := c.LeastLoaded(c.All()); m.ID != "0" {
+		t.Fatalf("least loaded = %s, want the new empty machine 0", m.ID)
+	}
+}
+
+func TestMemoAndDeclares(t *testing.T) {
+	c := NewCluster()
+	u := &Unit{Name: "a.service", Options: []wire.Option{{Section: "X-Fleet", Name: "Conflicts", Value: "b*"}, {Section: "X-Fleet", Name: "Conflicts", Value: "c*"}}}
+	c.DefineUnit(u)
+	calls := 0
+	for range 3 {
+		if v := u.Memo("k1", func() any { calls++; return 1 }); v != 1 {
+			t.Fatal(v)
+		}
+		if v := u.Memo("k2", func() any { calls++; return 2 }); v != 2 {
+			t.Fatal(v)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("Memo computed %d times, want once per key", calls)
+	}
+	if !c.AnyUnitDeclares("Replaces", "Conflicts") || c.AnyUnitDeclares("Replaces") {
+		t.Fatal("AnyUnitDeclares wrong after DefineUnit")
+	}
+	c.ForgetUnit("a.service")
+	if c.AnyUnitDeclares("Conflicts") {
+		t.Fatal("Conflicts still declared after the unit was forgotten (repeated option counted twice?)")
 	}
 }

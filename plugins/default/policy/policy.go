@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // Place applies fleet's rules, in fleet's order: a MachineID pin, then
@@ -21,23 +22,21 @@ import (
 // metadata index (set operations), not from a scan. X-Fleet values may use
 // the specifiers %n %N %p %i.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
-	req := requirementOf(u)
-	fits := c.All()
-	for _, k := range req {
-		fits = fits.And(c.With(k.key, k.values...))
+	sp := specOf(u)
+	fits := c.Candidates()
+	for i := range sp.req {
+		c.Keep(fits, &sp.req[i].Match)
 	}
-	id := machineID(u)
-	mine := conflicts(u)
-	want := peers(u)
+	id, mine, want := sp.id, sp.conflicts, sp.peers
 	var d sdk.Decision
 	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts", "Replaces") {
-		if best := c.LeastLoaded(fits); best != nil {
+		if best := c.LeastLoaded(*fits); best != nil {
 			d.Machine = best.ID
 			return d
 		}
 	} else {
 		var ok sdk.Set
-		c.Each(fits, func(m *sdk.Machine) {
+		c.Each(*fits, func(m *sdk.Machine) {
 			if id != "" && !matchesID(m, id) {
 				return
 			}
@@ -55,12 +54,15 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		}
 	}
 	// Reasons matter only when the unit stays unplaced: fleetctl shows them.
+	pinned := "unit is pinned to MachineID " + id
+	d.Rejected = make([]wire.Rejection, 0, len(c.Machines()))
 	for _, m := range c.Machines() {
+		mismatch := sp.req.mismatch(m.Metadata)
 		switch {
 		case id != "" && !matchesID(m, id):
-			d.Reject(m, "unit is pinned to MachineID "+id)
-		case req.mismatch(m.Metadata) != "":
-			d.Reject(m, req.mismatch(m.Metadata))
+			d.Reject(m, pinned)
+		case mismatch != "":
+			d.Reject(m, mismatch)
 		case missingPeer(m, want) != "":
 			d.Reject(m, "MachineOf "+missingPeer(m, want)+" is not on this machine")
 		default:
@@ -74,31 +76,44 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	return d
 }
 
-// requirementOf is the unit's MachineMetadata, parsed once per unit body
-// unless specifiers make it depend on the unit's name.
-func requirementOf(u *sdk.Unit) requirement {
-	raw := u.Memo("default/MachineMetadata", func() any { return machineMetadata(u) }).(map[string][]string)
-	for _, vs := range raw {
-		for _, v := range vs {
-			if strings.Contains(v, "%") {
-				expanded := map[string][]string{}
-				for k, vs := range raw {
-					for _, v := range vs {
-						expanded[k] = append(expanded[k], sdk.ExpandSpecifiers(v, u.Name))
-					}
-				}
-				return compile(expanded)
-			}
-		}
-	}
-	return u.Memo("default/requirement", func() any { return compile(raw) }).(requirement)
+// spec is what the default policy reads from a unit's [X-Fleet] section,
+// with fleet's specifiers expanded for the unit.
+type spec struct {
+	req       requirement // MachineMetadata
+	id        string      // the MachineID pin, "" when none
+	conflicts []string    // Conflicts globs
+	peers     []string    // MachineOf units
+	replaces  []string    // Replaces globs
 }
 
-// requirement is a unit's MachineMetadata prepared once per decision: keys
-// in a fixed order, each with its allowed values.
+// specOf reads the unit's spec once per unit body (the instances of a
+// template share one), unless its values use specifiers, which make the
+// spec depend on the unit's name.
+func specOf(u *sdk.Unit) *spec {
+	memo := u.Memo("default/spec", func() any {
+		for _, o := range u.Options {
+			if o.Section == "X-Fleet" && strings.Contains(o.Value, "%") {
+				return (*spec)(nil)
+			}
+		}
+		return readSpec(u)
+	}).(*spec)
+	if memo != nil {
+		return memo
+	}
+	return readSpec(u)
+}
+
+func readSpec(u *sdk.Unit) *spec {
+	return &spec{req: compile(machineMetadata(u)), id: machineID(u), conflicts: conflicts(u), peers: peers(u), replaces: replaces(u)}
+}
+
+// requirement is a unit's MachineMetadata prepared once per unit body: keys
+// in a fixed order, each with its allowed values and the reason a machine
+// without one of them is given.
 type requirement []struct {
-	key    string
-	values []string
+	sdk.Match
+	reason string
 }
 
 func compile(req map[string][]string) requirement {
@@ -109,7 +124,8 @@ func compile(req map[string][]string) requirement {
 	sort.Strings(keys)
 	r := make(requirement, len(keys))
 	for i, k := range keys {
-		r[i].key, r[i].values = k, req[k]
+		r[i].Key, r[i].Values = k, req[k]
+		r[i].reason = "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
 	}
 	return r
 }
@@ -117,16 +133,16 @@ func compile(req map[string][]string) requirement {
 // mismatch says why md does not satisfy the requirement, or "" when it does.
 func (r requirement) mismatch(md map[string]string) string {
 	for _, k := range r {
-		have, ok := md[k.key]
+		have, ok := md[k.Key]
 		found := false
-		for _, v := range k.values {
+		for _, v := range k.Values {
 			if ok && v == have {
 				found = true
 				break
 			}
 		}
 		if !found {
-			return "metadata does not match MachineMetadata " + k.key + "=" + strings.Join(k.values, "|")
+			return k.reason
 		}
 	}
 	return ""
@@ -140,7 +156,7 @@ func machineMetadata(u *sdk.Unit) map[string][]string {
 	req := map[string][]string{}
 	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
 		for _, v := range u.XFleet(name) {
-			for _, pair := range sdk.SplitQuoted(v) {
+			for _, pair := range sdk.SplitQuoted(sdk.ExpandSpecifiers(v, u.Name)) {
 				k, val, ok := strings.Cut(pair, "=")
 				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
 				if !ok || k == "" || val == "" || strings.Contains(val, "=") {

@@ -57,7 +57,7 @@ func conflictOn(c *sdk.Cluster, m *sdk.Machine, u *sdk.Unit, mine []string) stri
 			}
 		}
 		if ou := c.Unit(other); ou != nil {
-			for _, g := range conflicts(ou) {
+			for _, g := range specOf(ou).conflicts {
 				if ok, _ := path.Match(g, u.Name); ok {
 					return other
 				}
@@ -96,13 +96,13 @@ func replaces(u *sdk.Unit) []string {
 // and u does not replace it back: circular replacement is ignored), or "".
 // A replaced unit must leave that machine.
 func replacedBy(c *sdk.Cluster, m *sdk.Machine, u *sdk.Unit) string {
-	mine := replaces(u)
+	mine := specOf(u).replaces
 	for other := range m.Units {
 		ou := c.Unit(other)
 		if other == u.Name || ou == nil {
 			continue
 		}
-		for _, g := range replaces(ou) {
+		for _, g := range specOf(ou).replaces {
 			if ok, _ := path.Match(g, u.Name); ok && !matchesAny(mine, other) {
 				return other
 			}
