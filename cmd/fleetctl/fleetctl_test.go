@@ -295,6 +295,8 @@ func TestBadInput(t *testing.T) {
 			"MachineID cannot be used with Conflicts"},
 		{"unresolvable requirements", []string{"submit", writeUnit(t, dir, "side.service", myapp+"[X-Fleet]\nMachineOf=web.service\nConflicts=web*\n")},
 			"unresolvable requirements"},
+		{"unknown X-Fleet option", []string{"start", writeUnit(t, dir, "typo.service", myapp+"[X-Fleet]\nMachineMetdata=disk=ssd\n")},
+			`unknown [X-Fleet] option "MachineMetdata"; fleet knows MachineID`},
 		{"bad field", []string{"list-units", "--fields", "unit,colour"}, "invalid field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -117,6 +117,10 @@ func TestPolicies(t *testing.T) {
 	// binpack as the cluster's default.
 	mustCtl(t, ep, "policy", "default", "binpack")
 	mustCtl(t, ep, "start", unit("g.service", ""))
+	// Under a custom default, a unit may carry options fleet does not know:
+	// the policy may read them (with the built-in default they are an error,
+	// TestBadInput).
+	mustCtl(t, ep, "submit", unit("h.service", "PackTightly=yes"))
 	busiest := machineOf(t, ep, "c.service")
 	if m := machineOf(t, ep, "g.service"); m != busiest {
 		t.Fatalf("g.service on %s, want binpack's busiest machine %s", m, busiest)

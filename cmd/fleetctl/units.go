@@ -74,6 +74,7 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 		return nil, err
 	}
 	var out []resolved
+	defaultPolicy := "" // read once, when a unit names no policy
 	for _, u := range args {
 		j, err := reg.Job(ctx, u.name)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
@@ -102,7 +103,16 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 			}
 		}
 		if r.file != nil {
-			if err := r.file.ValidateXFleet(u.name); err != nil {
+			custom := len(r.file.Values(unitfile.XFleetSection, "Policy")) > 0
+			if !custom {
+				if defaultPolicy == "" {
+					if defaultPolicy, err = reg.DefaultPolicy(ctx); err != nil {
+						return nil, c.consulErr(err)
+					}
+				}
+				custom = defaultPolicy != registry.BuiltinPolicy
+			}
+			if err := r.file.ValidateXFleet(u.name, custom); err != nil {
 				return nil, err
 			}
 		}

@@ -98,6 +98,19 @@ func (r *Registry) Policy(ctx context.Context, name string) (*PolicyManifest, er
 	return &m, nil
 }
 
+// DefaultPolicy is the policy of units that name none: BuiltinPolicy unless
+// an operator chose another with SetDefaultPolicy.
+func (r *Registry) DefaultPolicy(ctx context.Context) (string, error) {
+	p, _, err := r.c.KV().Get(r.defaultPolicyKey(), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("read the default policy: %w", err)
+	}
+	if p == nil || len(p.Value) == 0 {
+		return BuiltinPolicy, nil
+	}
+	return string(p.Value), nil
+}
+
 // PolicyModule reads a module's chunks and checks them against the manifest.
 func (r *Registry) PolicyModule(ctx context.Context, m *PolicyManifest) ([]byte, error) {
 	var out []byte

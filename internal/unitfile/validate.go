@@ -3,6 +3,7 @@ package unitfile
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/wasmfleet/fleet/sdk"
@@ -20,10 +21,28 @@ func (f *File) xfleet(unit string, names ...string) []string {
 	return out
 }
 
+// KnownXFleet are the [X-Fleet] options fleet itself reads: fleet's, their
+// deprecated spellings, and Policy.
+var KnownXFleet = []string{"MachineID", "MachineOf", "MachineMetadata", "Conflicts", "Global", "Replaces", "Policy",
+	"X-ConditionMachineID", "X-ConditionMachineBootID", "X-ConditionMachineOf", "X-ConditionMachineMetadata", "X-Conflicts"}
+
 // ValidateXFleet checks the unit's [X-Fleet] options with fleet's rules:
 // the combinations fleet refused, and a MachineOf that the unit's own
 // Conflicts or Replaces rule out. The errors are fleet's messages.
-func (f *File) ValidateXFleet(unit string) error {
+//
+// An option fleet does not know is an error (fleet ignored it silently,
+// so a typo such as MachineMetdata placed a unit anywhere), unless the
+// unit is placed by a custom policy, which may read options of its own:
+// customPolicy says whether it is (Policy= in the unit, or a custom default).
+func (f *File) ValidateXFleet(unit string, customPolicy bool) error {
+	if !customPolicy {
+		for _, o := range f.Options {
+			if o.Section == XFleetSection && !slices.Contains(KnownXFleet, o.Name) {
+				return fmt.Errorf("unit %s: unknown [X-Fleet] option %q; fleet knows %s. "+
+					"Options a custom policy reads need Policy=NAME in the unit", unit, o.Name, strings.Join(KnownXFleet, ", "))
+			}
+		}
+	}
 	machineID := f.xfleet(unit, "MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID")
 	peers := f.xfleet(unit, "MachineOf", "X-ConditionMachineOf")
 	conflicts := f.ConflictGlobs(unit)
