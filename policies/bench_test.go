@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,14 @@ import (
 // benchCluster is n machines with three metadata keys and about ten units
 // each.
 func benchCluster(n int) ([]Machine, map[string]string) {
+	ms, placed, _ := benchClusterDefs(n)
+	return ms, placed
+}
+
+// benchClusterDefs is benchCluster where every tenth machine also runs an
+// instance of api@, whose units conflict with each other, and every unit is
+// defined (as the leader defines them).
+func benchClusterDefs(n int) ([]Machine, map[string]string, map[string]UnitDef) {
 	regions, disks, racks := []string{"east", "west", "north", "south"}, []string{"ssd", "hdd"}, 16
 	ms := make([]Machine, n)
 	placed := map[string]string{}
@@ -25,11 +34,25 @@ func benchCluster(n int) ([]Machine, map[string]string) {
 		for u := 0; u < 10+i%2; u++ {
 			placed[fmt.Sprintf("web@%d-%d.service", i, u)] = id
 		}
+		if i%10 == 0 {
+			placed[fmt.Sprintf("api@%d.service", i)] = id
+		}
 	}
-	return ms, placed
+	defs := map[string]UnitDef{}
+	for name := range placed {
+		q := request(name)
+		if strings.HasPrefix(name, "api@") {
+			q = benchRequest
+		}
+		defs[name] = UnitDef{Hash: fmt.Sprint(q.Options), Options: q.Options}
+	}
+	return ms, placed, defs
 }
 
-var benchRequest = request("api@1.service", "MachineMetadata=region=east", "MachineMetadata=region=west", "MachineMetadata=disk=ssd")
+// benchRequest is a realistic unit: a metadata constraint (two regions, an
+// SSD) and Conflicts with the other instances of its template.
+var benchRequest = request("api@1.service", "MachineMetadata=region=east", "MachineMetadata=region=west", "MachineMetadata=disk=ssd",
+	"Conflicts=api@*.service")
 
 // BenchmarkPlacement is one placement decision of the default policy over
 // clusters of several sizes: compiled to WebAssembly (as fleetd runs it,
@@ -43,7 +66,8 @@ func BenchmarkPlacement(b *testing.B) {
 	// whether the decision fits the production limit.
 	h := newHost(b, Config{CallTimeout: 10 * time.Second})
 	for _, n := range []int{100, 1000, 5000} {
-		ms, placed := benchCluster(n)
+		ms, placed, defs := benchClusterDefs(n)
+		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
 		for _, impl := range []string{"wasm", "wasm-guarded", "native"} {
 			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
 				var place func() (string, error)
@@ -51,6 +75,7 @@ func BenchmarkPlacement(b *testing.B) {
 				case "native":
 					r := sdk.NewRunner(policy.Place)
 					m := newMirror()
+					m.define(defs)
 					m.sync(ms, placed)
 					if err := r.Apply(m.full()); err != nil {
 						b.Fatal(err)
@@ -71,6 +96,7 @@ func BenchmarkPlacement(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					p.Define(defs)
 					p.Sync(ms, placed)
 					place = func() (string, error) {
 						d, err := p.Place(ctx, benchRequest)

@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,6 +35,7 @@ type Unit struct {
 // body is what units with identical options share: the options, decoded
 // once, and what policies derived from them.
 type body struct {
+	key     []byte // the options as encoded on the wire
 	options []wire.Option
 	memo    map[string]any
 	key1    string // the first key memoized, and its value: most policies use one
@@ -92,10 +95,19 @@ type Cluster struct {
 	all      Set                        // every live machine
 	keys     []uint64                   // by slot: units<<32 | rank, what LeastLoaded compares
 	scratch  Set                        // Candidates
+	working  Set                        // Working
 	index    map[string]map[string]*Set // metadata key -> value -> machines
 	indexGen int                        // counts the sets added to index
 
 	declares []declared // X-Fleet option names of defined units: few, so a slice beats a map
+
+	where     map[string][]int // unit -> the slots of the machines it runs on
+	hosting   []*tally         // Hosting, by glob
+	declaring []*tally         // HostingDeclaring, by option
+	memberGen int              // counts changes of machines and their metadata (Filtered)
+
+	bodies map[string]*body // by the encoded options
+	last   *body            // the body last asked for: a template's instances come in a row
 }
 
 // declared is how many defined units have an [X-Fleet] option.
@@ -106,7 +118,8 @@ type declared struct {
 
 // NewCluster returns an empty cluster, for tests.
 func NewCluster() *Cluster {
-	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{}}
+	return &Cluster{machines: map[string]*Machine{}, units: map[string]*Unit{}, index: map[string]map[string]*Set{},
+		where: map[string][]int{}, bodies: map[string]*body{}}
 }
 
 func (c *Cluster) indexMachine(m *Machine, add bool) {
@@ -170,6 +183,7 @@ func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine
 	} else {
 		c.indexMachine(m, false)
 	}
+	c.memberGen++
 	m.IP, m.Metadata = ip, metadata
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
@@ -184,6 +198,8 @@ func (c *Cluster) rekey(m *Machine) { c.keys[m.slot] = uint64(len(m.Units))<<32 
 // RemoveMachine removes a machine.
 func (c *Cluster) RemoveMachine(id string) {
 	if m, ok := c.machines[id]; ok {
+		c.machineGone(m)
+		c.memberGen++
 		c.indexMachine(m, false)
 		c.all.remove(m.slot)
 		c.slots[m.slot] = nil
@@ -196,17 +212,19 @@ func (c *Cluster) RemoveMachine(id string) {
 
 // PlaceUnit records that unit runs on machine id.
 func (c *Cluster) PlaceUnit(unit, id string) {
-	if m := c.machines[id]; m != nil {
+	if m := c.machines[id]; m != nil && !m.Units[unit] {
 		m.Units[unit] = true
 		c.rekey(m)
+		c.placed(unit, m, 1)
 	}
 }
 
 // UnplaceUnit records that unit left machine id.
 func (c *Cluster) UnplaceUnit(unit, id string) {
-	if m := c.machines[id]; m != nil {
+	if m := c.machines[id]; m != nil && m.Units[unit] {
 		delete(m.Units, unit)
 		c.rekey(m)
+		c.placed(unit, m, -1)
 	}
 }
 
@@ -218,6 +236,7 @@ func (c *Cluster) DefineUnit(u *Unit) {
 	c.ForgetUnit(u.Name)
 	c.units[u.Name] = u
 	c.count(u, 1)
+	c.redefined(u.Name)
 }
 
 // ForgetUnit drops a unit's options.
@@ -225,6 +244,7 @@ func (c *Cluster) ForgetUnit(name string) {
 	if old := c.units[name]; old != nil {
 		c.count(old, -1)
 		delete(c.units, name)
+		c.redefined(name)
 	}
 }
 
@@ -281,12 +301,16 @@ func (c *Cluster) Apply(b []byte) error {
 			u, id := r.Str(), r.Str()
 			c.UnplaceUnit(u, id)
 		case wire.OpUnitDefined:
-			q, rest, err := wire.ReadRequest(r.B)
+			start := r.B
+			q, rest, err := wire.ReadRequest(start)
 			if err != nil {
 				return err
 			}
 			r.B = rest
-			c.DefineUnit(&Unit{Name: q.Unit, Options: q.Options})
+			name := &wire.Reader{B: start}
+			name.Bytes()
+			bd := c.bodyFor(name.B[:len(name.B)-len(rest)], func() ([]wire.Option, error) { return q.Options, nil })
+			c.DefineUnit(&Unit{Name: q.Unit, Options: bd.options, body: bd})
 		case wire.OpUnitForgotten:
 			c.ForgetUnit(r.Str())
 		default:
@@ -327,9 +351,6 @@ type Runner struct {
 	Cluster *Cluster
 	Policy  Policy
 	out     wire.Writer
-	bodies  map[string]*body // by the encoded options of a request
-	last    *body            // the body of the previous request: a template's instances come in a row
-	lastKey []byte           // its encoded options
 }
 
 // maxBodies bounds the cache of decoded unit bodies.
@@ -337,7 +358,7 @@ const maxBodies = 1024
 
 // NewRunner returns a Runner with an empty cluster.
 func NewRunner(p Policy) *Runner {
-	return &Runner{Cluster: NewCluster(), Policy: p, bodies: map[string]*body{}}
+	return &Runner{Cluster: NewCluster(), Policy: p}
 }
 
 // Apply applies a batch of updates.
@@ -345,37 +366,57 @@ func (r *Runner) Apply(b []byte) error { return r.Cluster.Apply(b) }
 
 // Place decides for one encoded request and returns the encoded decision.
 // The result is valid until the next call.
+//
+// A unit the cluster knows with the same options (fleetd defines every unit
+// before it asks where one goes) is passed as defined, so a decision
+// allocates nothing for it.
 func (r *Runner) Place(b []byte) ([]byte, error) {
 	rd := &wire.Reader{B: b}
-	name := rd.Str()
+	name := rd.Bytes()
 	if rd.Err() != nil {
 		return nil, rd.Err()
 	}
-	// Units with the same options share one decoded body: a template's
-	// instances, or a unit that waits and is offered again.
-	bd, ok := r.last, r.last != nil && sameBytes(r.lastKey, rd.B)
-	if !ok {
-		bd, ok = r.bodies[string(rd.B)]
-	}
-	if !ok {
-		q, err := wire.DecodeRequest(b)
-		if err != nil {
-			return nil, err
+	c := r.Cluster
+	u := c.units[string(name)]
+	if u == nil || u.body == nil || !sameBytes(u.body.key, rd.B) {
+		bd := c.bodyFor(rd.B, func() ([]wire.Option, error) {
+			q, err := wire.DecodeRequest(b)
+			return q.Options, err
+		})
+		if bd == nil {
+			return nil, errors.New("sdk: the request does not decode")
 		}
-		if len(r.bodies) >= maxBodies {
-			clear(r.bodies)
-		}
-		bd = &body{options: q.Options}
-		r.bodies[string(rd.B)] = bd
+		u = &Unit{Name: string(name), Options: bd.options, body: bd}
 	}
-	if bd != r.last {
-		r.last, r.lastKey = bd, append(r.lastKey[:0], rd.B...)
-	}
-	d := r.Policy(r.Cluster, &Unit{Name: name, Options: bd.options, body: bd})
+	d := r.Policy(c, u)
 	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
 	r.out.B = r.out.B[:0]
 	wd.Encode(&r.out)
 	return r.out.B, nil
+}
+
+// bodyFor returns the shared body of units whose options are encoded as
+// key, decoding them with decode the first time; nil when they do not
+// decode. Units with the same options share one body and its memos: a
+// template's instances, or a unit offered again.
+func (c *Cluster) bodyFor(key []byte, decode func() ([]wire.Option, error)) *body {
+	if c.last != nil && sameBytes(c.last.key, key) {
+		return c.last
+	}
+	bd := c.bodies[string(key)]
+	if bd == nil {
+		opts, err := decode()
+		if err != nil {
+			return nil
+		}
+		if len(c.bodies) >= maxBodies {
+			clear(c.bodies)
+		}
+		bd = &body{key: bytes.Clone(key), options: opts}
+		c.bodies[string(bd.key)] = bd
+	}
+	c.last = bd
+	return bd
 }
 
 // sameBytes is bytes.Equal eight bytes at a time: in a WebAssembly guest

@@ -51,6 +51,35 @@ func (s Set) Or(o Set) Set {
 	return out
 }
 
+// Clone is a copy of s that can be modified.
+func (s Set) Clone() Set { return s.clone(len(s.words)) }
+
+// Intersect keeps in s, in place, only the machines also in o.
+func (s *Set) Intersect(o Set) {
+	for i := range s.words {
+		if i < len(o.words) {
+			s.words[i] &= o.words[i]
+		} else {
+			s.words[i] = 0
+		}
+	}
+}
+
+// Subtract removes from s, in place, the machines in o.
+func (s *Set) Subtract(o Set) {
+	for i := range min(len(s.words), len(o.words)) {
+		s.words[i] &^= o.words[i]
+	}
+}
+
+// Delete removes m from s.
+func (s *Set) Delete(m *Machine) { s.remove(m.slot) }
+
+// Has reports whether m is in s.
+func (s Set) Has(m *Machine) bool {
+	return m.slot/64 < len(s.words) && s.words[m.slot/64]&(1<<(m.slot%64)) != 0
+}
+
 // Empty reports whether s has no machine.
 func (s Set) Empty() bool {
 	for _, w := range s.words {
@@ -72,6 +101,28 @@ func (s Set) Len() int {
 
 // All is every live machine.
 func (c *Cluster) All() Set { return c.all.clone(len(c.all.words)) }
+
+// Working is a copy of s in a set the cluster owns and reuses, to narrow in
+// place without allocating. It is valid until the next call of Working.
+func (c *Cluster) Working(s Set) *Set {
+	c.working.words = append(c.working.words[:0], s.words...)
+	return &c.working
+}
+
+// EachIn calls f for every machine in both a and b, without building their
+// intersection. f may remove machines from a.
+func (c *Cluster) EachIn(a, b Set, f func(*Machine)) {
+	for i := range min(len(a.words), len(b.words)) {
+		w := a.words[i] & b.words[i]
+		for w != 0 {
+			bit := bits.TrailingZeros64(w)
+			w &= w - 1
+			if m := c.slots[i*64+bit]; m != nil {
+				f(m)
+			}
+		}
+	}
+}
 
 // Candidates is every live machine in a set the cluster owns and reuses:
 // All without allocating, for a policy's hot path. Narrow it with KeepWith.
@@ -145,6 +196,31 @@ func keep(s *Set, sets []*Set) {
 		}
 		s.words[i] &= acc
 	}
+}
+
+// Filter is a set of metadata requirements whose result the cluster keeps:
+// Filtered recomputes it only when machines or their metadata changed, so a
+// policy that keeps its Filter (per unit body, with Unit.Memo) pays nothing
+// for unchanged requirements between decisions.
+type Filter struct {
+	Matches []Match
+
+	c   *Cluster
+	gen int
+	set Set
+}
+
+// Filtered is the live machines that satisfy every Match of f. The set is
+// f's: read it, or Clone it to modify.
+func (c *Cluster) Filtered(f *Filter) Set {
+	if f.c != c || f.gen != c.memberGen || f.set.words == nil {
+		f.c, f.gen = c, c.memberGen
+		f.set.words = append(f.set.words[:0], c.all.words...)
+		for i := range f.Matches {
+			c.Keep(&f.set, &f.Matches[i])
+		}
+	}
+	return f.set
 }
 
 // Each calls f for every machine in s, in no particular order.

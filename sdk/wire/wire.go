@@ -92,6 +92,18 @@ func (r *Reader) Str() string {
 	return s
 }
 
+// Bytes reads a string's bytes without copying them: a view into B.
+func (r *Reader) Bytes() []byte {
+	n := r.U32()
+	if r.err != nil || uint32(len(r.B)) < n {
+		r.fail()
+		return nil
+	}
+	b := r.B[:n:n]
+	r.B = r.B[n:]
+	return b
+}
+
 // Count reads a u32 count and checks it cannot exceed what is left, each
 // item taking at least min bytes, so a hostile count cannot make a decoder
 // allocate without bound.

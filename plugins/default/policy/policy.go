@@ -23,35 +23,17 @@ import (
 // the specifiers %n %N %p %i.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	sp := specOf(u)
-	fits := c.Candidates()
-	for i := range sp.req {
-		c.Keep(fits, &sp.req[i].Match)
-	}
+	fits := c.Filtered(&sp.filter)
 	id, mine, want := sp.id, sp.conflicts, sp.peers
 	var d sdk.Decision
 	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts", "Replaces") {
-		if best := c.LeastLoaded(*fits); best != nil {
+		if best := c.LeastLoaded(fits); best != nil {
 			d.Machine = best.ID
 			return d
 		}
-	} else {
-		var ok sdk.Set
-		c.Each(*fits, func(m *sdk.Machine) {
-			if id != "" && !matchesID(m, id) {
-				return
-			}
-			if missingPeer(m, want) != "" {
-				return
-			}
-			if conflictOn(c, m, u, mine) != "" || replacedBy(c, m, u) != "" {
-				return
-			}
-			ok.Add(m)
-		})
-		if best := c.LeastLoaded(ok); best != nil {
-			d.Machine = best.ID
-			return d
-		}
+	} else if best := c.LeastLoaded(allowed(c, u, sp, fits)); best != nil {
+		d.Machine = best.ID
+		return d
 	}
 	// Reasons matter only when the unit stays unplaced: fleetctl shows them.
 	pinned := "unit is pinned to MachineID " + id
@@ -76,10 +58,60 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	return d
 }
 
+// allowed narrows fits by the rules between units: MachineID, MachineOf,
+// Conflicts both ways, Replaces. It works on the SDK's placement indexes:
+// the machines hosting a peer, or a unit matching one of u's Conflicts globs,
+// are set operations; only machines hosting a unit that itself declares
+// Conflicts or Replaces are looked at one by one.
+//
+// The set returned is the cluster's working set (sdk.Cluster.Working).
+func allowed(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
+	if c.Placed(u.Name) > 0 {
+		// Placed already (a simulation replays placed units): the indexes
+		// would count the unit against itself.
+		return allowedScan(c, u, sp, fits)
+	}
+	ok := c.Working(fits)
+	for _, p := range sp.peers {
+		ok.Intersect(c.HostsOf(p))
+	}
+	for _, g := range sp.conflicts {
+		ok.Subtract(c.Hosting(g))
+	}
+	for _, option := range []string{"Conflicts", "X-Conflicts", "Replaces"} {
+		c.EachIn(*ok, c.HostingDeclaring(option), func(m *sdk.Machine) {
+			if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
+				ok.Delete(m)
+			}
+		})
+	}
+	if sp.id != "" {
+		c.Each(*ok, func(m *sdk.Machine) {
+			if !matchesID(m, sp.id) {
+				ok.Delete(m)
+			}
+		})
+	}
+	return *ok
+}
+
+// allowedScan is allowed by looking at every unit on every machine of fits.
+func allowedScan(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
+	ok := fits.Clone()
+	c.Each(fits, func(m *sdk.Machine) {
+		if (sp.id != "" && !matchesID(m, sp.id)) || missingPeer(m, sp.peers) != "" ||
+			conflictOn(c, m, u, sp.conflicts) != "" || replacedBy(c, m, u) != "" {
+			ok.Delete(m)
+		}
+	})
+	return ok
+}
+
 // spec is what the default policy reads from a unit's [X-Fleet] section,
 // with fleet's specifiers expanded for the unit.
 type spec struct {
 	req       requirement // MachineMetadata
+	filter    sdk.Filter  // req, resolved against the cluster's index
 	id        string      // the MachineID pin, "" when none
 	conflicts []string    // Conflicts globs
 	peers     []string    // MachineOf units
@@ -105,7 +137,11 @@ func specOf(u *sdk.Unit) *spec {
 }
 
 func readSpec(u *sdk.Unit) *spec {
-	return &spec{req: compile(machineMetadata(u)), id: machineID(u), conflicts: conflicts(u), peers: peers(u), replaces: replaces(u)}
+	sp := &spec{req: compile(machineMetadata(u)), id: machineID(u), conflicts: conflicts(u), peers: peers(u), replaces: replaces(u)}
+	for _, k := range sp.req {
+		sp.filter.Matches = append(sp.filter.Matches, k.Match)
+	}
+	return sp
 }
 
 // requirement is a unit's MachineMetadata prepared once per unit body: keys

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -120,4 +122,64 @@ func TestReasons(t *testing.T) {
 			t.Errorf("%s: reason %q, want %q", r.Machine, r.Reason, want[r.Machine])
 		}
 	}
+}
+
+// TestAllowedMatchesScan: the index-based rules between units give the same
+// machines as looking at every unit on every machine, over random clusters
+// of units with Conflicts, Replaces, MachineOf and MachineID.
+func TestAllowedMatchesScan(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for round := range 300 {
+		c := sdk.NewCluster()
+		var ids []string
+		for i := range 2 + r.IntN(12) {
+			id := fmt.Sprintf("%08x-m%d", r.Uint32(), i)
+			ids = append(ids, id)
+			c.AddMachine(id, "", nil)
+		}
+		xf := func() []string {
+			var out []string
+			switch r.IntN(6) {
+			case 0:
+				out = append(out, fmt.Sprintf("Conflicts=svc%d*", r.IntN(5)))
+			case 1:
+				out = append(out, fmt.Sprintf("X-Conflicts=svc%d.service svc%d*", r.IntN(5), r.IntN(5)))
+			case 2:
+				out = append(out, fmt.Sprintf("Replaces=svc%d.service", r.IntN(5)))
+			case 3:
+				out = append(out, fmt.Sprintf("MachineOf=svc%d.service", r.IntN(5)))
+			case 4:
+				out = append(out, "MachineID="+ids[r.IntN(len(ids))][:8])
+			}
+			return out
+		}
+		for u := range r.IntN(40) {
+			name := fmt.Sprintf("svc%d.service", u%7)
+			if u >= 7 {
+				name = fmt.Sprintf("svc%d-%d.service", u%5, u)
+			}
+			c.DefineUnit(unit(name, xf()...))
+			c.PlaceUnit(name, ids[r.IntN(len(ids))])
+			if r.IntN(4) == 0 {
+				c.UnplaceUnit(name, ids[r.IntN(len(ids))])
+			}
+		}
+		u := unit(fmt.Sprintf("svc%d-new.service", r.IntN(5)), xf()...)
+		sp := specOf(u)
+		fits := c.All()
+		got, want := allowed(c, u, sp, fits), allowedScan(c, u, sp, fits)
+		if fmt.Sprint(machineIDs(c, got)) != fmt.Sprint(machineIDs(c, want)) {
+			t.Fatalf("round %d, %s %v: indexes allow %v, a scan allows %v", round, u.Name, u.Options, machineIDs(c, got), machineIDs(c, want))
+		}
+	}
+}
+
+func machineIDs(c *sdk.Cluster, s sdk.Set) []string {
+	var out []string
+	for _, m := range c.Machines() {
+		if s.Has(m) {
+			out = append(out, m.ID)
+		}
+	}
+	return out
 }

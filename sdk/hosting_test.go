@@ -1,0 +1,102 @@
+package sdk
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"testing"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
+)
+
+// TestHostingMatchesBruteForce drives a cluster through random placements,
+// definitions and machine churn, and after each step compares the kept
+// indexes with a scan of every unit on every machine.
+func TestHostingMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	c := NewCluster()
+	globs := []string{"web@*.service", "db.service", "*", "api@1*"}
+	names := []string{"web@1.service", "web@2.service", "db.service", "api@1.service", "api@12.service", "x.service"}
+	machines := []string{"m0", "m1", "m2", "m3", "m4"}
+	define := func(u string) {
+		var opts []wire.Option
+		if r.IntN(2) == 0 {
+			opts = append(opts, wire.Option{Section: "X-Fleet", Name: "Conflicts", Value: "web@*"})
+		}
+		c.DefineUnit(&Unit{Name: u, Options: opts})
+	}
+	for step := range 3000 {
+		switch op := r.IntN(10); {
+		case op < 4:
+			c.PlaceUnit(names[r.IntN(len(names))], machines[r.IntN(len(machines))])
+		case op < 7:
+			c.UnplaceUnit(names[r.IntN(len(names))], machines[r.IntN(len(machines))])
+		case op < 8:
+			define(names[r.IntN(len(names))])
+		case op < 9:
+			c.RemoveMachine(machines[r.IntN(len(machines))])
+		default:
+			c.AddMachine(machines[r.IntN(len(machines))], "", nil)
+		}
+		for _, g := range globs {
+			want := bruteForce(c, func(u string) bool { ok, _ := path.Match(g, u); return ok })
+			if got := fmtIDs(ids(c, c.Hosting(g))); got != want {
+				t.Fatalf("step %d: Hosting(%q) = %s, want %s", step, g, got, want)
+			}
+		}
+		want := bruteForce(c, func(u string) bool {
+			d := c.Unit(u)
+			return d != nil && len(d.XFleet("Conflicts")) > 0
+		})
+		if got := fmtIDs(ids(c, c.HostingDeclaring("Conflicts"))); got != want {
+			t.Fatalf("step %d: HostingDeclaring = %s, want %s", step, got, want)
+		}
+		for _, u := range names {
+			n := 0
+			for _, m := range c.Machines() {
+				if m.Units[u] {
+					n++
+				}
+			}
+			if c.Placed(u) != n {
+				t.Fatalf("step %d: Placed(%s) = %d, want %d", step, u, c.Placed(u), n)
+			}
+			if got, want := fmtIDs(ids(c, c.HostsOf(u))), bruteForce(c, func(x string) bool { return x == u }); got != want {
+				t.Fatalf("step %d: HostsOf(%s) = %s, want %s", step, u, got, want)
+			}
+		}
+	}
+}
+
+func bruteForce(c *Cluster, test func(string) bool) string {
+	var out []string
+	for _, m := range c.Machines() {
+		for u := range m.Units {
+			if test(u) {
+				out = append(out, m.ID)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return fmtIDs(out)
+}
+
+func TestFilteredFollowsMachines(t *testing.T) {
+	c := NewCluster()
+	c.AddMachine("m1", "", map[string]string{"disk": "ssd"})
+	f := &Filter{Matches: []Match{{Key: "disk", Values: []string{"ssd"}}}}
+	if got := fmtIDs(ids(c, c.Filtered(f))); got != "[m1]" {
+		t.Fatal(got)
+	}
+	c.AddMachine("m2", "", map[string]string{"disk": "ssd"})
+	c.AddMachine("m1", "", map[string]string{"disk": "hdd"})
+	if got := fmtIDs(ids(c, c.Filtered(f))); got != "[m2]" {
+		t.Fatalf("after changes: %s", got)
+	}
+	c.RemoveMachine("m2")
+	if got := fmt.Sprint(c.Filtered(f).Len()); got != "0" {
+		t.Fatalf("after m2 left: %s machines", got)
+	}
+}
