@@ -2,6 +2,7 @@ package leader
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,9 +48,11 @@ type Plan struct {
 // asked for. It does no I/O; the same snapshot gives the same plan.
 //
 // In order: units whose desired state is inactive leave their machine; units
-// on machines that are gone leave them; then every unit that should run and
-// has no machine is offered to p, in name order, with each placement counted
-// in the load of the next.
+// on machines that are gone leave them; a unit sharing a machine with a unit
+// that replaces it leaves it; units fleet's rules place whose machine no
+// longer satisfies them leave it (recheck); then every unit that should run
+// and has no machine is offered to p, in name order (MachineOf followers
+// last), with each placement counted in the load of the next.
 func Reconcile(s *registry.Snapshot, p Placer) Plan {
 	var plan Plan
 	load := map[string][]string{}
@@ -106,7 +109,25 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		}
 		load[id] = kept
 	}
-	sort.Slice(unplaced, func(a, b int) bool { return unplaced[a].Name < unplaced[b].Name })
+	// Units whose machine no longer satisfies them (its metadata changed,
+	// the target of their MachineOf moved, a conflicting unit was there
+	// first) move, as in fleet's engine.
+	moved, left := recheck(s, p, load)
+	plan.Actions = append(plan.Actions, moved...)
+	unplaced = append(unplaced, left...)
+	from := map[*registry.Job]string{} // rechecked units: the machine they leave
+	for _, a := range moved {
+		from[a.Job] = a.Machine
+	}
+	// Name order, except that units with MachineOf come after the rest, so
+	// a follower finds its target placed in the same pass.
+	sort.Slice(unplaced, func(a, b int) bool {
+		fa, fb := follows(unplaced[a]), follows(unplaced[b])
+		if fa != fb {
+			return !fa
+		}
+		return unplaced[a].Name < unplaced[b].Name
+	})
 	for _, j := range unplaced {
 		if j.Unit == nil {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store"})
@@ -122,10 +143,18 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 			continue
 		}
 		load[d.Machine] = append(load[d.Machine], j.Name)
+		if from[j] == d.Machine {
+			// The placer puts a rechecked unit back where it was: it
+			// disagrees with fleet's rules, and moving it would only churn.
+			plan.Actions = slices.DeleteFunc(plan.Actions, func(a Action) bool { return a.Job == j })
+			continue
+		}
 		plan.Actions = append(plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Reason: "least loaded eligible machine"})
 	}
 	return plan
 }
+
+func follows(j *registry.Job) bool { return j.Unit != nil && len(j.Unit.PeersFor(j.Name)) > 0 }
 
 // replacer names the unit among others that replaces unit name, or "".
 func replacer(s *registry.Snapshot, name string, others []string) string {

@@ -101,6 +101,47 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
+// fleetRules is LeastLoaded that says units named "custom*" are placed by a
+// custom policy and the rest by fleet's rules.
+type fleetRules struct{ LeastLoaded }
+
+func (fleetRules) FleetRules(j *registry.Job) bool { return !strings.HasPrefix(j.Name, "custom") }
+
+// TestRecheck: fleet's rules are checked again where units run (fleet's
+// engine, loop A). The real rules are the built-in policy's; LeastLoaded
+// only knows metadata, which also shows the guard against a placer that
+// disagrees.
+func TestRecheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		machines []string
+		units    []string
+		want     string
+	}{
+		{"metadata that no longer fits moves the unit",
+			[]string{"m1:disk=hdd", "m2:disk=ssd"}, []string{"a.service launched m1 | MachineMetadata=disk=ssd", "b.service launched m1"},
+			"unschedule a.service m1, schedule a.service m2"},
+		{"of two conflicting units on one machine the first stays",
+			[]string{"m1", "m2"}, []string{"a.service launched m1", "b.service launched m1 | Conflicts=a.service"},
+			"unschedule b.service m1, schedule b.service m2"},
+		{"a placer that puts the unit back changes nothing",
+			[]string{"m1", "m2"}, []string{"a.service launched m2", "b.service launched m1 | MachineOf=a.service"},
+			""},
+		{"units of a custom policy stay",
+			[]string{"m1:disk=hdd", "m2:disk=ssd"}, []string{"custom.service launched m1 | MachineMetadata=disk=ssd"},
+			""},
+		{"a unit that fits stays",
+			[]string{"m1:disk=ssd"}, []string{"a.service launched m1 | MachineMetadata=disk=ssd"},
+			""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describe(Reconcile(world(t, tc.machines, tc.units), fleetRules{})); got != tc.want {
+				t.Errorf("plan:\n got: %s\nwant: %s", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestGlobalUnitsCountAsLoad: a global unit is never scheduled, but where
 // its agents run it, it counts toward the machine's load.
 func TestGlobalUnitsCountAsLoad(t *testing.T) {

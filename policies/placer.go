@@ -59,13 +59,8 @@ func wireOptions(j *registry.Job) []wire.Option {
 	return out
 }
 
-// policyFor returns the policy that places unit j.
-func (pl *Placer) policyFor(ctx context.Context, j *registry.Job) (*Policy, error) {
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	if pl.loaded == nil {
-		pl.loaded, pl.failed = map[string]*Policy{}, map[string]error{}
-	}
+// policyName is the name of the policy that places unit j; pl.mu held.
+func (pl *Placer) policyName(j *registry.Job) string {
 	name := pl.def
 	if name == "" {
 		name = registry.BuiltinPolicy
@@ -75,6 +70,26 @@ func (pl *Placer) policyFor(ctx context.Context, j *registry.Job) (*Policy, erro
 			name = v[len(v)-1]
 		}
 	}
+	return name
+}
+
+// FleetRules implements leader.RuleChecker: the built-in policy is fleet's
+// rules, so units it places are re-checked where they run; a custom
+// policy's choices are its own.
+func (pl *Placer) FleetRules(j *registry.Job) bool {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.policyName(j) == registry.BuiltinPolicy
+}
+
+// policyFor returns the policy that places unit j.
+func (pl *Placer) policyFor(ctx context.Context, j *registry.Job) (*Policy, error) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.loaded == nil {
+		pl.loaded, pl.failed = map[string]*Policy{}, map[string]error{}
+	}
+	name := pl.policyName(j)
 	key := name
 	var m *registry.PolicyManifest
 	if name != registry.BuiltinPolicy {

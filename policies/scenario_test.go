@@ -23,9 +23,11 @@ var update = flag.Bool("update", false, "rewrite the golden files of the scenari
 //
 // Commands, one a line ('#' starts a comment):
 //
-//	machine ID [k=v,k=v]       a machine joins
+//	machine ID [k=v,k=v]       a machine joins, or changes its metadata
 //	kill ID                    a machine dies
 //	start NAME [| Key=Value]...  a unit with these [X-Fleet] options should run
+//	stop NAME                  the unit should not run (desired state inactive)
+//	restart NAME               the stopped unit should run again
 //	destroy NAME               the unit is gone
 //	show                       reconcile until nothing changes, print where every unit is
 func TestScenarios(t *testing.T) {
@@ -106,6 +108,10 @@ func runScenario(t *testing.T, file string, placer *Placer) string {
 			s.Jobs[f[1]] = &registry.Job{Name: f[1], Desired: registry.Launched, Unit: uf, Hash: uf.Hash()}
 		case "destroy":
 			delete(s.Jobs, f[1])
+		case "stop":
+			s.Jobs[f[1]].Desired = registry.Inactive
+		case "restart":
+			s.Jobs[f[1]].Desired = registry.Launched
 		case "show":
 			settle(t, s, placer, &out)
 		default:
@@ -143,6 +149,8 @@ func settle(t *testing.T, s *registry.Snapshot, placer *Placer, out *strings.Bui
 	for _, n := range s.JobNames() {
 		if j := s.Jobs[n]; j.Target != "" {
 			fmt.Fprintf(out, "%s on %s\n", n, j.Target)
+		} else if j.Desired == registry.Inactive {
+			fmt.Fprintf(out, "%s inactive\n", n)
 		} else {
 			fmt.Fprintf(out, "%s unplaced: %s\n", n, why[n])
 		}

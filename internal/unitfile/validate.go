@@ -79,6 +79,20 @@ func (f *File) ValidateXFleet(unit string, customPolicy bool) error {
 	return nil
 }
 
+// MachineIDFor is the machine the unit is pinned to (MachineID or its
+// deprecated spellings; the first value counts, as in fleet), "" when none.
+func (f *File) MachineIDFor(unit string) string {
+	if v := f.xfleet(unit, "MachineID", "X-ConditionMachineID", "X-ConditionMachineBootID"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// PeersFor is the units the unit must share a machine with (MachineOf).
+func (f *File) PeersFor(unit string) []string {
+	return f.xfleet(unit, "MachineOf", "X-ConditionMachineOf")
+}
+
 // IsGlobal reports whether the unit runs on every eligible machine
 // ([X-Fleet] Global; the last value wins; true, yes, 1, on or t).
 func (f *File) IsGlobal(unit string) bool {
