@@ -131,6 +131,14 @@ func sleep(ctx context.Context, d time.Duration) {
 // already accepted (fleet's rule: the agent, not the leader, places global
 // units).
 func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
+	return Wanted(s, a.cfg.Machine.ID, a.cfg.Machine.Metadata)
+}
+
+// Wanted is what a machine should run: the units scheduled to it, and the
+// global units whose MachineMetadata its metadata satisfies and that do not
+// conflict with a unit it runs (global units taken in name order, as fleet's
+// agents did). Units whose desired state is inactive are left out.
+func Wanted(s *registry.Snapshot, machine string, metadata map[string]string) map[string]Want {
 	want := map[string]Want{}
 	var globals []*registry.Job
 	for _, name := range s.JobNames() {
@@ -142,12 +150,12 @@ func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 			globals = append(globals, j)
 			continue
 		}
-		if j.Target == a.cfg.Machine.ID {
+		if j.Target == machine {
 			want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
 		}
 	}
 	for _, g := range globals {
-		if !unitfile.MatchesMetadata(g.Unit.MachineMetadataFor(g.Name), a.cfg.Machine.Metadata) {
+		if !unitfile.MatchesMetadata(g.Unit.MachineMetadataFor(g.Name), metadata) {
 			continue
 		}
 		clash := false

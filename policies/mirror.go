@@ -147,6 +147,15 @@ func (m *mirror) record(b []byte) {
 // sync brings the mirror to the given machines and placements and records
 // the difference as one update.
 func (m *mirror) sync(machines []Machine, placed map[string]string) {
+	on := make(map[string][]string, len(placed))
+	for u, id := range placed {
+		on[u] = []string{id}
+	}
+	m.syncAll(machines, on)
+}
+
+// syncAll is sync where a unit may be on several machines (a global unit).
+func (m *mirror) syncAll(machines []Machine, placed map[string][]string) {
 	var w wire.Writer
 	seen := map[string]bool{}
 	for i := range machines {
@@ -173,8 +182,10 @@ func (m *mirror) sync(machines []Machine, placed map[string]string) {
 		}
 	}
 	want := map[placement]bool{}
-	for u, id := range placed {
-		want[placement{u, id}] = true
+	for u, ids := range placed {
+		for _, id := range ids {
+			want[placement{u, id}] = true
+		}
 	}
 	for p := range m.placed {
 		if !want[p] {
@@ -201,4 +212,12 @@ func (p *Policy) Sync(machines []Machine, placed map[string]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mirror.sync(machines, placed)
+}
+
+// SyncAll is Sync where a unit may be on several machines: global units run
+// on every machine that qualifies, and count on each.
+func (p *Policy) SyncAll(machines []Machine, placed map[string][]string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mirror.syncAll(machines, placed)
 }

@@ -127,11 +127,11 @@ func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decisi
 		return leader.Decision{Error: err.Error()}
 	}
 	machines := make([]Machine, 0, len(cands))
-	placed := map[string]string{}
+	placed := map[string][]string{} // a global unit is on several machines
 	for _, c := range cands {
 		machines = append(machines, Machine{ID: c.Machine.ID, IP: c.Machine.IP, Metadata: c.Machine.Metadata})
 		for _, u := range c.Units {
-			placed[u] = c.Machine.ID
+			placed[u] = append(placed[u], c.Machine.ID)
 		}
 	}
 	pl.mu.Lock()
@@ -143,7 +143,7 @@ func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decisi
 		pl.defined[policy] = pl.unitsGen
 	}
 	pl.mu.Unlock()
-	policy.Sync(machines, placed)
+	policy.SyncAll(machines, placed)
 	d, err := policy.Place(ctx, wire.Request{Unit: j.Name, Options: wireOptions(j)})
 	if err != nil {
 		return leader.Decision{Error: err.Error()}

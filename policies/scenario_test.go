@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/leader"
@@ -121,10 +123,31 @@ func runScenario(t *testing.T, file string, placer *Placer) string {
 	return out.String()
 }
 
+// runGlobals plays every machine's agent for global units: each runs the
+// global units agent.Wanted gives it, which the leader sees as their states.
+func runGlobals(s *registry.Snapshot) {
+	for n, j := range s.Jobs {
+		if j.Unit.IsGlobal(n) {
+			delete(s.States, n)
+		}
+	}
+	for _, id := range s.MachineIDs() {
+		for n := range agent.Wanted(s, id, s.Machines[id].Metadata) {
+			if s.Jobs[n].Unit.IsGlobal(n) {
+				if s.States[n] == nil {
+					s.States[n] = map[string]*registry.UnitState{}
+				}
+				s.States[n][id] = &registry.UnitState{Name: n, Machine: id}
+			}
+		}
+	}
+}
+
 // settle reconciles until nothing changes and prints every unit's place.
 func settle(t *testing.T, s *registry.Snapshot, placer *Placer, out *strings.Builder) {
 	var last leader.Plan
 	for round := 0; round < 10; round++ {
+		runGlobals(s)
 		placer.Observe(s)
 		last = leader.Reconcile(s, placer)
 		if len(last.Actions) == 0 {
@@ -146,8 +169,16 @@ func settle(t *testing.T, s *registry.Snapshot, placer *Placer, out *strings.Bui
 	for _, u := range last.Unplaced {
 		why[u.Job.Name] = u.Reason
 	}
+	runGlobals(s)
 	for _, n := range s.JobNames() {
-		if j := s.Jobs[n]; j.Target != "" {
+		if j := s.Jobs[n]; j.Unit.IsGlobal(n) {
+			var on []string
+			for id := range s.States[n] {
+				on = append(on, id)
+			}
+			sort.Strings(on)
+			fmt.Fprintf(out, "%s global, on %s\n", n, strings.Join(append(on, "no machine")[:max(1, len(on))], " "))
+		} else if j.Target != "" {
 			fmt.Fprintf(out, "%s on %s\n", n, j.Target)
 		} else if j.Desired == registry.Inactive {
 			fmt.Fprintf(out, "%s inactive\n", n)
