@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,6 +106,63 @@ func TestMachineOfMovesTogether(t *testing.T) {
 		ping, pong := scheduledOn(t, reg, "ping.1.service"), scheduledOn(t, reg, "pong.1.service")
 		if ping == "" || ping == first || pong != ping {
 			return fmt.Errorf("after the kill ping.1 on %q, pong.1 on %q", ping, pong)
+		}
+		return nil
+	})
+}
+
+// TestFrozenMachineComesBack freezes a machine's fleetd (SIGSTOP) past its
+// heartbeat: the cluster moves its unit; when it thaws, it stops its stale
+// copy at once, and the unit stays where it moved (fleet's partition-heal
+// behaviour, without the duplicate lasting).
+func TestFrozenMachineComesBack(t *testing.T) {
+	c := testcluster.Start(t, 2)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
+	first := c.Machine(scheduledOn(t, reg, "myapp.service"))
+	if err := syscall.Kill(first.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			_ = syscall.Kill(first.PID(), syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(thaw) // before the cluster stops its machines
+	var second *testcluster.Machine
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		id := scheduledOn(t, reg, "myapp.service")
+		if id == "" || id == first.ID {
+			return fmt.Errorf("myapp.service still on %q", id)
+		}
+		second = c.Machine(id)
+		return logGrows(second, "myapp.service")
+	})
+	// The frozen agent could not stop its copy: both run now.
+	if err := logGrows(first, "myapp.service"); err != nil {
+		t.Fatalf("the frozen machine's copy should still run until it thaws: %v", err)
+	}
+	thaw()
+	start := time.Now()
+	testcluster.Eventually(t, 15*time.Second, func() error {
+		if logGrows(first, "myapp.service") == nil {
+			return fmt.Errorf("the thawed machine still runs its stale copy")
+		}
+		return nil
+	})
+	t.Logf("stale copy stopped %s after the machine thawed", time.Since(start).Round(100*time.Millisecond))
+	if id := scheduledOn(t, reg, "myapp.service"); id != second.ID {
+		t.Fatalf("myapp.service moved again, to %q", id)
+	}
+	if err := logGrows(second, "myapp.service"); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 15*time.Second, func() error { // the thawed machine rejoins
+		if got := len(rows(mustCtl(t, ep, "list-machines"))); got != 2 {
+			return fmt.Errorf("%d machines listed", got)
 		}
 		return nil
 	})
