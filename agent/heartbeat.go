@@ -126,6 +126,12 @@ func (h *Heartbeat) register(ctx context.Context) error {
 	if err := h.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
 		return fmt.Errorf("register machine %s with Consul: %w", h.machineID, err)
 	}
+	// Registering again keeps the status of a check the local agent
+	// already has: a machine back after its TTL ran out would find its
+	// check critical and could never bind a new session to it.
+	if err := h.client.Agent().UpdateTTLOpts(h.CheckID(), "fleetd started", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("mark machine %s alive in Consul: %w", h.machineID, err)
+	}
 	return nil
 }
 

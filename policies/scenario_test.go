@@ -22,6 +22,8 @@ var update = flag.Bool("update", false, "rewrite the golden files of the scenari
 // TestScenarios runs the scripts in testdata/scenarios through the leader's
 // reconcile and the built-in policy in WebAssembly, and compares what they
 // print with the .golden file beside each (go test -update rewrites them).
+// cmd/fleetctl's TestScenariosEndToEnd runs the same scripts on a real
+// cluster and compares with the same golden files.
 //
 // Commands, one a line ('#' starts a comment):
 //

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,10 +113,18 @@ func Start(t testing.TB, n int) *Cluster {
 // AddMachine starts one more machine with the given metadata.
 func (c *Cluster) AddMachine(metadata string) *Machine {
 	c.t.Helper()
+	return c.AddMachineAs("", metadata)
+}
+
+// AddMachineAs starts one more machine with the given ID (random when
+// empty) and metadata. An ID used before is a machine coming back.
+func (c *Cluster) AddMachineAs(id, metadata string) *Machine {
+	c.t.Helper()
 	i := len(c.Machines) + 1
 	m, err := StartMachine(MachineOptions{
 		Fleetd:    Binary(c.t, "fleetd"),
 		ConsulURL: c.Consul.URL(),
+		ID:        id,
 		IP:        fmt.Sprintf("127.0.2.%d", i),
 		Metadata:  metadata,
 		Dir:       filepath.Join(c.Dir, fmt.Sprintf("machine-%d", i)),
@@ -158,9 +167,10 @@ func waitMachines(t testing.TB, reg *registry.Registry, n int) {
 	})
 }
 
-// Machine returns the machine with the given ID.
+// Machine returns the machine with the given ID (the latest started, when
+// an ID came back).
 func (c *Cluster) Machine(id string) *Machine {
-	for _, m := range c.Machines {
+	for _, m := range slices.Backward(c.Machines) {
 		if m.ID == id {
 			return m
 		}

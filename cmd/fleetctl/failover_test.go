@@ -167,3 +167,19 @@ func TestFrozenMachineComesBack(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMachineReturnsAfterItsTTL restarts a machine's fleetd long after it
+// died (a reboot): the local Consul agent still has the machine's check,
+// critical, and the machine must still rejoin. It could not before: a
+// session cannot be bound to a critical check, and registering the check
+// again kept its status.
+func TestMachineReturnsAfterItsTTL(t *testing.T) {
+	c := testcluster.Start(t, 0)
+	reg := c.Registry()
+	c.AddMachineAs("m1", "role=web")
+	waitPublished(t, reg, "m1", "role=web")
+	c.Machine("m1").Kill()
+	waitPublished(t, reg, "m1", "gone") // the TTL ran out: the check is critical
+	c.AddMachineAs("m1", "role=db")
+	waitPublished(t, reg, "m1", "role=db")
+}

@@ -224,6 +224,11 @@ func (o *agentOptions) run() error {
 					return host.Load(ctx, m.Name, wasm, false)
 				},
 			}
+			go func() { // compile now, not when this machine becomes leader
+				if err := placer.Prepare(ctx); err != nil && ctx.Err() == nil {
+					log.Error("the built-in placement policy does not load", "err", err)
+				}
+			}()
 			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader")})
 		}()
 	}
