@@ -57,7 +57,9 @@ var benchRequest = request("api@1.service", "MachineMetadata=region=east", "Mach
 // BenchmarkPlacement is one placement decision of the default policy over
 // clusters of several sizes: compiled to WebAssembly (as fleetd runs it,
 // trusted, without the time guard), the same with the time guard (as an
-// uploaded policy runs), and compiled natively (the baseline).
+// uploaded policy runs), and compiled natively (the baseline); and, to
+// split the cost, a module that answers at once without deciding
+// (boundary: the host's and the call boundary's share).
 //
 //	go test -run '^$' -bench Placement -count 6 ./policies/ | tee placement.txt && benchstat placement.txt
 func BenchmarkPlacement(b *testing.B) {
@@ -68,7 +70,7 @@ func BenchmarkPlacement(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		ms, placed, defs := benchClusterDefs(n)
 		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
-		for _, impl := range []string{"wasm", "wasm-guarded", "native"} {
+		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary"} {
 			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
 				var place func() (string, error)
 				switch impl {
@@ -89,6 +91,17 @@ func BenchmarkPlacement(b *testing.B) {
 							return "", err
 						}
 						d, err := wire.DecodeDecision(out)
+						return d.Machine, err
+					}
+				case "boundary":
+					p, err := h.Load(ctx, impl, wat(b, "fixed"), true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Define(defs)
+					p.Sync(ms, placed)
+					place = func() (string, error) {
+						d, err := p.Place(ctx, benchRequest)
 						return d.Machine, err
 					}
 				default:

@@ -30,6 +30,9 @@ type Unit struct {
 	Options []wire.Option
 
 	body *body // shared by every unit with the same options (a template's instances)
+
+	defined bool // the cluster's definition of the unit: hosts is kept current
+	hosts   int  // on how many machines the unit is placed
 }
 
 // body is what units with identical options share: the options, decoded
@@ -235,6 +238,7 @@ func (c *Cluster) DefineUnit(u *Unit) {
 	}
 	c.ForgetUnit(u.Name)
 	c.units[u.Name] = u
+	u.defined, u.hosts = true, len(c.where[u.Name])
 	c.count(u, 1)
 	c.redefined(u.Name)
 }
@@ -242,6 +246,7 @@ func (c *Cluster) DefineUnit(u *Unit) {
 // ForgetUnit drops a unit's options.
 func (c *Cluster) ForgetUnit(name string) {
 	if old := c.units[name]; old != nil {
+		old.defined = false
 		c.count(old, -1)
 		delete(c.units, name)
 		c.redefined(name)

@@ -109,6 +109,15 @@ func (c *Cluster) HostingDeclaring(option string) Set {
 // Placed reports on how many machines the cluster has the unit.
 func (c *Cluster) Placed(unit string) int { return len(c.where[unit]) }
 
+// Hosts is Placed(u.Name), without a lookup when u is the cluster's own
+// definition of the unit (what a policy is given for a defined unit).
+func (c *Cluster) Hosts(u *Unit) int {
+	if u.defined {
+		return u.hosts
+	}
+	return c.Placed(u.Name)
+}
+
 // HostsOf is the machines that run unit: a new set the caller may modify.
 func (c *Cluster) HostsOf(unit string) Set {
 	var s Set
@@ -126,6 +135,9 @@ func (c *Cluster) placed(unit string, m *Machine, d int32) {
 	} else {
 		c.unwhere(unit, m.slot)
 	}
+	if u := c.units[unit]; u != nil {
+		u.hosts = len(c.where[unit])
+	}
 	for _, list := range [][]*tally{c.hosting, c.declaring} {
 		for _, t := range list {
 			if !t.dirty && t.test(unit) {
@@ -139,6 +151,9 @@ func (c *Cluster) placed(unit string, m *Machine, d int32) {
 func (c *Cluster) machineGone(m *Machine) {
 	for u := range m.Units {
 		c.unwhere(u, m.slot)
+		if d := c.units[u]; d != nil {
+			d.hosts = len(c.where[u])
+		}
 	}
 	for _, list := range [][]*tally{c.hosting, c.declaring} {
 		for _, t := range list {

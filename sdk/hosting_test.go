@@ -59,6 +59,9 @@ func TestHostingMatchesBruteForce(t *testing.T) {
 					n++
 				}
 			}
+			if d := c.Unit(u); d != nil && c.Hosts(d) != n {
+				t.Fatalf("step %d: Hosts(%s) = %d, want %d", step, u, c.Hosts(d), n)
+			}
 			if c.Placed(u) != n {
 				t.Fatalf("step %d: Placed(%s) = %d, want %d", step, u, c.Placed(u), n)
 			}

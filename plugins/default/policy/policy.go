@@ -66,7 +66,7 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 //
 // The set returned is the cluster's working set (sdk.Cluster.Working).
 func allowed(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
-	if c.Placed(u.Name) > 0 {
+	if c.Hosts(u) > 0 {
 		// Placed already (a simulation replays placed units): the indexes
 		// would count the unit against itself.
 		return allowedScan(c, u, sp, fits)
