@@ -40,8 +40,15 @@ type SystemdCluster struct {
 // in CI (RequireBoxes).
 func StartSystemd(t testing.TB, n int) *SystemdCluster {
 	t.Helper()
+	return StartSystemdTTL(t, n, 2*time.Second)
+}
+
+// StartSystemdTTL is StartSystemd with fleetd's heartbeat TTL set to ttl
+// (tests use a short one; fleetd's default is 10 s).
+func StartSystemdTTL(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
+	t.Helper()
 	RequireBoxes(t)
-	c := &SystemdCluster{Consul: StartConsulT(t), Dir: t.TempDir(), TTL: 2 * time.Second, t: t}
+	c := &SystemdCluster{Consul: StartConsulT(t), Dir: t.TempDir(), TTL: ttl, t: t}
 	_, _ = rand.Read(c.net[:])
 	c.net[0] = 10 + c.net[0]%240 // stay clear of 127.0.x.x, which other tests use
 	for i := 1; i <= n; i++ {
