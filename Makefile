@@ -19,11 +19,13 @@ consul:
 	@$(GO) run ./testcluster/ensureconsul >/dev/null
 
 # deps installs the Debian packages the tests need: systemd-container for the
-# systemd machines, wabt for the hand-written WebAssembly test policies,
-# clang, lld and wasi-libc for the example policy written in C.
+# systemd machines, iptables to cut one off the network, wabt for the
+# hand-written WebAssembly test policies, clang, lld and wasi-libc for the
+# example policy written in C.
 deps:
 	@missing=""; \
 	command -v systemd-nspawn >/dev/null 2>&1 || missing="$$missing systemd-container"; \
+	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
 	command -v wat2wasm >/dev/null 2>&1 || missing="$$missing wabt"; \
 	command -v clang >/dev/null 2>&1 || missing="$$missing clang"; \
 	command -v wasm-ld >/dev/null 2>&1 || missing="$$missing lld"; \

@@ -42,7 +42,10 @@ func New(cfg Config) *Agent {
 const watchWait = 5 * time.Minute
 
 // Run publishes the machine, then follows its schedule until ctx is done.
-// On the way out it unloads every unit it runs, so the leader can place them
+// Units it finds installed are adopted; those no longer scheduled here are
+// stopped before the machine is published. A machine cut off from every
+// other machine stops its units (isolation.go). On the way out, with
+// LeaveOnStop, it unloads every unit it runs, so the leader can place them
 // elsewhere at once.
 func (a *Agent) Run(ctx context.Context) error {
 	snaps := make(chan *registry.Snapshot, 1)
@@ -56,11 +59,34 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.cfg.Log.Info("adopted unit already installed", "unit", name, "launched", h.Launched)
 		}
 	}
+	var want map[string]Want
+	if len(a.have) > 0 {
+		// A machine that comes back, after a reboot or a fleetd that was
+		// down too long, stops the copies that moved away while it was gone
+		// before it shows itself to the cluster.
+		if s := a.firstSchedule(ctx); s != nil {
+			want = a.wanted(s)
+			a.reconcile(ctx, want)
+		}
+	}
 	replaced := a.cfg.Heartbeat.Replaced()
 	a.publishMachine(ctx)
 	resync := time.NewTicker(30 * time.Second)
 	defer resync.Stop()
-	var want map[string]Want
+	cutoff := make(chan bool)
+	go watchIsolation(ctx, a.cfg.Registry.Client(), a.cfg.Machine.IP, cutoff)
+	fenced := false
+	stale := false // want is from before the machine was cut off
+	apply := func() {
+		if want == nil || (stale && !fenced) {
+			return // wait for a fresh schedule: the units may have moved meanwhile
+		}
+		if fenced {
+			a.reconcile(ctx, fencedWant(want))
+		} else {
+			a.reconcile(ctx, want)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,8 +95,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			return nil
 		case s := <-snaps:
-			want = a.wanted(s)
-			a.reconcile(ctx, want)
+			want, stale = a.wanted(s), false
+			apply()
+		case fenced = <-cutoff:
+			if fenced {
+				stale = true
+				a.cfg.Log.Warn("machine is cut off from Consul and every other machine: stopping its units before the cluster starts them elsewhere")
+			} else {
+				a.cfg.Log.Info("machine reaches the cluster again: reading its schedule before it starts anything")
+				go a.refresh(ctx, snaps)
+			}
+			apply()
 		case <-a.cfg.Driver.Changes():
 			a.publishStates(ctx, false)
 		case <-replaced:
@@ -79,9 +114,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.publishMachine(ctx)
 			a.publishStates(ctx, true)
 		case <-resync.C:
-			if want != nil {
-				a.reconcile(ctx, want)
-			}
+			apply()
 			a.publishStates(ctx, false)
 		}
 	}
@@ -98,7 +131,7 @@ func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 			if ctx.Err() == nil {
 				a.cfg.Log.Warn("watching the schedule failed; units keep running, retrying", "err", err, "in", backoff)
 				sleep(ctx, backoff)
-				backoff = min(backoff*2, 30*time.Second)
+				backoff = min(backoff*2, 5*time.Second)
 			}
 			continue
 		}
@@ -108,11 +141,62 @@ func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 			continue
 		}
 		index = max(s.Index, 1)
+		offer(ctx, out, s)
+	}
+}
+
+// firstSchedule reads the schedule for a fleetd that found units installed
+// when it started. When Consul does not answer within firstScheduleWait
+// (an outage) it returns nil and the units keep running until it does.
+func (a *Agent) firstSchedule(ctx context.Context) *registry.Snapshot {
+	ctx, cancel := context.WithTimeout(ctx, firstScheduleWait)
+	defer cancel()
+	for {
+		s, err := a.cfg.Registry.Jobs(ctx, 0, 0)
+		if err == nil {
+			return s
+		}
+		if ctx.Err() != nil {
+			a.cfg.Log.Warn("could not read the schedule at start; keeping the units found until it can be read", "err", err)
+			return nil
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+}
+
+// firstScheduleWait bounds firstSchedule.
+const firstScheduleWait = 15 * time.Second
+
+// refresh reads the schedule once, without waiting for a change, and hands
+// it over: a machine that was cut off must not act on what it read before.
+// The blocking query in flight may not return for minutes when nothing
+// changed meanwhile.
+func (a *Agent) refresh(ctx context.Context, out chan *registry.Snapshot) {
+	for ctx.Err() == nil {
+		s, err := a.cfg.Registry.Jobs(ctx, 0, 0)
+		if err == nil {
+			offer(ctx, out, s)
+			return
+		}
+		a.cfg.Log.Warn("reading the schedule failed, retrying", "err", err)
+		sleep(ctx, time.Second)
+	}
+}
+
+// offer hands s over on out (capacity 1), replacing an unread older one.
+func offer(ctx context.Context, out chan *registry.Snapshot, s *registry.Snapshot) {
+	for {
+		select {
+		case out <- s:
+			return
+		case <-ctx.Done():
+			return
+		default:
+		}
 		select {
 		case <-out:
 		default:
 		}
-		out <- s
 	}
 }
 

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/testcluster"
@@ -209,4 +213,189 @@ func TestConsulOutage(t *testing.T) {
 	if lu := rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
 		t.Errorf("list-units after the outage: %v", lu)
 	}
+}
+
+// requireIptables fails (in CI) or skips (elsewhere) without iptables,
+// which TestPartitionedMachine cuts a machine off with.
+func requireIptables(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("iptables"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("iptables is missing: make deps installs it")
+		}
+		t.Skip("iptables is missing: make deps installs it")
+	}
+}
+
+// cutOff drops every packet between ip and any other address (loopback
+// only: the machines' addresses are 127/8), and returns the function that
+// heals the partition.
+func cutOff(t *testing.T, ip string) (heal func()) {
+	t.Helper()
+	rules := [][]string{{"INPUT", "-s", ip, "!", "-d", ip, "-j", "DROP"}, {"INPUT", "-d", ip, "!", "-s", ip, "-j", "DROP"}}
+	for _, r := range rules {
+		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
+			t.Fatalf("iptables -I %v: %v\n%s", r, err, out)
+		}
+	}
+	healed := false
+	heal = func() {
+		if healed {
+			return
+		}
+		healed = true
+		for _, r := range rules {
+			if out, err := exec.Command("iptables", append([]string{"-D"}, r...)...).CombinedOutput(); err != nil {
+				t.Errorf("iptables -D %v: %v\n%s", r, err, out)
+			}
+		}
+	}
+	t.Cleanup(heal)
+	return heal
+}
+
+// TestPartitionedMachine cuts the machine running a unit off the network
+// (firewall rules on its loopback address), FLEET_TRIALS times. The rest of
+// the cluster notices it gone and starts the unit elsewhere; the cut-off
+// machine, finding that no other machine answers, stops its copy first. The
+// duplicate window (how long both copies ran) is measured: the time from
+// the copy starting elsewhere to the cut-off copy stopping, 0 when it
+// stopped first. When the partition heals, the machine rejoins and does
+// not start its stale copy again.
+func TestPartitionedMachine(t *testing.T) {
+	requireIptables(t)
+	c := testcluster.StartSystemdTTL(t, 3, 10*time.Second)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "victim.service", myapp))
+	var stops, moves, windows []time.Duration
+	for i := range trials(t) {
+		m := c.Machine(scheduledOn(t, reg, "victim.service"))
+		heal := cutOff(t, m.IP)
+		cut := time.Now()
+		var stopped, elsewhere time.Duration
+		for time.Since(cut) < time.Minute && (stopped == 0 || elsewhere == 0) {
+			if stopped == 0 && inBox(t, m, "systemctl", "is-active", "victim.service") != "active" {
+				stopped = time.Since(cut)
+			}
+			if elsewhere == 0 {
+				if s, err := reg.Snapshot(context.Background(), 0, 0); err == nil {
+					if j := s.Jobs["victim.service"]; j != nil && j.Target != "" && j.Target != m.MachineID {
+						if st := s.States["victim.service"][j.Target]; st != nil && st.Active == "active" {
+							elsewhere = time.Since(cut)
+						}
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if stopped == 0 || elsewhere == 0 {
+			t.Fatalf("trial %d, a minute after the cut: copy on the cut-off machine stopped after %s, unit active elsewhere after %s (0: not yet)\n%s",
+				i+1, stopped, elsewhere, m.Log())
+		}
+		stops, moves = append(stops, stopped), append(moves, elsewhere)
+		windows = append(windows, max(0, stopped-elsewhere))
+		t.Logf("partition trial %d: cut-off copy stopped after %.2f s, unit active elsewhere after %.2f s", i+1, stopped.Seconds(), elsewhere.Seconds())
+		heal()
+		testcluster.Eventually(t, time.Minute, func() error { // the machine rejoins
+			s, err := reg.Snapshot(context.Background(), 0, 0)
+			if err != nil {
+				return err
+			}
+			if s.Machines[m.MachineID] == nil {
+				return fmt.Errorf("the healed machine has not rejoined")
+			}
+			return nil
+		})
+		time.Sleep(3 * time.Second) // time enough to restart a stale copy, if it were going to
+		if got := inBox(t, m, "systemctl", "is-active", "victim.service"); got == "active" {
+			t.Fatalf("the healed machine runs its stale copy again\n%s", m.Log())
+		}
+		if id := scheduledOn(t, reg, "victim.service"); id == m.MachineID || id == "" {
+			t.Fatalf("victim.service on %q after the heal", id)
+		}
+	}
+	report := fmt.Sprintf("partition of one machine: its copy stopped after %s\nunit active elsewhere after %s\nduplicate window %s\n",
+		summary(stops), summary(moves), summary(windows))
+	t.Log("\n" + report)
+	if out := os.Getenv("FLEET_RELIABILITY_OUT"); out != "" {
+		f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fmt.Fprint(f, report)
+	}
+	if w := slices.Max(windows); w > 0 {
+		t.Errorf("two copies ran at once for up to %.2f s (goal: 0)", w.Seconds())
+	}
+}
+
+// TestReturningMachineStopsStaleCopyFirst stops a machine's fleetd for
+// longer than its TTL (its unit keeps running, as a fleetd restart needs),
+// so the cluster moves the unit away. When fleetd comes back, it must stop
+// its stale copy before its machine reappears in the cluster: systemd's
+// record of when the copy stopped is compared with the moment the machine's
+// key is back in Consul.
+func TestReturningMachineStopsStaleCopyFirst(t *testing.T) {
+	c := testcluster.StartSystemd(t, 2)
+	ep := c.Consul.URL()
+	reg := c.Registry()
+	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "stale.service", myapp))
+	m := c.Machine(scheduledOn(t, reg, "stale.service"))
+	m.StopFleetd()
+	testcluster.Eventually(t, time.Minute, func() error {
+		if id := scheduledOn(t, reg, "stale.service"); id == m.MachineID || id == "" {
+			return fmt.Errorf("stale.service still on %q", id)
+		}
+		return nil
+	})
+	if got := inBox(t, m, "systemctl", "is-active", "stale.service"); got != "active" {
+		t.Fatalf("with fleetd down its unit should keep running, got %q", got)
+	}
+	m.StartFleetd()
+	var back time.Time
+	for deadline := time.Now().Add(time.Minute); back.IsZero(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the machine did not come back within a minute\n%s", m.Log())
+		}
+		if s, err := reg.Snapshot(context.Background(), 0, 0); err == nil && s.Machines[m.MachineID] != nil {
+			back = time.Now()
+		}
+	}
+	stopped := stopJobDone(t, m, "stale.service")
+	if stopped == 0 {
+		t.Fatalf("the stale copy has not been stopped when its machine came back\n%s", m.Log())
+	}
+	// Both clocks are the host's CLOCK_MONOTONIC: the box shares the kernel.
+	var now unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
+		t.Fatal(err)
+	}
+	seenAfter := time.Duration(now.Nano()) - time.Since(back) - stopped
+	if seenAfter < 0 {
+		t.Fatalf("the machine was back %s before its stale copy stopped\n%s", -seenAfter, m.Log())
+	}
+	t.Logf("the stale copy stopped %s before the machine was seen back", seenAfter.Round(time.Millisecond))
+}
+
+// stopJobDone is when systemd on m last finished a stop job for unit, on
+// the kernel's monotonic clock (from its journal: the unit itself may be
+// gone from systemd by now), or 0 if it never did.
+func stopJobDone(t *testing.T, m *testcluster.SystemdMachine, unit string) time.Duration {
+	t.Helper()
+	out := inBox(t, m, "journalctl", "--no-pager", "-o", "json", "UNIT="+unit, "JOB_TYPE=stop")
+	var last time.Duration
+	for _, line := range strings.Split(out, "\n") {
+		var e struct {
+			Monotonic string `json:"__MONOTONIC_TIMESTAMP"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if us, err := strconv.ParseInt(e.Monotonic, 10, 64); err == nil {
+			last = max(last, time.Duration(us)*time.Microsecond)
+		}
+	}
+	return last
 }

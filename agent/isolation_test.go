@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"testing"
+)
+
+func TestIsolationNeedsChecksInARow(t *testing.T) {
+	// Each step is one check (true: some member answered) and the state
+	// reported after it, "" when nothing is reported.
+	steps := []struct {
+		reached bool
+		report  string
+	}{
+		{true, ""},
+		{false, ""}, // one lost check is not isolation
+		{true, ""},
+		{false, ""},
+		{false, "cut off"},
+		{false, ""}, // reported once
+		{true, "back"},
+		{true, ""},
+		{false, ""},
+		{false, "cut off"},
+	}
+	var iso isolation
+	for i, s := range steps {
+		got := ""
+		if iso.observe(s.reached) {
+			got = "back"
+			if iso.isolated {
+				got = "cut off"
+			}
+		}
+		if got != s.report {
+			t.Fatalf("check %d (reached %v): reported %q, want %q", i+1, s.reached, got, s.report)
+		}
+	}
+}
+
+func TestAnsweringCountsRefusals(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := l.Addr().String()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := closed.Addr().String()
+	closed.Close()
+	defer l.Close()
+	ctx := context.Background()
+	// An open port and a refusing one both prove the machine is reachable;
+	// 127.0.0.1 as the source works, and an address that is not this host's
+	// falls back to the kernel's choice.
+	for _, src := range []string{"127.0.0.1", "192.0.2.1", ""} {
+		if !answering(ctx, src, open) {
+			t.Errorf("from %q: a listening port did not answer", src)
+		}
+		if !answering(ctx, src, refusing) {
+			t.Errorf("from %q: a refused connection did not count as an answer", src)
+		}
+	}
+	if anyAnswers(ctx, "127.0.0.1", nil) {
+		t.Error("no members answered, yet anyAnswers said yes")
+	}
+}
