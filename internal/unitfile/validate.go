@@ -9,13 +9,18 @@ import (
 	"github.com/wasmfleet/fleet/sdk"
 )
 
-// xfleet returns the values of an [X-Fleet] option under any of its names,
-// with specifiers expanded for the unit named unit.
+// xfleet returns the values of an [X-Fleet] option under any of its names:
+// each line split into blank-separated values, a double-quoted run kept as
+// one (fleet's quoted multi-values: MachineOf="a.service" "b.service" is two
+// units), then specifiers expanded for the unit named unit. The default
+// policy (plugins/default/policy) reads the options the same way.
 func (f *File) xfleet(unit string, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		for _, v := range f.Values(XFleetSection, n) {
-			out = append(out, sdk.ExpandSpecifiers(v, unit))
+		for _, line := range f.Values(XFleetSection, n) {
+			for _, v := range sdk.SplitQuoted(line) {
+				out = append(out, sdk.ExpandSpecifiers(v, unit))
+			}
 		}
 	}
 	return out

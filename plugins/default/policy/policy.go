@@ -190,17 +190,13 @@ func (r requirement) mismatch(md map[string]string) string {
 // ignored, as fleet did.
 func machineMetadata(u *sdk.Unit) map[string][]string {
 	req := map[string][]string{}
-	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
-		for _, v := range u.XFleet(name) {
-			for _, pair := range sdk.SplitQuoted(sdk.ExpandSpecifiers(v, u.Name)) {
-				k, val, ok := strings.Cut(pair, "=")
-				k, val = strings.TrimSpace(k), strings.TrimSpace(val)
-				if !ok || k == "" || val == "" || strings.Contains(val, "=") {
-					continue
-				}
-				req[k] = append(req[k], val)
-			}
+	for _, pair := range values(u, "MachineMetadata", "X-ConditionMachineMetadata") {
+		k, val, ok := strings.Cut(pair, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		if !ok || k == "" || val == "" || strings.Contains(val, "=") {
+			continue
 		}
+		req[k] = append(req[k], val)
 	}
 	return req
 }

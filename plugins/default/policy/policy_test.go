@@ -78,6 +78,20 @@ func TestRules(t *testing.T) {
 			unit("a.service", "MachineID=cccccccc-3"), unit("b.service", "MachineID=cccccccc-3"),
 			unit("c.service", "MachineOf=a.service", "MachineOf=b.service"), unit("d.service", "MachineOf=a.service", "MachineOf=x.service")},
 			"cccccccc-3 cccccccc-3 cccccccc-3 "},
+		{"X-ConditionMachineOf", []*sdk.Unit{
+			unit("a.service"), unit("ping.1.service"), unit("pong.1.service", "X-ConditionMachineOf=ping.1.service")},
+			"aaaaaaaa-1 bbbbbbbb-2 bbbbbbbb-2"},
+		// fleet splits a value that is quoted into several values, for
+		// every option, not only MachineMetadata.
+		{"quoted MachineOf values, all required", []*sdk.Unit{
+			unit("a.service", "MachineID=cccccccc-3"), unit("b.service", "MachineID=cccccccc-3"),
+			unit("c.service", `MachineOf="a.service" "b.service"`), unit("d.service", `MachineOf="a.service" "x.service"`)},
+			"cccccccc-3 cccccccc-3 cccccccc-3 "},
+		{"quoted Conflicts values", []*sdk.Unit{
+			unit("a.service"), unit("b.service"), unit("x.service"),
+			unit("c.service", `Conflicts="a.service" "b.*"`), unit("d.service", `X-Conflicts="a.service b.service x.service"`)},
+			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3 cccccccc-3 "},
+		{"quoted MachineID", []*sdk.Unit{unit("a.service", `MachineID="cccccccc-3"`)}, "cccccccc-3"},
 		{"MachineOf with specifiers", []*sdk.Unit{
 			unit("apache@1.service", "MachineID=bbbbbbbb"), unit("discovery@1.service", "MachineOf=apache@%i.service")},
 			"bbbbbbbb-2 bbbbbbbb-2"},
@@ -92,6 +106,12 @@ func TestRules(t *testing.T) {
 			unit("metadata@h3.service", "MachineMetadata=hostname=%i"), unit("metadata@h2.service", "MachineMetadata=hostname=%i"),
 			unit("metadata@h9.service", "MachineMetadata=hostname=%i")},
 			"cccccccc-3 bbbbbbbb-2 "},
+		{"%N in MachineMetadata", []*sdk.Unit{
+			unit("h2.service", "MachineMetadata=hostname=%N"), unit("h9.service", "MachineMetadata=hostname=%N")},
+			"bbbbbbbb-2 "},
+		{"%n in Conflicts", []*sdk.Unit{
+			unit("backup-db.service"), unit("a.service"), unit("b.service"), unit("db.service", "Conflicts=backup-%n")},
+			"aaaaaaaa-1 bbbbbbbb-2 cccccccc-3 bbbbbbbb-2"},
 		{"specifiers in MachineID and Conflicts", []*sdk.Unit{
 			unit("pin@bbbbbbbb.service", "MachineID=%i"), unit("web@1.service", "Conflicts=%p@*.service"),
 			unit("web@2.service", "Conflicts=%p@*.service")},

@@ -8,12 +8,18 @@ import (
 )
 
 // values returns an [X-Fleet] option's values under its name and its
-// deprecated spellings, with fleet's specifiers expanded for the unit.
+// deprecated spellings: each line split into blank-separated values, a
+// double-quoted run kept as one ("a.service" "b.service" is two values, as
+// in fleet), then fleet's specifiers expanded for the unit.
+// internal/unitfile reads the options the same way for the leader, the
+// agents and submit-time validation.
 func values(u *sdk.Unit, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		for _, v := range u.XFleet(n) {
-			out = append(out, sdk.ExpandSpecifiers(v, u.Name))
+		for _, line := range u.XFleet(n) {
+			for _, v := range sdk.SplitQuoted(line) {
+				out = append(out, sdk.ExpandSpecifiers(v, u.Name))
+			}
 		}
 	}
 	return out
@@ -34,8 +40,9 @@ func matchesID(m *sdk.Machine, id string) bool {
 	return m.ID == id || (len(m.ID) >= 8 && m.ID[:8] == id)
 }
 
-// conflicts returns the unit's Conflicts globs (space-separated, repeated
-// lines add more; X-Conflicts is the deprecated spelling).
+// conflicts returns the unit's Conflicts globs (space-separated, also
+// inside quotes as fleet split them; repeated lines add more; X-Conflicts
+// is the deprecated spelling).
 func conflicts(u *sdk.Unit) []string {
 	var globs []string
 	for _, v := range values(u, "Conflicts", "X-Conflicts") {
