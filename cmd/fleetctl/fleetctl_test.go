@@ -233,11 +233,37 @@ func TestPlacement(t *testing.T) {
 	if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"nowhere.service", "launched", "inactive"}) {
 		t.Fatalf("unplaceable unit should stay desired launched and inactive: %v", got)
 	}
+	// list-unit-files says why: the reason field, "-" for a placed unit;
+	// the default columns stay fleet's (TARGET "-") and stderr points to it.
+	reasons := map[string]string{}
+	for _, r := range rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")) {
+		reasons[r[0]] = strings.Join(r[1:], " ")
+	}
+	if !strings.Contains(reasons["nowhere.service"], "metadata does not match MachineMetadata hostname=machine-9") || reasons["pinned.service"] != "-" {
+		t.Fatalf("list-unit-files reasons: %q", reasons)
+	}
+	out, errOut, code := ctl(t, ep, "list-unit-files")
+	var row []string // UNIT HASH DSTATE STATE TARGET
+	for _, r := range rows(out) {
+		if r[0] == "nowhere.service" {
+			row = r
+		}
+	}
+	if code != 0 || len(row) != 5 || strings.Join(row[2:], " ") != "launched inactive -" ||
+		!strings.Contains(errOut, "1 unit cannot be placed; fleetctl list-unit-files --fields unit,dstate,reason says why") {
+		t.Fatalf("list-unit-files with an unplaced unit: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
 	// A machine that fits appears: the waiting unit is placed on it.
 	m := c.AddMachine("hostname=machine-9")
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		if got := rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine,active")); !contains(got, []string{"nowhere.service", m.ID + "/" + m.IP, "active"}) {
 			return fmt.Errorf("nowhere.service not running on the new machine: %v", got)
+		}
+		return nil
+	})
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")); !contains(got, []string{"nowhere.service", "-"}) {
+			return fmt.Errorf("a placed unit still has a reason: %v", got)
 		}
 		return nil
 	})

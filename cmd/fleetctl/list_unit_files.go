@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,8 @@ var unitFileColumns = map[string]column[unitFileRow]{
 	"target":   {"TARGET", func(r unitFileRow, full bool) string { return r.target(full) }},
 	"tmachine": {"TMACHINE", func(r unitFileRow, full bool) string { return r.target(full) }},
 	"global":   {"GLOBAL", func(r unitFileRow, _ bool) string { return fmt.Sprint(r.global()) }},
+	// Not in fleet: why the leader cannot place the unit (fleet #1348).
+	"reason": {"REASON", func(r unitFileRow, _ bool) string { return dash(r.j.Unplaced) }},
 	"desc": {"DESCRIPTION", func(r unitFileRow, _ bool) string {
 		if r.j.Unit == nil {
 			return "-"
@@ -71,10 +74,26 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 				return err
 			}
 			var rows []unitFileRow
+			unplaced := 0
 			for _, name := range s.JobNames() {
 				rows = append(rows, unitFileRow{s: s, j: s.Jobs[name]})
+				if s.Jobs[name].Unplaced != "" {
+					unplaced++
+				}
 			}
-			return printTable(c.out, o, unitFileColumns, rows)
+			if err := printTable(c.out, o, unitFileColumns, rows); err != nil {
+				return err
+			}
+			// TARGET stays "-" for an unplaced unit, as in fleet, so
+			// scripts read the same table; a reader is told where to look.
+			if unplaced > 0 && !o.noLegend && !slices.Contains(fieldNames(o.fields), "reason") {
+				units := "units"
+				if unplaced == 1 {
+					units = "unit"
+				}
+				fmt.Fprintf(c.errOut, "%d %s cannot be placed; fleetctl list-unit-files --fields unit,dstate,reason says why\n", unplaced, units)
+			}
+			return nil
 		},
 	}
 	addListFlags(cmd, &o, "unit,hash,dstate,state,target", false)

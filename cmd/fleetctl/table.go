@@ -35,9 +35,8 @@ type column[R any] struct {
 
 // printTable prints rows with the chosen fields, tab-aligned as fleetctl did.
 func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], rows []R) error {
-	names := strings.Split(o.fields, ",")
-	for i, n := range names {
-		names[i] = strings.TrimSpace(n)
+	names := fieldNames(o.fields)
+	for i := range names {
 		if _, ok := cols[names[i]]; !ok {
 			valid := make([]string, 0, len(cols))
 			for k := range cols {
@@ -63,6 +62,15 @@ func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], ro
 		fmt.Fprintln(tw, strings.Join(vs, "\t"))
 	}
 	return tw.Flush()
+}
+
+// fieldNames splits a --fields value.
+func fieldNames(fields string) []string {
+	names := strings.Split(fields, ",")
+	for i, n := range names {
+		names[i] = strings.TrimSpace(n)
+	}
+	return names
 }
 
 func dash(s string) string {

@@ -115,7 +115,7 @@ func (c *cli) waitFor(ctx context.Context, names []string, want registry.Desired
 					left = append(left, n)
 				}
 			}
-			return fmt.Errorf("units %v did not reach state %s after %d block attempts; they keep their desired state, check fleetctl list-unit-files", left, want, b.attempts)
+			return fmt.Errorf("units %v did not reach state %s after %d block attempts; they keep their desired state (fleetctl list-unit-files --fields unit,dstate,state,reason shows where they stand)", left, want, b.attempts)
 		}
 	}
 	if len(failed) > 0 {
