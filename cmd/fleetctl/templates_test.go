@@ -72,8 +72,20 @@ func TestReplace(t *testing.T) {
 	if !strings.Contains(errOut, "differs from local unit file") || !strings.Contains(errOut, "--replace") {
 		t.Fatalf("start of a changed unit without --replace: %q", errOut)
 	}
-	if got := mustCtl(t, ep, "cat", "web"); strings.Contains(got, "v2") {
+	before := mustCtl(t, ep, "cat", "web")
+	if strings.Contains(before, "v2") {
 		t.Fatal("the unit was replaced without --replace")
+	}
+	// fleet's matrix: submit replaces only an inactive unit, load an
+	// inactive or loaded one; web is launched, so both refuse.
+	for _, verb := range []string{"submit", "load"} {
+		_, errOut, _ := ctl(t, ep, verb, "--replace", p)
+		if !strings.Contains(errOut, "Warning: can not replace Unit(web.service) in state 'launched', use the appropriate command") {
+			t.Fatalf("%s --replace of a launched unit: %q", verb, errOut)
+		}
+		if got := mustCtl(t, ep, "cat", "web"); got != before {
+			t.Fatalf("%s --replace changed a launched unit:\n%s", verb, got)
+		}
 	}
 	mustCtl(t, ep, "start", "--replace", p)
 	if got := mustCtl(t, ep, "cat", "web"); !strings.Contains(got, "v2") {
