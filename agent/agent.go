@@ -74,7 +74,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	resync := time.NewTicker(30 * time.Second)
 	defer resync.Stop()
 	cutoff := make(chan bool)
-	go watchIsolation(ctx, a.cfg.Registry.Client(), a.cfg.Machine.IP, cutoff)
+	go watchIsolation(ctx, a.cfg.Registry.Client(), a.cfg.Machine.IP, a.cfg.Log, cutoff)
 	fenced := false
 	stale := false // want is from before the machine was cut off
 	apply := func() {
@@ -322,9 +322,19 @@ func (a *Agent) publishMachine(ctx context.Context) {
 		if err == nil {
 			return
 		}
+		if a.forgetStale(ctx, err) {
+			continue
+		}
 		a.cfg.Log.Error("publishing the machine failed, retrying", "err", err)
 		sleep(ctx, 2*time.Second)
 	}
+}
+
+// forgetStale reports whether err is a key held by an earlier session of
+// this machine, which it then destroyed: the write can be tried again.
+func (a *Agent) forgetStale(ctx context.Context, err error) bool {
+	var held *registry.HeldError
+	return errors.As(err, &held) && a.cfg.Heartbeat.ForgetStale(ctx, held.Holder)
 }
 
 // publishStates writes the state of every unit whose state changed since it
@@ -343,8 +353,13 @@ func (a *Agent) publishStates(ctx context.Context, force bool) {
 			continue
 		}
 		if err := a.cfg.Registry.PublishState(ctx, &st, a.cfg.Heartbeat.ID()); err != nil {
-			a.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
-			continue
+			if a.forgetStale(ctx, err) {
+				err = a.cfg.Registry.PublishState(ctx, &st, a.cfg.Heartbeat.ID())
+			}
+			if err != nil {
+				a.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
+				continue
+			}
 		}
 		if err := a.services.sync(ctx, st); err != nil {
 			a.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)

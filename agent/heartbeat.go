@@ -211,6 +211,32 @@ func (h *Heartbeat) beat(ctx context.Context) error {
 	return nil
 }
 
+// ForgetStale destroys session if it is an earlier session of this machine
+// on this Consul node (not the current one), and reports whether it did.
+// Such a session outlives its use when fleetd took Consul's word that it
+// was gone (a server restarting can briefly answer so) and made a new one:
+// the old one, bound to the same check, stays alive and keeps holding the
+// machine's keys, so the new one could never publish them.
+func (h *Heartbeat) ForgetStale(ctx context.Context, session string) bool {
+	if session == "" || session == h.ID() {
+		return false
+	}
+	node, err := h.client.Agent().NodeName()
+	if err != nil {
+		return false
+	}
+	se, _, err := h.client.Session().Info(session, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil || se == nil || se.Name != h.sessionName() || se.Node != node {
+		return false
+	}
+	if _, err := h.client.Session().Destroy(session, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		h.log.Warn("destroying a stale session of this machine failed", "session", session, "err", err)
+		return false
+	}
+	h.log.Warn("destroyed a stale session of this machine that held its keys", "session", session)
+	return true
+}
+
 // Stop destroys the session and deregisters the machine, so the cluster sees
 // it leave at once instead of after the TTL.
 func (h *Heartbeat) Stop(ctx context.Context) {

@@ -96,3 +96,73 @@ func TestSessionReplaced(t *testing.T) {
 		t.Fatalf("fleet service checks = %+v, %v", checks, err)
 	}
 }
+
+// TestStaleSessionForgotten leaves an earlier session of the machine alive
+// and holding the machine's key, as happens when fleetd takes a Consul
+// server's brief "no such session" during a restart for an invalidation and
+// makes a new session (found by TestRandomFaults). The agent must destroy
+// the stale session and publish with its own; a session by another name
+// (a second fleetd claiming the same machine ID) is left alone.
+func TestStaleSessionForgotten(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(client, "")
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const id = "fedcba9876543210fedcba9876543210"
+	dir := t.TempDir()
+	drv, err := execdriver.New(filepath.Join(dir, "units"), filepath.Join(dir, "logs"), id, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := agent.NewHeartbeat(client, id, "127.0.0.6", nil, 2*time.Second, log)
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go hb.Run(ctx)
+	holder := func() string {
+		p, _, err := client.KV().Get(reg.Prefix()+"machines/"+id, nil)
+		if err != nil || p == nil {
+			return ""
+		}
+		return p.Session
+	}
+	squat := func(name string) string {
+		s, _, err := client.Session().Create(&api.SessionEntry{Name: name, Behavior: api.SessionBehaviorDelete, LockDelay: time.Millisecond}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.PublishMachine(ctx, &registry.Machine{ID: id}, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	// Another fleetd with the same machine ID: never destroyed.
+	other := squat("some other fleetd")
+	if hb.ForgetStale(ctx, other) {
+		t.Fatal("destroyed a session that is not this machine's")
+	}
+	if _, err := client.Session().Destroy(other, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	stale := squat("fleet machine " + id)
+	a := agent.New(agent.Config{Registry: reg, Machine: registry.Machine{ID: id, IP: "127.0.0.6"}, Driver: drv, Heartbeat: hb, Log: log})
+	done := make(chan struct{})
+	go func() { _ = a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if h := holder(); h != hb.ID() {
+			return fmt.Errorf("the machine key is held by %q, want the agent's session %q", h, hb.ID())
+		}
+		return nil
+	})
+	if se, _, _ := client.Session().Info(stale, nil); se != nil {
+		t.Error("the stale session is still alive")
+	}
+}

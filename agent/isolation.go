@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -25,11 +27,19 @@ import (
 // which needs no server. A Consul server outage is therefore not isolation:
 // the other machines still answer, so units keep running through it.
 
+// How often the agent probes, and how long one probe may take: Consul's
+// own gossip probe interval and timeout (read from the local agent), within
+// these bounds. Following gossip keeps the agent ahead of the cluster,
+// which notices a node's failure only after several probe intervals
+// (RATIONALE.md): with Consul's defaults (1 s, 500 ms) the agent checks
+// every 500 ms, with the recommended fast gossip (200 ms, 100 ms) every
+// 200 ms.
 const (
-	// isolationCheck is how often the agent probes.
-	isolationCheck = 500 * time.Millisecond
-	// probeTimeout bounds one probe; every probe of a check runs at once.
-	probeTimeout = 300 * time.Millisecond
+	minCheck, maxCheck = 100 * time.Millisecond, 500 * time.Millisecond
+	minProbe, maxProbe = 50 * time.Millisecond, 300 * time.Millisecond
+)
+
+const (
 	// cutOffAfter is how many checks in a row must fail before the machine
 	// counts as cut off: a dropped packet or two never stops units.
 	cutOffAfter = 2
@@ -68,29 +78,52 @@ func (i *isolation) observe(reached bool) (changed bool) {
 // watchIsolation reports on out whenever the machine's isolation changes
 // (true: cut off). ip is the machine's own address: probes leave from it,
 // as the machine's traffic to the cluster does. It returns when ctx is done.
-func watchIsolation(ctx context.Context, client *api.Client, ip string, out chan<- bool) {
+func watchIsolation(ctx context.Context, client *api.Client, ip string, log *slog.Logger, out chan<- bool) {
 	var (
 		state   isolation
-		members []string
+		view    = gossipView{check: maxCheck, probe: maxProbe}
 		fetched time.Time
+		// The member list is read in the background: a request to the local
+		// agent must never hold up the probes.
+		fetching = false
+		views    = make(chan *gossipView, 1)
 	)
-	tick := time.NewTicker(isolationCheck)
+	tick := time.NewTicker(view.check)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case v := <-views:
+			fetching = false
+			if v != nil {
+				if v.check != view.check {
+					tick.Reset(v.check)
+				}
+				view, fetched = *v, time.Now()
+			}
+			continue
 		case <-tick.C:
 		}
-		if time.Since(fetched) > membersTTL || len(members) == 0 {
-			if m, err := peers(client); err == nil {
-				members, fetched = m, time.Now()
-			}
+		if !fetching && (time.Since(fetched) > membersTTL || len(view.members) == 0) {
+			fetching = true
+			go func() {
+				v, err := readGossipView(client)
+				if err != nil {
+					v = nil
+				}
+				views <- v
+			}()
 		}
-		if len(members) == 0 {
+		if len(view.members) == 0 {
 			continue // alone in its pool (or the local agent is down): nothing to judge by
 		}
-		if state.observe(anyAnswers(ctx, ip, pick(members, probesPerCheck))) {
+		probed := pick(view.members, probesPerCheck)
+		reached := anyAnswers(ctx, ip, probed, view.probe)
+		if !reached && state.failed == 0 {
+			log.Warn("no other machine answered", "probed", probed)
+		}
+		if state.observe(reached) {
 			select {
 			case out <- state.isolated:
 			case <-ctx.Done():
@@ -100,6 +133,50 @@ func watchIsolation(ctx context.Context, client *api.Client, ip string, out chan
 	}
 }
 
+// gossipView is what the local Consul agent tells about the gossip pool:
+// the members to probe and how often and how long to probe them.
+type gossipView struct {
+	members      []string
+	check, probe time.Duration
+}
+
+func readGossipView(client *api.Client) (*gossipView, error) {
+	self, err := client.Agent().Self()
+	if err != nil {
+		return nil, err
+	}
+	members, err := peers(client, fmt.Sprint(self["Config"]["NodeName"]))
+	if err != nil {
+		return nil, err
+	}
+	dc := self["DebugConfig"]
+	return &gossipView{
+		members: members,
+		check:   clamp(duration(dc["GossipLANProbeInterval"]), minCheck, maxCheck),
+		probe:   clamp(duration(dc["GossipLANProbeTimeout"]), minProbe, maxProbe),
+	}, nil
+}
+
+// duration reads a duration from the agent's JSON: "200ms", or nanoseconds.
+func duration(v any) time.Duration {
+	switch v := v.(type) {
+	case string:
+		d, _ := time.ParseDuration(v)
+		return d
+	case float64:
+		return time.Duration(v)
+	}
+	return 0
+}
+
+// clamp bounds d; an unknown (zero) d is hi, the cautious choice.
+func clamp(d, lo, hi time.Duration) time.Duration {
+	if d <= 0 {
+		return hi
+	}
+	return min(max(d, lo), hi)
+}
+
 // Serf's member states, as the agent API reports them (AgentMember.Status).
 const (
 	memberAlive = 1
@@ -107,12 +184,11 @@ const (
 )
 
 // peers is the gossip addresses of the other members the local Consul agent
-// knows, alive ones first. Members that left on purpose are not counted.
-func peers(client *api.Client) ([]string, error) {
-	self, err := client.Agent().NodeName()
-	if err != nil {
-		return nil, err
-	}
+// sees alive; when it sees none alive (it is probably cut off itself), all
+// it knows but those that left on purpose, to find out when the way back
+// is open. Dead machines are never probed while live ones are known: a
+// cluster that lost a few machines must not take itself for cut off.
+func peers(client *api.Client, self string) ([]string, error) {
 	list, err := client.Agent().Members(false)
 	if err != nil {
 		return nil, err
@@ -129,8 +205,10 @@ func peers(client *api.Client) ([]string, error) {
 			other = append(other, addr)
 		}
 	}
-	rand.Shuffle(len(alive), func(i, j int) { alive[i], alive[j] = alive[j], alive[i] })
-	return append(alive, other...), nil
+	if len(alive) == 0 {
+		return other, nil
+	}
+	return alive, nil
 }
 
 // pick takes n of members, rotating through the list from one check to the
@@ -147,10 +225,10 @@ func pick(members []string, n int) []string {
 	return out
 }
 
-// anyAnswers reports whether any of addrs answers within probeTimeout,
-// probing them all at once.
-func anyAnswers(ctx context.Context, ip string, addrs []string) bool {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+// anyAnswers reports whether any of addrs answers within timeout, probing
+// them all at once.
+func anyAnswers(ctx context.Context, ip string, addrs []string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	answers := make(chan bool, len(addrs))
 	for _, a := range addrs {

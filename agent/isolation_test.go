@@ -4,6 +4,9 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
 )
 
 func TestIsolationNeedsChecksInARow(t *testing.T) {
@@ -64,7 +67,35 @@ func TestAnsweringCountsRefusals(t *testing.T) {
 			t.Errorf("from %q: a refused connection did not count as an answer", src)
 		}
 	}
-	if anyAnswers(ctx, "127.0.0.1", nil) {
+	if anyAnswers(ctx, "127.0.0.1", nil, time.Second) {
 		t.Error("no members answered, yet anyAnswers said yes")
+	}
+}
+
+// TestGossipView reads the probe timing from a real Consul agent (a dev
+// server: gossip probes every 100 ms, time out after 100 ms) and bounds it.
+func TestGossipView(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := readGossipView(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.check != 100*time.Millisecond || v.probe != 100*time.Millisecond {
+		t.Errorf("check every %s, probes time out after %s; want 100ms and 100ms (dev mode's gossip)", v.check, v.probe)
+	}
+	if len(v.members) != 0 {
+		t.Errorf("a lone server has no one to probe, got %v", v.members)
+	}
+	for _, c := range []struct {
+		in   any
+		want time.Duration
+	}{{"1s", maxCheck}, {"200ms", 200 * time.Millisecond}, {float64(20 * time.Millisecond), minCheck}, {nil, maxCheck}, {"junk", maxCheck}} {
+		if got := clamp(duration(c.in), minCheck, maxCheck); got != c.want {
+			t.Errorf("probe interval %v: check every %s, want %s", c.in, got, c.want)
+		}
 	}
 }

@@ -365,6 +365,18 @@ func (p *BoxProcess) Stop() {
 	stopProcess(prog, p.exited, 10*time.Second)
 }
 
+// Freeze stops the program (SIGSTOP), as a hung process or a paused VM
+// would be; Thaw lets it go on.
+func (p *BoxProcess) Freeze() error { return syscall.Kill(p.pid, syscall.SIGSTOP) }
+
+// Thaw continues a frozen program. nsenter stops itself when its child
+// stops (to pass job control on), so it is continued too: a stopped
+// nsenter never reaps the program, and the box could not be taken down.
+func (p *BoxProcess) Thaw() error {
+	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGCONT)
+	return syscall.Kill(p.pid, syscall.SIGCONT)
+}
+
 // Kill kills the program and nsenter at once (SIGKILL) and waits for them.
 func (p *BoxProcess) Kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
@@ -377,17 +389,23 @@ func (p *BoxProcess) Kill() {
 // box's IP with Consul's default ports (HTTP at ConsulURL) and no DNS, gRPC or
 // WAN ports, keeps its data in /var/lib/fleet-consul inside the box and logs
 // warnings and errors to logPath on the host.
-func (b *Box) StartConsulClient(consulBin, joinAddr, logPath string) (*BoxProcess, error) {
+func (b *Box) StartConsulClient(consulBin, joinAddr, logPath string, hcl ...string) (*BoxProcess, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const dataDir = "/var/lib/fleet-consul"
 	if out, err := b.Exec(ctx, "mkdir", "-p", dataDir); err != nil {
 		return nil, fmt.Errorf("%w: %s", err, out)
 	}
-	p, err := b.Start(logPath, consulBin, "agent",
+	args := []string{consulBin, "agent",
 		"-node", b.Name, "-bind", b.IP, "-client", b.IP, "-data-dir", dataDir,
 		"-retry-join", joinAddr, "-log-level", "warn",
-		"-hcl", "ports { dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }")
+		"-hcl", "ports { dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }"}
+	for _, h := range hcl {
+		if h != "" {
+			args = append(args, "-hcl", h)
+		}
+	}
+	p, err := b.Start(logPath, args...)
 	if err != nil {
 		return nil, err
 	}

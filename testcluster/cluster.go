@@ -86,11 +86,17 @@ type Cluster struct {
 // StartConsulT starts a Consul server stopped when the test ends.
 func StartConsulT(t testing.TB) *Consul {
 	t.Helper()
+	return startConsulT(t, ConsulOptions{})
+}
+
+func startConsulT(t testing.TB, opts ConsulOptions) *Consul {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := StartConsul(context.Background(), ConsulOptions{Log: logf, Progress: os.Stderr})
+	opts.Log, opts.Progress = logf, os.Stderr
+	c, err := StartConsul(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start consul: %v", err)
 	}

@@ -26,6 +26,44 @@ type ConsulOptions struct {
 	// ACLToken, when set, turns ACLs on (default deny) with this as the
 	// initial management token, which Client then uses.
 	ACLToken string
+	// Gossip, when set, is HCL for the server's LAN gossip (a gossip_lan
+	// block) in place of dev mode's, which probes ten times as often as
+	// Consul's defaults and notices a dead node far sooner than a real
+	// cluster does.
+	Gossip string
+	// DataDir, when set, runs a real single-node server keeping its state
+	// in DataDir (raft, sessions, KV) instead of dev mode's memory, so that
+	// Restart brings it back with everything it held.
+	DataDir string
+}
+
+// Gossip settings for the test clusters that stand for real ones.
+const (
+	// ConsulDefaultGossip is Consul's own LAN gossip defaults: what every
+	// agent runs with unless configured otherwise.
+	ConsulDefaultGossip = `gossip_lan { gossip_interval = "200ms", probe_interval = "1s", probe_timeout = "500ms", suspicion_mult = 4 }`
+	// FastGossip is the LAN gossip RELIABILITY.md recommends for fleet
+	// clusters that want a dead machine's units moved within seconds.
+	FastGossip = `gossip_lan { gossip_interval = "100ms", probe_interval = "200ms", probe_timeout = "100ms", suspicion_mult = 3 }`
+)
+
+// GossipFromEnv is the gossip the systemd test clusters run with, from
+// FLEET_GOSSIP: "consul" (the default) gives the server Consul's defaults
+// and the machines' agents their own defaults, as an untuned real cluster;
+// "fast" gives every agent FastGossip; "dev" leaves the server in dev
+// mode's gossip (what figures before 2026-11-29 used). It returns the
+// server's and the client agents' HCL.
+func GossipFromEnv() (server, client string, err error) {
+	switch g := os.Getenv("FLEET_GOSSIP"); g {
+	case "", "consul":
+		return ConsulDefaultGossip, "", nil
+	case "fast":
+		return FastGossip, FastGossip, nil
+	case "dev":
+		return "", "", nil
+	default:
+		return "", "", fmt.Errorf("FLEET_GOSSIP=%q: want consul, fast or dev", g)
+	}
 }
 
 // Consul is a running single-server Consul in dev mode (in-memory state).
@@ -34,6 +72,8 @@ type Consul struct {
 	SerfLANAddr string // host:port of the serf LAN port, where client agents join
 	NodeName    string
 	aclToken    string
+	opts        ConsulOptions
+	args        []string
 	cmd         *exec.Cmd
 	exited      chan struct{}
 }
@@ -78,27 +118,58 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	}
 	hcl := fmt.Sprintf("ports { http = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }",
 		ports[0], ports[1], ports[2])
-	args := []string{"agent", "-dev", "-node", opts.NodeName, "-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn"}
+	args := []string{"agent", "-dev"}
+	if opts.DataDir != "" {
+		args = []string{"agent", "-server", "-bootstrap-expect", "1", "-data-dir", opts.DataDir, "-ui",
+			"-hcl", "performance { raft_multiplier = 1 }", "-hcl", "disable_update_check = true"}
+	}
+	args = append(args, "-node", opts.NodeName, "-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn")
+	if opts.Gossip != "" {
+		args = append(args, "-hcl", opts.Gossip)
+	}
 	if opts.ACLToken != "" {
 		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`,
 			opts.ACLToken, opts.ACLToken))
 	}
-	cmd := exec.Command(opts.Binary, args...)
-	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
+	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
+		NodeName: opts.NodeName, aclToken: opts.ACLToken, opts: opts, args: args}
+	if err := c.start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// start runs the Consul process and waits until it is ready.
+func (c *Consul) start(ctx context.Context) error {
+	cmd := exec.Command(c.opts.Binary, c.args...)
+	cmd.Stdout, cmd.Stderr = c.opts.Log, c.opts.Log
 	// Its own process group, so a Ctrl-C meant for fleetd dev reaches Consul
 	// only through fleetd, after the machines have stopped.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start consul: %w", err)
+		return fmt.Errorf("start consul: %w", err)
 	}
-	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
-		NodeName: opts.NodeName, aclToken: opts.ACLToken, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(c.exited) }()
+	exited := make(chan struct{})
+	c.cmd, c.exited = cmd, exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	if err := c.waitReady(ctx, 30*time.Second); err != nil {
 		c.Stop()
-		return nil, err
+		return err
 	}
-	return c, nil
+	return nil
+}
+
+// Restart stops the server (SIGKILL with crash, else SIGTERM) and starts
+// it again on the same addresses. Only a server with a DataDir keeps its
+// state across a restart; a dev server comes back empty.
+func (c *Consul) Restart(ctx context.Context, crash bool) error {
+	if crash {
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	} else {
+		c.Stop()
+	}
+	return c.start(ctx)
 }
 
 func (c *Consul) waitReady(ctx context.Context, limit time.Duration) error {

@@ -31,6 +31,7 @@ type SystemdCluster struct {
 	Dir      string
 	TTL      time.Duration
 	net      [2]byte // random second and third octets of the machines' 127/8 addresses
+	gossip   string  // HCL for the machines' Consul agents, if any
 	t        testing.TB
 }
 
@@ -47,8 +48,31 @@ func StartSystemd(t testing.TB, n int) *SystemdCluster {
 // (tests use a short one; fleetd's default is 10 s).
 func StartSystemdTTL(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
 	t.Helper()
+	return startSystemd(t, n, ttl, false)
+}
+
+// StartSystemdDurable is StartSystemdTTL with a Consul server that keeps
+// its state on disk, as a real one does, so it can be restarted
+// (Consul.Restart) without losing the cluster.
+func StartSystemdDurable(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
+	t.Helper()
+	return startSystemd(t, n, ttl, true)
+}
+
+func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool) *SystemdCluster {
+	t.Helper()
 	RequireBoxes(t)
-	c := &SystemdCluster{Consul: StartConsulT(t), Dir: t.TempDir(), TTL: ttl, t: t}
+	// Failure detection as in a real cluster: gossip is Consul's, not dev
+	// mode's (FLEET_GOSSIP, see GossipFromEnv).
+	server, client, err := GossipFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := ConsulOptions{Gossip: server}
+	if durable {
+		opts.DataDir = t.TempDir()
+	}
+	c := &SystemdCluster{Consul: startConsulT(t, opts), Dir: t.TempDir(), TTL: ttl, gossip: client, t: t}
 	_, _ = rand.Read(c.net[:])
 	c.net[0] = 10 + c.net[0]%240 // stay clear of 127.0.x.x, which other tests use
 	for i := 1; i <= n; i++ {
@@ -87,7 +111,7 @@ func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	client, err := box.StartConsulClient(consulBin, c.Consul.SerfLANAddr, filepath.Join(dir, "consul.log"))
+	client, err := box.StartConsulClient(consulBin, c.Consul.SerfLANAddr, filepath.Join(dir, "consul.log"), c.gossip)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -229,10 +229,18 @@ func requireIptables(t *testing.T) {
 
 // cutOff drops every packet between ip and any other address (loopback
 // only: the machines' addresses are 127/8), and returns the function that
-// heals the partition.
+// heals the partition. The machine's local Consul agent API (ip:8500) stays
+// reachable: fleetd reaches it from 127.0.0.1, the kernel's source address
+// on loopback, where a real machine's fleetd reaches its local agent on its
+// own loopback interface, which no partition cuts.
 func cutOff(t *testing.T, ip string) (heal func()) {
 	t.Helper()
-	rules := [][]string{{"INPUT", "-s", ip, "!", "-d", ip, "-j", "DROP"}, {"INPUT", "-d", ip, "!", "-s", ip, "-j", "DROP"}}
+	rules := [][]string{
+		{"INPUT", "-s", ip, "!", "-d", ip, "-p", "tcp", "!", "--sport", "8500", "-j", "DROP"},
+		{"INPUT", "-s", ip, "!", "-d", ip, "!", "-p", "tcp", "-j", "DROP"},
+		{"INPUT", "-d", ip, "!", "-s", ip, "-p", "tcp", "!", "--dport", "8500", "-j", "DROP"},
+		{"INPUT", "-d", ip, "!", "-s", ip, "!", "-p", "tcp", "-j", "DROP"},
+	}
 	for _, r := range rules {
 		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
 			t.Fatalf("iptables -I %v: %v\n%s", r, err, out)

@@ -178,9 +178,27 @@ func (r *Registry) PublishMachine(ctx context.Context, m *Machine, session strin
 		return fmt.Errorf("publish machine %s: %w", m.ID, err)
 	}
 	if !ok {
-		return fmt.Errorf("publish machine %s: another live fleetd holds this machine ID; give each machine its own /etc/machine-id or --machine-id", m.ID)
+		return r.held(ctx, r.machineKey(m.ID), fmt.Sprintf("publish machine %s: another live fleetd holds this machine ID; give each machine its own /etc/machine-id or --machine-id", m.ID))
 	}
 	return nil
+}
+
+// HeldError is an acquire refused because another session holds the key.
+type HeldError struct {
+	Key    string
+	Holder string // the session holding Key, "" if it could not be read
+	msg    string
+}
+
+func (e *HeldError) Error() string { return e.msg }
+
+// held reads who holds key, for a HeldError with message msg.
+func (r *Registry) held(ctx context.Context, key, msg string) error {
+	e := &HeldError{Key: key, msg: msg}
+	if p, _, err := r.c.KV().Get(key, (&api.QueryOptions{}).WithContext(ctx)); err == nil && p != nil {
+		e.Holder = p.Session
+	}
+	return e
 }
 
 // PublishState writes what this machine reports for a unit, held by session.
@@ -192,7 +210,7 @@ func (r *Registry) PublishState(ctx context.Context, st *UnitState, session stri
 		return fmt.Errorf("publish state of %s: %w", st.Name, err)
 	}
 	if !ok {
-		return fmt.Errorf("publish state of %s: key held by another session", st.Name)
+		return r.held(ctx, r.stateKey(st.Name, st.Machine), fmt.Sprintf("publish state of %s: key held by another session", st.Name))
 	}
 	return nil
 }
