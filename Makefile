@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check wasm-check
+.PHONY: build dev test consul deps vet fmt-check wasm-check reliability
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -56,3 +56,16 @@ vet:
 test: deps consul fmt-check vet wasm-check
 	$(GO) test -count=1 -timeout 20m ./...
 	cd sdk && $(GO) test -count=1 ./...
+
+# reliability runs the whole fault suite at full length on real systemd
+# machines (root; about 25 minutes) and writes its figures to
+# reliability.txt, from which RELIABILITY.md's tables come. make test runs
+# the same tests shorter. FLEET_GOSSIP=fast measures with the recommended
+# Consul gossip settings instead of Consul's defaults.
+reliability: deps consul
+	rm -f reliability.txt
+	FLEET_TRIALS=10 FLEET_OUTAGE=60s FLEET_FAULT_DURATION=10m FLEET_RELIABILITY_OUT=$(CURDIR)/reliability.txt \
+		$(GO) test -count=1 -timeout 60m -v \
+		-run 'TestFailoverTimes|TestConsulOutage|TestConsulServerRestart|TestPartitionedMachine|TestReturningMachineStopsStaleCopyFirst|TestRandomFaults' \
+		./cmd/fleetctl/
+	cat reliability.txt
