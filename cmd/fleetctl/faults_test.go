@@ -26,20 +26,14 @@ import (
 // nothing submitted may be missing.
 func TestConsulServerRestart(t *testing.T) {
 	c := testcluster.StartSystemdDurable(t, 3, 10*time.Second)
-	ep := c.Consul.URL()
 	reg := c.Registry()
-	dir := t.TempDir()
-	var units []string
-	for i := range 6 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
-	}
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
+	units := startApps(t, c.Consul.URL(), 6)
 	before := pids(t, c, reg)
 	started := time.Now()
 	if err := c.Consul.Restart(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("Consul server crashed and back, with a leader, after %s", time.Since(started).Round(10*time.Millisecond))
+	back := time.Since(started)
 	time.Sleep(3 * c.TTL) // long enough for anything the restart set off to happen
 	after := pids(t, c, reg)
 	changed := 0
@@ -49,10 +43,23 @@ func TestConsulServerRestart(t *testing.T) {
 			t.Errorf("after the restart %s is %v; was %v", name, after[name], w)
 		}
 	}
-	t.Logf("units stopped, restarted or moved by a Consul server restart: %d of %d", changed, len(before))
+	record(t, "Consul server crash and restart (back with a leader after %.2f s): units stopped, restarted or moved %d of %d\n",
+		back.Seconds(), changed, len(before))
 	if err := checkInvariants(c, reg, submittedNames(units), nil); err != nil {
 		t.Error(err)
 	}
+}
+
+// startApps starts n plain units app-0 to app-N-1 and returns their files.
+func startApps(t *testing.T, ep string, n int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var units []string
+	for i := range n {
+		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
+	}
+	mustCtl(t, ep, append([]string{"start"}, units...)...)
+	return units
 }
 
 // where is a unit's machine and main PID.
@@ -301,15 +308,8 @@ func TestRandomFaults(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", name, n))
 	}
 	slices.Sort(kinds)
-	report := fmt.Sprintf("randomized faults over %s (seed %d): %d injected (%s), invariant violations %d, units lost %d\n",
+	record(t, "randomized faults over %s (seed %d): %d injected (%s), invariant violations %d, units lost %d\n",
 		faultDuration(), seed, injected, strings.Join(kinds, ", "), violations, lost)
-	t.Log(report)
-	if out := os.Getenv("FLEET_RELIABILITY_OUT"); out != "" {
-		if f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
-			fmt.Fprint(f, report)
-			f.Close()
-		}
-	}
 }
 
 // keepLogs copies every machine's fleetd log out of the test's temporary

@@ -91,16 +91,25 @@ func TestFailoverTimes(t *testing.T) {
 		c.AddMachine(fmt.Sprintf("hostname=replacement-leader-%d", i))
 		c.WaitMachines(3)
 	}
-	report := fmt.Sprintf("machine failure to unit active elsewhere: %s\nleader death to next placement: %s\n", summary(moved), summary(led))
+	record(t, "machine failure to unit active elsewhere: %s\nleader death to next placement: %s\n", summary(moved), summary(led))
+}
+
+// record logs a figure and appends it to $FLEET_RELIABILITY_OUT when set,
+// the file RELIABILITY.md's tables come from (make reliability).
+func record(t *testing.T, format string, args ...any) {
+	t.Helper()
+	report := fmt.Sprintf(format, args...)
 	t.Log("\n" + report)
-	if out := os.Getenv("FLEET_RELIABILITY_OUT"); out != "" {
-		f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		fmt.Fprint(f, report)
+	out := os.Getenv("FLEET_RELIABILITY_OUT")
+	if out == "" {
+		return
 	}
+	f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprint(f, report)
 }
 
 // untilActiveElsewhere waits until unit is scheduled to a machine other
@@ -156,27 +165,8 @@ func TestConsulOutage(t *testing.T) {
 	c := testcluster.StartSystemdTTL(t, 3, 10*time.Second)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	dir := t.TempDir()
-	var units []string
-	for i := range 6 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
-	}
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
-	type where struct{ machine, pid string }
-	look := func() map[string]where {
-		s, err := reg.Snapshot(context.Background(), 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]where{}
-		for i := range 6 {
-			name := fmt.Sprintf("app-%d.service", i)
-			id := s.Jobs[name].Target
-			out[name] = where{id, mainPID(t, c.Machine(id), name)}
-		}
-		return out
-	}
-	before := look()
+	startApps(t, ep, 6)
+	before := pids(t, c, reg)
 	pid := c.Consul.PID()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -202,14 +192,14 @@ func TestConsulOutage(t *testing.T) {
 	}
 	resume()
 	time.Sleep(3 * c.TTL) // long enough for anything the outage set off to happen
-	after := look()
+	after := pids(t, c, reg)
 	for name, w := range before {
 		if after[name] != w {
 			stopped++
 			t.Errorf("after the outage %s is on %s with MainPID %s; was on %s with %s", name, after[name].machine, after[name].pid, w.machine, w.pid)
 		}
 	}
-	t.Logf("units stopped, restarted or moved by a %s Consul outage: %d of %d", d, stopped, len(before))
+	record(t, "units stopped, restarted or moved by a %s Consul outage: %d of %d\n", d, stopped, len(before))
 	if lu := rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
 		t.Errorf("list-units after the outage: %v", lu)
 	}
@@ -323,17 +313,8 @@ func TestPartitionedMachine(t *testing.T) {
 			t.Fatalf("victim.service on %q after the heal", id)
 		}
 	}
-	report := fmt.Sprintf("partition of one machine: its copy stopped after %s\nunit active elsewhere after %s\nduplicate window %s\n",
+	record(t, "partition of one machine: its copy stopped after %s\nunit active elsewhere after %s\nduplicate window %s\n",
 		summary(stops), summary(moves), summary(windows))
-	t.Log("\n" + report)
-	if out := os.Getenv("FLEET_RELIABILITY_OUT"); out != "" {
-		f, err := os.OpenFile(out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		fmt.Fprint(f, report)
-	}
 	if w := slices.Max(windows); w > 0 {
 		t.Errorf("two copies ran at once for up to %.2f s (goal: 0)", w.Seconds())
 	}
@@ -384,7 +365,7 @@ func TestReturningMachineStopsStaleCopyFirst(t *testing.T) {
 	if seenAfter < 0 {
 		t.Fatalf("the machine was back %s before its stale copy stopped\n%s", -seenAfter, m.Log())
 	}
-	t.Logf("the stale copy stopped %s before the machine was seen back", seenAfter.Round(time.Millisecond))
+	record(t, "returning machine: its stale copy stopped %s before the machine was seen back\n", seenAfter.Round(time.Millisecond))
 }
 
 // stopJobDone is when systemd on m last finished a stop job for unit, on
