@@ -26,16 +26,14 @@ type Config struct {
 
 // Agent runs the units the leader schedules to its machine.
 type Agent struct {
-	cfg       Config
-	have      map[string]Have
-	published map[string]registry.UnitState
-	services  *unitServices
+	cfg  Config
+	have map[string]Have
+	pub  *publisher
 }
 
 // New returns an Agent; call Run.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, have: map[string]Have{}, published: map[string]registry.UnitState{},
-		services: newUnitServices(cfg.Registry.Client(), cfg.Machine.ID, cfg.Machine.IP, cfg.Heartbeat.ServiceID())}
+	return &Agent{cfg: cfg, have: map[string]Have{}, pub: newPublisher(cfg)}
 }
 
 // watchWait bounds one blocking query, so a lost connection is noticed.
@@ -70,7 +68,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	replaced := a.cfg.Heartbeat.Replaced()
-	a.publishMachine(ctx)
+	a.publishStates(true) // the machine first, then its units' states
+	pubDone := make(chan struct{})
+	go func() { a.pub.run(ctx); close(pubDone) }()
 	resync := time.NewTicker(30 * time.Second)
 	defer resync.Stop()
 	cutoff := make(chan bool)
@@ -90,6 +90,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			<-pubDone
 			if a.cfg.LeaveOnStop {
 				a.shutdown()
 			}
@@ -107,15 +108,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			apply()
 		case <-a.cfg.Driver.Changes():
-			a.publishStates(ctx, false)
+			a.publishStates(false)
 		case <-replaced:
 			// A new session holds nothing: publish everything again.
 			replaced = a.cfg.Heartbeat.Replaced()
-			a.publishMachine(ctx)
-			a.publishStates(ctx, true)
+			a.publishStates(true)
 		case <-resync.C:
 			apply()
-			a.publishStates(ctx, false)
+			a.publishStates(false)
 		}
 	}
 }
@@ -286,7 +286,7 @@ func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
 			a.cfg.Log.Error("reloading the init system failed", "err", err)
 		}
 	}
-	a.publishStates(ctx, false)
+	a.publishStates(false)
 }
 
 func (a *Agent) do(ctx context.Context, t Task) error {
@@ -316,73 +316,6 @@ func (a *Agent) do(ctx context.Context, t Task) error {
 	return nil
 }
 
-func (a *Agent) publishMachine(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := a.cfg.Registry.PublishMachine(ctx, &a.cfg.Machine, a.cfg.Heartbeat.ID())
-		if err == nil {
-			return
-		}
-		if a.forgetStale(ctx, err) {
-			continue
-		}
-		a.cfg.Log.Error("publishing the machine failed, retrying", "err", err)
-		sleep(ctx, 2*time.Second)
-	}
-}
-
-// forgetStale reports whether err is a key held by an earlier session of
-// this machine, which it then destroyed: the write can be tried again.
-func (a *Agent) forgetStale(ctx context.Context, err error) bool {
-	var held *registry.HeldError
-	return errors.As(err, &held) && a.cfg.Heartbeat.ForgetStale(ctx, held.Holder)
-}
-
-// publishStates writes the state of every unit whose state changed since it
-// was last written (all of them with force), and removes the states of units
-// no longer here.
-func (a *Agent) publishStates(ctx context.Context, force bool) {
-	me := a.cfg.Machine.ID
-	for name, h := range a.have {
-		ds := a.cfg.Driver.State(name)
-		st := registry.UnitState{Name: name, Machine: me, Hash: h.Hash.String(), State: registry.Loaded,
-			Load: ds.Load, Active: ds.Active, Sub: ds.Sub, Error: ds.Error}
-		if h.Launched {
-			st.State = registry.Launched
-		}
-		if !force && a.published[name] == st {
-			continue
-		}
-		if err := a.cfg.Registry.PublishState(ctx, &st, a.cfg.Heartbeat.ID()); err != nil {
-			if a.forgetStale(ctx, err) {
-				err = a.cfg.Registry.PublishState(ctx, &st, a.cfg.Heartbeat.ID())
-			}
-			if err != nil {
-				a.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
-				continue
-			}
-		}
-		if err := a.services.sync(ctx, st); err != nil {
-			a.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)
-			continue
-		}
-		a.published[name] = st
-	}
-	for name := range a.published {
-		if _, ok := a.have[name]; ok {
-			continue
-		}
-		if err := a.cfg.Registry.DeleteState(ctx, name, me); err != nil {
-			a.cfg.Log.Warn("removing unit state failed", "unit", name, "err", err)
-			continue
-		}
-		if err := a.services.remove(ctx, name); err != nil {
-			a.cfg.Log.Warn("removing the unit from Consul's catalog failed", "unit", name, "err", err)
-			continue
-		}
-		delete(a.published, name)
-	}
-}
-
 // shutdown unloads every unit this agent runs.
 func (a *Agent) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -393,5 +326,5 @@ func (a *Agent) shutdown() {
 		}
 	}
 	a.have = map[string]Have{}
-	a.publishStates(ctx, false)
+	a.pub.sync(ctx, a.states())
 }

@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// publisher writes what the agent reports (its machine, its units' states,
+// their services in Consul's catalog) from a goroutine of its own. A write
+// can hang for most of a minute when Consul cannot be reached (a partition,
+// a server restarting); the agent's loop must go on driving its units
+// meanwhile, above all stopping them when the machine is cut off. The loop
+// hands over the latest states with set; the publisher writes what differs
+// from what it last wrote, and retries what failed.
+type publisher struct {
+	cfg      Config
+	services *unitServices
+
+	mu      sync.Mutex
+	latest  map[string]registry.UnitState // what should be in Consul
+	machine bool                          // the machine must be published again
+	kick    chan struct{}                 // capacity 1: something to write
+
+	published map[string]registry.UnitState // what is in Consul; the publisher's own
+}
+
+// publishRetry is how soon a failed write is tried again.
+const publishRetry = 2 * time.Second
+
+func newPublisher(cfg Config) *publisher {
+	return &publisher{cfg: cfg, kick: make(chan struct{}, 1), published: map[string]registry.UnitState{},
+		services: newUnitServices(cfg.Registry.Client(), cfg.Machine.ID, cfg.Machine.IP, cfg.Heartbeat.ServiceID())}
+}
+
+// set makes states what should be published. With session set (a new
+// session, which holds no keys yet) the machine and every state are
+// written again.
+func (p *publisher) set(states map[string]registry.UnitState, session bool) {
+	p.mu.Lock()
+	p.latest = states
+	p.machine = p.machine || session
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run writes until ctx is done.
+func (p *publisher) run(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-retry.C:
+		}
+		p.mu.Lock()
+		states, machine := p.latest, p.machine
+		p.machine = false
+		p.mu.Unlock()
+		ok := true
+		if machine {
+			clear(p.published) // the new session holds none of them
+			if err := p.writeMachine(ctx); err != nil {
+				p.cfg.Log.Error("publishing the machine failed, retrying", "err", err)
+				p.mu.Lock()
+				p.machine = true
+				p.mu.Unlock()
+				ok = false
+			}
+		}
+		if states != nil && !p.sync(ctx, states) {
+			ok = false
+		}
+		if !ok && ctx.Err() == nil {
+			retry.Reset(publishRetry)
+		}
+	}
+}
+
+func (p *publisher) writeMachine(ctx context.Context) error {
+	err := p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID())
+	if err != nil && p.forgetStale(ctx, err) {
+		err = p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID())
+	}
+	return err
+}
+
+// forgetStale reports whether err is a key held by an earlier session of
+// this machine, which it then destroyed: the write can be tried again.
+func (p *publisher) forgetStale(ctx context.Context, err error) bool {
+	var held *registry.HeldError
+	return errors.As(err, &held) && p.cfg.Heartbeat.ForgetStale(ctx, held.Holder)
+}
+
+// sync writes every state that differs from what was last written and
+// removes the states of units no longer here; it reports whether every
+// write went through.
+func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
+	ok := true
+	for name, st := range states {
+		if p.published[name] == st {
+			continue
+		}
+		err := p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID())
+		if err != nil && p.forgetStale(ctx, err) {
+			err = p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID())
+		}
+		if err != nil {
+			p.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
+			ok = false
+			continue
+		}
+		if err := p.services.sync(ctx, st); err != nil {
+			p.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)
+			ok = false
+			continue
+		}
+		p.published[name] = st
+	}
+	for name := range p.published {
+		if _, here := states[name]; here {
+			continue
+		}
+		if err := p.cfg.Registry.DeleteState(ctx, name, p.cfg.Machine.ID); err != nil {
+			p.cfg.Log.Warn("removing unit state failed", "unit", name, "err", err)
+			ok = false
+			continue
+		}
+		if err := p.services.remove(ctx, name); err != nil {
+			p.cfg.Log.Warn("removing the unit from Consul's catalog failed", "unit", name, "err", err)
+			ok = false
+			continue
+		}
+		delete(p.published, name)
+	}
+	return ok
+}
+
+// states is what the agent reports for each unit it has: its fleet state
+// and what the driver says of it.
+func (a *Agent) states() map[string]registry.UnitState {
+	out := make(map[string]registry.UnitState, len(a.have))
+	for name, h := range a.have {
+		ds := a.cfg.Driver.State(name)
+		st := registry.UnitState{Name: name, Machine: a.cfg.Machine.ID, Hash: h.Hash.String(), State: registry.Loaded,
+			Load: ds.Load, Active: ds.Active, Sub: ds.Sub, Error: ds.Error}
+		if h.Launched {
+			st.State = registry.Launched
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// publishStates hands the units' current states to the publisher.
+func (a *Agent) publishStates(session bool) { a.pub.set(a.states(), session) }
