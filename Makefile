@@ -58,7 +58,7 @@ test: deps consul fmt-check vet wasm-check
 	cd sdk && $(GO) test -count=1 ./...
 
 # reliability runs the whole fault suite at full length on real systemd
-# machines (root; about 25 minutes) and writes its figures to
+# machines (root; about 17 minutes) and writes its figures to
 # reliability.txt, from which RELIABILITY.md's tables come. make test runs
 # the same tests shorter. FLEET_GOSSIP=fast measures with the recommended
 # Consul gossip settings instead of Consul's defaults.
