@@ -3,6 +3,9 @@ package policies
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +62,9 @@ var benchRequest = request("api@1.service", "MachineMetadata=region=east", "Mach
 // trusted, without the time guard), the same with the time guard (as an
 // uploaded policy runs), and compiled natively (the baseline); and, to
 // split the cost, a module that answers at once without deciding
-// (boundary: the host's and the call boundary's share).
+// (boundary: the host's and the call boundary's share) and a Go policy
+// written with the SDK that answers at once (go-floor: what any Go guest
+// pays per decision before it decides anything).
 //
 //	go test -run '^$' -bench Placement -count 6 ./policies/ | tee placement.txt && benchstat placement.txt
 func BenchmarkPlacement(b *testing.B) {
@@ -67,10 +72,11 @@ func BenchmarkPlacement(b *testing.B) {
 	// A generous time limit: this measures what the guard costs, not
 	// whether the decision fits the production limit.
 	h := newHost(b, Config{CallTimeout: 10 * time.Second})
+	gofloor := goGuest(b, "gofloor")
 	for _, n := range []int{100, 1000, 5000} {
 		ms, placed, defs := benchClusterDefs(n)
 		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
-		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary"} {
+		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary", "go-floor"} {
 			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
 				var place func() (string, error)
 				switch impl {
@@ -93,8 +99,12 @@ func BenchmarkPlacement(b *testing.B) {
 						d, err := wire.DecodeDecision(out)
 						return d.Machine, err
 					}
-				case "boundary":
-					p, err := h.Load(ctx, impl, wat(b, "fixed"), true)
+				case "boundary", "go-floor":
+					mod := gofloor
+					if impl == "boundary" {
+						mod = wat(b, "fixed")
+					}
+					p, err := h.Load(ctx, impl, mod, true)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -128,6 +138,22 @@ func BenchmarkPlacement(b *testing.B) {
 			})
 		}
 	}
+}
+
+// goGuest builds the Go policy in testdata/name to WebAssembly.
+func goGuest(b *testing.B, name string) []byte {
+	b.Helper()
+	out := filepath.Join(b.TempDir(), name+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./testdata/"+name)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build %s: %v\n%s", name, err, o)
+	}
+	mod, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mod
 }
 
 // BenchmarkLoad is validating and compiling the default policy: cold, and
