@@ -62,9 +62,11 @@ var benchRequest = request("api@1.service", "MachineMetadata=region=east", "Mach
 // trusted, without the time guard), the same with the time guard (as an
 // uploaded policy runs), and compiled natively (the baseline); and, to
 // split the cost, a module that answers at once without deciding
-// (boundary: the host's and the call boundary's share) and a Go policy
-// written with the SDK that answers at once (go-floor: what any Go guest
-// pays per decision before it decides anything).
+// (boundary: the host's and the call boundary's share), the same written
+// in Go without the SDK (go-raw: what Go's runtime adds entering and
+// leaving an export) and a Go policy written with the SDK that answers at
+// once (go-floor: what any SDK policy pays per decision before it decides
+// anything).
 //
 //	go test -run '^$' -bench Placement -count 6 ./policies/ | tee placement.txt && benchstat placement.txt
 func BenchmarkPlacement(b *testing.B) {
@@ -72,11 +74,11 @@ func BenchmarkPlacement(b *testing.B) {
 	// A generous time limit: this measures what the guard costs, not
 	// whether the decision fits the production limit.
 	h := newHost(b, Config{CallTimeout: 10 * time.Second})
-	gofloor := goGuest(b, "gofloor")
+	goraw, gofloor := goGuest(b, "goraw"), goGuest(b, "gofloor")
 	for _, n := range []int{100, 1000, 5000} {
 		ms, placed, defs := benchClusterDefs(n)
 		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
-		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary", "go-floor"} {
+		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary", "go-raw", "go-floor"} {
 			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
 				var place func() (string, error)
 				switch impl {
@@ -99,11 +101,8 @@ func BenchmarkPlacement(b *testing.B) {
 						d, err := wire.DecodeDecision(out)
 						return d.Machine, err
 					}
-				case "boundary", "go-floor":
-					mod := gofloor
-					if impl == "boundary" {
-						mod = wat(b, "fixed")
-					}
+				case "boundary", "go-raw", "go-floor":
+					mod := map[string][]byte{"boundary": wat(b, "fixed"), "go-raw": goraw, "go-floor": gofloor}[impl]
 					p, err := h.Load(ctx, impl, mod, true)
 					if err != nil {
 						b.Fatal(err)
