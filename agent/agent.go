@@ -151,17 +151,11 @@ func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 func (a *Agent) firstSchedule(ctx context.Context) *registry.Snapshot {
 	ctx, cancel := context.WithTimeout(ctx, firstScheduleWait)
 	defer cancel()
-	for {
-		s, err := a.cfg.Registry.Jobs(ctx, 0, 0)
-		if err == nil {
-			return s
-		}
-		if ctx.Err() != nil {
-			a.cfg.Log.Warn("could not read the schedule at start; keeping the units found until it can be read", "err", err)
-			return nil
-		}
-		sleep(ctx, 500*time.Millisecond)
+	s := a.readSchedule(ctx, 500*time.Millisecond)
+	if s == nil {
+		a.cfg.Log.Warn("could not read the schedule at start; keeping the units found until it can be read")
 	}
+	return s
 }
 
 // firstScheduleWait bounds firstSchedule.
@@ -172,14 +166,24 @@ const firstScheduleWait = 15 * time.Second
 // The blocking query in flight may not return for minutes when nothing
 // changed meanwhile.
 func (a *Agent) refresh(ctx context.Context, out chan *registry.Snapshot) {
-	for ctx.Err() == nil {
+	if s := a.readSchedule(ctx, time.Second); s != nil {
+		offer(ctx, out, s)
+	}
+}
+
+// readSchedule reads the schedule without waiting for a change, retrying
+// after pause until it is read; nil when ctx ends first.
+func (a *Agent) readSchedule(ctx context.Context, pause time.Duration) *registry.Snapshot {
+	for {
 		s, err := a.cfg.Registry.Jobs(ctx, 0, 0)
 		if err == nil {
-			offer(ctx, out, s)
-			return
+			return s
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 		a.cfg.Log.Warn("reading the schedule failed, retrying", "err", err)
-		sleep(ctx, time.Second)
+		sleep(ctx, pause)
 	}
 }
 

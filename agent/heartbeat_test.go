@@ -17,36 +17,58 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// TestSessionReplaced invalidates a running agent's session behind its back,
-// as an operator in the Consul UI or a long outage would. The agent must
-// notice, take a new session, and publish its machine and unit states again,
-// without restarting its unit.
-func TestSessionReplaced(t *testing.T) {
+// testMachine is what an agent test needs: a real Consul, a registry on
+// it, an exec driver and a running heartbeat for one machine.
+type testMachine struct {
+	id, ip string
+	client *api.Client
+	reg    *registry.Registry
+	drv    *execdriver.Driver
+	hb     *agent.Heartbeat
+	log    *slog.Logger
+}
+
+// startTestMachine starts Consul and the machine's heartbeat; both stop
+// when ctx is done or the test ends.
+func startTestMachine(t *testing.T, ctx context.Context, id, ip string, meta map[string]string) *testMachine {
+	t.Helper()
 	consul := testcluster.StartConsulT(t)
 	client, err := consul.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(client, "")
-	log := slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	const id = "0123456789abcdef0123456789abcdef"
+	m := &testMachine{id: id, ip: ip, client: client, reg: registry.New(client, ""), log: slog.New(slog.DiscardHandler)}
 	dir := t.TempDir()
-	drv, err := execdriver.New(filepath.Join(dir, "units"), filepath.Join(dir, "logs"), id, log)
-	if err != nil {
+	if m.drv, err = execdriver.New(filepath.Join(dir, "units"), filepath.Join(dir, "logs"), id, m.log); err != nil {
 		t.Fatal(err)
 	}
-	hb := agent.NewHeartbeat(client, id, "127.0.0.5", map[string]string{"region": "east"}, 2*time.Second, log)
-	if err := hb.Start(ctx); err != nil {
+	m.hb = agent.NewHeartbeat(client, id, ip, meta, 2*time.Second, m.log)
+	if err := m.hb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	go hb.Run(ctx)
-	a := agent.New(agent.Config{Registry: reg, Machine: registry.Machine{ID: id, IP: "127.0.0.5"}, Driver: drv, Heartbeat: hb, Log: log})
+	go m.hb.Run(ctx)
+	return m
+}
+
+// runAgent runs the machine's agent until ctx is done; the function it
+// returns cancels ctx and waits for the agent to return.
+func (m *testMachine) runAgent(ctx context.Context, cancel context.CancelFunc) (stop func()) {
+	a := agent.New(agent.Config{Registry: m.reg, Machine: registry.Machine{ID: m.id, IP: m.ip}, Driver: m.drv, Heartbeat: m.hb, Log: m.log})
 	done := make(chan struct{})
 	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	return func() { cancel(); <-done }
+}
+
+// TestSessionReplaced invalidates a running agent's session behind its back,
+// as an operator in the Consul UI or a long outage would. The agent must
+// notice, take a new session, and publish its machine and unit states again,
+// without restarting its unit.
+func TestSessionReplaced(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef"
+	ctx, cancel := context.WithCancel(context.Background())
+	m := startTestMachine(t, ctx, id, "127.0.0.5", map[string]string{"region": "east"})
+	client, reg, drv, hb := m.client, m.reg, m.drv, m.hb
+	defer m.runAgent(ctx, cancel)()
 
 	// Schedule a unit to it by hand, as a leader would.
 	f, _ := unitfile.Parse("[Service]\nExecStart=/bin/sleep 60\n")
@@ -104,26 +126,11 @@ func TestSessionReplaced(t *testing.T) {
 // the stale session and publish with its own; a session by another name
 // (a second fleetd claiming the same machine ID) is left alone.
 func TestStaleSessionForgotten(t *testing.T) {
-	consul := testcluster.StartConsulT(t)
-	client, err := consul.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registry.New(client, "")
-	log := slog.New(slog.DiscardHandler)
+	const id = "fedcba9876543210fedcba9876543210"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const id = "fedcba9876543210fedcba9876543210"
-	dir := t.TempDir()
-	drv, err := execdriver.New(filepath.Join(dir, "units"), filepath.Join(dir, "logs"), id, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb := agent.NewHeartbeat(client, id, "127.0.0.6", nil, 2*time.Second, log)
-	if err := hb.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	go hb.Run(ctx)
+	m := startTestMachine(t, ctx, id, "127.0.0.6", nil)
+	client, reg, hb := m.client, m.reg, m.hb
 	holder := func() string {
 		p, _, err := client.KV().Get(reg.Prefix()+"machines/"+id, nil)
 		if err != nil || p == nil {
@@ -152,10 +159,7 @@ func TestStaleSessionForgotten(t *testing.T) {
 	}
 
 	stale := squat("fleet machine " + id)
-	a := agent.New(agent.Config{Registry: reg, Machine: registry.Machine{ID: id, IP: "127.0.0.6"}, Driver: drv, Heartbeat: hb, Log: log})
-	done := make(chan struct{})
-	go func() { _ = a.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer m.runAgent(ctx, cancel)()
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		if h := holder(); h != hb.ID() {
 			return fmt.Errorf("the machine key is held by %q, want the agent's session %q", h, hb.ID())

@@ -211,8 +211,8 @@ func peers(client *api.Client, self string) ([]string, error) {
 	return alive, nil
 }
 
-// pick takes n of members, rotating through the list from one check to the
-// next so every member gets probed in time.
+// pick takes n consecutive members from a random place in the list, so
+// that over successive checks every member gets probed.
 func pick(members []string, n int) []string {
 	if len(members) <= n {
 		return members

@@ -87,18 +87,19 @@ func (p *publisher) run(ctx context.Context) {
 }
 
 func (p *publisher) writeMachine(ctx context.Context) error {
-	err := p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID())
-	if err != nil && p.forgetStale(ctx, err) {
-		err = p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID())
-	}
-	return err
+	return p.write(ctx, func() error { return p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID()) })
 }
 
-// forgetStale reports whether err is a key held by an earlier session of
-// this machine, which it then destroyed: the write can be tried again.
-func (p *publisher) forgetStale(ctx context.Context, err error) bool {
+// write runs a write of a key held by the machine's session, and runs it
+// once more when an earlier session of this machine held the key and was
+// destroyed (Heartbeat.ForgetStale).
+func (p *publisher) write(ctx context.Context, w func() error) error {
+	err := w()
 	var held *registry.HeldError
-	return errors.As(err, &held) && p.cfg.Heartbeat.ForgetStale(ctx, held.Holder)
+	if errors.As(err, &held) && p.cfg.Heartbeat.ForgetStale(ctx, held.Holder) {
+		err = w()
+	}
+	return err
 }
 
 // sync writes every state that differs from what was last written and
@@ -110,11 +111,7 @@ func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitSta
 		if p.published[name] == st {
 			continue
 		}
-		err := p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID())
-		if err != nil && p.forgetStale(ctx, err) {
-			err = p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID())
-		}
-		if err != nil {
+		if err := p.write(ctx, func() error { return p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID()) }); err != nil {
 			p.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
 			ok = false
 			continue

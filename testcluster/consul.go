@@ -66,12 +66,12 @@ func GossipFromEnv() (server, client string, err error) {
 	}
 }
 
-// Consul is a running single-server Consul in dev mode (in-memory state).
+// Consul is a running single-server Consul: in dev mode (in-memory state),
+// or with ConsulOptions.DataDir a server that keeps its state on disk.
 type Consul struct {
 	HTTPAddr    string // host:port of the HTTP API
 	SerfLANAddr string // host:port of the serf LAN port, where client agents join
 	NodeName    string
-	aclToken    string
 	opts        ConsulOptions
 	args        []string
 	cmd         *exec.Cmd
@@ -132,7 +132,7 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 			opts.ACLToken, opts.ACLToken))
 	}
 	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
-		NodeName: opts.NodeName, aclToken: opts.ACLToken, opts: opts, args: args}
+		NodeName: opts.NodeName, opts: opts, args: args}
 	if err := c.start(ctx); err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func (c *Consul) Client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = c.HTTPAddr
 	cfg.Scheme = "http"
-	cfg.Token = c.aclToken
+	cfg.Token = c.opts.ACLToken
 	return api.NewClient(cfg)
 }
 
