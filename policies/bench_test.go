@@ -84,21 +84,27 @@ func BenchmarkPlacement(b *testing.B) {
 				switch impl {
 				case "native":
 					r := sdk.NewRunner(policy.Place)
-					m := newMirror()
+					// The same protocol as the host speaks to the module:
+					// the unit asked for by its handle.
+					m := newMirror(true)
 					m.define(defs)
 					m.sync(ms, placed)
 					if err := r.Apply(m.full()); err != nil {
 						b.Fatal(err)
 					}
-					var w wire.Writer
 					place = func() (string, error) {
-						w.B = w.B[:0]
-						benchRequest.Encode(&w)
-						out, err := r.Place(w.B)
+						h, ok := m.handleFor(benchRequest)
+						if !ok {
+							return "", fmt.Errorf("no handle for %s", benchRequest.Unit)
+						}
+						out, err := r.PlaceDefined(h)
 						if err != nil {
 							return "", err
 						}
 						d, err := wire.DecodeDecision(out)
+						if err == nil && m.machines[d.Machine] == nil {
+							err = fmt.Errorf("chose %q, not a live machine", d.Machine)
+						}
 						return d.Machine, err
 					}
 				case "boundary", "go-raw", "go-floor":

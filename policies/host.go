@@ -103,6 +103,10 @@ var requiredExports = []export{
 	{"fleet_place", []api.ValueType{i32, i32}, []api.ValueType{i64}},
 }
 
+// placeDefinedExport is optional: a module that has it is sent handles
+// for the units it is told about and asked by handle (docs/abi.md).
+var placeDefinedExport = export{"fleet_place_defined", []api.ValueType{i32}, []api.ValueType{i64}}
+
 // Load validates and compiles a module and returns it as a Policy. trusted
 // is for modules fleetd ships itself: they run without the time guard.
 //
@@ -137,8 +141,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 		compiled.Close(ctx)
 		return nil, bad("%v", err)
 	}
+	_, handles := compiled.ExportedFunctions()[placeDefinedExport.name]
 	p := &Policy{name: name, host: h, rt: rt, compiled: compiled, guarded: !trusted,
-		pool: make(chan *instance, h.cfg.PoolSize), mirror: newMirror()}
+		pool: make(chan *instance, h.cfg.PoolSize), mirror: newMirror(handles)}
 	inst, err := p.newInstance(ctx)
 	if err != nil {
 		compiled.Close(ctx)
@@ -188,10 +193,12 @@ func checkImports(c wazero.CompiledModule) error {
 func checkExports(c wazero.CompiledModule) error {
 	got := c.ExportedFunctions()
 	var missing []string
-	for _, e := range requiredExports {
+	for _, e := range append(requiredExports, placeDefinedExport) {
 		d, ok := got[e.name]
 		if !ok {
-			missing = append(missing, e.name)
+			if e.name != placeDefinedExport.name {
+				missing = append(missing, e.name)
+			}
 			continue
 		}
 		if !sameTypes(d.ParamTypes(), e.params) || !sameTypes(d.ResultTypes(), e.results) {

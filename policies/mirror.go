@@ -2,6 +2,7 @@ package policies
 
 import (
 	"maps"
+	"slices"
 	"sort"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
@@ -22,6 +23,13 @@ type mirror struct {
 	gen      uint64             // generation of the newest update
 	log      [][]byte           // log[k] is the update to generation base+k+1
 	base     uint64
+
+	// Handles, for a module with fleet_place_defined: every defined unit
+	// has a number, sent with its options (wire.OpUnitHandle), by which
+	// the host then asks for its placement.
+	handles bool
+	handle  map[string]uint32
+	free    []uint32 // numbers of forgotten units, to reuse
 }
 
 type placement struct{ unit, machine string }
@@ -30,8 +38,9 @@ type placement struct{ unit, machine string }
 // cluster again.
 const maxLog = 256
 
-func newMirror() *mirror {
-	return &mirror{machines: map[string]*Machine{}, placed: map[placement]bool{}, units: map[string]UnitDef{}}
+func newMirror(handles bool) *mirror {
+	return &mirror{machines: map[string]*Machine{}, placed: map[placement]bool{}, units: map[string]UnitDef{},
+		handles: handles, handle: map[string]uint32{}}
 }
 
 // since returns the updates an instance at generation g needs, and the
@@ -68,7 +77,7 @@ func (m *mirror) full() []byte {
 		w.Str(p.machine)
 	}
 	for name, u := range m.units {
-		encodeUnit(&w, name, u)
+		m.encodeUnit(&w, name, u)
 	}
 	return w.B
 }
@@ -80,9 +89,38 @@ type UnitDef struct {
 	Options []wire.Option
 }
 
-func encodeUnit(w *wire.Writer, name string, u UnitDef) {
-	w.U8(wire.OpUnitDefined)
+// encodeUnit writes a unit's definition, under its handle when the
+// module takes handles (numbering a unit the first time).
+func (m *mirror) encodeUnit(w *wire.Writer, name string, u UnitDef) {
+	if m.handles {
+		h, ok := m.handle[name]
+		if !ok {
+			h = uint32(len(m.handle))
+			if n := len(m.free); n > 0 {
+				h, m.free = m.free[n-1], m.free[:n-1]
+			}
+			m.handle[name] = h
+		}
+		w.U8(wire.OpUnitHandle)
+		w.U32(h)
+	} else {
+		w.U8(wire.OpUnitDefined)
+	}
 	(&wire.Request{Unit: name, Options: u.Options}).Encode(w)
+}
+
+// handleFor is the handle under which the guest holds req's unit with
+// req's options, if it does.
+func (m *mirror) handleFor(req wire.Request) (uint32, bool) {
+	if !m.handles {
+		return 0, false
+	}
+	u, ok := m.units[req.Unit]
+	if !ok || !slices.Equal(u.Options, req.Options) {
+		return 0, false
+	}
+	h, ok := m.handle[req.Unit]
+	return h, ok
 }
 
 // define brings the mirror's unit definitions to units and records the
@@ -94,13 +132,17 @@ func (m *mirror) define(units map[string]UnitDef) {
 			continue
 		}
 		m.units[name] = u
-		encodeUnit(&w, name, u)
+		m.encodeUnit(&w, name, u)
 	}
 	for name := range m.units {
 		if _, ok := units[name]; !ok {
 			delete(m.units, name)
 			w.U8(wire.OpUnitForgotten)
 			w.Str(name)
+			if h, ok := m.handle[name]; ok {
+				delete(m.handle, name)
+				m.free = append(m.free, h)
+			}
 		}
 	}
 	m.record(w.B)

@@ -186,6 +186,7 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"wrong version", wat(t, "version2"), "ABI version 2"},
 		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
 		{"wrong signature", wat(t, "badsig"), "wrong signature"},
+		{"optional export mistyped", wat(t, "defsig"), "export fleet_place_defined has the wrong signature"},
 		{"forbidden import", wat(t, "import"), "env.open_socket"},
 		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
 		{"trap in initializer", wat(t, "inittrap"), "initializer"},

@@ -39,8 +39,10 @@ func (p *Policy) Name() string { return p.name }
 type instance struct {
 	mod                          api.Module
 	version, alloc, apply, place api.Function
-	gen                          uint64      // mirror generation this instance has applied
-	req                          wire.Writer // the request being sent, reused
+	placeDefined                 api.Function // nil when the module does not export it
+	gen                          uint64       // mirror generation this instance has applied
+	req                          wire.Writer  // the request being sent, reused
+	stack                        [2]uint64    // arguments and result of a call
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
@@ -62,7 +64,8 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	}
 	return &instance{mod: mod,
 		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
-		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place")}, nil
+		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place"),
+		placeDefined: mod.ExportedFunction(placeDefinedExport.name)}, nil
 }
 
 // steadyClock is a guest's monotonic clock: not the real time (a policy
@@ -106,17 +109,17 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 	}
 	cctx, cancel := p.deadlineFor(ctx, limit)
 	defer cancel()
-	res, err := f.Call(cctx, args...)
-	if err != nil {
+	if len(f.Definition().ResultTypes()) != 1 || len(args) > len(i.stack) {
+		return 0, errors.New("does not return one result")
+	}
+	copy(i.stack[:], args)
+	if err := f.CallWithStack(cctx, i.stack[:]); err != nil {
 		if cctx.Err() != nil && ctx.Err() == nil {
 			return 0, fmt.Errorf("stopped after its time limit of %s", limit)
 		}
 		return 0, fmt.Errorf("trapped: %w", err)
 	}
-	if len(res) != 1 {
-		return 0, errors.New("returned no result")
-	}
-	return res[0], nil
+	return i.stack[0], nil
 }
 
 // send writes b into the guest through fleet_alloc and calls f with it.
@@ -195,6 +198,7 @@ func (p *Policy) Place(ctx context.Context, req wire.Request) (wire.Decision, er
 func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire.Decision, error) {
 	p.mu.Lock()
 	updates, gen := p.mirror.since(i.gen)
+	handle, defined := p.mirror.handleFor(req)
 	p.mu.Unlock()
 	if len(updates) > 0 {
 		code, err := i.send(ctx, p, i.apply, updates)
@@ -206,11 +210,19 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 		}
 		i.gen = gen
 	}
-	i.req.B = i.req.B[:0]
-	req.Encode(&i.req)
-	packed, err := i.send(ctx, p, i.place, i.req.B)
-	if err != nil {
-		return wire.Decision{}, fmt.Errorf("fleet_place %v", err)
+	var packed uint64
+	var err error
+	if defined && i.placeDefined != nil {
+		// The guest holds the unit's options: ask by handle.
+		if packed, err = i.call(ctx, p, i.placeDefined, uint64(handle)); err != nil {
+			return wire.Decision{}, fmt.Errorf("fleet_place_defined %v", err)
+		}
+	} else {
+		i.req.B = i.req.B[:0]
+		req.Encode(&i.req)
+		if packed, err = i.send(ctx, p, i.place, i.req.B); err != nil {
+			return wire.Decision{}, fmt.Errorf("fleet_place %v", err)
+		}
 	}
 	ptr, n := uint32(packed>>32), uint32(packed)
 	if packed == 0 {

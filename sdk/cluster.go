@@ -31,8 +31,9 @@ type Unit struct {
 
 	body *body // shared by every unit with the same options (a template's instances)
 
-	defined bool // the cluster's definition of the unit: hosts is kept current
-	hosts   int  // on how many machines the unit is placed
+	defined bool   // the cluster's definition of the unit: hosts is kept current
+	hosts   int    // on how many machines the unit is placed
+	handle  uint32 // the host's handle for the definition plus one; 0 for none
 }
 
 // body is what units with identical options share: the options, decoded
@@ -111,6 +112,8 @@ type Cluster struct {
 
 	bodies map[string]*body // by the encoded options
 	last   *body            // the body last asked for: a template's instances come in a row
+
+	handles []*Unit // defined units by the host's handle (OpUnitHandle), for fleet_place_defined
 }
 
 // declared is how many defined units have an [X-Fleet] option.
@@ -246,6 +249,9 @@ func (c *Cluster) DefineUnit(u *Unit) {
 // ForgetUnit drops a unit's options.
 func (c *Cluster) ForgetUnit(name string) {
 	if old := c.units[name]; old != nil {
+		if h := int(old.handle) - 1; h >= 0 && h < len(c.handles) && c.handles[h] == old {
+			c.handles[h] = nil
+		}
 		old.defined = false
 		c.count(old, -1)
 		delete(c.units, name)
@@ -306,16 +312,22 @@ func (c *Cluster) Apply(b []byte) error {
 			u, id := r.Str(), r.Str()
 			c.UnplaceUnit(u, id)
 		case wire.OpUnitDefined:
-			start := r.B
-			q, rest, err := wire.ReadRequest(start)
+			if _, err := c.define(r); err != nil {
+				return err
+			}
+		case wire.OpUnitHandle:
+			h := r.U32()
+			if r.Err() == nil && h >= maxHandles {
+				return fmt.Errorf("sdk: unit handle %d out of range", h)
+			}
+			u, err := c.define(r)
 			if err != nil {
 				return err
 			}
-			r.B = rest
-			name := &wire.Reader{B: start}
-			name.Bytes()
-			bd := c.bodyFor(name.B[:len(name.B)-len(rest)], func() ([]wire.Option, error) { return q.Options, nil })
-			c.DefineUnit(&Unit{Name: q.Unit, Options: bd.options, body: bd})
+			for int(h) >= len(c.handles) {
+				c.handles = append(c.handles, nil)
+			}
+			c.handles[h], u.handle = u, h+1
 		case wire.OpUnitForgotten:
 			c.ForgetUnit(r.Str())
 		default:
@@ -323,6 +335,27 @@ func (c *Cluster) Apply(b []byte) error {
 		}
 	}
 	return r.Err()
+}
+
+// maxHandles bounds the host's unit handles: it numbers the units it
+// defines from zero and reuses the numbers of forgotten ones.
+const maxHandles = 1 << 22
+
+// define reads a unit's definition (name and options) from r and records
+// it.
+func (c *Cluster) define(r *wire.Reader) (*Unit, error) {
+	start := r.B
+	q, rest, err := wire.ReadRequest(start)
+	if err != nil {
+		return nil, err
+	}
+	r.B = rest
+	name := &wire.Reader{B: start}
+	name.Bytes()
+	bd := c.bodyFor(name.B[:len(name.B)-len(rest)], func() ([]wire.Option, error) { return q.Options, nil })
+	u := &Unit{Name: q.Unit, Options: bd.options, body: bd}
+	c.DefineUnit(u)
+	return u, nil
 }
 
 // Decision is where a policy puts a unit: Machine is the chosen machine's
@@ -393,11 +426,26 @@ func (r *Runner) Place(b []byte) ([]byte, error) {
 		}
 		u = &Unit{Name: string(name), Options: bd.options, body: bd}
 	}
-	d := r.Policy(c, u)
+	return r.decide(u), nil
+}
+
+// PlaceDefined decides for the unit the host defined under handle h
+// (wire.OpUnitHandle) and returns the encoded decision, valid until the next
+// call. It is fleet_place for a unit whose options the guest holds already:
+// nothing to send, decode or compare.
+func (r *Runner) PlaceDefined(h uint32) ([]byte, error) {
+	if int(h) >= len(r.Cluster.handles) || r.Cluster.handles[h] == nil {
+		return nil, fmt.Errorf("sdk: no unit defined under handle %d", h)
+	}
+	return r.decide(r.Cluster.handles[h]), nil
+}
+
+func (r *Runner) decide(u *Unit) []byte {
+	d := r.Policy(r.Cluster, u)
 	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
 	r.out.B = r.out.B[:0]
 	wd.Encode(&r.out)
-	return r.out.B, nil
+	return r.out.B
 }
 
 // bodyFor returns the shared body of units whose options are encoded as

@@ -111,3 +111,31 @@ func TestSameBytes(t *testing.T) {
 		}
 	}
 }
+
+// A handle beyond what a host could have numbered, or one never defined, is
+// refused rather than grown into or answered for.
+func TestHandlesChecked(t *testing.T) {
+	var w wire.Writer
+	w.U8(wire.OpUnitHandle)
+	w.U32(maxHandles)
+	(&wire.Request{Unit: "a.service"}).Encode(&w)
+	if err := NewCluster().Apply(w.B); err == nil {
+		t.Error("a handle out of range was accepted")
+	}
+	r := NewRunner(func(*Cluster, *Unit) Decision { return Decision{} })
+	w.B = w.B[:0]
+	w.U8(wire.OpUnitHandle)
+	w.U32(3)
+	(&wire.Request{Unit: "a.service"}).Encode(&w)
+	if err := r.Apply(w.B); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PlaceDefined(3); err != nil {
+		t.Errorf("PlaceDefined(3): %v", err)
+	}
+	for _, h := range []uint32{0, 2, 4, 1 << 30} {
+		if _, err := r.PlaceDefined(h); err == nil {
+			t.Errorf("PlaceDefined(%d) answered for a handle never defined", h)
+		}
+	}
+}

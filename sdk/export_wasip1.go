@@ -57,7 +57,21 @@ func place(ptr, n uint32) uint64 {
 	if runner == nil {
 		return 0
 	}
-	out, err := runner.Place(input(ptr, n))
+	return packed(runner.Place(input(ptr, n)))
+}
+
+// fleet_place_defined is fleet_place for the unit the host defined under
+// handle h (docs/abi.md): same answer, nothing sent.
+//
+//go:wasmexport fleet_place_defined
+func placeDefined(h uint32) uint64 {
+	if runner == nil {
+		return 0
+	}
+	return packed(runner.PlaceDefined(h))
+}
+
+func packed(out []byte, err error) uint64 {
 	if err != nil || len(out) == 0 {
 		return 0
 	}

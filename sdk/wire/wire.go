@@ -25,6 +25,7 @@ const (
 	OpUnitUnplaced  = 5 // a unit left a machine: unit name, machine id
 	OpUnitDefined   = 6 // a unit's options (for rules between units): name, options
 	OpUnitForgotten = 7 // a unit no longer exists: name
+	OpUnitHandle    = 8 // a unit's options under a handle the host chose: u32 handle, name, options (fleet_place_defined)
 )
 
 // Writer appends records to a buffer.
