@@ -214,6 +214,9 @@ func (c *Consul) Client() (*api.Client, error) {
 // PID is the Consul process ID.
 func (c *Consul) PID() int { return c.cmd.Process.Pid }
 
+// Bin is the path of the consul binary the server runs.
+func (c *Consul) Bin() string { return c.opts.Binary }
+
 // Stop stops Consul by PID (SIGTERM, then SIGKILL after 10s) and waits for it.
 func (c *Consul) Stop() {
 	stopProcess(c.cmd.Process, c.exited, 10*time.Second)

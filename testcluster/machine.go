@@ -22,6 +22,7 @@ type MachineOptions struct {
 	TTL       time.Duration // heartbeat TTL; fleetd's default when zero
 	Prefix    string        // key prefix; fleetd's default when empty
 	Extra     []string      // more flags for "fleetd agent"
+	Env       []string      // more environment (KEY=value) for fleetd and so for its units
 }
 
 // Machine is a fleetd agent running as its own process, so it can be killed
@@ -74,7 +75,7 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 	defer logf.Close()
 	cmd := exec.Command(opts.Fleetd, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = fleetdEnv()
+	cmd.Env = append(fleetdEnv(), opts.Env...)
 	// Own process group: Ctrl-C at the terminal reaches machines through
 	// fleetd dev, in order. SIGKILL if the parent dies: no orphans.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

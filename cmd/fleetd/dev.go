@@ -34,6 +34,7 @@ type devState struct {
 	ConsulPID      int               `json:"consul_pid"`
 	ConsulUI       string            `json:"consul_ui"`
 	DataDir        string            `json:"data_dir"`
+	ConsulBin      string            `json:"consul_bin"`
 	Machines       []devStateMachine `json:"machines"`
 }
 
@@ -113,7 +114,7 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	}
 	defer consul.Stop()
 
-	state := devState{ConsulHTTPAddr: consul.URL(), ConsulPID: consul.PID(), ConsulUI: consul.UIURL(), DataDir: dir}
+	state := devState{ConsulHTTPAddr: consul.URL(), ConsulPID: consul.PID(), ConsulUI: consul.UIURL(), DataDir: dir, ConsulBin: consul.Bin()}
 	var stopMachines func()
 	if o.systemd {
 		stopMachines, err = o.startBoxes(ctx, self, consul, dir, &state)
@@ -164,6 +165,9 @@ func (o *devOptions) startProcesses(ctx context.Context, self string, consul *te
 			Metadata:  md,
 			Dir:       filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
 			TTL:       o.agentTTL,
+			// As on a real machine with its local Consul agent, units
+			// find Consul and the consul command (a sidekick writing to KV).
+			Env: []string{"CONSUL_HTTP_ADDR=" + consul.URL(), "PATH=" + filepath.Dir(consul.Bin()) + string(os.PathListSeparator) + os.Getenv("PATH")},
 		})
 		if err != nil {
 			return stop, err
@@ -257,8 +261,12 @@ func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error 
 
 func printDevBanner(w io.Writer, self string, s devState) {
 	fmt.Fprintf(w, "fleet dev cluster is up: %d machines, Consul at %s\n\n", len(s.Machines), s.ConsulHTTPAddr)
+	path := filepath.Dir(self)
+	if d := filepath.Dir(s.ConsulBin); s.ConsulBin != "" && d != path {
+		path += ":" + d // the consul command too, for consul kv get
+	}
 	fmt.Fprintf(w, "To use it from another shell:\n  export PATH=%s:$PATH FLEETCTL_ENDPOINT=%s CONSUL_HTTP_ADDR=%s\n\n",
-		filepath.Dir(self), s.ConsulHTTPAddr, s.ConsulHTTPAddr)
+		path, s.ConsulHTTPAddr, s.ConsulHTTPAddr)
 	fmt.Fprintf(w, "Consul UI: %s\nLogs and unit files: %s\n\n", s.ConsulUI, s.DataDir)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE\tIP\tPID\tMETADATA")
