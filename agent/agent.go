@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -12,7 +13,10 @@ import (
 
 // Config is what an Agent needs.
 type Config struct {
-	Registry  *registry.Registry
+	Registry *registry.Registry
+	// Machine is what the agent publishes; its Metadata is the machine's
+	// configured metadata, which SetMetadata replaces. Dynamic metadata
+	// (fleetctl machine-metadata) is read from Consul and merged over it.
 	Machine   registry.Machine
 	Driver    Driver
 	Heartbeat *Heartbeat
@@ -22,6 +26,8 @@ type Config struct {
 	// with it the machine is drained (the exec driver, whose units are
 	// fleetd's children and die with it anyway).
 	LeaveOnStop bool
+	// Metrics records unit states and driver calls; nil records nothing.
+	Metrics *Metrics
 }
 
 // Agent runs the units the leader schedules to its machine.
@@ -29,11 +35,30 @@ type Agent struct {
 	cfg  Config
 	have map[string]Have
 	pub  *publisher
+
+	configured chan map[string]string // SetMetadata hands new metadata to Run
+	dynamic    map[string]string      // the machine's dynamic metadata; nil until read
+	last       *registry.Snapshot     // the newest schedule read
 }
 
 // New returns an Agent; call Run.
 func New(cfg Config) *Agent {
-	return &Agent{cfg: cfg, have: map[string]Have{}, pub: newPublisher(cfg)}
+	return &Agent{cfg: cfg, have: map[string]Have{}, pub: newPublisher(cfg), configured: make(chan map[string]string, 1)}
+}
+
+// SetMetadata replaces the machine's configured metadata, as a
+// configuration reload does: Run publishes the machine again with it and
+// decides again which global units the machine runs. Units scheduled here
+// by the leader stay until the leader moves them (it sees the new metadata
+// too). Safe to call from any goroutine.
+func (a *Agent) SetMetadata(md map[string]string) {
+	offer(context.Background(), a.configured, maps.Clone(md))
+}
+
+// metadata is the machine's metadata as the cluster sees it: configured,
+// with the dynamic pairs merged over it.
+func (a *Agent) metadata() map[string]string {
+	return registry.MergeMetadata(a.cfg.Machine.Metadata, a.dynamic)
 }
 
 // watchWait bounds one blocking query, so a lost connection is noticed.
@@ -48,6 +73,8 @@ const watchWait = 5 * time.Minute
 func (a *Agent) Run(ctx context.Context) error {
 	snaps := make(chan *registry.Snapshot, 1)
 	go a.watch(ctx, snaps)
+	dynamic := make(chan map[string]string, 1)
+	go a.watchMetadata(ctx, a.cfg.Machine.ID, dynamic)
 
 	if have, err := a.cfg.Driver.Existing(ctx); err != nil {
 		a.cfg.Log.Error("reading units already installed failed; they will be reloaded", "err", err)
@@ -81,6 +108,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if want == nil || (stale && !fenced) {
 			return // wait for a fresh schedule: the units may have moved meanwhile
 		}
+		if a.dynamic == nil && !fenced {
+			return // which global units are this machine's depends on its dynamic metadata
+		}
 		if fenced {
 			a.reconcile(ctx, fencedWant(want))
 		} else {
@@ -96,8 +126,34 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			return nil
 		case s := <-snaps:
+			a.last = s
 			want, stale = a.wanted(s), false
 			apply()
+		case md := <-a.configured:
+			if maps.Equal(md, a.cfg.Machine.Metadata) {
+				continue
+			}
+			a.cfg.Log.Info("configured metadata changed", "metadata", md)
+			a.cfg.Machine.Metadata = md
+			a.pub.setMachine(a.cfg.Machine, a.metadata())
+			if a.last != nil {
+				want = a.wanted(a.last)
+				apply()
+			}
+		case md := <-dynamic:
+			if a.dynamic != nil && maps.Equal(md, a.dynamic) {
+				continue
+			}
+			before := a.metadata()
+			a.dynamic = md
+			if now := a.metadata(); !maps.Equal(before, now) {
+				a.cfg.Log.Info("dynamic metadata changed", "dynamic", md, "metadata", now)
+				a.pub.setMeta(now)
+			}
+			if a.last != nil {
+				want = a.wanted(a.last)
+				apply()
+			}
 		case fenced = <-cutoff:
 			if fenced {
 				stale = true
@@ -123,25 +179,48 @@ func (a *Agent) Run(ctx context.Context) error {
 // watch follows the jobs with blocking queries and hands the newest snapshot
 // over, dropping older unread ones.
 func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
+	follow(ctx, a.cfg.Log, "watching the schedule failed; units keep running, retrying", out,
+		func(index uint64) (*registry.Snapshot, uint64, error) {
+			s, err := a.cfg.Registry.Jobs(ctx, index, watchWait)
+			if err != nil {
+				return nil, 0, err
+			}
+			return s, s.Index, nil
+		})
+}
+
+// watchMetadata follows the machine's dynamic metadata the same way.
+func (a *Agent) watchMetadata(ctx context.Context, machine string, out chan map[string]string) {
+	follow(ctx, a.cfg.Log, "watching the machine's dynamic metadata failed, retrying", out,
+		func(index uint64) (map[string]string, uint64, error) {
+			return a.cfg.Registry.DynamicMetadata(ctx, machine, index, watchWait)
+		})
+}
+
+// follow runs blocking queries, read(index) returning a value and the index
+// to wait on next, until ctx is done, and hands each value over on out,
+// dropping older unread ones. A failed read is logged with failed and
+// retried with backoff.
+func follow[T any](ctx context.Context, log *slog.Logger, failed string, out chan T, read func(index uint64) (T, uint64, error)) {
 	var index uint64
 	backoff := time.Second
 	for ctx.Err() == nil {
-		s, err := a.cfg.Registry.Jobs(ctx, index, watchWait)
+		v, i, err := read(index)
 		if err != nil {
 			if ctx.Err() == nil {
-				a.cfg.Log.Warn("watching the schedule failed; units keep running, retrying", "err", err, "in", backoff)
+				log.Warn(failed, "err", err, "in", backoff)
 				sleep(ctx, backoff)
 				backoff = min(backoff*2, 5*time.Second)
 			}
 			continue
 		}
 		backoff = time.Second
-		if s.Index < index { // Consul's index went backwards (snapshot restore): start over
+		if i < index { // Consul's index went backwards (snapshot restore): start over
 			index = 0
 			continue
 		}
-		index = max(s.Index, 1)
-		offer(ctx, out, s)
+		index = max(i, 1)
+		offer(ctx, out, v)
 	}
 }
 
@@ -154,7 +233,22 @@ func (a *Agent) firstSchedule(ctx context.Context) *registry.Snapshot {
 	s := a.readSchedule(ctx, 500*time.Millisecond)
 	if s == nil {
 		a.cfg.Log.Warn("could not read the schedule at start; keeping the units found until it can be read")
+		return nil
 	}
+	// The global units this machine keeps depend on its dynamic metadata.
+	for {
+		md, _, err := a.cfg.Registry.DynamicMetadata(ctx, a.cfg.Machine.ID, 0, 0)
+		if err == nil {
+			a.dynamic = md
+			break
+		}
+		if ctx.Err() != nil {
+			a.cfg.Log.Warn("could not read the machine's dynamic metadata at start; keeping the units found until it can be read")
+			return nil
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+	a.last = s
 	return s
 }
 
@@ -188,7 +282,7 @@ func (a *Agent) readSchedule(ctx context.Context, pause time.Duration) *registry
 }
 
 // offer hands s over on out (capacity 1), replacing an unread older one.
-func offer(ctx context.Context, out chan *registry.Snapshot, s *registry.Snapshot) {
+func offer[T any](ctx context.Context, out chan T, s T) {
 	for {
 		select {
 		case out <- s:
@@ -219,7 +313,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // already accepted (fleet's rule: the agent, not the leader, places global
 // units).
 func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
-	return Wanted(s, a.cfg.Machine.ID, a.cfg.Machine.Metadata)
+	return Wanted(s, a.cfg.Machine.ID, a.metadata())
 }
 
 // Wanted is what a machine should run: the units scheduled to it, and the
@@ -270,15 +364,15 @@ func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
 		if !synced && (t.Kind == Stop || t.Kind == Start) {
 			// One daemon-reload for all loads and unloads, before the
 			// first start or stop needs it.
-			if err := a.cfg.Driver.Sync(ctx); err != nil {
-				a.cfg.Log.Error("reloading the init system failed", "err", err)
-			}
+			a.sync(ctx)
 			synced = true
 		}
 		if t.Kind == Load || t.Kind == Unload {
 			synced = false
 		}
-		if err := a.do(ctx, t); err != nil {
+		err := a.do(ctx, t)
+		a.cfg.Metrics.driverOp(t.Kind.String(), err)
+		if err != nil {
 			failed[t.Name] = true
 			a.cfg.Log.Error("unit task failed", "unit", t.Name, "task", t.Kind.String(), "err", err)
 			continue
@@ -286,11 +380,19 @@ func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
 		a.cfg.Log.Info("unit task done", "unit", t.Name, "task", t.Kind.String())
 	}
 	if !synced {
-		if err := a.cfg.Driver.Sync(ctx); err != nil {
-			a.cfg.Log.Error("reloading the init system failed", "err", err)
-		}
+		a.sync(ctx)
 	}
 	a.publishStates(false)
+}
+
+// sync makes the init system see the loads and unloads made (systemd's
+// daemon-reload).
+func (a *Agent) sync(ctx context.Context) {
+	err := a.cfg.Driver.Sync(ctx)
+	a.cfg.Metrics.driverOp("sync", err)
+	if err != nil {
+		a.cfg.Log.Error("reloading the init system failed", "err", err)
+	}
 }
 
 func (a *Agent) do(ctx context.Context, t Task) error {
@@ -325,7 +427,9 @@ func (a *Agent) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for name := range a.have {
-		if err := a.cfg.Driver.Unload(ctx, name); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		err := a.cfg.Driver.Unload(ctx, name)
+		a.cfg.Metrics.driverOp(Unload.String(), err)
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			a.cfg.Log.Error("unloading unit at shutdown failed", "unit", name, "err", err)
 		}
 	}

@@ -29,6 +29,13 @@ type Heartbeat struct {
 	// Port is where the machine's InspectServer listens, registered with
 	// the fleet-agent service so fleetctl finds it. Set before Start.
 	Port int
+	// MetricsAddr is where fleetd serves Prometheus metrics ("" when it
+	// does not), shown as the service's metrics-addr meta. Set before
+	// Start; SetMetricsAddr changes it later.
+	MetricsAddr string
+	// Metrics counts heartbeats and sessions; nil records nothing. Set
+	// before Start.
+	Metrics *Metrics
 
 	mu      sync.Mutex
 	id      string        // current session ID
@@ -99,13 +106,37 @@ func (h *Heartbeat) existingSession(ctx context.Context) string {
 	return ""
 }
 
+// SetMeta replaces the machine metadata shown in its fleet-agent service
+// instance (after a configuration reload, or a change of its dynamic
+// metadata) and registers the instance again.
+func (h *Heartbeat) SetMeta(ctx context.Context, meta map[string]string) error {
+	h.mu.Lock()
+	h.meta = meta
+	h.mu.Unlock()
+	return h.register(ctx)
+}
+
+// SetMetricsAddr changes the metrics address shown in the machine's
+// fleet-agent service instance and registers the instance again.
+func (h *Heartbeat) SetMetricsAddr(ctx context.Context, addr string) error {
+	h.mu.Lock()
+	h.MetricsAddr = addr
+	h.mu.Unlock()
+	return h.register(ctx)
+}
+
 func (h *Heartbeat) register(ctx context.Context) error {
 	meta := map[string]string{"machine-id": h.machineID}
+	h.mu.Lock()
 	for k, v := range h.meta {
 		if validMetaKey(k) {
 			meta[k] = v
 		}
 	}
+	if h.MetricsAddr != "" {
+		meta["metrics-addr"] = h.MetricsAddr
+	}
+	h.mu.Unlock()
 	reg := &api.AgentServiceRegistration{
 		ID:      h.ServiceID(),
 		Name:    "fleet-agent",
@@ -169,6 +200,7 @@ func (h *Heartbeat) newSession(ctx context.Context) error {
 		h.renewed = make(chan struct{})
 	}
 	h.mu.Unlock()
+	h.Metrics.sessionCreated()
 	h.log.Info("session created", "session", id)
 	return nil
 }
@@ -185,7 +217,12 @@ func (h *Heartbeat) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if err := h.beat(ctx); err != nil && ctx.Err() == nil {
+		err := h.beat(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.Metrics.renewal(err)
+		if err != nil {
 			h.log.Warn("heartbeat failed; units keep running, retrying", "err", err)
 		}
 	}

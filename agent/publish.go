@@ -22,7 +22,10 @@ type publisher struct {
 
 	mu      sync.Mutex
 	latest  map[string]registry.UnitState // what should be in Consul
-	machine bool                          // the machine must be published again
+	machine bool                          // a new session: the machine and every state must be published again
+	record  registry.Machine              // the machine as it should be published
+	changed bool                          // record changed: publish the machine again
+	meta    map[string]string             // metadata for the catalog to show; nil when shown
 	kick    chan struct{}                 // capacity 1: something to write
 
 	published map[string]registry.UnitState // what is in Consul; the publisher's own
@@ -32,7 +35,7 @@ type publisher struct {
 const publishRetry = 2 * time.Second
 
 func newPublisher(cfg Config) *publisher {
-	return &publisher{cfg: cfg, kick: make(chan struct{}, 1), published: map[string]registry.UnitState{},
+	return &publisher{cfg: cfg, record: cfg.Machine, kick: make(chan struct{}, 1), published: map[string]registry.UnitState{},
 		services: newUnitServices(cfg.Registry.Client(), cfg.Machine.ID, cfg.Machine.IP, cfg.Heartbeat.ServiceID())}
 }
 
@@ -44,6 +47,28 @@ func (p *publisher) set(states map[string]registry.UnitState, session bool) {
 	p.latest = states
 	p.machine = p.machine || session
 	p.mu.Unlock()
+	p.wake()
+}
+
+// setMachine makes m what is published as the machine, and meta (its
+// configured metadata with the dynamic merged over it) what its fleet-agent
+// service instance shows.
+func (p *publisher) setMachine(m registry.Machine, meta map[string]string) {
+	p.mu.Lock()
+	p.record, p.changed, p.meta = m, true, meta
+	p.mu.Unlock()
+	p.wake()
+}
+
+// setMeta makes meta what the machine's fleet-agent service instance shows.
+func (p *publisher) setMeta(meta map[string]string) {
+	p.mu.Lock()
+	p.meta = meta
+	p.mu.Unlock()
+	p.wake()
+}
+
+func (p *publisher) wake() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
@@ -63,16 +88,30 @@ func (p *publisher) run(ctx context.Context) {
 		case <-retry.C:
 		}
 		p.mu.Lock()
-		states, machine := p.latest, p.machine
-		p.machine = false
+		states, machine, record, changed, meta := p.latest, p.machine, p.record, p.changed, p.meta
+		p.machine, p.changed, p.meta = false, false, nil
 		p.mu.Unlock()
 		ok := true
+		if meta != nil {
+			if err := p.cfg.Heartbeat.SetMeta(ctx, meta); err != nil {
+				p.cfg.Log.Error("showing the machine's new metadata in Consul's catalog failed, retrying", "err", err)
+				p.mu.Lock()
+				if p.meta == nil {
+					p.meta = meta
+				}
+				p.mu.Unlock()
+				ok = false
+			}
+		}
 		if machine {
 			clear(p.published) // the new session holds none of them
-			if err := p.writeMachine(ctx); err != nil {
+		}
+		if machine || changed {
+			if err := p.writeMachine(ctx, &record); err != nil {
 				p.cfg.Log.Error("publishing the machine failed, retrying", "err", err)
 				p.mu.Lock()
-				p.machine = true
+				p.machine = p.machine || machine
+				p.changed = p.changed || changed
 				p.mu.Unlock()
 				ok = false
 			}
@@ -86,8 +125,8 @@ func (p *publisher) run(ctx context.Context) {
 	}
 }
 
-func (p *publisher) writeMachine(ctx context.Context) error {
-	return p.write(ctx, func() error { return p.cfg.Registry.PublishMachine(ctx, &p.cfg.Machine, p.cfg.Heartbeat.ID()) })
+func (p *publisher) writeMachine(ctx context.Context, m *registry.Machine) error {
+	return p.write(ctx, func() error { return p.cfg.Registry.PublishMachine(ctx, m, p.cfg.Heartbeat.ID()) })
 }
 
 // write runs a write of a key held by the machine's session, and runs it
@@ -155,6 +194,7 @@ func (a *Agent) states() map[string]registry.UnitState {
 		}
 		out[name] = st
 	}
+	a.cfg.Metrics.unitStates(out)
 	return out
 }
 

@@ -18,6 +18,8 @@ type Config struct {
 	Session func() string
 	Placer  Placer
 	Log     *slog.Logger
+	// Metrics records reconcile passes and placements; nil records nothing.
+	Metrics *Metrics
 }
 
 // Run competes for the leader lock and, while holding it, reconciles on
@@ -27,6 +29,8 @@ func Run(ctx context.Context, cfg Config) {
 	if cfg.Placer == nil {
 		cfg.Placer = LeastLoaded{}
 	}
+	cfg.Placer = cfg.Metrics.placer(cfg.Placer)
+	cfg.Metrics.leading(false)
 	for ctx.Err() == nil {
 		session := cfg.Session()
 		ok, err := cfg.Registry.AcquireLeader(ctx, session, cfg.MachineID)
@@ -42,7 +46,9 @@ func Run(ctx context.Context, cfg Config) {
 			continue
 		}
 		cfg.Log.Info("became leader")
+		cfg.Metrics.leading(true)
 		err = lead(ctx, cfg, session)
+		cfg.Metrics.leading(false)
 		if ctx.Err() != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = cfg.Registry.ReleaseLeader(rctx, session)
@@ -98,12 +104,15 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		if s.LeaderSession != session {
 			return errDeposed
 		}
+		start := time.Now()
 		if o, ok := cfg.Placer.(Observer); ok {
 			o.Observe(s)
 		}
 		plan := Reconcile(s, cfg.Placer)
 		for _, a := range plan.Actions {
-			if err := apply(ctx, cfg.Registry, a, session); err != nil {
+			err := apply(ctx, cfg.Registry, a, session)
+			cfg.Metrics.applied(a, err)
+			if err != nil {
 				if errors.Is(err, registry.ErrNotLeader) {
 					return err
 				}
@@ -115,6 +124,7 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		if err := recordUnplaced(ctx, cfg, s, plan, session); errors.Is(err, registry.ErrNotLeader) {
 			return err
 		}
+		cfg.Metrics.reconciled(start, plan)
 		// Our own writes wake the next blocking read at once; a short pause
 		// lets a burst of changes (fleetctl start of many units) land first.
 		sleep(ctx, 50*time.Millisecond)

@@ -57,6 +57,7 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 		"--logs-dir", filepath.Join(opts.Dir, "logs"),
 		"--config", "", // a dev machine reads no /etc/fleet/fleet.conf
 		"--api-addr", opts.IP + ":0",
+		"--metrics-addr", "127.0.0.1:0", // its own port: machines share the host
 	}
 	if opts.Metadata != "" {
 		args = append(args, "--metadata", opts.Metadata)

@@ -133,6 +133,7 @@ func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
 		"--driver", "systemd",
 		"--agent-ttl", c.TTL.String(),
 		"--api-addr", ip+":0",
+		"--metrics-addr", ip+":0",
 		"--config", "",
 	)}
 	m.args = append(m.args, s.Extra...)

@@ -55,6 +55,9 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	if b.attempts > 0 {
 		deadline = time.Now().Add(time.Duration(b.attempts) * attemptPeriod)
 	}
+	if len(destroyed) > 1 {
+		defer c.live.set("")
+	}
 	var index uint64
 	for {
 		s, err := reg.Snapshot(ctx, index, attemptPeriod)
@@ -62,12 +65,18 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 			return c.consulErr(err)
 		}
 		index = max(s.Index, 1)
-		left := 0
+		left, gone := 0, 0
 		for _, n := range destroyed {
 			left += len(s.States[n])
+			if len(s.States[n]) == 0 {
+				gone++
+			}
 		}
 		if left == 0 {
 			return nil
+		}
+		if len(destroyed) > 1 {
+			c.live.set(fmt.Sprintf("waiting: %d/%d units off their machines", gone, len(destroyed)))
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
 			return fmt.Errorf("units %v are destroyed but still reported by %d machine(s) after %d block attempts", destroyed, left, b.attempts)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -9,15 +10,60 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
-var machineColumns = map[string]column[*registry.Machine]{
-	"machine": {"MACHINE", func(m *registry.Machine, full bool) string {
-		if full {
-			return m.ID
+// machineRow is a live machine and how many units it holds.
+type machineRow struct {
+	m     *registry.Machine
+	units int
+}
+
+// machineJSON is one element of list-machines --output json.
+type machineJSON struct {
+	Machine  string            `json:"machine"`  // full machine ID
+	IP       string            `json:"ip"`       // "" when the machine published none
+	Metadata map[string]string `json:"metadata"` // {} when none
+	Units    int               `json:"units"`
+}
+
+func (r machineRow) json() any {
+	md := r.m.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return machineJSON{Machine: r.m.ID, IP: r.m.IP, Metadata: md, Units: r.units}
+}
+
+// machineUnits counts the units on each machine as the leader weighs its
+// load: the units scheduled to it, and the global units it reports, leaving
+// out units whose desired state is inactive (they are on their way off).
+func machineUnits(s *registry.Snapshot) map[string]int {
+	n := map[string]int{}
+	for _, j := range s.Jobs {
+		if j.Desired == registry.Inactive {
+			continue
 		}
-		return m.ShortID() + "..."
+		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+			for id := range s.States[j.Name] {
+				n[id]++
+			}
+		} else if j.Target != "" {
+			n[j.Target]++
+		}
+	}
+	return n
+}
+
+var machineColumns = map[string]column[machineRow]{
+	"machine": {"MACHINE", func(r machineRow, full bool) string {
+		if full {
+			return r.m.ID
+		}
+		return r.m.ShortID() + "..."
 	}},
-	"ip": {"IP", func(m *registry.Machine, _ bool) string { return dash(m.IP) }},
-	"metadata": {"METADATA", func(m *registry.Machine, _ bool) string {
+	"ip": {"IP", func(r machineRow, _ bool) string { return dash(r.m.IP) }},
+	// Not in fleet: how loaded the machine is, as the leader counts it.
+	"units": {"UNITS", func(r machineRow, _ bool) string { return strconv.Itoa(r.units) }},
+	"metadata": {"METADATA", func(r machineRow, _ bool) string {
+		m := r.m
 		keys := make([]string, 0, len(m.Metadata))
 		for k := range m.Metadata {
 			keys = append(keys, k)
@@ -38,15 +84,16 @@ func newListMachinesCmd(c *cli) *cobra.Command {
 		Short: "Enumerate the current hosts in the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := c.registry()
+			s, err := c.snapshot(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ms, err := reg.Machines(cmd.Context())
-			if err != nil {
-				return c.consulErr(err)
+			units := machineUnits(s)
+			var rows []machineRow
+			for _, id := range s.MachineIDs() {
+				rows = append(rows, machineRow{m: s.Machines[id], units: units[id]})
 			}
-			return printTable(c.out, o, machineColumns, ms)
+			return printList(c.out, o, machineColumns, rows, machineRow.json)
 		},
 	}
 	addListFlags(cmd, &o, "machine,ip,metadata", true)

@@ -27,6 +27,51 @@ func (r unitFileRow) target(full bool) string {
 	return machineLabel(r.s, r.j.Target, full)
 }
 
+// state is the current state; "" for a global unit, which has one per machine.
+func (r unitFileRow) state() string {
+	if r.global() {
+		return ""
+	}
+	return string(r.s.CurrentState(r.j))
+}
+
+// desc is the unit's last Description, "" when it has none.
+func (r unitFileRow) desc() string {
+	if r.j.Unit == nil {
+		return ""
+	}
+	d := r.j.Unit.Values("Unit", "Description")
+	if len(d) == 0 {
+		return ""
+	}
+	return d[len(d)-1]
+}
+
+// unitFileJSON is one element of list-unit-files --output json.
+type unitFileJSON struct {
+	Unit     string `json:"unit"`
+	Hash     string `json:"hash"`      // full hash of the unit's body
+	DState   string `json:"dstate"`    // desired state
+	State    string `json:"state"`     // current state; "" for a global unit
+	Target   string `json:"target"`    // full ID of the machine it is scheduled to; "" when none or global
+	TargetIP string `json:"target_ip"` // that machine's IP; "" when none
+	Global   bool   `json:"global"`
+	Reason   string `json:"reason"` // why an unplaced unit waits; "" when placed
+	Desc     string `json:"desc"`   // [Unit] Description
+}
+
+func (r unitFileRow) json() any {
+	out := unitFileJSON{Unit: r.j.Name, Hash: r.j.Hash.String(), DState: string(r.j.Desired), State: r.state(),
+		Global: r.global(), Reason: r.j.Unplaced, Desc: r.desc()}
+	if !r.global() && r.j.Target != "" {
+		out.Target = r.j.Target
+		if m := r.s.Machines[r.j.Target]; m != nil {
+			out.TargetIP = m.IP
+		}
+	}
+	return out
+}
+
 var unitFileColumns = map[string]column[unitFileRow]{
 	"unit": {"UNIT", func(r unitFileRow, _ bool) string { return r.j.Name }},
 	"hash": {"HASH", func(r unitFileRow, full bool) string {
@@ -35,28 +80,14 @@ var unitFileColumns = map[string]column[unitFileRow]{
 		}
 		return r.j.Hash.Short()
 	}},
-	"dstate": {"DSTATE", func(r unitFileRow, _ bool) string { return string(r.j.Desired) }},
-	"state": {"STATE", func(r unitFileRow, _ bool) string {
-		if r.global() {
-			return "-"
-		}
-		return string(r.s.CurrentState(r.j))
-	}},
+	"dstate":   {"DSTATE", func(r unitFileRow, _ bool) string { return string(r.j.Desired) }},
+	"state":    {"STATE", func(r unitFileRow, _ bool) string { return dash(r.state()) }},
 	"target":   {"TARGET", func(r unitFileRow, full bool) string { return r.target(full) }},
 	"tmachine": {"TMACHINE", func(r unitFileRow, full bool) string { return r.target(full) }},
 	"global":   {"GLOBAL", func(r unitFileRow, _ bool) string { return fmt.Sprint(r.global()) }},
 	// Not in fleet: why the leader cannot place the unit (fleet #1348).
 	"reason": {"REASON", func(r unitFileRow, _ bool) string { return dash(r.j.Unplaced) }},
-	"desc": {"DESCRIPTION", func(r unitFileRow, _ bool) string {
-		if r.j.Unit == nil {
-			return "-"
-		}
-		d := r.j.Unit.Values("Unit", "Description")
-		if len(d) == 0 {
-			return "-"
-		}
-		return d[len(d)-1]
-	}},
+	"desc":   {"DESCRIPTION", func(r unitFileRow, _ bool) string { return dash(r.desc()) }},
 }
 
 func newListUnitFilesCmd(c *cli) *cobra.Command {
@@ -66,7 +97,7 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 		Short: "List the units that exist in the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if strings.Contains(o.fields, "tmachine") {
+			if o.output == tableOutput && strings.Contains(o.fields, "tmachine") {
 				fmt.Fprintln(c.errOut, "WARNING: the tmachine field is deprecated, use target instead")
 			}
 			s, err := c.snapshot(cmd.Context())
@@ -81,12 +112,12 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 					unplaced++
 				}
 			}
-			if err := printTable(c.out, o, unitFileColumns, rows); err != nil {
+			if err := printList(c.out, o, unitFileColumns, rows, unitFileRow.json); err != nil {
 				return err
 			}
 			// TARGET stays "-" for an unplaced unit, as in fleet, so
 			// scripts read the same table; a reader is told where to look.
-			if unplaced > 0 && !o.noLegend && !slices.Contains(fieldNames(o.fields), "reason") {
+			if unplaced > 0 && o.output == tableOutput && !o.noLegend && !slices.Contains(fieldNames(o.fields), "reason") {
 				units := "units"
 				if unplaced == 1 {
 					units = "unit"

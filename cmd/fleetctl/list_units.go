@@ -11,7 +11,23 @@ import (
 type unitRow struct {
 	st      *registry.UnitState
 	machine string
+	ip      string // "" when the machine is gone
 	label   func(full bool) string
+}
+
+// unitJSON is one element of list-units --output json: a unit on one machine.
+type unitJSON struct {
+	Unit      string `json:"unit"`
+	Machine   string `json:"machine"`    // full machine ID
+	MachineIP string `json:"machine_ip"` // "" when the machine is gone
+	Active    string `json:"active"`     // systemd ActiveState
+	Sub       string `json:"sub"`        // systemd SubState
+	Load      string `json:"load"`       // systemd LoadState
+	Hash      string `json:"hash"`       // full hash of the body the machine runs
+}
+
+func (r unitRow) json() any {
+	return unitJSON{Unit: r.st.Name, Machine: r.machine, MachineIP: r.ip, Active: r.st.Active, Sub: r.st.Sub, Load: r.st.Load, Hash: r.st.Hash}
 }
 
 var unitColumns = map[string]column[unitRow]{
@@ -44,7 +60,11 @@ func newListUnitsCmd(c *cli) *cobra.Command {
 				for id, st := range byMachine {
 					id := id
 					st.Name = name
-					rows = append(rows, unitRow{st: st, machine: id, label: func(full bool) string { return machineLabel(s, id, full) }})
+					r := unitRow{st: st, machine: id, label: func(full bool) string { return machineLabel(s, id, full) }}
+					if m := s.Machines[id]; m != nil {
+						r.ip = m.IP
+					}
+					rows = append(rows, r)
 				}
 			}
 			sort.Slice(rows, func(i, j int) bool {
@@ -53,7 +73,7 @@ func newListUnitsCmd(c *cli) *cobra.Command {
 				}
 				return rows[i].machine < rows[j].machine
 			})
-			return printTable(c.out, o, unitColumns, rows)
+			return printList(c.out, o, unitColumns, rows, unitRow.json)
 		},
 	}
 	addListFlags(cmd, &o, "unit,machine,active,sub", true)

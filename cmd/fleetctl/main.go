@@ -21,13 +21,19 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// exitError carries an exit code other than 1.
+// exitError carries an exit code other than 1. A nil err means the command
+// has already said everything it had to say.
 type exitError struct {
 	code int
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
 
 // run executes fleetctl with args and returns the exit code; tests call it
 // directly.
@@ -38,9 +44,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "Error:", err)
 	var ee *exitError
-	if errors.As(err, &ee) {
+	if errors.As(err, &ee) && ee.err == nil {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	if ee != nil {
 		return ee.code
 	}
 	return 1
@@ -59,6 +68,7 @@ type cli struct {
 	out    io.Writer
 	errOut io.Writer
 	reg    *registry.Registry
+	live   *liveLine // progress while a command blocks; draws only on a terminal
 }
 
 // registry connects on first use.
@@ -111,7 +121,7 @@ func (c *cli) consulErr(err error) error {
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	c := &cli{out: stdout, errOut: stderr}
+	c := &cli{out: stdout, errOut: stderr, live: newLiveLine(stdout, stderr)}
 	cobra.EnablePrefixMatching = true
 	root := &cobra.Command{
 		Use:           "fleetctl",
@@ -135,6 +145,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSubmitCmd(c), newLoadCmd(c), newStartCmd(c), newStopCmd(c), newUnloadCmd(c), newDestroyCmd(c),
 		newListUnitsCmd(c), newListUnitFilesCmd(c), newListMachinesCmd(c), newCatCmd(c), newVersionCmd(c),
 		newStatusCmd(c), newJournalCmd(c), newSSHCmd(c), newPolicyCmd(c),
+		newRestartCmd(c), newVerifyCmd(c),
+		newMachineMetadataCmd(c),
 	)
 	return root
 }

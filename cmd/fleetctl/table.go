@@ -15,16 +15,19 @@ type listOptions struct {
 	fields   string
 	full     bool
 	noLegend bool
+	output   outputFormat
 }
 
 func addListFlags(cmd *cobra.Command, o *listOptions, defFields string, withL bool) {
-	cmd.Flags().StringVar(&o.fields, "fields", defFields, "columns to print, comma-separated")
+	cmd.Flags().StringVar(&o.fields, "fields", defFields, "columns to print, comma-separated (table output only)")
 	if withL {
-		cmd.Flags().BoolVarP(&o.full, "full", "l", false, "do not shorten machine IDs and hashes")
+		cmd.Flags().BoolVarP(&o.full, "full", "l", false, "do not shorten machine IDs and hashes (table output only)")
 	} else {
-		cmd.Flags().BoolVar(&o.full, "full", false, "do not shorten machine IDs and hashes")
+		cmd.Flags().BoolVar(&o.full, "full", false, "do not shorten machine IDs and hashes (table output only)")
 	}
-	cmd.Flags().BoolVar(&o.noLegend, "no-legend", false, "do not print the header line")
+	cmd.Flags().BoolVar(&o.noLegend, "no-legend", false, "do not print the header line (table output only)")
+	o.output = tableOutput
+	cmd.Flags().VarP(&o.output, "output", "o", "output format: table, or json for an array of objects with every field, unshortened")
 }
 
 // column is one --fields choice: its header and how a row shows it.

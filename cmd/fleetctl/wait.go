@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -37,17 +38,40 @@ func machineLabel(s *registry.Snapshot, id string, full bool) string {
 	return label + "/" + ip
 }
 
+// waitItem is one thing a wait is for: a unit on the machine the leader
+// scheduled it to (machine ""), or a global unit's copy on one machine.
+type waitItem struct {
+	name    string
+	machine string
+}
+
 // waitFor blocks until every unit's current state is want, printing fleet's
 // line for each as it gets there. With active it also waits for the init
 // system to report the unit active. Blocking queries wake it on every change.
 func (c *cli) waitFor(ctx context.Context, names []string, want registry.DesiredState, b blockOptions, active bool) error {
+	items := make([]waitItem, len(names))
+	for i, n := range names {
+		items[i] = waitItem{name: n}
+	}
+	return c.waitForItems(ctx, items, want, b, active)
+}
+
+// waitForItems is waitFor for scheduled units and global units' copies
+// alike. A global copy whose machine leaves, or stops running the unit, is
+// no longer waited for. With two items or more, a terminal shows how many
+// got there.
+func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.DesiredState, b blockOptions, active bool) error {
 	reg, err := c.registry()
 	if err != nil {
 		return err
 	}
-	pending := map[string]bool{}
-	for _, n := range names {
-		pending[n] = true
+	pending := map[waitItem]bool{}
+	for _, it := range items {
+		pending[it] = true
+	}
+	total := len(pending)
+	if total > 1 {
+		defer c.live.set(c.live.current())
 	}
 	told := map[string]string{} // unplaced reasons already printed
 	var failed []string
@@ -57,6 +81,9 @@ func (c *cli) waitFor(ctx context.Context, names []string, want registry.Desired
 	}
 	var index uint64
 	for len(pending) > 0 {
+		if total > 1 {
+			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(pending), total, want))
+		}
 		s, err := reg.Snapshot(ctx, index, attemptPeriod)
 		if err != nil {
 			return c.consulErr(err)
@@ -66,53 +93,66 @@ func (c *cli) waitFor(ctx context.Context, names []string, want registry.Desired
 			continue
 		}
 		index = max(s.Index, 1)
-		for _, name := range names {
-			if !pending[name] {
+		for _, it := range items {
+			if !pending[it] {
 				continue
 			}
+			name := it.name
 			j := s.Jobs[name]
 			if j == nil {
-				delete(pending, name)
+				delete(pending, it)
 				if want != registry.Inactive {
 					failed = append(failed, name)
-					fmt.Fprintf(c.errOut, "Unit %s was destroyed while waiting for it\n", name)
+					c.live.printf(c.errOut, "Unit %s was destroyed while waiting for it\n", name)
 				} else {
-					fmt.Fprintf(c.out, "Unit %s inactive\n", name)
+					c.live.printf(c.out, "Unit %s inactive\n", name)
 				}
 				continue
 			}
 			if j.Unplaced != "" && told[name] != j.Unplaced {
 				told[name] = j.Unplaced
-				fmt.Fprintf(c.errOut, "Unit %s cannot be placed yet: %s; still waiting\n", name, j.Unplaced)
+				c.live.printf(c.errOut, "Unit %s cannot be placed yet: %s; still waiting\n", name, j.Unplaced)
+			}
+			machine := j.Target
+			if it.machine != "" {
+				machine = it.machine
 			}
 			if want == registry.Inactive {
 				if j.Target != "" || len(s.States[name]) > 0 {
 					continue // still on a machine, or still reported by one
 				}
-				fmt.Fprintf(c.out, "Unit %s inactive\n", name)
-				delete(pending, name)
+				c.live.printf(c.out, "Unit %s inactive\n", name)
+				delete(pending, it)
 				continue
 			}
-			if s.CurrentState(j) != want {
+			st := s.States[name][machine]
+			if it.machine != "" {
+				if s.Machines[machine] == nil || st == nil {
+					delete(pending, it) // the machine left, or no longer runs it
+					continue
+				}
+				if st.Hash != j.Hash.String() || st.State != want {
+					continue
+				}
+			} else if s.CurrentState(j) != want {
 				continue
 			}
-			st := s.States[name][j.Target]
 			if active && st.Active != "active" {
 				if st.Active == "failed" {
-					fmt.Fprintf(c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", name, machineLabel(s, j.Target, false), st.Active, st.Sub)
+					c.live.printf(c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", name, machineLabel(s, machine, false), st.Active, st.Sub)
 					failed = append(failed, name)
-					delete(pending, name)
+					delete(pending, it)
 				}
 				continue
 			}
-			fmt.Fprintf(c.out, "Unit %s %s on %s\n", name, want, machineLabel(s, j.Target, false))
-			delete(pending, name)
+			c.live.printf(c.out, "Unit %s %s on %s\n", name, want, machineLabel(s, machine, false))
+			delete(pending, it)
 		}
 		if len(pending) > 0 && !deadline.IsZero() && time.Now().After(deadline) {
 			var left []string
-			for _, n := range names {
-				if pending[n] {
-					left = append(left, n)
+			for _, it := range items {
+				if pending[it] && !slices.Contains(left, it.name) {
+					left = append(left, it.name)
 				}
 			}
 			return fmt.Errorf("units %v did not reach state %s after %d block attempts; they keep their desired state (fleetctl list-unit-files --fields unit,dstate,state,reason shows where they stand)", left, want, b.attempts)

@@ -8,17 +8,20 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/agent/execdriver"
 	"github.com/wasmfleet/fleet/agent/systemd"
 	"github.com/wasmfleet/fleet/internal/config"
+	"github.com/wasmfleet/fleet/internal/metrics"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
@@ -48,6 +51,13 @@ type agentOptions struct {
 	policyMemory  int
 	policyTimeout time.Duration
 	verbosity     int
+	metricsAddr   string
+
+	// cmdline is the flags given on the command line, which a reload
+	// (SIGHUP) sets again so they keep winning; loaded is every option's
+	// value as loaded, before run fills in defaults.
+	cmdline, loaded map[string]string
+	unknown         []string // keys of the configuration file that are no option
 }
 
 func newAgentCmd() *cobra.Command {
@@ -61,10 +71,27 @@ places units.
 
 Every flag can also be set as FLEET_<FLAG> (FLEET_METADATA, FLEET_PUBLIC_IP,
 ...) or as <flag> in the configuration file (metadata = region=east); a flag
-on the command line wins over the environment, which wins over the file.`,
+on the command line wins over the environment, which wins over the file.
+
+SIGHUP reads the configuration again and applies what can change while
+units run (metadata, verbosity, metrics-addr); it logs every other option
+that changed, which takes effect at the next restart.`,
 		Args: cobra.NoArgs,
 	}
-	f := cmd.Flags()
+	o.addFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		o.cmdline = flagValues(cmd.Flags(), true)
+		if err := o.loadConfig(cmd.Flags()); err != nil {
+			return err
+		}
+		o.loaded = flagValues(cmd.Flags(), false)
+		return o.run()
+	}
+	return cmd
+}
+
+// addFlags defines fleetd's options in f, bound to o.
+func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.configFile, "config", defaultConfigFile, "configuration file (key = value lines); a missing default file is fine")
 	f.StringVar(&o.endpoint, "endpoint", "", "Consul HTTP address (default: CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")
 	f.StringVar(&o.token, "token", "", "Consul ACL token (default: CONSUL_HTTP_TOKEN)")
@@ -83,17 +110,12 @@ on the command line wins over the environment, which wins over the file.`,
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
 	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := o.loadConfig(cmd); err != nil {
-			return err
-		}
-		return o.run()
-	}
-	return cmd
+	f.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, `where to serve Prometheus metrics at /metrics (host:port; ":54729" for every interface, "" for none)`)
 }
 
-func (o *agentOptions) loadConfig(cmd *cobra.Command) error {
-	fs := cmd.Flags()
+// loadConfig fills the options of fs not given on the command line from
+// the environment, then from the configuration file.
+func (o *agentOptions) loadConfig(fs *pflag.FlagSet) error {
 	if !fs.Changed("config") {
 		if v, ok := os.LookupEnv("FLEET_CONFIG"); ok {
 			o.configFile = v
@@ -107,15 +129,34 @@ func (o *agentOptions) loadConfig(cmd *cobra.Command) error {
 			return fmt.Errorf("read configuration: %w", err)
 		}
 	}
+	// Unknown keys are ignored, not refused: a fleet.conf brought from
+	// fleet has etcd options. run and reload log them, so a typo shows.
+	o.unknown = nil
+	for k := range file {
+		if fs.Lookup(strings.ReplaceAll(k, "_", "-")) == nil {
+			o.unknown = append(o.unknown, k)
+		}
+	}
+	sort.Strings(o.unknown)
 	return config.Apply(fs, "FLEET_", file)
 }
 
-func (o *agentOptions) run() error {
-	level := slog.LevelInfo
-	if o.verbosity > 0 {
-		level = slog.LevelDebug
+// warnUnknown logs the configuration file's options that are not fleetd's.
+func (o *agentOptions) warnUnknown(log *slog.Logger) {
+	for _, k := range o.unknown {
+		log.Warn("the configuration file sets an option fleetd does not have; ignored", "file", o.configFile, "option", k)
 	}
+}
+
+func (o *agentOptions) run() error {
+	// SIGHUP's default action ends the process: catch it first.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	level := new(slog.LevelVar)
+	level.Set(logLevel(o.verbosity))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	o.warnUnknown(log)
 
 	md, err := config.ParseMetadata(o.metadata)
 	if err != nil {
@@ -172,8 +213,23 @@ func (o *agentOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
+	mreg := metrics.NewRegistry()
+	mreg.Gauge("fleet_build_info", "Always 1; the version label is fleetd's version.", "version").Set(1, version.Version)
+	agentMetrics, leaderMetrics := agent.NewMetrics(mreg), leader.NewMetrics(mreg)
+	msrv := &metricsServer{handler: mreg.Handler()}
+	defer msrv.close()
+	metricsAddr, err := msrv.listen(o.metricsAddr)
+	if err != nil {
+		if o.loaded["metrics-addr"] != defaultMetricsAddr || o.cmdline["metrics-addr"] != "" {
+			return err // asked for: a typo must not go unnoticed
+		}
+		log.Warn("no metrics: the default address is taken; set --metrics-addr (metrics_addr in the configuration file)", "err", err)
+	} else if metricsAddr != "" {
+		log.Info("serving Prometheus metrics", "url", "http://"+metricsAddr+"/metrics")
+	}
 	hb := agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, log)
 	hb.Port = api.Addr().(*net.TCPAddr).Port
+	hb.MetricsAddr, hb.Metrics = metricsAddr, agentMetrics
 	for {
 		err := hb.Start(ctx)
 		if err == nil {
@@ -229,7 +285,7 @@ func (o *agentOptions) run() error {
 					log.Error("the built-in placement policy does not load", "err", err)
 				}
 			}()
-			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader")})
+			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader"), Metrics: leaderMetrics})
 		}()
 	}
 	a := agent.New(agent.Config{
@@ -239,7 +295,21 @@ func (o *agentOptions) run() error {
 		Heartbeat:   hb,
 		Log:         log.With("role", "agent"),
 		LeaveOnStop: leave,
+		Metrics:     agentMetrics,
 	})
+	rl := &reloader{cmdline: o.cmdline, running: o.loaded, log: log, level: level, agent: a, hb: hb, metrics: msrv}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				rl.reload(ctx)
+			}
+		}
+	}()
 	err = a.Run(ctx) // returns after ctx is done (and units are unloaded when leaving)
 	if leave {
 		// Leave the cluster only after the units stopped, so their new

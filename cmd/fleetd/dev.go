@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -43,6 +44,7 @@ type devStateMachine struct {
 	IP       string `json:"ip"`
 	PID      int    `json:"pid"`
 	Metadata string `json:"metadata"`
+	Metrics  string `json:"metrics,omitempty"` // URL of its Prometheus metrics
 }
 
 func newDevCmd() *cobra.Command {
@@ -55,8 +57,9 @@ func newDevCmd() *cobra.Command {
 It starts a real Consul server on 127.0.0.1 (building the pinned release once
 if no consul binary is found) and N machines, each its own "fleetd agent"
 process with its own machine ID, loopback IP and metadata hostname=machine-N,
-running units as child processes. Kill a machine's PID to simulate a machine
-failure. Ctrl-C or SIGTERM stops everything.
+running units as child processes, with Prometheus metrics on its own port of
+127.0.0.1 (the banner and --state-file give the URLs). Kill a machine's PID to
+simulate a machine failure. Ctrl-C or SIGTERM stops everything.
 
 With --systemd (root only) each machine is instead a real systemd booted in a
 throw-away container (an overlay of this host's root), running its own Consul
@@ -129,6 +132,7 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	if err := waitMachines(ctx, consul, n); err != nil {
 		return fmt.Errorf("%w (machine logs: %s/machine-*/fleetd.log)", err, dir)
 	}
+	metricsURLs(ctx, consul, &state)
 	if o.stateFile != "" {
 		b, _ := json.MarshalIndent(state, "", "  ")
 		if err := os.WriteFile(o.stateFile, append(b, '\n'), 0o644); err != nil {
@@ -226,7 +230,7 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcl
 		}
 		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), self, "agent",
 			"--endpoint", b.ConsulURL(), "--machine-id", b.MachineID, "--public-ip", ip, "--metadata", md,
-			"--driver", "systemd", "--agent-ttl", o.agentTTL.String(), "--api-addr", ip+":0", "--config", "")
+			"--driver", "systemd", "--agent-ttl", o.agentTTL.String(), "--api-addr", ip+":0", "--metrics-addr", ip+":0", "--config", "")
 		if err != nil {
 			return stop, err
 		}
@@ -259,6 +263,41 @@ func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error 
 	}
 }
 
+// metricsURLs fills in each machine's metrics URL from the metrics-addr
+// its fleetd shows in Consul's catalog.
+func metricsURLs(ctx context.Context, consul *testcluster.Consul, state *devState) {
+	client, err := consul.Client()
+	if err != nil {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		addrs := map[string]string{}
+		ss, _, err := client.Catalog().Service("fleet-agent", "", (&api.QueryOptions{}).WithContext(ctx))
+		if err == nil {
+			for _, s := range ss {
+				if a := s.ServiceMeta["metrics-addr"]; a != "" {
+					addrs[s.ServiceMeta["machine-id"]] = "http://" + a + "/metrics"
+				}
+			}
+		}
+		missing := 0
+		for i, m := range state.Machines {
+			state.Machines[i].Metrics = addrs[m.ID]
+			if addrs[m.ID] == "" {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func printDevBanner(w io.Writer, self string, s devState) {
 	fmt.Fprintf(w, "fleet dev cluster is up: %d machines, Consul at %s\n\n", len(s.Machines), s.ConsulHTTPAddr)
 	path := filepath.Dir(self)
@@ -269,10 +308,17 @@ func printDevBanner(w io.Writer, self string, s devState) {
 		path, s.ConsulHTTPAddr, s.ConsulHTTPAddr)
 	fmt.Fprintf(w, "Consul UI: %s\nLogs and unit files: %s\n\n", s.ConsulUI, s.DataDir)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE\tIP\tPID\tMETADATA")
+	fmt.Fprintln(tw, "MACHINE\tIP\tPID\tMETADATA\tMETRICS")
 	for _, m := range s.Machines {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.ID, m.IP, m.PID, m.Metadata)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", m.ID, m.IP, m.PID, m.Metadata, dashIfEmpty(m.Metrics))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nKill a machine's PID to simulate its failure. Ctrl-C stops everything.")
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

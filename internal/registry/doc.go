@@ -10,7 +10,8 @@
 //	jobs/<name>/target        machine ID the leader placed the unit on
 //	jobs/<name>/unplaced      why the leader cannot place the unit, if so
 //	states/<name>/<machine>   what that machine reports for the unit
-//	machines/<id>             a live machine: ID, IP, metadata
+//	machines/<id>             a live machine: ID, IP, configured metadata
+//	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)
 //	leader                    the leader lock
 //	policies/<name>           an uploaded placement policy's manifest
 //	policy-default            the policy of units that name none

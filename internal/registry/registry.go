@@ -113,6 +113,7 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		DefaultPolicy: BuiltinPolicy,
 	}
 	raw := map[unitfile.Hash][]byte{}
+	dynamic := map[string]map[string]string{} // machine -> dynamic metadata
 	job := func(name string) *Job {
 		j := s.Jobs[name]
 		if j == nil {
@@ -171,6 +172,16 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			if json.Unmarshal(p.Value, &m) == nil {
 				s.Machines[parts[1]] = &m
 			}
+		case len(parts) == 3 && parts[0] == "machine-metadata":
+			if dynamic[parts[1]] == nil {
+				dynamic[parts[1]] = map[string]string{}
+			}
+			dynamic[parts[1]][parts[2]] = string(p.Value)
+		}
+	}
+	for id, md := range dynamic {
+		if m := s.Machines[id]; m != nil { // metadata of a machine not live waits for it
+			m.Metadata, m.Dynamic = MergeMetadata(m.Metadata, md), md
 		}
 	}
 	for name, j := range s.Jobs {
@@ -239,13 +250,18 @@ func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
 	return j, nil
 }
 
-// Machines lists the live machines, sorted by ID.
+// Machines lists the live machines, sorted by ID, each with its dynamic
+// metadata merged over what it was configured with.
 func (r *Registry) Machines(ctx context.Context) ([]*Machine, error) {
 	pairs, meta, err := r.c.KV().List(r.prefix+"machines/", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read machines from Consul: %w", err)
 	}
-	s := r.decode(pairs, meta.LastIndex)
+	dynamic, _, err := r.c.KV().List(r.prefix+"machine-metadata/", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read machine metadata from Consul: %w", err)
+	}
+	s := r.decode(append(pairs, dynamic...), meta.LastIndex)
 	out := make([]*Machine, 0, len(s.Machines))
 	for _, id := range s.MachineIDs() {
 		out = append(out, s.Machines[id])

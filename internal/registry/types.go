@@ -50,6 +50,10 @@ type Machine struct {
 	IP       string            `json:"ip"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Version  string            `json:"version,omitempty"`
+	// Dynamic is the part of Metadata set with fleetctl machine-metadata
+	// (machine-metadata/<id>/ keys), merged over what the agent published;
+	// nil when there is none. It is never published with the machine.
+	Dynamic map[string]string `json:"-"`
 }
 
 // ShortID is the 8-character form fleetctl prints.

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// defaultMetricsAddr is loopback, so a fleetd exposes nothing to the
+// network unless told to, while a Prometheus agent or curl on the machine
+// finds the metrics without configuration; the port is the one after
+// --api-addr's.
+const defaultMetricsAddr = "127.0.0.1:54729"
+
+// metricsServer serves /metrics on an address that a configuration
+// reload can change.
+type metricsServer struct {
+	handler http.Handler
+
+	mu   sync.Mutex
+	srv  *http.Server
+	addr string // the address asked for; "" when off
+}
+
+// listen serves on addr ("" turns metrics off) in place of the address it
+// served on, and returns the address bound ("" when off). When addr cannot
+// be opened, the old address is opened again and an error returned.
+func (m *metricsServer) listen(addr string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.addr
+	m.stop() // first: the new address may use the same port
+	bound, err := m.start(addr)
+	if err == nil {
+		return bound, nil
+	}
+	err = fmt.Errorf("listen for metrics on --metrics-addr %s: %w", addr, err)
+	if old != "" {
+		if _, rerr := m.start(old); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("metrics on %s again: %w", old, rerr))
+		}
+	}
+	return "", err
+}
+
+func (m *metricsServer) start(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.handler)
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.addr = addr
+	go func(srv *http.Server) { _ = srv.Serve(ln) }(m.srv) // returns when closed
+	return ln.Addr().String(), nil
+}
+
+func (m *metricsServer) stop() {
+	if m.srv != nil {
+		_ = m.srv.Close()
+	}
+	m.srv, m.addr = nil, ""
+}
+
+// close stops serving metrics.
+func (m *metricsServer) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stop()
+}

@@ -1,0 +1,112 @@
+package leader
+
+import (
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/metrics"
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// Metrics are the leader's Prometheus instruments (docs/operations.md). A
+// nil *Metrics records nothing. Only the machine holding the lock moves
+// them, except fleet_leader_is_leader, which every candidate exports.
+type Metrics struct {
+	isLeader     *metrics.Gauge
+	reconciles   *metrics.Counter
+	duration     *metrics.Histogram
+	placements   *metrics.Counter
+	unschedules  *metrics.Counter
+	unplaceable  *metrics.Gauge
+	policyCalls  *metrics.Histogram
+	writeFailure *metrics.Counter
+}
+
+// NewMetrics registers the leader's metrics in r.
+func NewMetrics(r *metrics.Registry) *Metrics {
+	return &Metrics{
+		isLeader: r.Gauge("fleet_leader_is_leader", "1 while this machine holds the leader lock, else 0."),
+		reconciles: r.Counter("fleet_leader_reconciles_total",
+			"Reconcile passes this machine ran as leader: one per change seen in the cluster."),
+		duration: r.Histogram("fleet_leader_reconcile_duration_seconds",
+			"Time of one reconcile pass: deciding the plan (policy calls included) and writing it to Consul.", metrics.DurationBuckets),
+		placements: r.Counter("fleet_leader_placements_total",
+			"Units this leader placed on a machine (schedule writes that went through)."),
+		unschedules: r.Counter("fleet_leader_unschedules_total",
+			"Units this leader took off a machine (stopped, machine gone, moved, replaced)."),
+		unplaceable: r.Gauge("fleet_leader_unplaceable_units",
+			"Units that should run but no machine could take, after the last reconcile pass (fleetctl list-unit-files --fields unit,reason says why)."),
+		policyCalls: r.Histogram("fleet_leader_policy_call_duration_seconds",
+			"Time of one placement decision: a call of the unit's placement policy (built-in or uploaded WebAssembly).",
+			metrics.FastBuckets),
+		writeFailure: r.Counter("fleet_leader_schedule_write_failures_total",
+			"Schedule writes that failed or lost a race; the next pass decides again."),
+	}
+}
+
+func (m *Metrics) leading(yes bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if yes {
+		v = 1
+	}
+	m.isLeader.Set(v)
+}
+
+// reconciled records one pass that started at start.
+func (m *Metrics) reconciled(start time.Time, plan Plan) {
+	if m == nil {
+		return
+	}
+	m.reconciles.Inc()
+	m.duration.Observe(time.Since(start).Seconds())
+	m.unplaceable.Set(float64(len(plan.Unplaced)))
+}
+
+func (m *Metrics) applied(a Action, err error) {
+	if m == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		m.writeFailure.Inc()
+	case a.Kind == Schedule:
+		m.placements.Inc()
+	case a.Kind == Unschedule:
+		m.unschedules.Inc()
+	}
+}
+
+// timedPlacer times each placement decision of the Placer it wraps, and
+// passes Observer and RuleChecker through.
+type timedPlacer struct {
+	p Placer
+	m *Metrics
+}
+
+func (t timedPlacer) Place(j *registry.Job, candidates []Candidate) Decision {
+	start := time.Now()
+	d := t.p.Place(j, candidates)
+	t.m.policyCalls.Observe(time.Since(start).Seconds())
+	return d
+}
+
+func (t timedPlacer) Observe(s *registry.Snapshot) {
+	if o, ok := t.p.(Observer); ok {
+		o.Observe(s)
+	}
+}
+
+func (t timedPlacer) FleetRules(j *registry.Job) bool {
+	rc, ok := t.p.(RuleChecker)
+	return ok && rc.FleetRules(j)
+}
+
+// placer is p, timed when there are metrics.
+func (m *Metrics) placer(p Placer) Placer {
+	if m == nil {
+		return p
+	}
+	return timedPlacer{p: p, m: m}
+}
