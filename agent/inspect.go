@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,22 @@ type Inspector interface {
 	Status(ctx context.Context, name string, w io.Writer) error
 	// Journal writes the unit's last lines of output, and with follow
 	// keeps writing new lines until ctx is done.
-	Journal(ctx context.Context, name string, lines int, follow bool, w io.Writer) error
+	Journal(ctx context.Context, name string, q JournalQuery, w io.Writer) error
 }
+
+// JournalQuery is what "fleetctl journal" asks for.
+type JournalQuery struct {
+	Lines  int
+	Follow bool
+	// Output is a journalctl output mode (JournalOutputs); "" is short.
+	// Drivers without a journal print their plain log lines for every mode.
+	Output string
+}
+
+// JournalOutputs are the journalctl output modes fleetctl journal --output
+// accepts, as fleet passed them to journalctl.
+var JournalOutputs = []string{"short", "short-iso", "short-iso-precise", "short-precise", "short-monotonic",
+	"short-unix", "short-full", "verbose", "export", "json", "json-pretty", "json-sse", "json-seq", "cat", "with-unit"}
 
 // InspectServer serves a machine's unit status and journal over HTTP, so
 // fleetctl reads them without SSH. A caller may read a unit's status if its
@@ -124,12 +139,17 @@ func (s *InspectServer) journal(w http.ResponseWriter, r *http.Request) {
 		lines = n
 	}
 	follow := strings.EqualFold(r.URL.Query().Get("follow"), "true") || r.URL.Query().Get("follow") == "1"
+	output := r.URL.Query().Get("output")
+	if output != "" && !slices.Contains(JournalOutputs, output) {
+		http.Error(w, fmt.Sprintf("unknown journal output %q; use one of %s", output, strings.Join(JournalOutputs, ", ")), http.StatusBadRequest)
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var out io.Writer = w
 	if f, ok := w.(http.Flusher); ok {
 		out = flushWriter{w: w, f: f}
 	}
-	if err := s.Inspector.Journal(r.Context(), name, lines, follow, out); err != nil && r.Context().Err() == nil {
+	if err := s.Inspector.Journal(r.Context(), name, JournalQuery{Lines: lines, Follow: follow, Output: output}, out); err != nil && r.Context().Err() == nil {
 		s.Log.Warn("journal failed", "unit", name, "err", err)
 		fmt.Fprintf(out, "fleetd: %v\n", err)
 	}

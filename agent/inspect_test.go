@@ -29,8 +29,8 @@ func (echoInspector) Status(_ context.Context, name string, w io.Writer) error {
 	return err
 }
 
-func (echoInspector) Journal(_ context.Context, name string, _ int, _ bool, w io.Writer) error {
-	_, err := fmt.Fprintf(w, "journal of %s\n", name)
+func (echoInspector) Journal(_ context.Context, name string, q agent.JournalQuery, w io.Writer) error {
+	_, err := fmt.Fprintf(w, "journal of %s%s\n", name, q.Output)
 	return err
 }
 
@@ -95,6 +95,8 @@ func TestInspectFollowsConsulACLs(t *testing.T) {
 	}{
 		{"/v1/units/web.service/status", tok.SecretID, 200, "status of web.service"},
 		{"/v1/units/web.service/journal?lines=5", tok.SecretID, 200, "journal of web.service"},
+		{"/v1/units/web.service/journal?output=json", tok.SecretID, 200, "journal of web.servicejson"},
+		{"/v1/units/web.service/journal?output=bogus", tok.SecretID, 400, "unknown journal output"},
 		{"/v1/units/secret.service/status", tok.SecretID, 403, "may not read"},
 		{"/v1/units/web.service/status", "", 403, "may not read"},
 		{"/v1/units/web.service/status", "not-a-token", 403, ""},

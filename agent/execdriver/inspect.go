@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/wasmfleet/fleet/agent"
 )
 
 // Status writes a systemctl-like status of the unit.
@@ -66,7 +68,8 @@ func (d *Driver) tail(name string, n int, w io.Writer) error {
 
 // Journal writes the unit's last lines of output, and with follow keeps
 // writing what it adds until ctx is done.
-func (d *Driver) Journal(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {
+func (d *Driver) Journal(ctx context.Context, name string, q agent.JournalQuery, w io.Writer) error {
+	lines, follow := q.Lines, q.Follow
 	if _, err := d.get(name); err != nil {
 		return err
 	}

@@ -471,7 +471,7 @@ func (d *Driver) Status(ctx context.Context, name string, w io.Writer) error {
 }
 
 // Journal writes the unit's journal, following it with follow.
-func (d *Driver) Journal(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {
+func (d *Driver) Journal(ctx context.Context, name string, q agent.JournalQuery, w io.Writer) error {
 	if _, err := d.path(name); err != nil {
 		return err
 	}
@@ -479,8 +479,12 @@ func (d *Driver) Journal(ctx context.Context, name string, lines int, follow boo
 	if d.opts.User {
 		unitFlag = "--user-unit"
 	}
-	args := []string{unitFlag, name, "--no-pager", "--lines", strconv.Itoa(lines), "--output", "short"}
-	if follow {
+	output := q.Output
+	if output == "" {
+		output = "short"
+	}
+	args := []string{unitFlag, name, "--no-pager", "--lines", strconv.Itoa(q.Lines), "--output", output}
+	if q.Follow {
 		args = append(args, "--follow")
 	}
 	cmd := exec.CommandContext(ctx, "journalctl", args...)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +61,16 @@ type globalOptions struct {
 	endpoint string
 	token    string
 	prefix   string
+
+	requestTimeout float64 // seconds to connect to Consul
+	debug          bool
+
+	// fleet's SSH options, for fleetctl ssh.
+	sshUser          string
+	tunnel           string
+	sshTimeout       float64
+	knownHosts       string
+	strictHostChecks bool
 }
 
 // cli is what every command works with.
@@ -76,7 +87,11 @@ func (c *cli) registry() (*registry.Registry, error) {
 	if c.reg != nil {
 		return c.reg, nil
 	}
-	client, err := registry.NewClient(c.endpoint(), c.opts.token)
+	o := registry.ClientOptions{DialTimeout: time.Duration(c.opts.requestTimeout * float64(time.Second))}
+	if c.opts.debug {
+		o.Debug = c.errOut
+	}
+	client, err := registry.NewClientWith(c.endpoint(), c.opts.token, o)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +156,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&c.opts.endpoint, "endpoint", "", "Consul HTTP address (default: FLEETCTL_ENDPOINT, else CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")
 	pf.StringVar(&c.opts.token, "token", "", "Consul ACL token (default: CONSUL_HTTP_TOKEN)")
 	pf.StringVar(&c.opts.prefix, "key-prefix", registry.DefaultPrefix, "Consul KV prefix of fleet's keys")
+	pf.Float64Var(&c.opts.requestTimeout, "request-timeout", 3, "seconds allowed to connect to Consul (blocking waits themselves are not cut short)")
+	pf.BoolVar(&c.opts.debug, "debug", false, "print every request to Consul on stderr")
+	pf.StringVar(&c.opts.sshUser, "ssh-username", "core", "user fleetctl ssh logs in as")
+	pf.StringVar(&c.opts.tunnel, "tunnel", "", "fleetctl ssh reaches machines through this SSH bastion, host[:port]")
+	pf.Float64Var(&c.opts.sshTimeout, "ssh-timeout", 10, "seconds allowed for fleetctl ssh to connect")
+	pf.StringVar(&c.opts.knownHosts, "known-hosts-file", "~/.fleetctl/known_hosts", "where fleetctl ssh keeps machines' host keys")
+	pf.BoolVar(&c.opts.strictHostChecks, "strict-host-key-checking", true, "fleetctl ssh checks host keys (asking before it trusts a new one)")
 	root.AddCommand(
 		newSubmitCmd(c), newLoadCmd(c), newStartCmd(c), newStopCmd(c), newUnloadCmd(c), newDestroyCmd(c),
 		newListUnitsCmd(c), newListUnitFilesCmd(c), newListMachinesCmd(c), newCatCmd(c), newVersionCmd(c),

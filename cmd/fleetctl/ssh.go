@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -20,7 +22,6 @@ type sshOptions struct {
 	unit         string
 	forwardAgent bool
 	port         int
-	user         string
 }
 
 func newSSHCmd(c *cli) *cobra.Command {
@@ -58,7 +59,6 @@ could be both.`,
 	f.StringVar(&o.unit, "unit", "", "a unit the machine runs")
 	f.BoolVarP(&o.forwardAgent, "forward-agent", "A", false, "forward the local SSH agent")
 	f.IntVar(&o.port, "ssh-port", 22, "the machine's SSH port")
-	f.StringVar(&o.user, "ssh-username", "core", "user to log in as")
 	return cmd
 }
 
@@ -118,15 +118,49 @@ func (c *cli) sshTarget(ctx context.Context, o *sshOptions, arg string) (string,
 	return m.IP, nil
 }
 
-// runSSH runs the system's ssh with the terminal, and exits with its code.
-func (c *cli) runSSH(o *sshOptions, ip string, command []string) error {
-	args := []string{"-p", strconv.Itoa(o.port), "-l", o.user}
+// sshArgs are the system ssh's arguments for fleet's SSH options: the
+// machine's port and user, the bastion (--tunnel), the connect timeout, the
+// known-hosts file and whether host keys are checked (asking before trusting
+// a new one, as fleet did).
+func sshArgs(g globalOptions, o *sshOptions, ip string, command []string) []string {
+	args := []string{"-p", strconv.Itoa(o.port), "-l", g.sshUser}
+	if g.tunnel != "" {
+		args = append(args, "-J", g.tunnel)
+	}
+	if g.sshTimeout > 0 {
+		args = append(args, "-o", fmt.Sprintf("ConnectTimeout=%d", int(math.Ceil(g.sshTimeout))))
+	}
+	if g.knownHosts != "" {
+		args = append(args, "-o", "UserKnownHostsFile="+expandHome(g.knownHosts))
+	}
+	if g.strictHostChecks {
+		args = append(args, "-o", "StrictHostKeyChecking=ask")
+	} else {
+		args = append(args, "-o", "StrictHostKeyChecking=no")
+	}
 	if o.forwardAgent {
 		args = append(args, "-A")
 	}
 	args = append(args, ip)
-	args = append(args, command...)
-	cmd := exec.Command("ssh", args...)
+	return append(args, command...)
+}
+
+// expandHome replaces a leading ~/ with the user's home directory.
+func expandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+// runSSH runs the system's ssh with the terminal, and exits with its code.
+func (c *cli) runSSH(o *sshOptions, ip string, command []string) error {
+	if kh := expandHome(c.opts.knownHosts); kh != "" {
+		_ = os.MkdirAll(filepath.Dir(kh), 0o700) // ssh does not create the directory of its known-hosts file
+	}
+	cmd := exec.Command("ssh", sshArgs(c.opts, o, ip, command)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.out, c.errOut
 	err := cmd.Run()
 	var ee *exec.ExitError

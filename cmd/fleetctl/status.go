@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -82,9 +84,11 @@ func (c *cli) fetch(ctx context.Context, name, path string, w io.Writer) error {
 }
 
 func newStatusCmd(c *cli) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status UNIT...",
 		Short: "Output the status of one or more units in the cluster",
+		Long: `Output systemd's status of each unit, as "systemctl status" shows it on the
+machine that runs it. The fleetd of that machine answers; no SSH is needed.`,
 		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
 			for i, u := range units {
 				if i > 0 {
@@ -97,21 +101,40 @@ func newStatusCmd(c *cli) *cobra.Command {
 			return nil
 		}),
 	}
+	addUnusedSSHPort(cmd)
+	return cmd
+}
+
+// addUnusedSSHPort accepts fleet's --ssh-port on commands that no longer
+// use SSH, so scripts written for fleet keep working.
+func addUnusedSSHPort(cmd *cobra.Command) {
+	cmd.Flags().Int("ssh-port", 22, "accepted for fleet's scripts; unused: the machine's fleetd answers, not SSH")
 }
 
 func newJournalCmd(c *cli) *cobra.Command {
 	var lines int
 	var follow bool
+	var output string
 	cmd := &cobra.Command{
 		Use:   "journal UNIT",
 		Short: "Print the journal of a unit in the cluster",
-		Args:  cobra.ExactArgs(1),
+		Long: `Print the unit's journal from the machine that runs it, as journalctl does
+there. The fleetd of that machine answers, with its own rights: no SSH, and no
+--sudo, is needed. Machines without systemd (fleetd dev) print the unit's
+output lines whatever --output says.`,
+		Args: cobra.ExactArgs(1),
 		RunE: c.withUnits(func(ctx context.Context, units []unitArg) error {
-			q := fmt.Sprintf("/journal?lines=%d&follow=%t", lines, follow)
+			if !slices.Contains(agent.JournalOutputs, output) {
+				return fmt.Errorf("unknown --output %q; use one of %s", output, strings.Join(agent.JournalOutputs, ", "))
+			}
+			q := fmt.Sprintf("/journal?lines=%d&follow=%t&output=%s", lines, follow, url.QueryEscape(output))
 			return c.fetch(ctx, units[0].name, q, c.out)
 		}),
 	}
 	cmd.Flags().IntVar(&lines, "lines", 10, "number of recent journal entries to show")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new entries as they come")
+	cmd.Flags().StringVar(&output, "output", "short", "journalctl output mode: "+strings.Join(agent.JournalOutputs, ", "))
+	cmd.Flags().Bool("sudo", false, "accepted for fleet's scripts; unused: the machine's fleetd reads the journal")
+	addUnusedSSHPort(cmd)
 	return cmd
 }

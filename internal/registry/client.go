@@ -2,7 +2,11 @@ package registry
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -12,6 +16,21 @@ import (
 // friends), with endpoint and token overriding the environment when given.
 // An endpoint is a URL (http://127.0.0.1:8500, https://...) or host:port.
 func NewClient(endpoint, token string) (*api.Client, error) {
+	return NewClientWith(endpoint, token, ClientOptions{})
+}
+
+// ClientOptions tune a client beyond what the consul CLI's environment says.
+type ClientOptions struct {
+	// DialTimeout bounds connecting to Consul; zero keeps Go's default.
+	// (A request's own time is not bounded: blocking queries wait minutes.)
+	DialTimeout time.Duration
+	// Debug, when set, gets one line per request: method, path, status and
+	// time taken.
+	Debug io.Writer
+}
+
+// NewClientWith is NewClient with options.
+func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	if endpoint != "" {
 		switch {
@@ -27,11 +46,42 @@ func NewClient(endpoint, token string) (*api.Client, error) {
 	if token != "" {
 		cfg.Token = token
 	}
+	if o.DialTimeout > 0 {
+		cfg.Transport.DialContext = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+		cfg.Transport.TLSHandshakeTimeout = o.DialTimeout
+	}
+	if o.Debug != nil {
+		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+		if err != nil {
+			return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
+		}
+		hc.Transport = debugTransport{next: hc.Transport, w: o.Debug}
+		cfg.HttpClient = hc
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
 	}
 	return c, nil
+}
+
+// debugTransport logs each request to Consul (never its token, which
+// travels in a header).
+type debugTransport struct {
+	next http.RoundTripper
+	w    io.Writer
+}
+
+func (t debugTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	took := time.Since(start).Round(time.Millisecond)
+	if err != nil {
+		fmt.Fprintf(t.w, "DEBUG consul %s %s: %v (%s)\n", r.Method, r.URL.RequestURI(), err, took)
+	} else {
+		fmt.Fprintf(t.w, "DEBUG consul %s %s: %s (%s)\n", r.Method, r.URL.RequestURI(), resp.Status, took)
+	}
+	return resp, err
 }
 
 // Endpoint describes where c talks to, for messages.
