@@ -361,3 +361,36 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("--version: exit %d %q", code, b.String())
 	}
 }
+
+// TestHelpListsFleetCommands: every command of fleet's fleetctl is where an
+// operator looks for it, and each has its own help.
+func TestHelpListsFleetCommands(t *testing.T) {
+	var b bytes.Buffer
+	if code := run([]string{"help"}, &b, &b); code != 0 {
+		t.Fatalf("help: exit %d\n%s", code, b.String())
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(line, "  ") {
+			listed[f[0]] = true
+		}
+	}
+	for _, cmd := range []string{"cat", "destroy", "journal", "list-machines", "list-unit-files", "list-units", "load",
+		"restart", "ssh", "start", "status", "stop", "submit", "unload", "verify", "version", "help"} {
+		if !listed[cmd] {
+			t.Errorf("fleetctl help does not list %s:\n%s", cmd, b.String())
+			continue
+		}
+		var h bytes.Buffer
+		if code := run([]string{"help", cmd}, &h, &h); code != 0 || !strings.Contains(h.String(), "Usage:") {
+			t.Errorf("fleetctl help %s: exit %d\n%s", cmd, code, h.String())
+		}
+	}
+	// Shell completion, for the shells cobra knows.
+	for shell, want := range map[string]string{"bash": "__start_fleetctl", "zsh": "#compdef fleetctl", "fish": "complete -c fleetctl"} {
+		var c bytes.Buffer
+		if code := run([]string{"completion", shell}, &c, &c); code != 0 || !strings.Contains(c.String(), want) {
+			t.Errorf("fleetctl completion %s: exit %d, no %q in %.200q", shell, code, want, c.String())
+		}
+	}
+}
