@@ -181,7 +181,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 	follow(ctx, a.cfg.Log, "watching the schedule failed; units keep running, retrying", out,
 		func(index uint64) (*registry.Snapshot, uint64, error) {
-			s, err := a.cfg.Registry.Jobs(ctx, index, watchWait)
+			s, err := a.cfg.Registry.MachineSchedule(ctx, a.cfg.Machine.ID, index, watchWait)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -269,7 +269,7 @@ func (a *Agent) refresh(ctx context.Context, out chan *registry.Snapshot) {
 // after pause until it is read; nil when ctx ends first.
 func (a *Agent) readSchedule(ctx context.Context, pause time.Duration) *registry.Snapshot {
 	for {
-		s, err := a.cfg.Registry.Jobs(ctx, 0, 0)
+		s, err := a.cfg.Registry.MachineSchedule(ctx, a.cfg.Machine.ID, 0, 0)
 		if err == nil {
 			return s
 		}

@@ -79,7 +79,11 @@ func TestSessionReplaced(t *testing.T) {
 	if ok, _ := reg.AcquireLeader(ctx, lock, "test"); !ok {
 		t.Fatal("no lock")
 	}
-	if ok, err := reg.Schedule(ctx, "s.service", id, lock); !ok || err != nil {
+	j, err := reg.Job(ctx, "s.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := reg.Schedule(ctx, j, id, lock); !ok || err != nil {
 		t.Fatalf("schedule: %v %v", ok, err)
 	}
 	running := func() error {

@@ -109,19 +109,7 @@ func lead(ctx context.Context, cfg Config, session string) error {
 			o.Observe(s)
 		}
 		plan := Reconcile(s, cfg.Placer)
-		for _, a := range plan.Actions {
-			err := apply(ctx, cfg.Registry, a, session)
-			cfg.Metrics.applied(a, err)
-			if err != nil {
-				if errors.Is(err, registry.ErrNotLeader) {
-					return err
-				}
-				cfg.Log.Warn("schedule write failed", "action", a.String(), "err", err)
-				continue
-			}
-			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind], "reason", a.Reason)
-		}
-		if err := recordUnplaced(ctx, cfg, s, plan, session); errors.Is(err, registry.ErrNotLeader) {
+		if err := write(ctx, cfg, s, plan, session); err != nil {
 			return err
 		}
 		cfg.Metrics.reconciled(start, plan)
@@ -132,49 +120,41 @@ func lead(ctx context.Context, cfg Config, session string) error {
 	return ctx.Err()
 }
 
-// recordUnplaced writes why each unplaced unit could not be placed, so
-// fleetctl can tell the user instead of waiting silently, and clears the
-// reason of units that no longer need one.
-func recordUnplaced(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) error {
-	why := map[string]string{}
-	for _, u := range plan.Unplaced {
-		why[u.Job.Name] = u.Reason
+// write applies plan in as few transactions as Consul allows (the schedule
+// actions, the machines' schedules, why units are unplaced) and logs each
+// change. It returns only ErrNotLeader or ctx's error: a write refused
+// because its unit changed meanwhile is decided again on the next pass.
+func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) error {
+	ws := Writes(cfg.Registry, s, plan)
+	if len(ws) == 0 {
+		return nil
 	}
-	for _, name := range s.JobNames() {
-		j := s.Jobs[name]
-		if j.Unplaced == why[name] {
+	done, err := cfg.Registry.WriteAll(ctx, session, ws)
+	if errors.Is(err, registry.ErrNotLeader) || ctx.Err() != nil {
+		return err
+	}
+	if err != nil {
+		cfg.Log.Warn("schedule write failed; the next pass decides again", "err", err)
+	}
+	// Writes begins with one write per action, in order.
+	for i, a := range plan.Actions {
+		if !done[i] {
+			cfg.Metrics.applied(a, errChanged)
+			cfg.Log.Warn("schedule write failed", "action", a.String(), "err", errChanged)
 			continue
 		}
-		if why[name] != "" {
-			cfg.Log.Warn("unit cannot be placed", "unit", name, "reason", why[name])
-		}
-		if err := cfg.Registry.SetUnplaced(ctx, name, why[name], session); err != nil {
-			if errors.Is(err, registry.ErrNotLeader) {
-				return err
-			}
-			cfg.Log.Warn("recording why a unit is unplaced failed", "unit", name, "err", err)
+		cfg.Metrics.applied(a, nil)
+		cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind], "reason", a.Reason)
+	}
+	for _, u := range plan.Unplaced {
+		if s.Jobs[u.Job.Name].Unplaced != u.Reason {
+			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "reason", u.Reason)
 		}
 	}
 	return nil
 }
 
-func apply(ctx context.Context, r *registry.Registry, a Action, session string) error {
-	var ok bool
-	var err error
-	switch a.Kind {
-	case Schedule:
-		ok, err = r.Schedule(ctx, a.Job.Name, a.Machine, session)
-	case Unschedule:
-		ok, err = r.Unschedule(ctx, a.Job, session)
-	}
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("unit changed since it was read; the next pass decides again")
-	}
-	return nil
-}
+var errChanged = errors.New("unit changed since it was read; the next pass decides again")
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

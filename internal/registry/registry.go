@@ -61,6 +61,9 @@ func (r *Registry) stateKey(name, machine string) string {
 	return r.prefix + "states/" + name + "/" + machine
 }
 func (r *Registry) machineKey(id string) string { return r.prefix + "machines/" + id }
+func (r *Registry) scheduleKey(machine, name string) string {
+	return r.prefix + "schedule/" + machine + "/" + name
+}
 
 // LeaderKey is the key of the leader lock.
 func (r *Registry) LeaderKey() string { return r.prefix + "leader" }
@@ -82,22 +85,32 @@ func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Dur
 	return r.decode(pairs, meta.LastIndex), nil
 }
 
-// Jobs reads only the jobs and the bodies they use: what an agent needs. Like
-// Snapshot it blocks when waitIndex is above zero.
-func (r *Registry) Jobs(ctx context.Context, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
+// MachineSchedule reads one machine's schedule (schedule/<machine>/), and
+// the bodies it names: what that machine's agent needs, and nothing the
+// rest of the cluster changes. Each entry comes back as a job targeted at the
+// machine (Wanted tells global units apart by their body). Like Snapshot
+// it blocks when waitIndex is above zero.
+func (r *Registry) MachineSchedule(ctx context.Context, machine string, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
 	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
-	pairs, meta, err := r.c.KV().List(r.prefix+"jobs/", q)
+	pairs, meta, err := r.c.KV().List(r.prefix+"schedule/"+machine+"/", q)
 	if err != nil {
-		return nil, fmt.Errorf("read fleet jobs from Consul: %w", err)
+		return nil, fmt.Errorf("read this machine's schedule from Consul: %w", err)
 	}
 	s := r.decode(pairs, meta.LastIndex)
-	for _, j := range s.Jobs {
-		if j.Unit != nil || j.Hash.IsZero() {
+	for name, e := range s.Schedule[machine] {
+		h, err := unitfile.ParseHash(e.Hash)
+		if err != nil || unitfile.ValidateName(name) != nil {
+			continue // not the leader's writing: never run it
+		}
+		d, err := ParseDesiredState(string(e.Desired))
+		if err != nil {
 			continue
 		}
-		if j.Unit, err = r.UnitBody(ctx, j.Hash); err != nil {
+		j := &Job{Name: name, Hash: h, Desired: d, Target: machine}
+		if j.Unit, err = r.UnitBody(ctx, h); err != nil {
 			return nil, err
 		}
+		s.Jobs[name] = j
 	}
 	return s, nil
 }
@@ -109,6 +122,7 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		Machines: map[string]*Machine{},
 		States:   map[string]map[string]*UnitState{},
 		Policies: map[string]*PolicyManifest{},
+		Schedule: map[string]map[string]Entry{},
 
 		DefaultPolicy: BuiltinPolicy,
 	}
@@ -171,6 +185,14 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			var m Machine
 			if json.Unmarshal(p.Value, &m) == nil {
 				s.Machines[parts[1]] = &m
+			}
+		case len(parts) == 3 && parts[0] == "schedule":
+			var e Entry
+			if json.Unmarshal(p.Value, &e) == nil {
+				if s.Schedule[parts[1]] == nil {
+					s.Schedule[parts[1]] = map[string]Entry{}
+				}
+				s.Schedule[parts[1]][parts[2]] = e
 			}
 		case len(parts) == 3 && parts[0] == "machine-metadata":
 			if dynamic[parts[1]] == nil {

@@ -98,16 +98,20 @@ func TestRegistry(t *testing.T) {
 		if ok, _ := reg.AcquireLeader(ctx, other, "m2"); ok {
 			t.Fatal("a second session took a held lock")
 		}
-		if _, err := reg.Schedule(ctx, "web.service", "m2", other); !errors.Is(err, registry.ErrNotLeader) {
+		webJob, err := reg.Job(ctx, "web.service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Schedule(ctx, webJob, "m2", other); !errors.Is(err, registry.ErrNotLeader) {
 			t.Fatalf("schedule by non-leader: %v, want ErrNotLeader", err)
 		}
-		if ok, err := reg.Schedule(ctx, "web.service", "m1", leader); err != nil || !ok {
+		if ok, err := reg.Schedule(ctx, webJob, "m1", leader); err != nil || !ok {
 			t.Fatalf("schedule by leader: %v %v", ok, err)
 		}
-		if ok, err := reg.Schedule(ctx, "web.service", "m2", leader); err != nil || ok {
+		if ok, err := reg.Schedule(ctx, webJob, "m2", leader); err != nil || ok {
 			t.Fatalf("scheduling a scheduled unit again: ok=%v err=%v, want refused", ok, err)
 		}
-		if ok, _ := reg.Schedule(ctx, "gone.service", "m1", leader); ok {
+		if ok, _ := reg.Schedule(ctx, &registry.Job{Name: "gone.service"}, "m1", leader); ok {
 			t.Fatal("scheduled a unit that does not exist")
 		}
 		s, err := reg.Snapshot(ctx, 0, 0)
@@ -117,6 +121,14 @@ func TestRegistry(t *testing.T) {
 		j := s.Jobs["web.service"]
 		if j.Target != "m1" || s.Leader != "m1" || s.LeaderSession != leader {
 			t.Fatalf("snapshot: target %q leader %q", j.Target, s.Leader)
+		}
+		// The machine's schedule names the unit, and only that machine's.
+		if e := s.Schedule["m1"]["web.service"]; e.Hash != j.Hash.String() || e.Desired != j.Desired || len(s.Schedule) != 1 {
+			t.Fatalf("schedule entries after scheduling on m1: %+v", s.Schedule)
+		}
+		mine, err := reg.MachineSchedule(ctx, "m1", 0, 0)
+		if err != nil || mine.Jobs["web.service"] == nil || mine.Jobs["web.service"].Unit == nil || len(mine.Jobs) != 1 {
+			t.Fatalf("m1's schedule: %+v %v", mine, err)
 		}
 		// The deposed leader's session dies: its lock goes, and it can no
 		// longer unschedule.
@@ -135,6 +147,30 @@ func TestRegistry(t *testing.T) {
 		})
 		if ok, err := reg.Unschedule(ctx, j, other); err != nil || !ok {
 			t.Fatalf("unschedule by new leader: %v %v", ok, err)
+		}
+		if mine, err := reg.MachineSchedule(ctx, "m1", 0, 0); err != nil || len(mine.Jobs) != 0 {
+			t.Fatalf("m1's schedule after the unit left: %+v %v", mine, err)
+		}
+
+		// Many writes share transactions; one whose unit changed fails
+		// alone.
+		var ws []registry.Write
+		for i := range 100 {
+			ws = append(ws, reg.EntryWrite("m3", fmt.Sprintf("u%d.service", i), &registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}))
+		}
+		gone := reg.ScheduleWrite("gone.service", "m3", registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}) // no such unit
+		ws = append(ws[:50], append([]registry.Write{gone}, ws[50:]...)...)
+		done, err := reg.WriteAll(ctx, other, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, ok := range done {
+			if ok != (i != 50) {
+				t.Errorf("write %d (%s) applied: %v", i, ws[i].Name, ok)
+			}
+		}
+		if s, err := reg.Snapshot(ctx, 0, 0); err != nil || len(s.Schedule["m3"]) != 100 || s.Schedule["m3"]["gone.service"] != (registry.Entry{}) {
+			t.Errorf("m3's schedule after WriteAll: %d entries, %v", len(s.Schedule["m3"]), err)
 		}
 	})
 

@@ -91,6 +91,18 @@ type Snapshot struct {
 
 	Policies      map[string]*PolicyManifest // uploaded placement policies
 	DefaultPolicy string                     // policy of units that name none; BuiltinPolicy when unset
+
+	// Schedule is each machine's list of units, which its agent watches
+	// (machine -> unit -> entry): the units scheduled to it and every
+	// global unit, kept by the leader.
+	Schedule map[string]map[string]Entry
+}
+
+// Entry is what a machine's agent reads of a unit it may run: which body,
+// and how far to take it. The leader keeps entries in step with the jobs.
+type Entry struct {
+	Hash    string       `json:"hash"`
+	Desired DesiredState `json:"desired"`
 }
 
 // JobNames returns the job names sorted.

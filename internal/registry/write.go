@@ -97,30 +97,19 @@ func (r *Registry) DestroyJob(ctx context.Context, name string) error {
 	return nil
 }
 
-// Schedule places unit name on machine, if the unit is unscheduled and
-// session still holds the leader lock. It returns ErrNotLeader when the lock
-// is lost; false when the unit was destroyed or scheduled meanwhile.
-func (r *Registry) Schedule(ctx context.Context, name, machine, session string) (bool, error) {
-	return r.fenced(ctx, session,
-		kv(api.KVGet, r.jobKey(name, "object"), nil, 0),
-		kv(api.KVCAS, r.jobKey(name, "target"), []byte(machine), 0))
+// Schedule places unit j on machine (ScheduleWrite) on its own, if the
+// unit is unscheduled and session still holds the leader lock. It returns
+// ErrNotLeader when the lock is lost; false when the unit was destroyed or
+// scheduled meanwhile.
+func (r *Registry) Schedule(ctx context.Context, j *Job, machine, session string) (bool, error) {
+	return r.fenced(ctx, session, r.ScheduleWrite(j.Name, machine, Entry{Hash: j.Hash.String(), Desired: j.Desired}).ops...)
 }
 
-// Unschedule takes unit j off its machine, if the schedule is still the one
-// read and session still holds the leader lock.
+// Unschedule takes unit j off its machine (UnscheduleWrite) on its own, if
+// the schedule is still the one read and session still holds the leader
+// lock.
 func (r *Registry) Unschedule(ctx context.Context, j *Job, session string) (bool, error) {
-	return r.fenced(ctx, session, kv(api.KVDeleteCAS, r.jobKey(j.Name, "target"), nil, j.targetIndex))
-}
-
-// SetUnplaced records why the leader cannot place unit name ("" clears
-// it), fenced like every leader write.
-func (r *Registry) SetUnplaced(ctx context.Context, name, reason, session string) error {
-	op := kv(api.KVSet, r.jobKey(name, "unplaced"), []byte(reason), 0)
-	if reason == "" {
-		op = kv(api.KVDelete, r.jobKey(name, "unplaced"), nil, 0)
-	}
-	_, err := r.fenced(ctx, session, kv(api.KVGet, r.jobKey(name, "object"), nil, 0), op)
-	return err
+	return r.fenced(ctx, session, r.UnscheduleWrite(j).ops...)
 }
 
 // fenced applies ops only if session holds the leader lock, so a deposed
@@ -222,4 +211,97 @@ func (r *Registry) DeleteState(ctx context.Context, name, machine string) error 
 		return fmt.Errorf("delete state of %s: %w", name, err)
 	}
 	return nil
+}
+
+// Write is one change the leader makes, applied whole or not at all.
+// WriteAll packs many into few transactions.
+type Write struct {
+	Name string // the unit it concerns, for logs
+	ops  api.TxnOps
+}
+
+// ScheduleWrite places unit name on machine, if the unit still exists and is
+// unscheduled, and adds it to the machine's schedule with entry e.
+func (r *Registry) ScheduleWrite(name, machine string, e Entry) Write {
+	return Write{Name: name, ops: api.TxnOps{
+		kv(api.KVGet, r.jobKey(name, "object"), nil, 0),
+		kv(api.KVCAS, r.jobKey(name, "target"), []byte(machine), 0),
+		r.entryOp(machine, name, &e),
+	}}
+}
+
+// UnscheduleWrite takes unit j off its machine, if the schedule is still the
+// one read, and off that machine's schedule.
+func (r *Registry) UnscheduleWrite(j *Job) Write {
+	return Write{Name: j.Name, ops: api.TxnOps{
+		kv(api.KVDeleteCAS, r.jobKey(j.Name, "target"), nil, j.targetIndex),
+		r.entryOp(j.Target, j.Name, nil),
+	}}
+}
+
+// EntryWrite sets unit name's entry in machine's schedule; nil removes it.
+func (r *Registry) EntryWrite(machine, name string, e *Entry) Write {
+	return Write{Name: name, ops: api.TxnOps{r.entryOp(machine, name, e)}}
+}
+
+func (r *Registry) entryOp(machine, name string, e *Entry) *api.TxnOp {
+	if e == nil {
+		return kv(api.KVDelete, r.scheduleKey(machine, name), nil, 0)
+	}
+	b, _ := json.Marshal(e)
+	return kv(api.KVSet, r.scheduleKey(machine, name), b, 0)
+}
+
+// UnplacedWrite records why the leader cannot place unit name ("" clears
+// it), if the unit still exists.
+func (r *Registry) UnplacedWrite(name, reason string) Write {
+	op := kv(api.KVSet, r.jobKey(name, "unplaced"), []byte(reason), 0)
+	if reason == "" {
+		op = kv(api.KVDelete, r.jobKey(name, "unplaced"), nil, 0)
+	}
+	return Write{Name: name, ops: api.TxnOps{kv(api.KVGet, r.jobKey(name, "object"), nil, 0), op}}
+}
+
+// txnOps is how many operations one transaction carries: Consul 1.14 takes
+// 128, older servers 64; one is the leader-lock check.
+const txnOps = 64
+
+// WriteAll applies ws, each fenced on session holding the leader lock, in as
+// few transactions as Consul allows. A transaction that fails because one
+// write's unit changed since it was read is retried write by write, so only
+// that write fails. It reports which writes applied, and ErrNotLeader as
+// soon as the lock is found lost.
+func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, error) {
+	done := make([]bool, len(ws))
+	for start := 0; start < len(ws); {
+		end, n := start, 1
+		for end < len(ws) && n+len(ws[end].ops) <= txnOps {
+			n += len(ws[end].ops)
+			end++
+		}
+		if end == start {
+			return done, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), txnOps-1)
+		}
+		var ops api.TxnOps
+		for _, w := range ws[start:end] {
+			ops = append(ops, w.ops...)
+		}
+		ok, err := r.fenced(ctx, session, ops...)
+		if err != nil {
+			return done, err
+		}
+		if ok {
+			for i := start; i < end; i++ {
+				done[i] = true
+			}
+		} else if end-start > 1 {
+			for i := start; i < end; i++ {
+				if done[i], err = r.fenced(ctx, session, ws[i].ops...); err != nil {
+					return done, err
+				}
+			}
+		}
+		start = end
+	}
+	return done, nil
 }

@@ -1,0 +1,96 @@
+package leader
+
+import "github.com/wasmfleet/fleet/internal/registry"
+
+// Entries is every machine's schedule as it should be once plan is applied:
+// the units scheduled to the machine and every global unit, each with its
+// body's hash and desired state. A unit asked to be inactive is on no
+// schedule, and a machine that is not live has none. An agent watches only
+// its own machine's schedule, so a change elsewhere in the cluster never
+// wakes it.
+func Entries(s *registry.Snapshot, plan Plan) map[string]map[string]registry.Entry {
+	target := map[string]string{}
+	for name, j := range s.Jobs {
+		if j.Target != "" {
+			target[name] = j.Target
+		}
+	}
+	for _, a := range plan.Actions {
+		switch a.Kind {
+		case Schedule:
+			target[a.Job.Name] = a.Machine
+		case Unschedule:
+			delete(target, a.Job.Name)
+		}
+	}
+	out := map[string]map[string]registry.Entry{}
+	add := func(machine string, j *registry.Job) {
+		if out[machine] == nil {
+			out[machine] = map[string]registry.Entry{}
+		}
+		out[machine][j.Name] = entry(j)
+	}
+	for name, j := range s.Jobs {
+		switch {
+		case j.Desired == registry.Inactive:
+		case j.Unit != nil && j.Unit.IsGlobal(name):
+			for id := range s.Machines {
+				add(id, j)
+			}
+		case s.Machines[target[name]] != nil:
+			add(target[name], j)
+		}
+	}
+	return out
+}
+
+func entry(j *registry.Job) registry.Entry {
+	return registry.Entry{Hash: j.Hash.String(), Desired: j.Desired}
+}
+
+// Writes are the Consul writes that apply plan to s: the schedule actions
+// (each with its schedule entry), the entries that differ from Entries, and
+// the reasons units are unplaced. It does no I/O.
+func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Write {
+	var ws []registry.Write
+	type key struct{ machine, name string }
+	handled := map[key]bool{} // entries the actions write
+	for _, a := range plan.Actions {
+		switch a.Kind {
+		case Schedule:
+			ws = append(ws, r.ScheduleWrite(a.Job.Name, a.Machine, entry(a.Job)))
+			handled[key{a.Machine, a.Job.Name}] = true
+		case Unschedule:
+			ws = append(ws, r.UnscheduleWrite(a.Job))
+			handled[key{a.Job.Target, a.Job.Name}] = true
+		}
+	}
+	want := Entries(s, plan)
+	for machine, es := range want {
+		for name, e := range es {
+			if handled[key{machine, name}] {
+				continue
+			}
+			if have, ok := s.Schedule[machine][name]; !ok || have != e {
+				ws = append(ws, r.EntryWrite(machine, name, &e))
+			}
+		}
+	}
+	for machine, es := range s.Schedule {
+		for name := range es {
+			if _, ok := want[machine][name]; !ok && !handled[key{machine, name}] {
+				ws = append(ws, r.EntryWrite(machine, name, nil))
+			}
+		}
+	}
+	why := map[string]string{}
+	for _, u := range plan.Unplaced {
+		why[u.Job.Name] = u.Reason
+	}
+	for _, name := range s.JobNames() {
+		if s.Jobs[name].Unplaced != why[name] {
+			ws = append(ws, r.UnplacedWrite(name, why[name]))
+		}
+	}
+	return ws
+}

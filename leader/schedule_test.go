@@ -1,0 +1,65 @@
+package leader
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// describeEntries is "machine:unit=desired" for every entry, sorted.
+func describeEntries(es map[string]map[string]registry.Entry) string {
+	var out []string
+	for m, units := range es {
+		for u, e := range units {
+			out = append(out, fmt.Sprintf("%s:%s=%s", m, u, e.Desired))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// TestEntries: a machine's schedule names the units the plan leaves on it
+// and every global unit it may run, with their desired state; nothing for a
+// unit asked to be inactive, nothing for a machine that is gone.
+func TestEntries(t *testing.T) {
+	s := world(t, []string{"m1:", "m2:"}, []string{
+		"a.service launched m1",
+		"b.service loaded",        // unplaced: the plan puts it on m2 (least loaded)
+		"c.service inactive m1",   // leaves m1
+		"d.service launched gone", // its machine died: placed again
+		"g.service launched | Global=true",
+		"h.service inactive | Global=true",
+	})
+	plan := Reconcile(s, LeastLoaded{})
+	got := describeEntries(Entries(s, plan))
+	want := "m1:a.service=launched m1:d.service=launched m1:g.service=launched m2:b.service=loaded m2:g.service=launched"
+	if got != want {
+		t.Errorf("entries after %s:\n got %s\nwant %s", describe(plan), got, want)
+	}
+}
+
+// TestWritesOnlyWhatChanged: with every schedule already as it should be,
+// the leader writes nothing; an entry that differs, or one left on a gone
+// machine, is written, and an action carries its own entry.
+func TestWritesOnlyWhatChanged(t *testing.T) {
+	s := world(t, []string{"m1:"}, []string{"a.service launched m1", "b.service launched m1"})
+	s.Schedule = Entries(s, Plan{})
+	reg := registry.New(nil, "")
+	if ws := Writes(reg, s, Reconcile(s, LeastLoaded{})); len(ws) != 0 {
+		t.Fatalf("nothing changed, yet %d writes", len(ws))
+	}
+	s.Jobs["b.service"].Desired = registry.Loaded                                        // fleetctl stop
+	s.Schedule["gone"] = map[string]registry.Entry{"old.service": {Desired: "launched"}} // a dead machine's leftover
+	s.Jobs["c.service"] = world(t, nil, []string{"c.service launched"}).Jobs["c.service"]
+	var names []string
+	for _, w := range Writes(reg, s, Reconcile(s, LeastLoaded{})) {
+		names = append(names, w.Name)
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, " "); got != "b.service c.service old.service" {
+		t.Errorf("writes for: %s", got)
+	}
+}
