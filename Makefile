@@ -4,7 +4,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check wasm-check reliability
+.PHONY: build dev test consul deps vet fmt-check wasm-check reliability fuzz
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -56,6 +56,19 @@ vet:
 test: deps consul fmt-check vet wasm-check
 	$(GO) test -count=1 -timeout 40m ./...
 	cd sdk && $(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
+# fuzz runs every fuzz target for FUZZTIME each (make test: 10s; SECURITY.md
+# records the long runs). A finding is written to the package's
+# testdata/fuzz/ and fails the run.
+FUZZTIME ?= 10m
+FUZZ_TARGETS = ./internal/unitfile:FuzzParse ./internal/unitfile:FuzzValidateName \
+	./internal/registry:FuzzAssemble sdk/wire:FuzzDecodeRequest sdk/wire:FuzzDecodeDecision sdk:FuzzApply
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		case $$pkg in sdk/*) dir=sdk; pkg=./$${pkg#sdk/};; sdk) dir=sdk; pkg=.;; *) dir=.;; esac; \
+		echo "fuzz $$name ($$dir $$pkg, $(FUZZTIME))"; \
+		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg); done
 
 # reliability runs the whole fault suite at full length on real systemd
 # machines (root; about 17 minutes) and writes its figures to

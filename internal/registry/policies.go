@@ -113,19 +113,60 @@ func (r *Registry) DefaultPolicy(ctx context.Context) (string, error) {
 
 // PolicyModule reads a module's chunks and checks them against the manifest.
 func (r *Registry) PolicyModule(ctx context.Context, m *PolicyManifest) ([]byte, error) {
-	var out []byte
-	for _, c := range m.Chunks {
-		p, _, err := r.c.KV().Get(r.chunkKey(c), (&api.QueryOptions{}).WithContext(ctx))
+	return assemble(m, func(sum string) ([]byte, error) {
+		p, _, err := r.c.KV().Get(r.chunkKey(sum), (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil || p == nil {
+			return nil, err
+		}
+		return p.Value, nil
+	})
+}
+
+// MaxPolicyBytes bounds a module's size as a manifest states it, before
+// anything is read: a manifest is only as trusted as whoever could write it.
+const MaxPolicyBytes = 64 << 20
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// assemble checks manifest m and puts its module together from chunks read
+// with get (nil for a missing chunk). Nothing is read unless the manifest is
+// consistent: a valid name, checksums that are SHA-256s, a size within
+// MaxPolicyBytes and exactly the chunks that size needs; each chunk must
+// match its own checksum and the whole the manifest's.
+func assemble(m *PolicyManifest, get func(sum string) ([]byte, error)) ([]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("policy %s: "+format+"; upload it again", append([]any{m.Name}, args...)...)
+	}
+	switch {
+	case ValidatePolicyName(m.Name) != nil:
+		return nil, fmt.Errorf("policy manifest has an invalid name %q", m.Name)
+	case !sha256Hex.MatchString(m.SHA256):
+		return nil, bad("its manifest's checksum is not a SHA-256")
+	case m.Size <= 0 || m.Size > MaxPolicyBytes:
+		return nil, bad("its manifest gives a size of %d bytes (1 to %d allowed)", m.Size, MaxPolicyBytes)
+	case len(m.Chunks) != (m.Size+chunkSize-1)/chunkSize:
+		return nil, bad("its manifest lists %d chunks for %d bytes", len(m.Chunks), m.Size)
+	}
+	out := make([]byte, 0, m.Size)
+	for i, c := range m.Chunks {
+		if !sha256Hex.MatchString(c) {
+			return nil, bad("its manifest names chunk %d %q, not a SHA-256", i, c)
+		}
+		b, err := get(c)
 		if err != nil {
 			return nil, fmt.Errorf("read policy %s: %w", m.Name, err)
 		}
-		if p == nil {
-			return nil, fmt.Errorf("policy %s is missing a chunk; upload it again", m.Name)
+		want := min(chunkSize, m.Size-len(out))
+		if b == nil {
+			return nil, bad("chunk %d is missing", i)
 		}
-		out = append(out, p.Value...)
+		if sum := sha256.Sum256(b); len(b) != want || hex.EncodeToString(sum[:]) != c {
+			return nil, bad("chunk %d does not match its checksum", i)
+		}
+		out = append(out, b...)
 	}
 	if sum := sha256.Sum256(out); hex.EncodeToString(sum[:]) != m.SHA256 {
-		return nil, fmt.Errorf("policy %s does not match its checksum; upload it again", m.Name)
+		return nil, bad("the module does not match its checksum")
 	}
 	return out, nil
 }

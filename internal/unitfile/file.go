@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
 )
@@ -44,14 +45,31 @@ func ParseHash(s string) (Hash, error) {
 	return h, nil
 }
 
+// Limits of a unit file. A body is stored as one Consul value (at most
+// 512 KiB); real unit files are a few KiB with a few dozen options.
+const (
+	MaxBodyBytes = 256 << 10
+	MaxOptions   = 1024
+)
+
 // Parse reads a unit file.
 //
 // # Errors
 //
 // A file that systemd's syntax rejects (an option outside a section, an
-// unterminated section header, a line over 2048 bytes) or that has no options
-// at all gives an error saying which.
+// unterminated section header, a line over 2048 bytes), that is not UTF-8 or
+// holds a NUL byte, that is larger than MaxBodyBytes or has more than
+// MaxOptions options, or that has no options at all gives an error saying
+// which.
 func Parse(body string) (*File, error) {
+	switch {
+	case len(body) > MaxBodyBytes:
+		return nil, fmt.Errorf("unit file is %d bytes; the limit is %d", len(body), MaxBodyBytes)
+	case !utf8.ValidString(body):
+		return nil, errors.New("unit file is not valid UTF-8, which systemd requires")
+	case strings.ContainsRune(body, 0):
+		return nil, errors.New("unit file contains a NUL byte")
+	}
 	opts, err := unit.DeserializeOptions(strings.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("unit file does not parse: %w", err)
@@ -59,14 +77,27 @@ func Parse(body string) (*File, error) {
 	if len(opts) == 0 {
 		return nil, errors.New("unit file has no options: it needs at least one section with one option, such as [Service] ExecStart=...")
 	}
+	if len(opts) > MaxOptions {
+		return nil, fmt.Errorf("unit file has %d options; the limit is %d", len(opts), MaxOptions)
+	}
 	f := &File{Options: make([]Option, len(opts))}
 	for i, o := range opts {
 		f.Options[i] = Option{Section: o.Section, Name: o.Name, Value: o.Value}
 	}
 	// A file that does not survive a round trip would be stored differently
 	// from what the user wrote; fleet refused those too.
-	if _, err := unit.DeserializeOptions(strings.NewReader(f.String())); err != nil {
+	again, err := unit.DeserializeOptions(strings.NewReader(f.String()))
+	if err != nil {
 		return nil, fmt.Errorf("unit file does not survive serialization: %w", err)
+	}
+	if len(again) != len(f.Options) {
+		return nil, fmt.Errorf("unit file does not survive serialization: %d options read back as %d", len(f.Options), len(again))
+	}
+	for i, o := range again {
+		if w := f.Options[i]; o.Section != w.Section || o.Name != w.Name || o.Value != w.Value {
+			return nil, fmt.Errorf("unit file does not survive serialization: [%s] %s=%q would be stored as %s=%q (a value ending in a backslash?)",
+				w.Section, w.Name, w.Value, o.Name, o.Value)
+		}
 	}
 	return f, nil
 }

@@ -39,16 +39,21 @@ func TestHashIgnoresCommentsAndSpacing(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	for name, body := range map[string]string{
-		"empty":          "",
-		"only comments":  "# nothing\n",
-		"no section":     "ExecStart=/bin/true\n",
-		"broken section": "[Service\nExecStart=/bin/true\n",
-		"line too long":  "[Service]\nExecStart=/bin/echo " + strings.Repeat("x", 3000) + "\n",
+	for name, tc := range map[string]struct{ body, want string }{
+		"empty":              {"", "no options"},
+		"only comments":      {"# nothing\n", "no options"},
+		"no section":         {"ExecStart=/bin/true\n", "no options"},
+		"broken section":     {"[Service\nExecStart=/bin/true\n", "does not parse"},
+		"line too long":      {"[Service]\nExecStart=/bin/echo " + strings.Repeat("x", 3000) + "\n", "does not parse"},
+		"invalid UTF-8":      {"[Service]\nExecStart=/bin/echo \xff\xfe\n", "not valid UTF-8"},
+		"NUL byte":           {"[Service]\nExecStart=/bin/echo a\x00b\n", "NUL"},
+		"trailing backslash": {"[Service]\nExecStart=/bin/echo x\\", "does not survive serialization"},
+		"ten thousand lines": {"[Service]\n" + strings.Repeat("Environment=A=1\n", 10000), "the limit is 1024"},
+		"oversized":          {"[Service]\n" + strings.Repeat("# "+strings.Repeat("x", 1000)+"\n", 300), "the limit is 262144"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Parse(body); err == nil {
-				t.Errorf("Parse(%q) succeeded, want an error", body)
+			if _, err := Parse(tc.body); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse: %v, want an error containing %q", err, tc.want)
 			}
 		})
 	}
