@@ -85,12 +85,24 @@ type timedPlacer struct {
 	m *Metrics
 }
 
-func (t timedPlacer) Place(j *registry.Job, candidates []Candidate) Decision {
+func (t timedPlacer) Begin(candidates []Candidate) Pass {
+	return timedPass{p: t.p.Begin(candidates), m: t.m}
+}
+
+// timedPass times each decision of the Pass it wraps.
+type timedPass struct {
+	p Pass
+	m *Metrics
+}
+
+func (t timedPass) Place(j *registry.Job) Decision {
 	start := time.Now()
-	d := t.p.Place(j, candidates)
+	d := t.p.Place(j)
 	t.m.policyCalls.Observe(time.Since(start).Seconds())
 	return d
 }
+
+func (t timedPass) Placed(j *registry.Job, machine string) { t.p.Placed(j, machine) }
 
 func (t timedPlacer) Observe(s *registry.Snapshot) {
 	if o, ok := t.p.(Observer); ok {

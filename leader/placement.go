@@ -24,9 +24,26 @@ type Decision struct {
 	Error string
 }
 
-// Placer chooses a machine for a unit among the live machines.
+// Placer chooses machines for the units of a reconcile pass.
 type Placer interface {
-	Place(j *registry.Job, candidates []Candidate) Decision
+	// Begin starts a pass over the live machines, each with the units on
+	// it. The Placer may keep candidates until the pass ends; the caller
+	// does not change them.
+	Begin(candidates []Candidate) Pass
+}
+
+// Pass is a Placer's work during one reconcile pass: the cluster is given
+// once, to Begin, and then each decision is followed by only what it
+// changed, so a decision costs what the decision costs and not what the
+// cluster's size does (a pass may place thousands of units).
+type Pass interface {
+	// Place chooses a machine for j, counting the placements of the pass
+	// so far.
+	Place(j *registry.Job) Decision
+	// Placed records that j went to machine, which the pass's later
+	// decisions count. A decision the caller does not take is not
+	// recorded.
+	Placed(j *registry.Job, machine string)
 }
 
 // Observer is a Placer that wants each snapshot before a reconcile (to learn
@@ -40,31 +57,49 @@ type Observer interface {
 // broken by the lower machine ID.
 type LeastLoaded struct{}
 
-// Place implements Placer.
-func (LeastLoaded) Place(j *registry.Job, candidates []Candidate) Decision {
+// Begin implements Placer.
+func (LeastLoaded) Begin(candidates []Candidate) Pass {
+	p := &leastLoadedPass{cands: candidates, units: make([]int, len(candidates)), index: make(map[string]int, len(candidates))}
+	for k, c := range candidates {
+		p.units[k] = len(c.Units)
+		p.index[c.Machine.ID] = k
+	}
+	return p
+}
+
+// leastLoadedPass keeps each candidate's unit count through a pass.
+type leastLoadedPass struct {
+	cands []Candidate
+	units []int          // units on cands[k], the pass's placements counted
+	index map[string]int // machine ID -> position in cands
+}
+
+func (p *leastLoadedPass) Place(j *registry.Job) Decision {
 	d := Decision{Rejected: map[string]string{}}
 	var req map[string][]string
 	if j.Unit != nil {
 		req = j.Unit.MachineMetadata()
 	}
-	fits := make([]Candidate, 0, len(candidates))
-	for _, c := range candidates {
+	best := -1
+	for k, c := range p.cands {
 		if !unitfile.MatchesMetadata(req, c.Machine.Metadata) {
 			d.Rejected[c.Machine.ID] = "metadata does not match MachineMetadata " + formatRequirement(req)
 			continue
 		}
-		fits = append(fits, c)
-	}
-	sort.Slice(fits, func(a, b int) bool {
-		if len(fits[a].Units) != len(fits[b].Units) {
-			return len(fits[a].Units) < len(fits[b].Units)
+		if best < 0 || p.units[k] < p.units[best] || p.units[k] == p.units[best] && c.Machine.ID < p.cands[best].Machine.ID {
+			best = k
 		}
-		return fits[a].Machine.ID < fits[b].Machine.ID
-	})
-	if len(fits) > 0 {
-		d.Machine = fits[0].Machine.ID
+	}
+	if best >= 0 {
+		d.Machine = p.cands[best].Machine.ID
 	}
 	return d
+}
+
+func (p *leastLoadedPass) Placed(_ *registry.Job, machine string) {
+	if k, ok := p.index[machine]; ok {
+		p.units[k]++
+	}
 }
 
 func formatRequirement(req map[string][]string) string {

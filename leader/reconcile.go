@@ -52,7 +52,8 @@ type Plan struct {
 // that replaces it leaves it; units fleet's rules place whose machine no
 // longer satisfies them leave it (recheck); then every unit that should run
 // and has no machine is offered to p, in name order (MachineOf followers
-// last), with each placement counted in the load of the next.
+// last), in one placement pass (Placer.Begin) that counts each placement in
+// the load of the next.
 func Reconcile(s *registry.Snapshot, p Placer) Plan {
 	var plan Plan
 	load := map[string][]string{}
@@ -128,21 +129,23 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		}
 		return unplaced[a].Name < unplaced[b].Name
 	})
+	// One placement pass: the Placer is given the machines and their load
+	// once, then each placement it makes, which it counts in the next.
+	var pass Pass
 	for _, j := range unplaced {
 		if j.Unit == nil {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store"})
 			continue
 		}
-		cands := make([]Candidate, 0, len(s.Machines))
-		for _, id := range s.MachineIDs() {
-			cands = append(cands, Candidate{Machine: s.Machines[id], Units: load[id]})
+		if pass == nil {
+			pass = p.Begin(candidates(s, load))
 		}
-		d := p.Place(j, cands)
+		d := pass.Place(j)
 		if d.Machine == "" || s.Machines[d.Machine] == nil {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: whyUnplaced(d, len(cands))})
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: whyUnplaced(d, len(s.Machines))})
 			continue
 		}
-		load[d.Machine] = append(load[d.Machine], j.Name)
+		pass.Placed(j, d.Machine)
 		if from[j] == d.Machine {
 			// The placer puts a rechecked unit back where it was: it
 			// disagrees with fleet's rules, and moving it would only churn.
@@ -152,6 +155,16 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		plan.Actions = append(plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Reason: "least loaded eligible machine"})
 	}
 	return plan
+}
+
+// candidates is every live machine, in ID order, with its units in load.
+func candidates(s *registry.Snapshot, load map[string][]string) []Candidate {
+	ids := s.MachineIDs()
+	cands := make([]Candidate, len(ids))
+	for k, id := range ids {
+		cands[k] = Candidate{Machine: s.Machines[id], Units: load[id]}
+	}
+	return cands
 }
 
 func follows(j *registry.Job) bool { return j.Unit != nil && len(j.Unit.PeersFor(j.Name)) > 0 }

@@ -163,7 +163,9 @@ func TestUnplacedReasonNamesMachines(t *testing.T) {
 // leader or schedule anything.
 type badPlacer struct{}
 
-func (badPlacer) Place(*registry.Job, []Candidate) Decision { return Decision{Machine: "ghost"} }
+func (badPlacer) Begin([]Candidate) Pass       { return badPlacer{} }
+func (badPlacer) Place(*registry.Job) Decision { return Decision{Machine: "ghost"} }
+func (badPlacer) Placed(*registry.Job, string) {}
 
 func TestReconcileIgnoresNonsensePlacement(t *testing.T) {
 	p := Reconcile(world(t, []string{"m1"}, []string{"a.service launched"}), badPlacer{})

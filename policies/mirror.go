@@ -248,6 +248,29 @@ func (m *mirror) syncAll(machines []Machine, placed map[string][]string) {
 	m.record(w.B)
 }
 
+// place records, as one update, that unit is on machine too.
+func (m *mirror) place(unit, machine string) {
+	p := placement{unit, machine}
+	if m.placed[p] || m.machines[machine] == nil {
+		return
+	}
+	m.placed[p] = true
+	var w wire.Writer
+	w.U8(wire.OpUnitPlaced)
+	w.Str(unit)
+	w.Str(machine)
+	m.record(w.B)
+}
+
+// Placed tells the policy that unit is now on machine, as well as where it
+// already is: the one change a placement makes, sent instead of the whole
+// cluster again (Placer.Begin).
+func (p *Policy) Placed(unit, machine string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mirror.place(unit, machine)
+}
+
 // Sync tells the policy the cluster as it is: the live machines and which
 // unit is on which machine. Instances catch up on their next call.
 func (p *Policy) Sync(machines []Machine, placed map[string]string) {

@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -139,31 +140,48 @@ func (pl *Placer) policyFor(ctx context.Context, j *registry.Job) (*Policy, erro
 	return p, nil
 }
 
-// Place implements leader.Placer.
+// Begin implements leader.Placer. The pass's view of the cluster is given
+// to each policy the pass uses once, at its first decision in the pass (with
+// the units defined since the last Observe); after that a policy is told only
+// each placement the pass makes (one wire.OpUnitPlaced), so a decision costs
+// the same in a cluster of ten machines as in one of a thousand.
+func (pl *Placer) Begin(cands []leader.Candidate) leader.Pass {
+	ps := &pass{pl: pl, machines: make([]Machine, 0, len(cands)), placed: map[string][]string{}}
+	for _, c := range cands {
+		ps.machines = append(ps.machines, Machine{ID: c.Machine.ID, IP: c.Machine.IP, Metadata: c.Machine.Metadata})
+		for _, u := range c.Units {
+			ps.placed[u] = append(ps.placed[u], c.Machine.ID) // a global unit is on several machines
+		}
+	}
+	return ps
+}
+
+// Place decides for one unit in the cluster cands describes, as a pass of
+// one decision: fleetctl policy simulate asks this way, each unit with its
+// own view.
 func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decision {
+	return pl.Begin(cands).Place(j)
+}
+
+// pass is one reconcile pass of a Placer.
+type pass struct {
+	pl       *Placer
+	machines []Machine
+	placed   map[string][]string // unit -> machines, the pass's placements included
+	synced   []*Policy           // policies given the view; told each placement since
+}
+
+func (ps *pass) Place(j *registry.Job) leader.Decision {
 	ctx := context.Background()
-	policy, err := pl.policyFor(ctx, j)
+	policy, err := ps.pl.policyFor(ctx, j)
 	if err != nil {
 		return leader.Decision{Error: err.Error()}
 	}
-	machines := make([]Machine, 0, len(cands))
-	placed := map[string][]string{} // a global unit is on several machines
-	for _, c := range cands {
-		machines = append(machines, Machine{ID: c.Machine.ID, IP: c.Machine.IP, Metadata: c.Machine.Metadata})
-		for _, u := range c.Units {
-			placed[u] = append(placed[u], c.Machine.ID)
-		}
+	if !slices.Contains(ps.synced, policy) {
+		ps.pl.define(policy)
+		policy.SyncAll(ps.machines, ps.placed)
+		ps.synced = append(ps.synced, policy)
 	}
-	pl.mu.Lock()
-	if pl.defined == nil {
-		pl.defined = map[*Policy]uint64{}
-	}
-	if pl.units != nil && pl.defined[policy] != pl.unitsGen {
-		policy.Define(pl.units)
-		pl.defined[policy] = pl.unitsGen
-	}
-	pl.mu.Unlock()
-	policy.SyncAll(machines, placed)
 	d, err := policy.Place(ctx, wire.Request{Unit: j.Name, Options: wireOptions(j)})
 	if err != nil {
 		return leader.Decision{Error: err.Error()}
@@ -173,4 +191,24 @@ func (pl *Placer) Place(j *registry.Job, cands []leader.Candidate) leader.Decisi
 		out.Rejected[r.Machine] = r.Reason
 	}
 	return out
+}
+
+func (ps *pass) Placed(j *registry.Job, machine string) {
+	ps.placed[j.Name] = append(ps.placed[j.Name], machine)
+	for _, p := range ps.synced {
+		p.Placed(j.Name, machine)
+	}
+}
+
+// define gives policy the units of the last Observe, unless it has them.
+func (pl *Placer) define(policy *Policy) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.defined == nil {
+		pl.defined = map[*Policy]uint64{}
+	}
+	if pl.units != nil && pl.defined[policy] != pl.unitsGen {
+		policy.Define(pl.units)
+		pl.defined[policy] = pl.unitsGen
+	}
 }

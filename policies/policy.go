@@ -30,6 +30,28 @@ type Policy struct {
 	mu      sync.Mutex     // guards mirror and created
 	mirror  *mirror
 	created int
+
+	// native, when set, makes each instance a policy compiled into fleetd
+	// instead of a WebAssembly instance (LoadNative).
+	native func() Runner
+}
+
+// Runner is a policy compiled into fleetd, answering the ABI's calls with
+// the same bytes a module's exports take and return (sdk.Runner is one).
+type Runner interface {
+	Apply(updates []byte) error
+	Place(request []byte) ([]byte, error)
+	PlaceDefined(handle uint32) ([]byte, error)
+}
+
+// LoadNative returns a Policy that runs newRunner's policy natively, through
+// the same mirror, pool and answer checks as a module: a baseline to measure
+// WebAssembly against (fleetd --default-policy-native), never a way to run
+// uploaded code. A runner that panics fails that decision and is replaced,
+// as a module that traps is.
+func (h *Host) LoadNative(name string, newRunner func() Runner) *Policy {
+	return &Policy{name: name, host: h, native: newRunner,
+		pool: make(chan *instance, h.cfg.PoolSize), mirror: newMirror(true)}
 }
 
 // Name is the policy's name.
@@ -37,6 +59,7 @@ func (p *Policy) Name() string { return p.name }
 
 // instance is one instantiation of the module; it runs one call at a time.
 type instance struct {
+	native                       Runner // set for a native policy, which has no module
 	mod                          api.Module
 	version, alloc, apply, place api.Function
 	placeDefined                 api.Function // nil when the module does not export it
@@ -46,6 +69,9 @@ type instance struct {
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
+	if p.native != nil {
+		return &instance{native: p.native()}, nil
+	}
 	// A Go guest collects garbage when its heap doubles, which with the
 	// cluster resident means often, and every collection scans the whole
 	// heap. Let it grow to most of its memory cap first.
@@ -82,7 +108,11 @@ func steadyClock() sys.Nanotime {
 	}
 }
 
-func (i *instance) close(ctx context.Context) { _ = i.mod.Close(ctx) }
+func (i *instance) close(ctx context.Context) {
+	if i.mod != nil {
+		_ = i.mod.Close(ctx)
+	}
+}
 
 // applyFactor stretches the time limit of fleet_apply: catching up with a
 // large cluster (the first call: every machine and placement) is work the
@@ -200,41 +230,17 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 	updates, gen := p.mirror.since(i.gen)
 	handle, defined := p.mirror.handleFor(req)
 	p.mu.Unlock()
-	if len(updates) > 0 {
-		code, err := i.send(ctx, p, i.apply, updates)
-		if err != nil {
-			return wire.Decision{}, fmt.Errorf("fleet_apply %v", err)
-		}
-		if code != 0 {
-			return wire.Decision{}, fmt.Errorf("fleet_apply refused the cluster update (code %d)", code)
-		}
-		i.gen = gen
-	}
-	var packed uint64
+	var view []byte
 	var err error
-	if defined && i.placeDefined != nil {
-		// The guest holds the unit's options: ask by handle.
-		if packed, err = i.call(ctx, p, i.placeDefined, uint64(handle)); err != nil {
-			return wire.Decision{}, fmt.Errorf("fleet_place_defined %v", err)
-		}
+	if i.native != nil {
+		view, err = i.runNative(updates, req, handle, defined)
 	} else {
-		i.req.B = i.req.B[:0]
-		req.Encode(&i.req)
-		if packed, err = i.send(ctx, p, i.place, i.req.B); err != nil {
-			return wire.Decision{}, fmt.Errorf("fleet_place %v", err)
-		}
+		view, err = i.run(ctx, p, updates, req, handle, defined)
 	}
-	ptr, n := uint32(packed>>32), uint32(packed)
-	if packed == 0 {
-		return wire.Decision{}, errors.New("fleet_place could not read the request")
+	if err != nil {
+		return wire.Decision{}, err
 	}
-	if n > maxAnswer {
-		return wire.Decision{}, fmt.Errorf("fleet_place answered %d bytes; the limit is %d", n, maxAnswer)
-	}
-	view, ok := i.mod.Memory().Read(ptr, n)
-	if !ok {
-		return wire.Decision{}, fmt.Errorf("fleet_place answered at %#x+%d, outside its memory", ptr, n)
-	}
+	i.gen = gen
 	d, err := wire.DecodeDecision(view) // copies what it keeps: the view dies with the next call
 	if err != nil {
 		return wire.Decision{}, fmt.Errorf("fleet_place answered nonsense: %w", err)
@@ -246,4 +252,75 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 		return wire.Decision{}, fmt.Errorf("chose machine %q, which is not a live machine", d.Machine)
 	}
 	return d, nil
+}
+
+// run applies updates to a module's instance and asks it for req's
+// decision (by handle when defined), returning the answer as a view of the
+// guest's memory.
+func (i *instance) run(ctx context.Context, p *Policy, updates []byte, req wire.Request, handle uint32, defined bool) ([]byte, error) {
+	if len(updates) > 0 {
+		code, err := i.send(ctx, p, i.apply, updates)
+		if err != nil {
+			return nil, fmt.Errorf("fleet_apply %v", err)
+		}
+		if code != 0 {
+			return nil, fmt.Errorf("fleet_apply refused the cluster update (code %d)", code)
+		}
+	}
+	var packed uint64
+	var err error
+	if defined && i.placeDefined != nil {
+		// The guest holds the unit's options: ask by handle.
+		if packed, err = i.call(ctx, p, i.placeDefined, uint64(handle)); err != nil {
+			return nil, fmt.Errorf("fleet_place_defined %v", err)
+		}
+	} else {
+		i.req.B = i.req.B[:0]
+		req.Encode(&i.req)
+		if packed, err = i.send(ctx, p, i.place, i.req.B); err != nil {
+			return nil, fmt.Errorf("fleet_place %v", err)
+		}
+	}
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if packed == 0 {
+		return nil, errors.New("fleet_place could not read the request")
+	}
+	if n > maxAnswer {
+		return nil, fmt.Errorf("fleet_place answered %d bytes; the limit is %d", n, maxAnswer)
+	}
+	view, ok := i.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("fleet_place answered at %#x+%d, outside its memory", ptr, n)
+	}
+	return view, nil
+}
+
+// runNative is run for a native policy: the same bytes, direct calls. A
+// panic is that decision's failure, as a trap is a module's.
+func (i *instance) runNative(updates []byte, req wire.Request, handle uint32, defined bool) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("panicked: %v", r)
+		}
+	}()
+	if len(updates) > 0 {
+		if err := i.native.Apply(updates); err != nil {
+			return nil, fmt.Errorf("fleet_apply refused the cluster update: %w", err)
+		}
+	}
+	if defined {
+		if out, err = i.native.PlaceDefined(handle); err != nil {
+			return nil, fmt.Errorf("fleet_place_defined %w", err)
+		}
+	} else {
+		i.req.B = i.req.B[:0]
+		req.Encode(&i.req)
+		if out, err = i.native.Place(i.req.B); err != nil {
+			return nil, fmt.Errorf("fleet_place %w", err)
+		}
+	}
+	if len(out) > maxAnswer {
+		return nil, fmt.Errorf("fleet_place answered %d bytes; the limit is %d", len(out), maxAnswer)
+	}
+	return out, nil
 }

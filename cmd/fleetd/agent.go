@@ -26,7 +26,9 @@ import (
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
+	"github.com/wasmfleet/fleet/plugins/default/policy"
 	"github.com/wasmfleet/fleet/policies"
+	"github.com/wasmfleet/fleet/sdk"
 )
 
 // defaultConfigFile is fleet's configuration file.
@@ -50,6 +52,7 @@ type agentOptions struct {
 	apiAddr       string
 	policyMemory  int
 	policyTimeout time.Duration
+	policyNative  bool
 	verbosity     int
 	metricsAddr   string
 
@@ -109,6 +112,9 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
+	// A benchmark baseline (docs/policies.md), not an operator's option.
+	f.BoolVar(&o.policyNative, "default-policy-native", false, "run the default placement policy compiled into fleetd instead of as WebAssembly (benchmarks, diagnosis)")
+	_ = f.MarkHidden("default-policy-native")
 	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
 	f.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, `where to serve Prometheus metrics at /metrics (host:port; ":54729" for every interface, "" for none)`)
 }
@@ -270,6 +276,9 @@ func (o *agentOptions) run() error {
 			defer host.Close(context.Background())
 			placer := &policies.Placer{
 				Builtin: func(ctx context.Context) (*policies.Policy, error) {
+					if o.policyNative {
+						return host.LoadNative(registry.BuiltinPolicy, func() policies.Runner { return sdk.NewRunner(policy.Place) }), nil
+					}
 					return host.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true)
 				},
 				Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
