@@ -191,8 +191,15 @@ func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 
 // watchMetadata follows the machine's dynamic metadata the same way.
 func (a *Agent) watchMetadata(ctx context.Context, machine string, out chan map[string]string) {
+	kept := false
 	follow(ctx, a.cfg.Log, "watching the machine's dynamic metadata failed, retrying", out,
 		func(index uint64) (map[string]string, uint64, error) {
+			if !kept { // so the watch does not wake on every write elsewhere
+				if err := a.cfg.Registry.KeepMetadataDir(ctx, machine); err != nil {
+					return nil, 0, err
+				}
+				kept = true
+			}
 			return a.cfg.Registry.DynamicMetadata(ctx, machine, index, watchWait)
 		})
 }

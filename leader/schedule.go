@@ -83,6 +83,16 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 			}
 		}
 	}
+	for id := range s.Machines {
+		if !s.Kept[id] {
+			ws = append(ws, r.KeepWrite(id, true))
+		}
+	}
+	for id := range s.Kept {
+		if s.Machines[id] == nil {
+			ws = append(ws, r.KeepWrite(id, false))
+		}
+	}
 	why := map[string]string{}
 	for _, u := range plan.Unplaced {
 		why[u.Job.Name] = u.Reason

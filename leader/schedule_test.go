@@ -47,6 +47,7 @@ func TestEntries(t *testing.T) {
 func TestWritesOnlyWhatChanged(t *testing.T) {
 	s := world(t, []string{"m1:"}, []string{"a.service launched m1", "b.service launched m1"})
 	s.Schedule = Entries(s, Plan{})
+	s.Kept = map[string]bool{"m1": true}
 	reg := registry.New(nil, "")
 	if ws := Writes(reg, s, Reconcile(s, LeastLoaded{})); len(ws) != 0 {
 		t.Fatalf("nothing changed, yet %d writes", len(ws))
@@ -60,6 +61,18 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	}
 	sort.Strings(names)
 	if got := strings.Join(names, " "); got != "b.service c.service old.service" {
+		t.Errorf("writes for: %s", got)
+	}
+	// A machine's schedule directory key is written while it lives and
+	// removed once it is gone.
+	s = world(t, []string{"m1:", "m2:"}, nil)
+	s.Kept = map[string]bool{"m1": true, "gone": true}
+	names = nil
+	for _, w := range Writes(reg, s, Plan{}) {
+		names = append(names, w.Name)
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, " "); got != "schedule of gone schedule of m2" {
 		t.Errorf("writes for: %s", got)
 	}
 }

@@ -24,6 +24,20 @@ func (r *Registry) dynamicPrefix(machine string) string {
 	return r.prefix + "machine-metadata/" + machine + "/"
 }
 
+// KeepMetadataDir writes the directory key of machine's dynamic metadata
+// (machine-metadata/<id>/, empty) unless it exists. A blocking query on a
+// prefix that never held a key answers with the whole KV store's index, so
+// it returns at once after any write anywhere: an agent watching its empty
+// prefix would read it again on every change in the cluster. With the key
+// there, the prefix has an index of its own.
+func (r *Registry) KeepMetadataDir(ctx context.Context, machine string) error {
+	_, _, err := r.c.KV().CAS(&api.KVPair{Key: r.dynamicPrefix(machine), ModifyIndex: 0}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("write machine %s's metadata directory key: %w", machine, err)
+	}
+	return nil
+}
+
 // ValidMetadataKey reports whether k can be a dynamic metadata key:
 // letters, digits, '_', '.' and '-', as fleet's API required.
 func ValidMetadataKey(k string) bool {
@@ -109,7 +123,9 @@ func (r *Registry) DynamicMetadata(ctx context.Context, machine string, waitInde
 	}
 	md := map[string]string{}
 	for _, p := range pairs {
-		md[strings.TrimPrefix(p.Key, r.dynamicPrefix(machine))] = string(p.Value)
+		if k := strings.TrimPrefix(p.Key, r.dynamicPrefix(machine)); k != "" {
+			md[k] = string(p.Value)
+		}
 	}
 	return md, meta.LastIndex, nil
 }

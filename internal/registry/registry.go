@@ -123,6 +123,7 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		States:   map[string]map[string]*UnitState{},
 		Policies: map[string]*PolicyManifest{},
 		Schedule: map[string]map[string]Entry{},
+		Kept:     map[string]bool{},
 
 		DefaultPolicy: BuiltinPolicy,
 	}
@@ -186,6 +187,8 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			if json.Unmarshal(p.Value, &m) == nil {
 				s.Machines[parts[1]] = &m
 			}
+		case len(parts) == 3 && parts[0] == "schedule" && parts[2] == "":
+			s.Kept[parts[1]] = true
 		case len(parts) == 3 && parts[0] == "schedule":
 			var e Entry
 			if json.Unmarshal(p.Value, &e) == nil {
@@ -194,7 +197,7 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 				}
 				s.Schedule[parts[1]][parts[2]] = e
 			}
-		case len(parts) == 3 && parts[0] == "machine-metadata":
+		case len(parts) == 3 && parts[0] == "machine-metadata" && parts[2] != "":
 			if dynamic[parts[1]] == nil {
 				dynamic[parts[1]] = map[string]string{}
 			}

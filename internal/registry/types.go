@@ -96,6 +96,9 @@ type Snapshot struct {
 	// (machine -> unit -> entry): the units scheduled to it and every
 	// global unit, kept by the leader.
 	Schedule map[string]map[string]Entry
+	// Kept is the machines whose schedule has its directory key
+	// (schedule/<machine>/), which the leader keeps for every live machine.
+	Kept map[string]bool
 }
 
 // Entry is what a machine's agent reads of a unit it may run: which body,

@@ -239,6 +239,18 @@ func (r *Registry) UnscheduleWrite(j *Job) Write {
 	}}
 }
 
+// KeepWrite writes machine's schedule directory key (schedule/<machine>/),
+// or with keep false removes it. The key gives the agent's blocking query on
+// its schedule an index of its own even while the schedule is empty
+// (KeepMetadataDir says why).
+func (r *Registry) KeepWrite(machine string, keep bool) Write {
+	op := kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)
+	if !keep {
+		op = kv(api.KVDelete, r.scheduleKey(machine, ""), nil, 0)
+	}
+	return Write{Name: "schedule of " + machine, ops: api.TxnOps{op}}
+}
+
 // EntryWrite sets unit name's entry in machine's schedule; nil removes it.
 func (r *Registry) EntryWrite(machine, name string, e *Entry) Write {
 	return Write{Name: name, ops: api.TxnOps{r.entryOp(machine, name, e)}}
