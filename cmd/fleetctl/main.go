@@ -79,7 +79,9 @@ type cli struct {
 	out    io.Writer
 	errOut io.Writer
 	reg    *registry.Registry
-	live   *liveLine // progress while a command blocks; draws only on a terminal
+
+	preloaded *registry.Snapshot // the cluster, read once while resolving many units
+	live      *liveLine          // progress while a command blocks; draws only on a terminal
 }
 
 // registry connects on first use.

@@ -75,8 +75,15 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 	}
 	var out []resolved
 	defaultPolicy := "" // read once, when a unit names no policy
+	if len(args) >= manyUnits {
+		// One read of the whole cluster instead of one or two per unit.
+		if c.preloaded, err = c.snapshot(ctx); err != nil {
+			return nil, err
+		}
+		defer func() { c.preloaded = nil }()
+	}
 	for _, u := range args {
-		j, err := reg.Job(ctx, u.name)
+		j, err := c.job(ctx, u.name)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			return nil, c.consulErr(err)
 		}
@@ -139,8 +146,7 @@ func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, erro
 		return nil, notFound
 	}
 	tpl := ni.Template()
-	reg, _ := c.registry()
-	if j, err := reg.Job(ctx, tpl); err == nil {
+	if j, err := c.job(ctx, tpl); err == nil {
 		return j.Unit, nil
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return nil, c.consulErr(err)
@@ -155,6 +161,30 @@ func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, erro
 	return f, nil
 }
 
+// manyUnits is how many unit arguments make fleetctl read the whole cluster
+// once rather than each unit on its own.
+const manyUnits = 16
+
+// job reads one unit, from the snapshot preloaded for many units if there is
+// one, else from Consul; registry.ErrNotFound when there is no such unit.
+func (c *cli) job(ctx context.Context, name string) (*registry.Job, error) {
+	if s := c.preloaded; s != nil {
+		j := s.Jobs[name]
+		if j == nil {
+			return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, name)
+		}
+		if j.Unit == nil {
+			return nil, fmt.Errorf("unit body %s of %s is missing from Consul", j.Hash.Short(), name)
+		}
+		return j, nil
+	}
+	reg, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	return reg.Job(ctx, name)
+}
+
 // create writes new units and replacements; new units get state desired.
 func (c *cli) create(ctx context.Context, units []resolved, desired registry.DesiredState) error {
 	reg, _ := c.registry()
@@ -163,21 +193,21 @@ func (c *cli) create(ctx context.Context, units []resolved, desired registry.Des
 			return err
 		}
 	}
+	var fresh []registry.NewJob
 	for _, u := range units {
-		if u.file == nil {
-			continue
-		}
-		var err error
-		if u.replace {
-			err = reg.ReplaceJob(ctx, u.existing, u.file)
-		} else {
-			err = reg.CreateJob(ctx, u.name, u.file, desired)
-		}
-		if err != nil {
-			return c.consulErr(err)
+		switch {
+		case u.file == nil:
+		case u.replace:
+			if err := reg.ReplaceJob(ctx, u.existing, u.file); err != nil {
+				return c.consulErr(err)
+			}
+		default:
+			fresh = append(fresh, registry.NewJob{Name: u.name, Unit: u.file, Desired: desired})
 		}
 	}
-	return nil
+	// New units go in shared transactions: one write per couple of dozen
+	// units, not one per unit.
+	return c.consulErr(reg.CreateJobs(ctx, fresh))
 }
 
 // checkActivatable refuses to load or start a template: only its instances

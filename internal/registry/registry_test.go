@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,44 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("after destroy: %v", err)
 		}
 	})
+}
+
+// TestCreateJobs: many units share transactions; one that exists already is
+// reported and the rest are created.
+func TestCreateJobs(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg := registry.New(client, "")
+	tpl, _ := unitfile.Parse("[Service]\nExecStart=/bin/sleep 1000\n")
+	other, _ := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
+	if err := reg.CreateJob(ctx, "app@7.service", other, registry.Loaded); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []registry.NewJob
+	for i := range 100 {
+		jobs = append(jobs, registry.NewJob{Name: fmt.Sprintf("app@%d.service", i), Unit: tpl, Desired: registry.Launched})
+	}
+	if err := reg.CreateJobs(ctx, jobs); !errors.Is(err, registry.ErrExists) || !strings.Contains(err.Error(), "app@7.service") {
+		t.Fatalf("CreateJobs with app@7 already there: %v", err)
+	}
+	s, err := reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Jobs) != 100 {
+		t.Fatalf("%d units after CreateJobs, want 100", len(s.Jobs))
+	}
+	for name, j := range s.Jobs {
+		want, desired := tpl.Hash(), registry.Launched
+		if name == "app@7.service" {
+			want, desired = other.Hash(), registry.Loaded // left as it was
+		}
+		if j.Hash != want || j.Desired != desired || j.Unit == nil {
+			t.Errorf("%s: hash %s desired %s body %v", name, j.Hash.Short(), j.Desired, j.Unit != nil)
+		}
+	}
 }

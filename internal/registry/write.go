@@ -57,6 +57,61 @@ func (r *Registry) CreateJob(ctx context.Context, name string, f *unitfile.File,
 	return nil
 }
 
+// NewJob is a unit to create.
+type NewJob struct {
+	Name    string
+	Unit    *unitfile.File
+	Desired DesiredState
+}
+
+// CreateJobs creates units as CreateJob does, many to a transaction (a body
+// shared by several, a template's, is written once per transaction). A
+// transaction refused because one of its units already exists is retried
+// unit by unit, and the first such unit is reported with ErrExists; the
+// others are created.
+func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
+	var firstErr error
+	for start := 0; start < len(jobs); {
+		var ops api.TxnOps
+		bodies := map[unitfile.Hash]bool{}
+		size := 0
+		end := start
+		for ; end < len(jobs); end++ {
+			j := jobs[end]
+			n, b := 2, 0 // object, desired
+			if !bodies[j.Unit.Hash()] {
+				n, b = 3, len(j.Unit.String())
+			}
+			if len(ops) > 0 && (len(ops)+n > txnOps || size+b > txnBytes) {
+				break
+			}
+			size += b
+			for _, op := range append(r.objectOps(j.Name, j.Unit, 0), kv(api.KVSet, r.jobKey(j.Name, "desired"), []byte(j.Desired), 0)) {
+				if op.KV.Key == r.unitKey(j.Unit.Hash()) {
+					if bodies[j.Unit.Hash()] {
+						continue
+					}
+					bodies[j.Unit.Hash()] = true
+				}
+				ops = append(ops, op)
+			}
+		}
+		ok, _, err := r.txn(ctx, ops)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			for _, j := range jobs[start:end] {
+				if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+		start = end
+	}
+	return firstErr
+}
+
 // ReplaceJob gives the existing unit j a new body, keeping its desired state.
 // It fails if j changed since it was read.
 func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) error {
@@ -277,6 +332,10 @@ func (r *Registry) UnplacedWrite(name, reason string) Write {
 // txnOps is how many operations one transaction carries: Consul 1.14 takes
 // 128, older servers 64; one is the leader-lock check.
 const txnOps = 64
+
+// txnBytes bounds the unit bodies in one transaction, under Consul's
+// default txn_max_req_len of 512 KiB.
+const txnBytes = 384 << 10
 
 // WriteAll applies ws, each fenced on session holding the leader lock, in as
 // few transactions as Consul allows. A transaction that fails because one
