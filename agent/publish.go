@@ -143,9 +143,13 @@ func (p *publisher) write(ctx context.Context, w func() error) error {
 
 // sync writes every state that differs from what was last written and
 // removes the states of units no longer here; it reports whether every
-// write went through.
+// write went through. The states go first, all of them, then the units'
+// services in Consul's catalog: the state is what fleet acts on (the leader,
+// fleetctl's waits), the catalog a view of it, and a busy Consul agent's
+// catalog registrations must not hold the states of a batch back.
 func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
 	ok := true
+	var written []registry.UnitState
 	for name, st := range states {
 		if p.published[name] == st {
 			continue
@@ -155,6 +159,10 @@ func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitSta
 			ok = false
 			continue
 		}
+		written = append(written, st)
+	}
+	for _, st := range written {
+		name := st.Name
 		if err := p.services.sync(ctx, st); err != nil {
 			p.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)
 			ok = false
