@@ -105,7 +105,11 @@ func watchIsolation(ctx context.Context, client *api.Client, ip string, log *slo
 			continue
 		case <-tick.C:
 		}
-		if !fetching && (time.Since(fetched) > membersTTL || len(view.members) == 0) {
+		// A list read is kept for membersTTL even when empty (a lone
+		// Consul node, as under fleetd dev): reading it again on every
+		// check cost the local agent two requests per machine every
+		// 100-500 ms. A failed read leaves fetched alone: retried at once.
+		if !fetching && time.Since(fetched) > membersTTL {
 			fetching = true
 			go func() {
 				v, err := readGossipView(client)

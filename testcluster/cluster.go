@@ -38,7 +38,7 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "testcluster:", err)
 		os.Exit(2)
 	}
-	if err := buildBinaries(dir); err != nil {
+	if err := BuildBinaries(dir); err != nil {
 		os.RemoveAll(dir)
 		fmt.Fprintln(os.Stderr, "testcluster:", err)
 		os.Exit(2)
@@ -49,7 +49,9 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildBinaries(dir string) error {
+// BuildBinaries builds fleetd and fleetctl from the fleet module the
+// current directory is in into dir (go build's cache makes a rebuild cheap).
+func BuildBinaries(dir string) error {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return fmt.Errorf("find the fleet module: %w", err)

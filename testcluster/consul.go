@@ -35,6 +35,9 @@ type ConsulOptions struct {
 	// in DataDir (raft, sessions, KV) instead of dev mode's memory, so that
 	// Restart brings it back with everything it held.
 	DataDir string
+	// HCL is more configuration for the server, one block per element
+	// (the scale harness raises limits and turns on telemetry with it).
+	HCL []string
 }
 
 // Gossip settings for the test clusters that stand for real ones.
@@ -126,6 +129,9 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	args = append(args, "-node", opts.NodeName, "-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn")
 	if opts.Gossip != "" {
 		args = append(args, "-hcl", opts.Gossip)
+	}
+	for _, h := range opts.HCL {
+		args = append(args, "-hcl", h)
 	}
 	if opts.ACLToken != "" {
 		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`,

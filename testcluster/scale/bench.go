@@ -1,0 +1,560 @@
+package scale
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// BenchOptions configure Run.
+type BenchOptions struct {
+	Fleetd, Fleetctl string // the binaries (testcluster.BuildBinaries)
+	Machines         int    // simulated machines, beside the two real fleetds
+	Units            int    // units started, instances of one template
+	// FleetdArgs are more flags for the leading fleetd (such as the one
+	// that selects the native build of the default policy).
+	FleetdArgs []string
+	TTL        time.Duration // the simulated machines' heartbeat TTL; 30s when zero
+	FleetdTTL  time.Duration // the real fleetds' --agent-ttl; fleetd's default (10s) when zero
+	// Timeout bounds the wait for every unit to be acknowledged; 15
+	// minutes when zero.
+	Timeout  time.Duration
+	Chunk    int       // units per fleetctl start; 500 when zero
+	Dir      string    // unit file, logs; a temporary directory when empty
+	Progress io.Writer // what Run is doing; discarded when nil
+	// Baseline is how long the idle cluster is watched before the submit,
+	// to tell its own traffic (heartbeats) from the units'; 5s when zero.
+	Baseline time.Duration
+}
+
+// Result is what Run measured.
+type Result struct {
+	Machines, Units int // Machines counts the two real fleetds
+	// Elapsed is from the first fleetctl command (submitting the template)
+	// to every unit reported launched and active by its machine.
+	Elapsed time.Duration
+	// Submit is the wall time of the fleetctl commands, and SubmitCPU
+	// their CPU time.
+	Submit    time.Duration
+	SubmitCPU time.Duration
+	// Resolution is the pause between two reads of states/: the end of
+	// Elapsed is seen up to this late.
+	Resolution time.Duration
+
+	// Consul's operations from the first submit until the cluster settled:
+	// Raft is Consul's raft log entries (writes) by kind, HTTP its HTTP
+	// requests by method and path; Baseline is what an idle cluster does
+	// in the same time, measured before the submit.
+	Raft, HTTP, Baseline   map[string]float64
+	Window, BaselineWindow time.Duration
+	// Requests by client: fleetctl (its --debug lines), the simulated
+	// agents (counted in this process), and Run's own reads of states/.
+	Fleetctl, Agents, Bench map[string]int64
+	AgentsBaseline          map[string]int64 // the agents' requests while idle, over BaselineWindow
+
+	ListUnits, ListUnitFiles []time.Duration // 5 runs each
+	LeaderRSS, LeaderHWM     int64           // kB, once settled
+	IdleRSS, IdleHWM         int64           // kB
+	CPU                      map[string]float64
+	Leader                   Metrics // the leader's metrics delta over the run
+	PerMachine               map[string]int
+	// Simulated is how many units each simulated machine's driver runs
+	// (by machine ID) when every unit is acknowledged.
+	Simulated map[string]int
+}
+
+// PlacementsPerSecond is units over Elapsed.
+func (r *Result) PlacementsPerSecond() float64 { return float64(r.Units) / r.Elapsed.Seconds() }
+
+// Run starts Consul, the leading fleetd, an idle fleetd (--disable-engine)
+// and the simulated machines, starts o.Units units with fleetctl, waits
+// until each is acknowledged by its machine, measures, and stops
+// everything it started.
+func Run(ctx context.Context, o BenchOptions) (res *Result, err error) {
+	if o.Chunk == 0 {
+		o.Chunk = 500
+	}
+	for _, bin := range []*string{&o.Fleetd, &o.Fleetctl} {
+		if *bin, err = filepath.Abs(*bin); err != nil {
+			return nil, err
+		}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "fleet-scale-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(o.Dir)
+	} else if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	b := &bench{o: o, res: &Result{Machines: o.Machines + 2, Units: o.Units, CPU: map[string]float64{}}}
+	defer b.stop()
+	if err := b.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.run(ctx); err != nil {
+		return nil, err
+	}
+	return b.res, nil
+}
+
+type bench struct {
+	o      BenchOptions
+	res    *Result
+	consul *testcluster.Consul
+	leader *testcluster.Machine
+	idle   *testcluster.Machine
+	sim    *Harness
+	reg    *registry.Registry
+	client *api.Client
+	own    *RequestCounter // Run's own requests
+	logs   []*os.File
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.o.Progress, "scale: "+format+"\n", args...)
+}
+
+func (b *bench) logFile(name string) (*os.File, error) {
+	f, err := os.Create(filepath.Join(b.o.Dir, name))
+	if err == nil {
+		b.logs = append(b.logs, f)
+	}
+	return f, err
+}
+
+// consulHCL raises the per-client connection limit (every simulated
+// machine's blocking queries come from 127.0.0.1; Consul allows 200) as far
+// as the open-file limit lets Consul, and keeps Prometheus counters, which
+// are cumulative, for the deltas.
+func consulHCL() []string {
+	conns := uint64(4096)
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur > 2*conns {
+		conns = lim.Cur - 1024
+	}
+	return []string{
+		fmt.Sprintf("limits { http_max_conns_per_client = %d }", conns),
+		`telemetry { prometheus_retention_time = "24h", disable_hostname = true }`,
+	}
+}
+
+func (b *bench) start(ctx context.Context) error {
+	clog, err := b.logFile("consul.log")
+	if err != nil {
+		return err
+	}
+	b.logf("starting Consul")
+	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: clog, Progress: b.o.Progress, HCL: consulHCL()}); err != nil {
+		return err
+	}
+	b.logf("Consul at %s (pid %d)", b.consul.URL(), b.consul.PID())
+	b.own = &RequestCounter{}
+	if b.client, _, err = newClient(b.consul.URL(), 4, b.own); err != nil {
+		return err
+	}
+	b.reg = registry.New(b.client, "")
+	// The leader first, so it holds the lock before anything else joins.
+	b.logf("starting the leading fleetd")
+	if b.leader, err = b.fleetd("leader", "127.0.3.1", b.o.FleetdArgs...); err != nil {
+		return err
+	}
+	if err := b.waitLeader(ctx, b.leader.ID); err != nil {
+		return err
+	}
+	b.logf("leader %s (pid %d)", registry.ShortID(b.leader.ID), b.leader.PID())
+	b.logf("starting an idle fleetd (--disable-engine)")
+	if b.idle, err = b.fleetd("idle", "127.0.3.2", "--disable-engine"); err != nil {
+		return err
+	}
+	alog, err := b.logFile("agents.log")
+	if err != nil {
+		return err
+	}
+	b.logf("starting %d simulated machines", b.o.Machines)
+	t := time.Now()
+	if b.sim, err = Start(ctx, Options{Endpoint: b.consul.URL(), Machines: b.o.Machines, TTL: b.o.TTL, Log: alog}); err != nil {
+		return err
+	}
+	if err := b.sim.Wait(ctx); err != nil {
+		return err
+	}
+	if err := b.waitMachines(ctx, b.o.Machines+2); err != nil {
+		return err
+	}
+	b.logf("%d machines joined in %s", b.o.Machines, time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// waitMachines waits until n machines are published.
+func (b *bench) waitMachines(ctx context.Context, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var index uint64
+	for {
+		keys, meta, err := b.client.KV().Keys(b.reg.Prefix()+"machines/", "", (&api.QueryOptions{WaitIndex: index}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("waiting for %d machines: %w (logs in %s)", n, err, b.o.Dir)
+		}
+		if len(keys) == n {
+			return nil
+		}
+		index = meta.LastIndex
+	}
+}
+
+func (b *bench) fleetd(name, ip string, extra ...string) (*testcluster.Machine, error) {
+	return testcluster.StartMachine(testcluster.MachineOptions{
+		Fleetd: b.o.Fleetd, ConsulURL: b.consul.URL(), IP: ip, Metadata: "hostname=" + name,
+		Dir: filepath.Join(b.o.Dir, name), Extra: extra, TTL: b.o.FleetdTTL,
+	})
+}
+
+// waitLeader waits until machine id holds the leader lock.
+func (b *bench) waitLeader(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var index uint64
+	for {
+		holder, i, err := b.reg.Leader(ctx, index)
+		if err != nil {
+			return fmt.Errorf("the leading fleetd did not take the lock (see %s/leader/fleetd.log): %w", b.o.Dir, err)
+		}
+		if holder == id {
+			return nil
+		}
+		index = max(i, 1)
+	}
+}
+
+func (b *bench) stop() {
+	if b.sim != nil {
+		b.sim.Stop(false)
+	}
+	var wg sync.WaitGroup
+	for _, m := range []*testcluster.Machine{b.leader, b.idle} {
+		if m != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); m.Stop() }()
+		}
+	}
+	wg.Wait()
+	if b.consul != nil {
+		b.consul.Stop()
+	}
+	for _, f := range b.logs {
+		f.Close()
+	}
+}
+
+func (b *bench) run(ctx context.Context) error {
+	tpl := "[Unit]\nDescription=fleet scale benchmark %i\n\n[Service]\nExecStart=/bin/sleep infinity\n"
+	if err := os.WriteFile(filepath.Join(b.o.Dir, "bench@.service"), []byte(tpl), 0o644); err != nil {
+		return err
+	}
+	names := make([]string, b.o.Units)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench@%d.service", i+1)
+	}
+	// What an idle cluster does (heartbeats), to tell it from the units' cost.
+	metricsURL := b.consul.URL() + "/v1/agent/metrics?format=prometheus"
+	idle0, err := Scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	agentsIdle := b.sim.Requests.Counts()
+	b.res.BaselineWindow = cmp.Or(b.o.Baseline, 5*time.Second)
+	sleep(ctx, b.res.BaselineWindow)
+	before, err := Scrape(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	b.res.Baseline = idle0.Delta(before)
+	leaderMetrics := b.leaderMetricsURL(ctx)
+	leaderBefore, _ := Scrape(ctx, leaderMetrics)
+	cpu0 := b.cpu()
+	b.res.Fleetctl = map[string]int64{}
+	agents0 := b.sim.Requests.Counts()
+
+	b.logf("starting %d units with fleetctl, %d per command", b.o.Units, b.o.Chunk)
+	start := time.Now()
+	acked := make(chan error, 1)
+	var done time.Time
+	go func() {
+		var err error
+		done, err = b.waitAcked(ctx, len(names))
+		acked <- err
+	}()
+	if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
+		return err
+	}
+	for i := 0; i < len(names); i += b.o.Chunk {
+		args := append([]string{"start", "--no-block"}, names[i:min(i+b.o.Chunk, len(names))]...)
+		if err := b.fleetctl(ctx, args...); err != nil {
+			return err
+		}
+	}
+	b.res.Submit = time.Since(start)
+	b.logf("fleetctl done in %s", b.res.Submit.Round(time.Millisecond))
+	if err := <-acked; err != nil {
+		return err
+	}
+	b.res.Elapsed = done.Sub(start)
+	b.logf("all %d units acknowledged in %s: %.0f placements/s", len(names), b.res.Elapsed.Round(time.Millisecond), b.res.PlacementsPerSecond())
+	cpu1 := b.cpu()
+	for k, v := range cpu1 {
+		b.res.CPU[k] = v - cpu0[k]
+	}
+	if err := b.verify(ctx, names); err != nil {
+		return err
+	}
+	after, err := b.settle(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	b.res.Window = time.Since(start)
+	d := before.Delta(after)
+	b.res.Raft, b.res.HTTP = map[string]float64{}, map[string]float64{}
+	for k, v := range d {
+		switch {
+		case k == "consul_raft_apply":
+			b.res.Raft["total"] = v
+		case strings.HasPrefix(k, "consul_fsm_") && strings.Contains(k, "_count"):
+			b.res.Raft[strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1)] = v
+		case strings.HasPrefix(k, "consul_api_http_count{"):
+			b.res.HTTP[Label(k, "method")+" "+Label(k, "path")] = v
+		}
+	}
+	if leaderAfter, err := Scrape(ctx, leaderMetrics); err == nil {
+		b.res.Leader = leaderBefore.Delta(leaderAfter)
+	}
+	b.res.Agents, b.res.AgentsBaseline = map[string]int64{}, map[string]int64{}
+	for k, v := range b.sim.Requests.Counts() {
+		if x := v - agents0[k]; x != 0 {
+			b.res.Agents[k] = x
+		}
+		if x := agents0[k] - agentsIdle[k]; x != 0 {
+			b.res.AgentsBaseline[k] = x
+		}
+	}
+	b.res.Bench = b.own.Counts()
+
+	b.logf("timing fleetctl list-units and list-unit-files")
+	for range 5 {
+		for _, l := range []struct {
+			cmd  string
+			into *[]time.Duration
+		}{{"list-units", &b.res.ListUnits}, {"list-unit-files", &b.res.ListUnitFiles}} {
+			took, rows, err := b.list(ctx, l.cmd)
+			if err != nil {
+				return err
+			}
+			if rows < len(names) {
+				return fmt.Errorf("fleetctl %s printed %d rows, want at least %d", l.cmd, rows, len(names))
+			}
+			*l.into = append(*l.into, took)
+		}
+	}
+	if b.res.LeaderRSS, err = procStatusKB(b.leader.PID(), "VmRSS"); err != nil {
+		return err
+	}
+	b.res.LeaderHWM, _ = procStatusKB(b.leader.PID(), "VmHWM")
+	if b.res.IdleRSS, err = procStatusKB(b.idle.PID(), "VmRSS"); err != nil {
+		return err
+	}
+	b.res.IdleHWM, _ = procStatusKB(b.idle.PID(), "VmHWM")
+	return nil
+}
+
+// cpu is the CPU seconds used so far by Consul, the two fleetds and this
+// process (the simulated machines and Run's own reads).
+func (b *bench) cpu() map[string]float64 {
+	return map[string]float64{
+		"consul":  cpuSeconds(b.consul.PID()),
+		"leader":  cpuSeconds(b.leader.PID()),
+		"idle":    cpuSeconds(b.idle.PID()),
+		"harness": cpuSeconds(os.Getpid()),
+	}
+}
+
+// fleetctl runs fleetctl as an operator would, with --debug to count its
+// requests to Consul.
+func (b *bench) fleetctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, b.o.Fleetctl, append([]string{"--endpoint", b.consul.URL(), "--debug"}, args...)...)
+	cmd.Dir = b.o.Dir
+	var out bytes.Buffer
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &out
+	err := cmd.Run()
+	if cmd.ProcessState != nil {
+		b.res.SubmitCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	var other []string
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 4 && f[0] == "DEBUG" && f[1] == "consul" {
+			path, _, _ := strings.Cut(strings.TrimSuffix(f[3], ":"), "?")
+			b.res.Fleetctl[f[2]+" "+Endpoint(path)]++
+			continue
+		}
+		other = append(other, sc.Text())
+	}
+	if err != nil {
+		return fmt.Errorf("fleetctl %s: %w\n%s", args[0], err, strings.Join(other, "\n"))
+	}
+	return nil
+}
+
+// list runs "fleetctl CMD" and returns its wall time and how many rows it
+// printed (the header left out).
+func (b *bench) list(ctx context.Context, cmdName string) (time.Duration, int, error) {
+	cmd := exec.CommandContext(ctx, b.o.Fleetctl, "--endpoint", b.consul.URL(), cmdName)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	t := time.Now()
+	err := cmd.Run()
+	took := time.Since(t)
+	if err != nil {
+		return 0, 0, fmt.Errorf("fleetctl %s: %w", cmdName, err)
+	}
+	return took, bytes.Count(out.Bytes(), []byte("\n")) - 1, nil
+}
+
+// waitAcked reads states/ with blocking queries, at most one read per
+// pause (a read returns at once while states change, and each carries
+// every state), until n units are reported launched and active, and
+// returns when that read came back.
+func (b *bench) waitAcked(ctx context.Context, n int) (time.Time, error) {
+	b.res.Resolution = 100*time.Millisecond + time.Duration(n)*10*time.Microsecond
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(b.o.Timeout, 15*time.Minute))
+	defer cancel()
+	var index uint64
+	seen := 0
+	for {
+		pairs, meta, err := b.client.KV().List(b.reg.Prefix()+"states/", (&api.QueryOptions{WaitIndex: index, WaitTime: 30 * time.Second}).WithContext(ctx))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("read states (%d of %d units acknowledged; logs in %s): %w", seen, n, b.o.Dir, err)
+		}
+		now := time.Now()
+		acked := map[string]bool{}
+		for _, p := range pairs {
+			var st registry.UnitState
+			if json.Unmarshal(p.Value, &st) == nil && st.State == registry.Launched && st.Active == "active" {
+				acked[st.Name] = true
+			}
+		}
+		if len(acked) >= n {
+			return now, nil
+		}
+		seen = len(acked)
+		index = meta.LastIndex
+		sleep(ctx, b.res.Resolution)
+		if ctx.Err() != nil {
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+// verify checks, from one snapshot, that every unit is placed on a live
+// machine that reports it launched and active with the unit's body, and
+// counts the units per machine.
+func (b *bench) verify(ctx context.Context, names []string) error {
+	s, err := b.reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		return err
+	}
+	b.res.PerMachine = map[string]int{}
+	var bad []string
+	for _, n := range names {
+		j := s.Jobs[n]
+		switch {
+		case j == nil:
+			bad = append(bad, n+": missing")
+		case j.Target == "" || s.Machines[j.Target] == nil:
+			bad = append(bad, n+": not on a live machine")
+		case s.States[n][j.Target] == nil || s.States[n][j.Target].Hash != j.Hash.String() ||
+			s.States[n][j.Target].State != registry.Launched || s.States[n][j.Target].Active != "active":
+			bad = append(bad, n+": not acknowledged by its machine")
+		default:
+			b.res.PerMachine[j.Target]++
+		}
+	}
+	b.res.Simulated = map[string]int{}
+	for _, m := range b.sim.Machines {
+		for _, st := range m.Driver.Units() {
+			if st.Active == "active" {
+				b.res.Simulated[m.ID]++
+			}
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("%d units not acknowledged, such as %s", len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
+	}
+	return nil
+}
+
+// settle waits until Consul's raft log grows no faster than the idle
+// cluster's did (catalog syncs of the units' services can trail their
+// states) and returns the last scrape.
+func (b *bench) settle(ctx context.Context, url string) (Metrics, error) {
+	var last Metrics
+	quiet := 0
+	idle := b.res.Baseline["consul_raft_apply"] / b.res.BaselineWindow.Seconds()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		m, err := Scrape(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		if last != nil && m["consul_raft_apply"]-last["consul_raft_apply"] <= 1.5*idle+1 {
+			if quiet++; quiet == 2 {
+				return m, nil
+			}
+		} else {
+			quiet = 0
+		}
+		last = m
+		sleep(ctx, time.Second)
+	}
+	return nil, fmt.Errorf("Consul's raft log kept growing faster than the idle cluster's (%.1f/s) for a minute after every unit was acknowledged", idle)
+}
+
+// leaderMetricsURL is where the leading fleetd serves its metrics, from
+// its fleet-agent service's meta.
+func (b *bench) leaderMetricsURL(ctx context.Context) string {
+	svc, _, err := b.client.Agent().Service("fleet-agent:"+b.leader.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil || svc.Meta["metrics-addr"] == "" {
+		return ""
+	}
+	return "http://" + svc.Meta["metrics-addr"] + "/metrics"
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

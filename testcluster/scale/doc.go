@@ -1,0 +1,18 @@
+// Package scale runs fleet at scale on one host: many simulated machines in
+// one process against a real Consul server, beside real fleetd processes
+// (the leader among them), driven by the real fleetctl.
+//
+// A simulated machine is everything a fleetd machine is to the cluster but
+// its units: a real agent.Heartbeat (Consul session, TTL check and
+// fleet-agent service), its machine record, and the real agent.Agent
+// following its schedule and publishing its units' states, with a Driver
+// that keeps units in memory and acknowledges them at once (MemDriver). So
+// every request Consul sees is one production makes; only the init system
+// is missing. Simulated machines never lead.
+//
+// Run is the end-to-end benchmark (make bench, make bench-quick): it starts
+// Consul, the leading fleetd, an idle fleetd and the simulated machines,
+// starts units with fleetctl as an operator would, and measures placement
+// throughput, Consul's operations per unit (from Consul's own telemetry),
+// fleetctl's list commands and the fleetds' memory.
+package scale

@@ -1,0 +1,235 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/agent"
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/version"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// Options configure a Harness.
+type Options struct {
+	Endpoint string // Consul HTTP address, such as http://127.0.0.1:8500
+	Prefix   string // fleet's key prefix; the registry's default when empty
+	Machines int    // how many machines to simulate
+	// TTL is each machine's heartbeat TTL; 30s when zero. A machine passes
+	// its check every third of it, so a long TTL keeps a thousand
+	// machines' renewals cheap.
+	TTL time.Duration
+	// Metadata is machine i's metadata (i counts from 1);
+	// hostname=sim-i when nil.
+	Metadata func(i int) map[string]string
+	// Log gets the agents' warnings and errors; discarded when nil.
+	Log io.Writer
+	// Parallel is how many machines join at once; 16 when zero.
+	Parallel int
+}
+
+// Harness is many simulated machines in this process. Stop it when done.
+type Harness struct {
+	Machines []*Machine
+	// Requests counts the HTTP requests the simulated machines made to
+	// Consul.
+	Requests *RequestCounter
+
+	client    *api.Client
+	transport *http.Transport
+	prefix    string
+}
+
+// Machine is one simulated machine.
+type Machine struct {
+	ID, IP   string
+	Metadata map[string]string
+	Driver   *MemDriver
+
+	hb       *agent.Heartbeat
+	stopRun  context.CancelFunc // the agent
+	stopBeat context.CancelFunc // the heartbeat, after the agent
+	done     chan struct{}      // closed when the agent's Run returned
+}
+
+// IP returns the loopback address of simulated machine i (from 1):
+// 127.1.0.1, 127.1.0.2, ... 250 to a /24.
+func IP(i int) string { return fmt.Sprintf("127.1.%d.%d", (i-1)/250, (i-1)%250+1) }
+
+// Start starts the simulated machines, opts.Parallel at a time, and
+// returns once each has its session and runs its agent; Wait waits until
+// every one is published.
+//
+// # Notes
+//
+// All machines share one Consul client (and so its connection pool),
+// which counts their requests, and each has its own registry, as each
+// fleetd has. They all talk to the one Consul agent at opts.Endpoint,
+// where a real cluster has a Consul agent per machine: that agent holds
+// every machine's service, check and session.
+func Start(ctx context.Context, opts Options) (*Harness, error) {
+	if opts.Machines < 1 {
+		return nil, fmt.Errorf("scale: %d machines: simulate at least one", opts.Machines)
+	}
+	if opts.TTL == 0 {
+		opts.TTL = 30 * time.Second
+	}
+	if opts.Parallel == 0 {
+		opts.Parallel = 16
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.Metadata == nil {
+		opts.Metadata = func(i int) map[string]string { return map[string]string{"hostname": fmt.Sprintf("sim-%d", i)} }
+	}
+	counter := &RequestCounter{}
+	client, transport, err := newClient(opts.Endpoint, opts.Machines, counter)
+	if err != nil {
+		return nil, err
+	}
+	h := &Harness{Requests: counter, client: client, transport: transport, prefix: registry.New(client, opts.Prefix).Prefix()}
+	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h.Machines = make([]*Machine, opts.Machines)
+	errs := make([]error, opts.Machines)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range opts.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				h.Machines[i], errs[i] = h.start(ctx, i+1, opts, log)
+			}
+		}()
+	}
+	for i := range opts.Machines {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		h.Stop(false)
+		return nil, err
+	}
+	return h, nil
+}
+
+// start joins machine i as cmd/fleetd does: heartbeat first (service,
+// check, session), then the agent, which publishes the machine and follows
+// its schedule. There is no leader candidate.
+func (h *Harness) start(ctx context.Context, i int, opts Options, log *slog.Logger) (*Machine, error) {
+	m := &Machine{ID: testcluster.NewMachineID(), IP: IP(i), Metadata: opts.Metadata(i), Driver: NewMemDriver(), done: make(chan struct{})}
+	log = log.With("machine", registry.ShortID(m.ID))
+	m.hb = agent.NewHeartbeat(h.client, m.ID, m.IP, m.Metadata, opts.TTL, log)
+	if err := m.hb.Start(ctx); err != nil {
+		return nil, fmt.Errorf("simulated machine %d: %w", i, err)
+	}
+	beatCtx, stopBeat := context.WithCancel(context.Background())
+	runCtx, stopRun := context.WithCancel(context.Background())
+	m.stopBeat, m.stopRun = stopBeat, stopRun
+	go m.hb.Run(beatCtx)
+	a := agent.New(agent.Config{
+		Registry:  registry.New(h.client, opts.Prefix),
+		Machine:   registry.Machine{ID: m.ID, IP: m.IP, Metadata: m.Metadata, Version: version.Version},
+		Driver:    m.Driver,
+		Heartbeat: m.hb,
+		Log:       log,
+	})
+	go func() {
+		defer close(m.done)
+		if err := a.Run(runCtx); err != nil {
+			log.Error("agent stopped", "err", err)
+		}
+	}()
+	return m, nil
+}
+
+// Wait waits until every simulated machine is published in Consul, reading
+// machines/ with blocking queries.
+func (h *Harness) Wait(ctx context.Context) error {
+	want := map[string]bool{}
+	for _, m := range h.Machines {
+		want[m.ID] = true
+	}
+	var index uint64
+	for {
+		keys, meta, err := h.client.KV().Keys(h.prefix+"machines/", "", (&api.QueryOptions{WaitIndex: index, WaitTime: 10 * time.Second}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("read machines: %w", err)
+		}
+		n := 0
+		for _, k := range keys {
+			if want[k[strings.LastIndexByte(k, '/')+1:]] {
+				n++
+			}
+		}
+		if n == len(want) {
+			return nil
+		}
+		index = meta.LastIndex
+	}
+}
+
+// Stop stops every agent (its units stay, as a fleetd's do on SIGTERM),
+// then every heartbeat. With leave, each machine also destroys its session
+// and deregisters, so the cluster sees it go at once; without, the machines
+// vanish when their TTL runs out (or with the Consul server).
+func (h *Harness) Stop(leave bool) {
+	for _, m := range h.Machines {
+		if m != nil {
+			m.stopRun()
+		}
+	}
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, m := range h.Machines {
+		if m == nil {
+			continue
+		}
+		<-m.done
+		if leave {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				m.hb.Stop(ctx)
+				cancel()
+				<-sem
+			}()
+		}
+	}
+	wg.Wait()
+	for _, m := range h.Machines {
+		if m != nil {
+			m.stopBeat()
+		}
+	}
+	h.transport.CloseIdleConnections()
+}
+
+// newClient is one Consul client for every simulated machine, with a pool
+// large enough that their requests reuse connections, counting requests.
+func newClient(endpoint string, machines int, counter *RequestCounter) (*api.Client, *http.Transport, error) {
+	cfg := api.DefaultConfig()
+	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
+	cfg.Scheme = "http"
+	cfg.Transport.MaxIdleConns = 8 * machines
+	cfg.Transport.MaxIdleConnsPerHost = 8 * machines
+	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter}}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("consul client for %s: %w", endpoint, err)
+	}
+	return c, cfg.Transport, nil
+}

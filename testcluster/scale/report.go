@@ -1,0 +1,216 @@
+package scale
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Median is the middle of ds (the mean of the two middle ones for an even
+// count); 0 for none.
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Writes is Consul's raft writes during the run, less what the idle
+// cluster would have written meanwhile.
+func (r *Result) Writes() float64 {
+	return r.Raft["total"] - r.baseline("consul_raft_apply")
+}
+
+// Reads is Consul's HTTP GETs during the run, less Run's own reads of
+// states/ and what the idle cluster would have read meanwhile.
+func (r *Result) Reads() float64 {
+	var n float64
+	for k, v := range r.HTTP {
+		if strings.HasPrefix(k, "GET ") {
+			n += v
+		}
+	}
+	for k, v := range r.Bench {
+		if IsRead(k) {
+			n -= float64(v)
+		}
+	}
+	var idle float64
+	for k := range r.Baseline {
+		if strings.HasPrefix(k, "consul_api_http_count{") && Label(k, "method") == "GET" {
+			idle += r.baseline(k)
+		}
+	}
+	return n - idle
+}
+
+// baseline is what series k of the idle cluster adds up to over Window.
+func (r *Result) baseline(k string) float64 {
+	return r.Baseline[k] / r.BaselineWindow.Seconds() * r.Window.Seconds()
+}
+
+func split(counts map[string]float64) (reads, writes float64) {
+	for k, v := range counts {
+		if IsRead(k) {
+			reads += v
+		} else {
+			writes += v
+		}
+	}
+	return reads, writes
+}
+
+// floats converts counts, less idle (counted over the baseline window)
+// scaled to the run's window.
+func (r *Result) floats(counts, idle map[string]int64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range counts {
+		out[k] = float64(v) - float64(idle[k])/r.BaselineWindow.Seconds()*r.Window.Seconds()
+	}
+	return out
+}
+
+// netHTTP is r.HTTP less the idle cluster's requests over the window and
+// Run's own reads.
+func (r *Result) netHTTP() map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range r.HTTP {
+		out[k] = v
+	}
+	for k := range r.Baseline {
+		if strings.HasPrefix(k, "consul_api_http_count{") {
+			out[Label(k, "method")+" "+Label(k, "path")] -= r.baseline(k)
+		}
+	}
+	for k, v := range r.Bench {
+		method, ep, _ := strings.Cut(k, " ")
+		out[method+" v1_"+strings.ReplaceAll(ep, "/", "_")+"_"] -= float64(v)
+	}
+	return out
+}
+
+// Print writes the figures, one per line, ending with
+// "placements_per_second N".
+func (r *Result) Print(w io.Writer, label string) {
+	u := float64(r.Units)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+	p("run", "%s: %d machines (%d simulated + leader + idle fleetd), %d units", label, r.Machines, r.Machines-2, r.Units)
+	p("first submit to all acknowledged", "%.2f s (states/ read at most every %s)", r.Elapsed.Seconds(), r.Resolution)
+	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), u/r.Submit.Seconds())
+	p("consul writes per unit", "%.2f raft entries (%s)", r.Writes()/u, r.raftKinds())
+	p("consul reads per unit", "%.2f HTTP GETs (%s)", r.Reads()/u, r.httpKinds("GET"))
+	p("consul HTTP writes per unit", "%.2f (%s)", r.httpWrites()/u, r.httpKinds("PUT", "DELETE"))
+	// Every figure per unit above and below is net of the idle cluster's
+	// traffic (and of Run's own reads of states/).
+	fr, fw := split(r.floats(r.Fleetctl, nil))
+	agents := r.floats(r.Agents, r.AgentsBaseline)
+	ar, aw := split(agents)
+	p("  by fleetctl", "%.2f reads, %.2f writes per unit (%s)", fr/u, fw/u, countsLine(r.floats(r.Fleetctl, nil), u))
+	p("  by simulated agents", "%.2f reads, %.2f writes per unit (%s)", ar/u, aw/u, countsLine(agents, u))
+	var idleReads float64
+	for k, v := range r.Baseline {
+		if strings.HasPrefix(k, "consul_api_http_count{") && Label(k, "method") == "GET" {
+			idleReads += v
+		}
+	}
+	var idleRaft []string
+	for _, k := range sortedKeys(r.Baseline) {
+		if strings.HasPrefix(k, "consul_fsm_") && strings.Contains(k, "_count") {
+			idleRaft = append(idleRaft, fmt.Sprintf("%s %.1f", strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1), r.Baseline[k]/r.BaselineWindow.Seconds()))
+		}
+	}
+	p("idle cluster (subtracted above)", "%.1f HTTP GETs/s, %.1f raft writes/s (%s)", idleReads/r.BaselineWindow.Seconds(),
+		r.Baseline["consul_raft_apply"]/r.BaselineWindow.Seconds(), strings.Join(idleRaft, ", "))
+	p("list-units", "median %s of 5 (%s)", ms(Median(r.ListUnits)), msList(r.ListUnits))
+	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
+	p("leader fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.LeaderRSS)/1024, float64(r.LeaderHWM)/1024)
+	p("idle fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.IdleRSS)/1024, float64(r.IdleHWM)/1024)
+	p("CPU s during placement", "consul %.2f, leader %.2f, idle fleetd %.2f, harness %.2f, fleetctl %.2f",
+		r.CPU["consul"], r.CPU["leader"], r.CPU["idle"], r.CPU["harness"], r.SubmitCPU.Seconds())
+	if n := r.Leader.Sum("fleet_leader_reconcile_duration_seconds_count"); n > 0 {
+		calls := r.Leader.Sum("fleet_leader_policy_call_duration_seconds_count")
+		p("leader passes", "%.0f passes, %.2f s in passes (%.0f ms each), %.0f policy calls (%.2f s, %.1f µs each), %.0f placements",
+			n, r.Leader.Sum("fleet_leader_reconcile_duration_seconds_sum"),
+			1000*r.Leader.Sum("fleet_leader_reconcile_duration_seconds_sum")/n,
+			calls, r.Leader.Sum("fleet_leader_policy_call_duration_seconds_sum"),
+			1e6*r.Leader.Sum("fleet_leader_policy_call_duration_seconds_sum")/max(calls, 1),
+			r.Leader.Sum("fleet_leader_placements_total"))
+	}
+	lo, hi := r.Units, 0
+	for _, n := range r.PerMachine {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	p("units per machine", "%d to %d on %d machines", lo, hi, len(r.PerMachine))
+	tw.Flush()
+	fmt.Fprintf(w, "placements_per_second %.0f\n", r.PlacementsPerSecond())
+}
+
+func (r *Result) raftKinds() string {
+	var parts []string
+	for _, k := range sortedKeys(r.Raft) {
+		if k != "total" {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, r.Raft[k]/float64(r.Units)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *Result) httpWrites() float64 {
+	var n float64
+	for k, v := range r.netHTTP() {
+		if !strings.HasPrefix(k, "GET ") {
+			n += v
+		}
+	}
+	return n
+}
+
+func (r *Result) httpKinds(methods ...string) string {
+	var parts []string
+	net := r.netHTTP()
+	for _, k := range sortedKeys(net) {
+		m, _, _ := strings.Cut(k, " ")
+		if slices.Contains(methods, m) && net[k]/float64(r.Units) >= 0.01 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, net[k]/float64(r.Units)))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func countsLine(c map[string]float64, units float64) string {
+	var parts []string
+	for _, k := range sortedKeys(c) {
+		if c[k]/units >= 0.01 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, c[k]/units))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+
+func msList(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, fmt.Sprintf("%.0f", float64(d.Microseconds())/1000))
+	}
+	return strings.Join(parts, ", ")
+}

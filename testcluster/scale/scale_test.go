@@ -1,0 +1,69 @@
+package scale_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
+	"github.com/wasmfleet/fleet/testcluster/scale"
+)
+
+func TestMain(m *testing.M) { testcluster.Main(m) }
+
+// TestRun is the benchmark at small scale: every unit started with fleetctl
+// ends up acknowledged by a live machine, the simulated machines' drivers
+// run exactly the units the cluster says they run, and the figures are
+// there.
+func TestRun(t *testing.T) {
+	const machines, units = 5, 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := scale.Run(ctx, scale.BenchOptions{
+		Fleetd: testcluster.Binary(t, "fleetd"), Fleetctl: testcluster.Binary(t, "fleetctl"),
+		Machines: machines, Units: units, Chunk: 7, Dir: t.TempDir(), Baseline: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res.Print(&out, "test")
+	t.Log("\n" + out.String())
+
+	total := 0
+	for _, n := range res.PerMachine {
+		total += n
+	}
+	if total != units {
+		t.Errorf("%d units acknowledged across machines, want %d", total, units)
+	}
+	if len(res.PerMachine) > machines+2 {
+		t.Errorf("units on %d machines; there are %d", len(res.PerMachine), machines+2)
+	}
+	if len(res.Simulated) != machines {
+		t.Errorf("%d simulated machines run units; want all %d (least loaded placement)", len(res.Simulated), machines)
+	}
+	for id, n := range res.Simulated {
+		if res.PerMachine[id] != n {
+			t.Errorf("simulated machine %s runs %d units; the cluster has %d acknowledged there", id, n, res.PerMachine[id])
+		}
+	}
+	if res.Fleetctl["PUT txn"] == 0 {
+		t.Errorf("no fleetctl transaction counted for %d units: its --debug lines were not read (%v)", units, res.Fleetctl)
+	}
+	if res.Raft["total"] == 0 || len(res.HTTP) == 0 {
+		t.Errorf("no Consul telemetry: raft %v, http %v", res.Raft, res.HTTP)
+	}
+	if res.LeaderRSS == 0 || res.IdleRSS == 0 || len(res.ListUnits) != 5 || len(res.ListUnitFiles) != 5 {
+		t.Errorf("figures missing: leader %d kB, idle %d kB, list-units %v, list-unit-files %v", res.LeaderRSS, res.IdleRSS, res.ListUnits, res.ListUnitFiles)
+	}
+	if !strings.HasPrefix(lastLine(out.String()), "placements_per_second ") {
+		t.Errorf("last line %q, want placements_per_second N", lastLine(out.String()))
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

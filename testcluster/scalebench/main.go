@@ -1,0 +1,78 @@
+// Command scalebench is fleet's end-to-end scale benchmark (make bench,
+// make bench-quick): a real Consul server, a real leading fleetd, a real
+// idle fleetd and many simulated machines in this process
+// (testcluster/scale), with units started through the real fleetctl. It
+// prints its figures, the last line being "placements_per_second N".
+//
+//	go run ./testcluster/scalebench -machines 100 -units 1000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
+	"github.com/wasmfleet/fleet/testcluster/scale"
+)
+
+func main() {
+	var (
+		o          scale.BenchOptions
+		policy     string
+		nativeArgs string
+		extra      string
+	)
+	flag.IntVar(&o.Machines, "machines", 100, "simulated machines (beside the leading and the idle fleetd)")
+	flag.IntVar(&o.Units, "units", 1000, "units to start")
+	flag.StringVar(&policy, "policy", "default", "placement: default (the built-in WebAssembly policy) or native (its native build, the baseline)")
+	flag.StringVar(&nativeArgs, "native-args", "--default-policy-native", "fleetd flags that select the native build of the default policy (-policy native)")
+	flag.StringVar(&extra, "fleetd-args", "", "more flags for the leading fleetd, space-separated")
+	flag.DurationVar(&o.TTL, "ttl", 30*time.Second, "the simulated machines' heartbeat TTL")
+	flag.DurationVar(&o.FleetdTTL, "fleetd-ttl", 0, "the real fleetds' --agent-ttl (default: fleetd's, 10s)")
+	flag.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "give up when the units are not all acknowledged within this")
+	flag.IntVar(&o.Chunk, "chunk", 500, "units per fleetctl start command")
+	flag.StringVar(&o.Fleetd, "fleetd", "", "fleetd binary (default: build one)")
+	flag.StringVar(&o.Fleetctl, "fleetctl", "", "fleetctl binary (default: build one)")
+	flag.StringVar(&o.Dir, "dir", "", "keep logs and the unit file here (default: a temporary directory, removed)")
+	flag.Parse()
+	switch policy {
+	case "default":
+	case "native":
+		o.FleetdArgs = append(o.FleetdArgs, strings.Fields(nativeArgs)...)
+	default:
+		fail(fmt.Errorf("-policy %q: use default or native", policy))
+	}
+	o.FleetdArgs = append(o.FleetdArgs, strings.Fields(extra)...)
+	o.Progress = os.Stderr
+	if o.Fleetd == "" || o.Fleetctl == "" {
+		dir, err := os.MkdirTemp("", "fleet-scalebench-bin-")
+		if err != nil {
+			fail(err)
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "scale: building fleetd and fleetctl")
+		if err := testcluster.BuildBinaries(dir); err != nil {
+			fail(err)
+		}
+		o.Fleetd, o.Fleetctl = filepath.Join(dir, "fleetd"), filepath.Join(dir, "fleetctl")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := scale.Run(ctx, o)
+	if err != nil {
+		fail(err)
+	}
+	res.Print(os.Stdout, "policy "+policy)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "scalebench:", err)
+	os.Exit(1)
+}
