@@ -78,23 +78,19 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 		end := start
 		for ; end < len(jobs); end++ {
 			j := jobs[end]
-			n, b := 2, 0 // object, desired
-			if !bodies[j.Unit.Hash()] {
-				n, b = 3, len(j.Unit.String())
+			h := j.Unit.Hash()
+			// body, object, desired; the body once per transaction
+			jobOps := append(r.objectOps(j.Name, j.Unit, 0), kv(api.KVSet, r.jobKey(j.Name, "desired"), []byte(j.Desired), 0))
+			b := len(jobOps[0].KV.Value)
+			if bodies[h] {
+				jobOps, b = jobOps[1:], 0
 			}
-			if len(ops) > 0 && (len(ops)+n > txnOps || size+b > txnBytes) {
+			if len(ops) > 0 && (len(ops)+len(jobOps) > txnOps || size+b > txnBytes) {
 				break
 			}
+			bodies[h] = true
 			size += b
-			for _, op := range append(r.objectOps(j.Name, j.Unit, 0), kv(api.KVSet, r.jobKey(j.Name, "desired"), []byte(j.Desired), 0)) {
-				if op.KV.Key == r.unitKey(j.Unit.Hash()) {
-					if bodies[j.Unit.Hash()] {
-						continue
-					}
-					bodies[j.Unit.Hash()] = true
-				}
-				ops = append(ops, op)
-			}
+			ops = append(ops, jobOps...)
 		}
 		ok, _, err := r.txn(ctx, ops)
 		if err != nil {
