@@ -9,7 +9,7 @@
 //	jobs/<name>/desired       inactive | loaded | launched
 //	jobs/<name>/target        machine ID the leader placed the unit on
 //	jobs/<name>/unplaced      why the leader cannot place the unit, if so
-//	states/<name>/<machine>   what that machine reports for the unit
+//	states/<machine>/<name>   what that machine reports for the unit
 //	machines/<id>             a live machine: ID, IP, configured metadata
 //	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)
 //	leader                    the leader lock

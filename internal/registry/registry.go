@@ -58,7 +58,7 @@ func (r *Registry) jobKey(name, leaf string) string {
 	return r.prefix + "jobs/" + name + "/" + leaf
 }
 func (r *Registry) stateKey(name, machine string) string {
-	return r.prefix + "states/" + name + "/" + machine
+	return r.prefix + "states/" + machine + "/" + name
 }
 func (r *Registry) machineKey(id string) string { return r.prefix + "machines/" + id }
 func (r *Registry) scheduleKey(machine, name string) string {
@@ -161,13 +161,14 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			case "unplaced":
 				j.Unplaced = string(p.Value)
 			}
-		case len(parts) == 3 && parts[0] == "states":
+		case len(parts) == 3 && parts[0] == "states": // states/<machine>/<name>
+			machine, name := parts[1], parts[2]
 			var st UnitState
-			if json.Unmarshal(p.Value, &st) == nil {
-				if s.States[parts[1]] == nil {
-					s.States[parts[1]] = map[string]*UnitState{}
+			if json.Unmarshal(p.Value, &st) == nil && st.Name == name && st.Machine == machine {
+				if s.States[name] == nil {
+					s.States[name] = map[string]*UnitState{}
 				}
-				s.States[parts[1]][parts[2]] = &st
+				s.States[name][machine] = &st
 			}
 		case len(parts) == 2 && parts[0] == "policies":
 			var m PolicyManifest

@@ -27,7 +27,7 @@ func TestEmptyPrefixWatch(t *testing.T) {
 	ctx := context.Background()
 	busy := func() { // another machine's writes
 		for i := range 3 {
-			if _, err := client.KV().Put(&api.KVPair{Key: fmt.Sprintf("fleet/states/x.service/m%d", i), Value: []byte("{}")}, nil); err != nil {
+			if _, err := client.KV().Put(&api.KVPair{Key: fmt.Sprintf("fleet/states/m%d/x.service", i), Value: []byte("{}")}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
