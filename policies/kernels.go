@@ -48,8 +48,12 @@ func words(mod api.Module, ptr, n uint32) []uint64 {
 	if n == 0 {
 		return nil
 	}
-	b, ok := mod.Memory().Read(ptr, n*8)
-	if !ok || n > 1<<29 || ptr%8 != 0 {
+	// n*8 must not wrap in 32 bits: 1<<29 words would be 0 bytes to Read.
+	b, ok := []byte(nil), n < 1<<29 && ptr%8 == 0
+	if ok {
+		b, ok = mod.Memory().Read(ptr, n*8)
+	}
+	if !ok {
 		panic(fmt.Errorf("fleet kernel: %d words at %#x are not inside the guest's memory", n, ptr))
 	}
 	return unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), n)

@@ -1,0 +1,8 @@
+;; Imports its memory from "env", as C toolchains can: refused at upload.
+(module
+  (import "env" "memory" (memory 1))
+  (export "memory" (memory 0))
+  (func (export "fleet_abi_version") (result i32) (i32.const 1))
+  (func (export "fleet_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "fleet_apply") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "fleet_place") (param i32 i32) (result i64) (i64.const 0)))

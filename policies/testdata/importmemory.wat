@@ -1,0 +1,9 @@
+;; Imports its memory from "default" (the default policy's name), hoping to
+;; share the default policy's: refused at upload.
+(module
+  (import "default" "memory" (memory 1))
+  (export "memory" (memory 0))
+  (func (export "fleet_abi_version") (result i32) (i32.const 1))
+  (func (export "fleet_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "fleet_apply") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "fleet_place") (param i32 i32) (result i64) (i64.const 0)))
