@@ -36,9 +36,10 @@ type Agent struct {
 	have map[string]Have
 	pub  *publisher
 
-	configured chan map[string]string // SetMetadata hands new metadata to Run
-	dynamic    map[string]string      // the machine's dynamic metadata; nil until read
-	last       *registry.Snapshot     // the newest schedule read
+	configured chan map[string]string        // SetMetadata hands new metadata to Run
+	dynamic    map[string]string             // the machine's dynamic metadata; nil until read
+	last       *registry.Snapshot            // the newest schedule read
+	rejected   map[string]registry.Rejection // schedule entries rejected and reported (trust.go)
 }
 
 // New returns an Agent; call Run.
@@ -127,6 +128,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case s := <-snaps:
 			a.last = s
+			a.reportRejected(s.Rejected)
 			want, stale = a.wanted(s), false
 			apply()
 		case md := <-a.configured:
@@ -256,6 +258,7 @@ func (a *Agent) firstSchedule(ctx context.Context) *registry.Snapshot {
 		sleep(ctx, 500*time.Millisecond)
 	}
 	a.last = s
+	a.reportRejected(s.Rejected)
 	return s
 }
 

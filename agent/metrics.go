@@ -13,6 +13,8 @@ type Metrics struct {
 	renewals        *metrics.Counter
 	renewalFailures *metrics.Counter
 	sessions        *metrics.Counter
+	rejected        *metrics.Gauge
+	rejections      *metrics.Counter
 }
 
 // NewMetrics registers the agent's metrics in r.
@@ -28,6 +30,10 @@ func NewMetrics(r *metrics.Registry) *Metrics {
 			"Heartbeats that failed (Consul unreachable, say); the TTL runs on meanwhile."),
 		sessions: r.Counter("fleet_agent_sessions_created_total",
 			"Consul sessions this fleetd created: one at start unless it re-attached, then one per session Consul invalidated."),
+		rejected: r.Gauge("fleet_agent_schedule_rejected",
+			"Entries of this machine's schedule the agent rejects and does not run (a key that is no unit name, a value the leader cannot have written, a body missing or not its hash's), at the last read."),
+		rejections: r.Counter("fleet_agent_schedule_rejections_total",
+			"Rejected schedule entries logged: one per entry the agent rejected, and again each time such an entry changes."),
 	}
 }
 
@@ -78,4 +84,18 @@ func (m *Metrics) sessionCreated() {
 		return
 	}
 	m.sessions.Inc()
+}
+
+func (m *Metrics) rejection() {
+	if m == nil {
+		return
+	}
+	m.rejections.Inc()
+}
+
+func (m *Metrics) rejectedEntries(n int) {
+	if m == nil {
+		return
+	}
+	m.rejected.Set(float64(n))
 }

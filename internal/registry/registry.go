@@ -90,29 +90,101 @@ func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Dur
 // rest of the cluster changes. Each entry comes back as a job targeted at the
 // machine (Wanted tells global units apart by their body). Like Snapshot
 // it blocks when waitIndex is above zero.
+//
+// An entry the leader cannot have written is not a job: its key is no valid
+// unit name, its value is not the JSON {"hash","desired"}, its hash or
+// desired state does not parse, or the body it names is missing, does not
+// parse or does not hash to that hash. It is listed in Rejected with the
+// reason instead, and the other entries are read as usual: one bad entry
+// never keeps the agent from its valid ones. Only a failed read from Consul
+// is an error.
 func (r *Registry) MachineSchedule(ctx context.Context, machine string, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
 	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
-	pairs, meta, err := r.c.KV().List(r.prefix+"schedule/"+machine+"/", q)
+	dir := r.prefix + "schedule/" + machine + "/"
+	pairs, meta, err := r.c.KV().List(dir, q)
 	if err != nil {
 		return nil, fmt.Errorf("read this machine's schedule from Consul: %w", err)
 	}
 	s := r.decode(pairs, meta.LastIndex)
-	for name, e := range s.Schedule[machine] {
-		h, err := unitfile.ParseHash(e.Hash)
-		if err != nil || unitfile.ValidateName(name) != nil {
-			continue // not the leader's writing: never run it
+	s.Rejected = map[string]Rejection{}
+	bodies := map[unitfile.Hash]scheduledBody{} // each body read and checked once
+	for _, p := range pairs {
+		name, ok := strings.CutPrefix(p.Key, dir)
+		if !ok || name == "" {
+			continue // the schedule's directory key (Kept)
 		}
-		d, err := ParseDesiredState(string(e.Desired))
+		j, why, err := r.scheduled(ctx, machine, name, p.Value, bodies)
 		if err != nil {
-			continue
-		}
-		j := &Job{Name: name, Hash: h, Desired: d, Target: machine}
-		if j.Unit, err = r.UnitBody(ctx, h); err != nil {
 			return nil, err
+		}
+		if why != "" {
+			s.Rejected[p.Key] = Rejection{Reason: why, ModifyIndex: p.ModifyIndex}
+			continue
 		}
 		s.Jobs[name] = j
 	}
 	return s, nil
+}
+
+// scheduledBody is a body a schedule entry names, and why it is refused
+// ("" when it is not).
+type scheduledBody struct {
+	f   *unitfile.File
+	why string
+}
+
+// scheduled checks the entry value of unit name in machine's schedule and
+// returns the job it asks for, or why it is rejected. An error is a failed
+// read from Consul.
+func (r *Registry) scheduled(ctx context.Context, machine, name string, value []byte, bodies map[unitfile.Hash]scheduledBody) (*Job, string, error) {
+	if err := unitfile.ValidateName(name); err != nil {
+		return nil, err.Error(), nil
+	}
+	var e Entry
+	if err := json.Unmarshal(value, &e); err != nil {
+		return nil, fmt.Sprintf("the value is not a schedule entry (JSON {\"hash\",\"desired\"}): %v", err), nil
+	}
+	h, err := unitfile.ParseHash(e.Hash)
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	d, err := ParseDesiredState(string(e.Desired))
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	b, ok := bodies[h]
+	if !ok {
+		if b.f, b.why, err = r.checkedBody(ctx, h); err != nil {
+			return nil, "", err
+		}
+		bodies[h] = b
+	}
+	if b.why != "" {
+		return nil, b.why, nil
+	}
+	return &Job{Name: name, Hash: h, Desired: d, Target: machine, Unit: b.f}, "", nil
+}
+
+// checkedBody reads the body with hash h for an agent, which runs it only if
+// it is there, parses and hashes to h; otherwise it returns why not. A body
+// read before is not read again: bodies are immutable.
+func (r *Registry) checkedBody(ctx context.Context, h unitfile.Hash) (*unitfile.File, string, error) {
+	r.mu.Lock()
+	f, ok := r.bodies[h]
+	r.mu.Unlock()
+	if !ok {
+		p, _, err := r.c.KV().Get(r.unitKey(h), (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, "", fmt.Errorf("read unit body %s from Consul: %w", h.Short(), err)
+		}
+		if p == nil {
+			return nil, fmt.Sprintf("its body %s is missing from Consul", r.unitKey(h)), nil
+		}
+		if f, err = r.parseBody(h, p.Value); err != nil {
+			return nil, fmt.Sprintf("its body %s %v", r.unitKey(h), err), nil
+		}
+	}
+	return f, "", nil
 }
 
 func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
@@ -228,17 +300,30 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 }
 
 func (r *Registry) parse(h unitfile.Hash, body []byte) *unitfile.File {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if f, ok := r.bodies[h]; ok {
-		return f
-	}
-	f, err := unitfile.Parse(string(body))
+	f, err := r.parseBody(h, body)
 	if err != nil {
 		return nil // stored bodies were validated at submit; a bad one reads as missing
 	}
-	r.bodies[h] = f
 	return f
+}
+
+// parseBody parses the body stored under hash h, once: it keeps the result.
+// A body must hash to its key, as every body fleetctl writes does.
+func (r *Registry) parseBody(h unitfile.Hash, body []byte) (*unitfile.File, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.bodies[h]; ok {
+		return f, nil
+	}
+	f, err := unitfile.Parse(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("does not parse: %w", err)
+	}
+	if got := f.Hash(); got != h {
+		return nil, fmt.Errorf("is not the body of that hash (it hashes to %s)", got)
+	}
+	r.bodies[h] = f
+	return f, nil
 }
 
 // UnitBody reads the body with hash h.

@@ -128,7 +128,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("schedule entries after scheduling on m1: %+v", s.Schedule)
 		}
 		mine, err := reg.MachineSchedule(ctx, "m1", 0, 0)
-		if err != nil || mine.Jobs["web.service"] == nil || mine.Jobs["web.service"].Unit == nil || len(mine.Jobs) != 1 {
+		if err != nil || mine.Jobs["web.service"] == nil || mine.Jobs["web.service"].Unit == nil || len(mine.Jobs) != 1 || len(mine.Rejected) != 0 {
 			t.Fatalf("m1's schedule: %+v %v", mine, err)
 		}
 		// The deposed leader's session dies: its lock goes, and it can no

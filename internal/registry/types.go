@@ -99,6 +99,17 @@ type Snapshot struct {
 	// Kept is the machines whose schedule has its directory key
 	// (schedule/<machine>/), which the leader keeps for every live machine.
 	Kept map[string]bool
+	// Rejected is the entries of the machine's schedule that its agent
+	// must not run, by Consul key, each with why (MachineSchedule only;
+	// nil otherwise).
+	Rejected map[string]Rejection
+}
+
+// Rejection is why a schedule entry is not run: a key that is no unit name,
+// a value the leader cannot have written, a body missing or not its hash's.
+type Rejection struct {
+	Reason      string
+	ModifyIndex uint64 // the entry's: a changed entry is a new rejection
 }
 
 // Entry is what a machine's agent reads of a unit it may run: which body,
