@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +36,11 @@ type ConsulOptions struct {
 	// HCL is more configuration for the server, one block per element
 	// (the scale harness raises limits and turns on telemetry with it).
 	HCL []string
+	// TLS, when set, serves the HTTP API on HTTPS only (the plain HTTP
+	// port is off) with these files, requires a client certificate signed
+	// by TLS.CACert from every caller, and has URL and Client use HTTPS
+	// with the CA and the client certificate. GenerateTLS makes them.
+	TLS *TLSFiles
 }
 
 // Gossip settings for the test clusters that stand for real ones.
@@ -72,7 +75,7 @@ func GossipFromEnv() (server, client string, err error) {
 // Consul is a running single-server Consul: in dev mode (in-memory state),
 // or with ConsulOptions.DataDir a server that keeps its state on disk.
 type Consul struct {
-	HTTPAddr    string // host:port of the HTTP API
+	HTTPAddr    string // host:port of the HTTP API (HTTPS with ConsulOptions.TLS)
 	SerfLANAddr string // host:port of the serf LAN port, where client agents join
 	NodeName    string
 	opts        ConsulOptions
@@ -121,6 +124,10 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	}
 	hcl := fmt.Sprintf("ports { http = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }",
 		ports[0], ports[1], ports[2])
+	if opts.TLS != nil {
+		hcl = fmt.Sprintf("ports { http = -1, https = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }\n%s",
+			ports[0], ports[1], ports[2], opts.TLS.tlsHCL())
+	}
 	args := []string{"agent", "-dev"}
 	if opts.DataDir != "" {
 		args = []string{"agent", "-server", "-bootstrap-expect", "1", "-data-dir", opts.DataDir, "-ui",
@@ -205,17 +212,32 @@ func (c *Consul) waitReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
-// URL is the HTTP address as a URL, the form CONSUL_HTTP_ADDR takes.
-func (c *Consul) URL() string { return "http://" + c.HTTPAddr }
+// URL is the HTTP address as a URL, the form CONSUL_HTTP_ADDR takes:
+// https:// with TLS on.
+func (c *Consul) URL() string { return c.scheme() + "://" + c.HTTPAddr }
 
-// Client returns an API client for this server.
+func (c *Consul) scheme() string {
+	if c.opts.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// Client returns an API client for this server (with TLS on, one that
+// trusts the CA and presents the client certificate).
 func (c *Consul) Client() (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = c.HTTPAddr
-	cfg.Scheme = "http"
+	cfg.Scheme = c.scheme()
 	cfg.Token = c.opts.ACLToken
+	if f := c.opts.TLS; f != nil {
+		cfg.TLSConfig = api.TLSConfig{CAFile: f.CACert, CertFile: f.ClientCert, KeyFile: f.ClientKey}
+	}
 	return api.NewClient(cfg)
 }
+
+// TLS is the server's TLS files, nil when TLS is off.
+func (c *Consul) TLS() *TLSFiles { return c.opts.TLS }
 
 // PID is the Consul process ID.
 func (c *Consul) PID() int { return c.cmd.Process.Pid }
@@ -268,13 +290,12 @@ func FreePorts(host string, n int) ([]int, error) {
 // UIURL is where the Consul web UI answers.
 func (c *Consul) UIURL() string { return c.URL() + "/ui/" }
 
-// Healthy reports whether the HTTP API answers.
+// Healthy reports whether the HTTP API answers and knows a leader.
 func (c *Consul) Healthy() bool {
-	resp, err := http.Get(c.URL() + "/v1/status/leader")
+	client, err := c.Client()
 	if err != nil {
 		return false
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode == 200 && strings.Trim(string(b), "\"\n") != ""
+	leader, err := client.Status().Leader()
+	return err == nil && leader != ""
 }

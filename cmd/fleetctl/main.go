@@ -4,13 +4,19 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/internal/config"
@@ -94,6 +100,10 @@ func (c *cli) registry() (*registry.Registry, error) {
 		o.Debug = c.errOut
 	}
 	client, err := registry.NewClientWith(c.endpoint(), c.opts.token, o)
+	var perr *fs.PathError
+	if errors.As(err, &perr) || err != nil && strings.Contains(err.Error(), "Error loading CA") {
+		return nil, fmt.Errorf("%w (check the files CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY name)", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +138,65 @@ func (c *cli) snapshot(ctx context.Context) (*registry.Snapshot, error) {
 func (c *cli) envToken() string { return os.Getenv("CONSUL_HTTP_TOKEN") }
 
 // consulErr adds to an error from Consul a hint of what to do when Consul
-// could not be reached at all.
+// could not be reached at all, or TLS stood in the way.
 func (c *cli) consulErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if terr := tlsErr(err, c.endpoint()); terr != nil {
+		return terr
+	}
 	var nerr *net.OpError
-	if err == nil || !errors.As(err, &nerr) {
+	if !errors.As(err, &nerr) {
 		return err
 	}
 	return fmt.Errorf("cannot reach Consul at %s (%v); start it or point fleetctl at it with --endpoint, FLEETCTL_ENDPOINT or CONSUL_HTTP_ADDR", c.endpoint(), nerr.Err)
+}
+
+// tlsErr says what to set when err is TLS between fleetctl and Consul
+// failing (the consul CLI's CONSUL_* variables configure it), and nil for
+// any other error.
+func tlsErr(err error, endpoint string) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		nerr      *net.OpError
+		status    api.StatusError
+		uerr      *url.Error
+	)
+	overTLS := errors.As(err, &uerr) && strings.HasPrefix(uerr.URL, "https://")
+	dialed := !(errors.As(err, &nerr) && nerr.Op == "dial")
+	switch {
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("cannot verify the TLS certificate of Consul at %s (%v): set CONSUL_CACERT (or CONSUL_CAPATH) to the CA certificate that signed it",
+			endpoint, unknownCA)
+	case errors.As(err, &hostname):
+		return fmt.Errorf("the TLS certificate of Consul at %s is not for the name fleetctl connects to (%v): use an address the certificate names, or set CONSUL_TLS_SERVER_NAME to one",
+			endpoint, hostname)
+	case errors.As(err, &verify):
+		return fmt.Errorf("cannot verify the TLS certificate of Consul at %s (%v): check the certificate and CONSUL_CACERT", endpoint, verify.Err)
+	case overTLS && errors.As(err, &record):
+		return fmt.Errorf("Consul at %s answers plain HTTP, not HTTPS: give its address as http://host:port, or give the address of its HTTPS port (ports.https)", endpoint)
+	case errors.As(err, &nerr) && nerr.Op == "remote error" && strings.HasPrefix(nerr.Err.Error(), "tls: "):
+		// The server's TLS alert: with verify_incoming, Consul wants a
+		// client certificate signed by its CA.
+		return fmt.Errorf("Consul at %s refused the TLS connection (%v): it requires a client certificate its CA signed; set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to one",
+			endpoint, nerr.Err)
+	case overTLS && dialed && os.Getenv("CONSUL_CLIENT_CERT") == "" && !uerr.Timeout() &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		// With TLS 1.3 the server checks the client's certificate after
+		// the handshake: its alert can lose the race with the request,
+		// which then fails as a broken pipe, a reset, an EOF or an
+		// unusable HTTP/2 connection.
+		return fmt.Errorf("Consul at %s closed the TLS connection (%v), as Consul does when it requires a client certificate (verify_incoming) and gets none: set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to one its CA signed",
+			endpoint, uerr.Err)
+	case errors.As(err, &status) && status.Code == 400 && strings.Contains(status.Body, "HTTP request to an HTTPS server"):
+		return fmt.Errorf("Consul at %s serves HTTPS only (%q): give its address as https://host:port (--endpoint, FLEETCTL_ENDPOINT or CONSUL_HTTP_ADDR), or set CONSUL_HTTP_SSL=true",
+			endpoint, status.Body)
+	}
+	return nil
 }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -35,7 +35,9 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 	if endpoint != "" {
 		switch {
 		case strings.HasPrefix(endpoint, "http://"):
-			cfg.Scheme, cfg.Address = "http", strings.TrimPrefix(endpoint, "http://")
+			// The scheme stays DefaultConfig's: http, or https when
+			// CONSUL_HTTP_SSL=true, which the consul CLI never downgrades.
+			cfg.Address = strings.TrimPrefix(endpoint, "http://")
 		case strings.HasPrefix(endpoint, "https://"):
 			cfg.Scheme, cfg.Address = "https", strings.TrimPrefix(endpoint, "https://")
 		default:
@@ -90,5 +92,8 @@ func Endpoint(endpoint string) string {
 		return endpoint
 	}
 	cfg := api.DefaultConfig()
+	if strings.Contains(cfg.Address, "://") { // CONSUL_HTTP_ADDR=https://...
+		return cfg.Address
+	}
 	return cfg.Scheme + "://" + cfg.Address
 }

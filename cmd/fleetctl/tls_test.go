@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// TestTLSConsul: against a Consul serving its API on HTTPS only (the plain
+// HTTP port off) and requiring a client certificate its CA signed
+// (verify_incoming), fleetctl and fleetd find and trust it through the
+// consul CLI's variables alone: CONSUL_HTTP_ADDR=https://...,
+// CONSUL_CACERT, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY (or CONSUL_HTTP_SSL
+// for the scheme). A fleetd machine so configured joins and runs a unit
+// fleetctl starts. Without the CA, without a client certificate, or with an
+// http:// address, fleetctl fails with one line saying what to set, and
+// fleetd keeps retrying and logs why.
+func TestTLSConsul(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := testcluster.GenerateTLS(filepath.Join(dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "consul.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consul, err := testcluster.StartConsul(context.Background(), testcluster.ConsulOptions{Log: logf, TLS: pki})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(consul.Stop)
+	if !strings.HasPrefix(consul.URL(), "https://127.0.0.1:") {
+		t.Fatalf("URL of a TLS Consul: %s", consul.URL())
+	}
+	if !consul.Healthy() {
+		t.Fatal("Healthy: false for a TLS Consul that is up")
+	}
+	// The server really is HTTPS only: Consul's own view of its ports.
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := client.Agent().Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc := self["DebugConfig"]; dc["HTTPPort"] != float64(-1) || fmt.Sprint(dc["HTTPSPort"]) != strings.Split(consul.HTTPAddr, ":")[1] {
+		t.Fatalf("Consul's ports: http %v https %v; want -1 and %s", dc["HTTPPort"], dc["HTTPSPort"], consul.HTTPAddr)
+	}
+
+	// Nothing from the tester's shell: only what each call gives.
+	for _, k := range []string{"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_SSL",
+		"CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT", "CONSUL_CAPATH", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",
+		"CONSUL_TLS_SERVER_NAME", "FLEETCTL_ENDPOINT", "FLEETCTL_TOKEN"} {
+		t.Setenv(k, "")
+	}
+	addr, ca, cert, key := "CONSUL_HTTP_ADDR="+consul.URL(), "CONSUL_CACERT="+pki.CACert,
+		"CONSUL_CLIENT_CERT="+pki.ClientCert, "CONSUL_CLIENT_KEY="+pki.ClientKey
+	tlsEnv := []string{addr, ca, cert, key}
+
+	// fleetctl runs the fleetctl binary with env added to the environment,
+	// as an operator's shell would.
+	fleetctl := func(env []string, args ...string) (stdout, stderr string, code int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testcluster.Binary(t, "fleetctl"), args...) // killed by PID on timeout
+		cmd.Env = append(os.Environ(), env...)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		if _, ok := err.(*exec.ExitError); err != nil && !ok {
+			t.Fatalf("run fleetctl %v: %v", args, err)
+		}
+		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	}
+	mustFleetctl := func(env []string, args ...string) string {
+		t.Helper()
+		out, errOut, code := fleetctl(env, args...)
+		if code != 0 {
+			t.Fatalf("fleetctl %v with %v: exit %d\nstdout: %s\nstderr: %s", args, env, code, out, errOut)
+		}
+		return out
+	}
+	// fails checks that fleetctl fails with one line of stderr holding
+	// every one of want.
+	fails := func(what string, env []string, want ...string) {
+		t.Helper()
+		out, errOut, code := fleetctl(env, "list-unit-files")
+		if code == 0 {
+			t.Errorf("%s: exit 0, stdout %q", what, out)
+			return
+		}
+		if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s: stderr is not one line: %q", what, errOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: stderr %q does not say %q", what, errOut, w)
+			}
+		}
+	}
+
+	// What an operator gets wrong, before anything is in Consul.
+	fails("no CONSUL_CACERT", []string{addr, cert, key},
+		"cannot verify the TLS certificate of Consul at "+consul.URL(), "certificate signed by unknown authority", "set CONSUL_CACERT")
+	fails("no client certificate", []string{addr, ca},
+		"Consul at "+consul.URL(), "client certificate", "set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY")
+	plain := "http://" + consul.HTTPAddr
+	fails("an http:// address", []string{"CONSUL_HTTP_ADDR=" + plain, ca, cert, key},
+		"Consul at "+plain+" serves HTTPS only", "https://host:port", "CONSUL_HTTP_SSL=true")
+	fails("a CA file that is not there", []string{addr, "CONSUL_CACERT=" + filepath.Join(dir, "nope.pem"), cert, key},
+		"nope.pem", "check the files CONSUL_CACERT")
+
+	// The right variables: submit and list.
+	unit := writeUnit(t, dir, "tlsapp.service", myapp)
+	mustFleetctl(tlsEnv, "submit", unit)
+	if out := mustFleetctl(tlsEnv, "list-unit-files", "--no-legend", "--fields", "unit"); strings.TrimSpace(out) != "tlsapp.service" {
+		t.Fatalf("list-unit-files over TLS: %q", out)
+	}
+	// The consul CLI's other ways to ask for https: CONSUL_HTTP_SSL=true with
+	// an address without a scheme, or even with http:// (which the consul
+	// CLI then never downgrades to), and --endpoint over CONSUL_HTTP_ADDR.
+	for _, env := range [][]string{
+		{"CONSUL_HTTP_SSL=true", "CONSUL_HTTP_ADDR=" + consul.HTTPAddr, ca, cert, key},
+		{"CONSUL_HTTP_SSL=true", "CONSUL_HTTP_ADDR=" + plain, ca, cert, key},
+	} {
+		if out := mustFleetctl(env, "list-unit-files", "--no-legend", "--fields", "unit"); strings.TrimSpace(out) != "tlsapp.service" {
+			t.Errorf("list-unit-files with %v: %q", env[:2], out)
+		}
+	}
+	if out := mustFleetctl([]string{"CONSUL_HTTP_ADDR=http://127.0.0.1:1", ca, cert, key}, "--endpoint", consul.URL(),
+		"list-unit-files", "--no-legend", "--fields", "unit"); strings.TrimSpace(out) != "tlsapp.service" {
+		t.Errorf("list-unit-files with --endpoint https://...: %q", out)
+	}
+
+	// A machine configured by the same variables (and no --endpoint) joins
+	// and runs the unit.
+	startMachine := func(i int, env []string) *testcluster.Machine {
+		t.Helper()
+		m, err := testcluster.StartMachine(testcluster.MachineOptions{
+			Fleetd: testcluster.Binary(t, "fleetd"),
+			IP:     fmt.Sprintf("127.0.2.%d", i),
+			Dir:    filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
+			TTL:    2 * time.Second,
+			Env:    env,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		return m
+	}
+	m := startMachine(1, tlsEnv)
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		out, errOut, code := fleetctl(tlsEnv, "list-machines", "--no-legend", "--full")
+		if f := strings.Fields(out); code != 0 || len(f) < 2 || f[0] != m.ID || f[1] != m.IP {
+			log, _ := os.ReadFile(filepath.Join(m.Dir, "fleetd.log"))
+			return fmt.Errorf("list-machines: exit %d %q %s\nfleetd.log:\n%s", code, out, errOut, log)
+		}
+		return nil
+	})
+	if out := mustFleetctl(tlsEnv, "start", "tlsapp"); !strings.HasPrefix(out, "Unit tlsapp.service launched on "+registry.ShortID(m.ID)) {
+		t.Fatalf("start printed %q", out)
+	}
+	if got := rows(mustFleetctl(tlsEnv, "list-units", "--full")); len(got) != 1 || strings.Join(got[0], " ") != "tlsapp.service "+m.ID+"/"+m.IP+" active running" {
+		t.Fatalf("list-units over TLS: %v", got)
+	}
+	if err := logGrows(m, "tlsapp.service"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A machine without the CA does not join, and its log says why and
+	// where it tried.
+	lost := startMachine(2, []string{addr, cert, key})
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		log, _ := os.ReadFile(filepath.Join(lost.Dir, "fleetd.log"))
+		if s := string(log); !strings.Contains(s, "cannot join the cluster yet") || !strings.Contains(s, "certificate signed by unknown authority") ||
+			!strings.Contains(s, "endpoint="+consul.URL()) {
+			return fmt.Errorf("fleetd.log of a machine without CONSUL_CACERT:\n%s", s)
+		}
+		return nil
+	})
+	if got := rows(mustFleetctl(tlsEnv, "list-machines", "--full")); len(got) != 1 || got[0][0] != m.ID {
+		t.Fatalf("list-machines: %v; want only %s", got, m.ID)
+	}
+	lost.Stop()
+	m.Stop()
+}
