@@ -133,14 +133,16 @@ func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, ses
 	if errors.Is(err, registry.ErrNotLeader) || ctx.Err() != nil {
 		return err
 	}
-	if err != nil {
+	why := errChanged
+	if err != nil { // Consul refused, or failed: not a conflict
 		cfg.Log.Warn("schedule write failed; the next pass decides again", "err", err)
+		why = err
 	}
 	// Writes begins with one write per action, in order.
 	for i, a := range plan.Actions {
 		if !done[i] {
-			cfg.Metrics.applied(a, errChanged)
-			cfg.Log.Warn("schedule write failed", "action", a.String(), "err", errChanged)
+			cfg.Metrics.applied(a, why)
+			cfg.Log.Warn("schedule write failed", "action", a.String(), "err", why)
 			continue
 		}
 		cfg.Metrics.applied(a, nil)

@@ -36,7 +36,7 @@ func TestConsulEnvironment(t *testing.T) {
 	t.Setenv("FLEETCTL_TOKEN", "")
 	t.Setenv("CONSUL_HTTP_ADDR", consul.URL())
 	t.Setenv("CONSUL_HTTP_TOKEN", "")
-	if _, errOut, code := list("submit", unit); code == 0 || !strings.Contains(errOut, "Permission denied") {
+	if _, errOut, code := list("submit", unit); code == 0 || !strings.Contains(errOut, "Permission denied") || !strings.Contains(errOut, "no ACL token was given") {
 		t.Errorf("submit without a token: exit %d, stderr %q; want Consul's permission error", code, errOut)
 	}
 	t.Setenv("CONSUL_HTTP_TOKEN", "root-token")

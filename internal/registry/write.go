@@ -23,6 +23,9 @@ func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error
 	}
 	var why []string
 	for _, e := range resp.Errors {
+		if isPermissionDenied(e.What) { // a refusal, not a conflict: retrying cannot help
+			return false, "", fmt.Errorf("write to Consul: %w", &PermissionError{What: e.What})
+		}
 		why = append(why, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
 	}
 	return false, strings.Join(why, "; "), nil

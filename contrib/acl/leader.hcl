@@ -1,0 +1,17 @@
+# fleet leader: what a fleetd needs, beyond its agent policy, to compete for
+# the leader lock and place units. Give it to the machines that may lead
+# (fleetd without --disable-engine), on the same token as their agent
+# policy, with the same MACHINE_ID.
+
+# The whole cluster: units, jobs, states, machines, policies and their bytes.
+key_prefix "fleet/" { policy = "read" }
+key_prefix "fleet-chunks/" { policy = "read" }
+
+# The lock, each unit's placement (jobs/<unit>/target and unplaced) and every
+# machine's schedule. Every write is fenced on holding the lock.
+key "fleet/leader" { policy = "write" }
+key_prefix "fleet/jobs/" { policy = "write" }
+key_prefix "fleet/schedule/" { policy = "write" }
+# Consul applies a token's longest matching prefix: the agent policy's read of
+# this machine's own schedule would otherwise win over the line above.
+key_prefix "fleet/schedule/MACHINE_ID/" { policy = "write" }
