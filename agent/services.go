@@ -69,7 +69,18 @@ func Health(st registry.UnitState) (status, output string) {
 }
 
 // sync registers the unit's service if needed and updates its check.
+//
+// The service is registered with its checks already in the status they
+// will have: the state check in the unit's (Health), the machine's alias
+// passing (this machine's agent is running; the alias corrects it within
+// milliseconds otherwise). Consul's registration API takes no check
+// output, so the output follows with UpdateTTL; with the status unchanged
+// the local Consul agent sends it to the servers with the registration
+// when that is still pending, else at its check_update_interval. Before,
+// the checks started warning and critical and each status change was one
+// more catalog write (raft entry) per unit.
 func (u *unitServices) sync(ctx context.Context, st registry.UnitState) error {
+	status, output := Health(st)
 	if !u.registered[st.Name] {
 		reg := &api.AgentServiceRegistration{
 			ID:      u.serviceID(st.Name),
@@ -78,10 +89,10 @@ func (u *unitServices) sync(ctx context.Context, st registry.UnitState) error {
 			Address: u.ip,
 			Meta:    map[string]string{"fleet-unit": st.Name, "machine-id": u.machineID},
 			Checks: api.AgentServiceChecks{
-				{CheckID: u.checkID(st.Name), Name: "systemd state of " + st.Name, TTL: "8760h", Status: api.HealthWarning,
+				{CheckID: u.checkID(st.Name), Name: "systemd state of " + st.Name, TTL: "8760h", Status: status,
 					DeregisterCriticalServiceAfter: "2m"},
 				{CheckID: "fleet-unit-machine:" + u.machineID + ":" + st.Name, Name: "machine " + registry.ShortID(u.machineID) + " alive",
-					AliasService: u.agentSvcID},
+					AliasService: u.agentSvcID, Status: api.HealthPassing},
 			},
 		}
 		if err := u.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
@@ -90,7 +101,6 @@ func (u *unitServices) sync(ctx context.Context, st registry.UnitState) error {
 		u.registered[st.Name] = true
 		delete(u.status, st.Name)
 	}
-	status, output := Health(st)
 	if u.status[st.Name] == status+output {
 		return nil
 	}
