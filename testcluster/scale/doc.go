@@ -8,7 +8,13 @@
 // following its schedule and publishing its units' states, with a Driver
 // that keeps units in memory and acknowledges them at once (MemDriver). So
 // every request Consul sees is one production makes; only the init system
-// is missing. Simulated machines never lead.
+// is missing (and the isolation watch: agent.Config.NoIsolationWatch).
+// Simulated machines never lead.
+//
+// With Options.ConsulAgents the simulated machines are spread over that
+// many real Consul client agents (agents.go), each with its share of the
+// machines' services, checks and sessions, as a real cluster's per-machine
+// agents have; without, they all talk to the server's agent.
 //
 // Run is the end-to-end benchmark (make bench, make bench-quick): it starts
 // Consul, the leading fleetd, an idle fleetd and the simulated machines,

@@ -35,6 +35,20 @@ type Options struct {
 	Log io.Writer
 	// Parallel is how many machines join at once; 16 when zero.
 	Parallel int
+
+	// ConsulAgents, when above zero, starts that many real Consul client
+	// agents (agent k on 127.0.10.k, joined to the server at Join) and
+	// spreads the machines over them round-robin, as a real cluster has
+	// an agent per machine: machine i talks to agent (i-1)%ConsulAgents+1
+	// and its services, checks and session live on that agent's node.
+	// When zero every machine talks to the agent at Endpoint.
+	ConsulAgents int
+	Join         string   // the server's serf LAN address (testcluster.Consul.SerfLANAddr)
+	ConsulBinary string   // the agents' binary; testcluster.ConsulBinary's when empty
+	ConsulHCL    []string // more configuration for each agent (limits, telemetry)
+	// AgentLogs is where each agent writes its log
+	// (consul-agent-K.log); discarded when empty.
+	AgentLogs string
 }
 
 // Harness is many simulated machines in this process. Stop it when done.
@@ -43,10 +57,14 @@ type Harness struct {
 	// Requests counts the HTTP requests the simulated machines made to
 	// Consul.
 	Requests *RequestCounter
+	// Agents are the Consul client agents the machines talk to (none
+	// without Options.ConsulAgents).
+	Agents []*testcluster.ConsulAgent
 
-	client    *api.Client
-	transport *http.Transport
-	prefix    string
+	client     *api.Client       // the server's agent
+	clients    []*api.Client     // the machines' agents, round-robin
+	transports []*http.Transport // every client's, to close
+	prefix     string
 }
 
 // Machine is one simulated machine.
@@ -54,6 +72,7 @@ type Machine struct {
 	ID, IP   string
 	Metadata map[string]string
 	Driver   *MemDriver
+	Agent    int // the Consul client agent it talks to (from 1); 0: the server's
 
 	hb       *agent.Heartbeat
 	stopRun  context.CancelFunc // the agent
@@ -71,12 +90,14 @@ func IP(i int) string { return fmt.Sprintf("127.1.%d.%d", (i-1)/250, (i-1)%250+1
 //
 // # Notes
 //
-// All machines share one Consul client (and so its connection pool),
-// which counts their requests, and each has its own registry, as each
-// fleetd has. They all talk to the one Consul agent at opts.Endpoint,
-// where a real cluster has a Consul agent per machine: that agent holds
-// every machine's service, check and session.
-func Start(ctx context.Context, opts Options) (*Harness, error) {
+// The machines on one Consul agent share one Consul client (and so its
+// connection pool); every client counts their requests, and each machine
+// has its own registry, as each fleetd has. Without opts.ConsulAgents they
+// all talk to the one Consul agent at opts.Endpoint, where a real cluster
+// has a Consul agent per machine: that agent then holds every machine's
+// service, check and session, and walks them all on each registration and
+// anti-entropy sync. With it, each of the agents holds its share.
+func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	if opts.Machines < 1 {
 		return nil, fmt.Errorf("scale: %d machines: simulate at least one", opts.Machines)
 	}
@@ -92,12 +113,39 @@ func Start(ctx context.Context, opts Options) (*Harness, error) {
 	if opts.Metadata == nil {
 		opts.Metadata = func(i int) map[string]string { return map[string]string{"hostname": fmt.Sprintf("sim-%d", i)} }
 	}
+	if opts.ConsulAgents < 0 {
+		return nil, fmt.Errorf("scale: %d Consul agents", opts.ConsulAgents)
+	}
 	counter := &RequestCounter{}
 	client, transport, err := newClient(opts.Endpoint, opts.Machines, counter)
 	if err != nil {
 		return nil, err
 	}
-	h := &Harness{Requests: counter, client: client, transport: transport, prefix: registry.New(client, opts.Prefix).Prefix()}
+	h := &Harness{Requests: counter, client: client, transports: []*http.Transport{transport}, prefix: registry.New(client, opts.Prefix).Prefix()}
+	defer func() {
+		if err != nil {
+			h.Stop(false) // the machines started, then the agents
+		}
+	}()
+	h.clients = []*api.Client{client}
+	if opts.ConsulAgents > 0 {
+		if opts.Join == "" {
+			return nil, errors.New("scale: Consul agents need the server's serf LAN address (Options.Join)")
+		}
+		if h.Agents, err = startAgents(ctx, opts.ConsulAgents, opts.ConsulBinary, opts.Join, opts.AgentLogs, opts.ConsulHCL); err != nil {
+			return nil, err
+		}
+		h.clients = nil
+		per := (opts.Machines + opts.ConsulAgents - 1) / opts.ConsulAgents
+		for _, a := range h.Agents {
+			c, t, err := newClient(a.URL(), per, counter)
+			if err != nil {
+				return nil, err
+			}
+			h.clients = append(h.clients, c)
+			h.transports = append(h.transports, t)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h.Machines = make([]*Machine, opts.Machines)
 	errs := make([]error, opts.Machines)
@@ -118,7 +166,6 @@ func Start(ctx context.Context, opts Options) (*Harness, error) {
 	close(next)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		h.Stop(false)
 		return nil, err
 	}
 	return h, nil
@@ -129,21 +176,41 @@ func Start(ctx context.Context, opts Options) (*Harness, error) {
 // its schedule. There is no leader candidate.
 func (h *Harness) start(ctx context.Context, i int, opts Options, log *slog.Logger) (*Machine, error) {
 	m := &Machine{ID: testcluster.NewMachineID(), IP: IP(i), Metadata: opts.Metadata(i), Driver: NewMemDriver(), done: make(chan struct{})}
+	client := h.clients[(i-1)%len(h.clients)]
+	if len(h.Agents) > 0 {
+		m.Agent = (i-1)%len(h.Agents) + 1
+	}
 	log = log.With("machine", registry.ShortID(m.ID))
-	m.hb = agent.NewHeartbeat(h.client, m.ID, m.IP, m.Metadata, opts.TTL, log)
-	if err := m.hb.Start(ctx); err != nil {
-		return nil, fmt.Errorf("simulated machine %d: %w", i, err)
+	m.hb = agent.NewHeartbeat(client, m.ID, m.IP, m.Metadata, opts.TTL, log)
+	// A client agent syncs a registration to the servers in the
+	// background, so the session may not find the new check at once:
+	// retry, as fleetd does.
+	for attempt := 0; ; attempt++ {
+		err := m.hb.Start(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 50 || ctx.Err() != nil {
+			return nil, fmt.Errorf("simulated machine %d: %w", i, err)
+		}
+		sleep(ctx, 100*time.Millisecond)
 	}
 	beatCtx, stopBeat := context.WithCancel(context.Background())
 	runCtx, stopRun := context.WithCancel(context.Background())
 	m.stopBeat, m.stopRun = stopBeat, stopRun
 	go m.hb.Run(beatCtx)
 	a := agent.New(agent.Config{
-		Registry:  registry.New(h.client, opts.Prefix),
+		Registry:  registry.New(client, opts.Prefix),
 		Machine:   registry.Machine{ID: m.ID, IP: m.IP, Metadata: m.Metadata, Version: version.Version},
 		Driver:    m.Driver,
 		Heartbeat: m.hb,
 		Log:       log,
+		// A simulated machine does not watch for isolation: with client
+		// agents, a thousand of them probing the agents' gossip ports
+		// from this process saturate the host and fence themselves
+		// (agent.Config.NoIsolationWatch); alone on the server's agent
+		// they had no one to probe anyway.
+		NoIsolationWatch: true,
 	})
 	go func() {
 		defer close(m.done)
@@ -215,7 +282,11 @@ func (h *Harness) Stop(leave bool) {
 			m.stopBeat()
 		}
 	}
-	h.transport.CloseIdleConnections()
+	for _, t := range h.transports {
+		t.CloseIdleConnections()
+	}
+	stopAgents(h.Agents)
+	h.Agents = nil
 }
 
 // newClient is one Consul client for every simulated machine, with a pool

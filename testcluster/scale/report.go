@@ -104,9 +104,17 @@ func (r *Result) Print(w io.Writer, label string) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	p("run", "%s: %d machines (%d simulated + leader + idle fleetd), %d units", label, r.Machines, r.Machines-2, r.Units)
+	if r.ConsulAgents > 0 {
+		p("consul topology", "1 server (leader, idle fleetd) + %d client agents (simulated machines, ~%d each)", r.ConsulAgents, (r.Machines-2+r.ConsulAgents-1)/r.ConsulAgents)
+	} else {
+		p("consul topology", "1 server agent for every machine")
+	}
 	p("first submit to all acknowledged", "%.2f s (states/ read at most every %s)", r.Elapsed.Seconds(), r.Resolution)
 	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), u/r.Submit.Seconds())
 	p("consul writes per unit", "%.2f raft entries (%s)", r.Writes()/u, r.raftKinds())
+	if r.Unsettled > 0 {
+		p("  not settled", "the raft log still grew %.0f entries/s %.0f s after the first submit: figures per unit count what was written by then", r.Unsettled, r.Window.Seconds())
+	}
 	p("consul reads per unit", "%.2f HTTP GETs (%s)", r.Reads()/u, r.httpKinds("GET"))
 	p("consul HTTP writes per unit", "%.2f (%s)", r.httpWrites()/u, r.httpKinds("PUT", "DELETE"))
 	// Every figure per unit above and below is net of the idle cluster's
@@ -134,8 +142,12 @@ func (r *Result) Print(w io.Writer, label string) {
 	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
 	p("leader fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.LeaderRSS)/1024, float64(r.LeaderHWM)/1024)
 	p("idle fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.IdleRSS)/1024, float64(r.IdleHWM)/1024)
-	p("CPU s during placement", "consul %.2f, leader %.2f, idle fleetd %.2f, harness %.2f, fleetctl %.2f",
-		r.CPU["consul"], r.CPU["leader"], r.CPU["idle"], r.CPU["harness"], r.SubmitCPU.Seconds())
+	p("CPU s during placement", "consul server %.2f, consul client agents %.2f, leader %.2f, idle fleetd %.2f, harness %.2f, fleetctl %.2f",
+		r.CPU["consul"], r.CPU["agents"], r.CPU["leader"], r.CPU["idle"], r.CPU["harness"], r.SubmitCPU.Seconds())
+	if w := r.BaselineWindow.Seconds(); w > 0 {
+		p("CPU while idle", "consul server %.0f%%, consul client agents %.0f%%, leader %.0f%%, idle fleetd %.0f%%, harness %.0f%% of a core",
+			100*r.IdleCPU["consul"]/w, 100*r.IdleCPU["agents"]/w, 100*r.IdleCPU["leader"]/w, 100*r.IdleCPU["idle"]/w, 100*r.IdleCPU["harness"]/w)
+	}
 	if n := r.Leader.Sum("fleet_leader_reconcile_duration_seconds_count"); n > 0 {
 		calls := r.Leader.Sum("fleet_leader_policy_call_duration_seconds_count")
 		p("leader passes", "%.0f passes, %.2f s in passes (%.0f ms each), %.0f policy calls (%.2f s, %.1f µs each), %.0f placements",

@@ -16,13 +16,19 @@ func TestMain(m *testing.M) { testcluster.Main(m) }
 // ends up acknowledged by a live machine, the simulated machines' drivers
 // run exactly the units the cluster says they run, and the figures are
 // there.
-func TestRun(t *testing.T) {
+func TestRun(t *testing.T) { testRun(t, 0) }
+
+// TestRunClientAgents is TestRun with the simulated machines spread over
+// two Consul client agents.
+func TestRunClientAgents(t *testing.T) { testRun(t, 2) }
+
+func testRun(t *testing.T, agents int) {
 	const machines, units = 5, 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := scale.Run(ctx, scale.BenchOptions{
 		Fleetd: testcluster.Binary(t, "fleetd"), Fleetctl: testcluster.Binary(t, "fleetctl"),
-		Machines: machines, Units: units, Chunk: 7, Dir: t.TempDir(), Baseline: time.Second,
+		Machines: machines, Units: units, Chunk: 7, Dir: t.TempDir(), Baseline: time.Second, ConsulAgents: agents,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +57,10 @@ func TestRun(t *testing.T) {
 	}
 	if res.Fleetctl["PUT txn"] == 0 {
 		t.Errorf("no fleetctl transaction counted for %d units: its --debug lines were not read (%v)", units, res.Fleetctl)
+	}
+	if agents > 0 && (res.ConsulAgents != agents || res.HTTP["PUT v1_agent_service_register"] < units) {
+		t.Errorf("%d client agents, %v unit registrations counted by Consul; want %d and at least %d (the agents' telemetry not added?)",
+			res.ConsulAgents, res.HTTP["PUT v1_agent_service_register"], agents, units)
 	}
 	if res.Raft["total"] == 0 || len(res.HTTP) == 0 {
 		t.Errorf("no Consul telemetry: raft %v, http %v", res.Raft, res.HTTP)

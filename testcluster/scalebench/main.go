@@ -28,6 +28,7 @@ func main() {
 		policy     string
 		nativeArgs string
 		extra      string
+		agentHCL   string
 	)
 	flag.IntVar(&o.Machines, "machines", 100, "simulated machines (beside the leading and the idle fleetd)")
 	flag.IntVar(&o.Units, "units", 1000, "units to start")
@@ -38,10 +39,16 @@ func main() {
 	flag.DurationVar(&o.FleetdTTL, "fleetd-ttl", 0, "the real fleetds' --agent-ttl (default: fleetd's, 10s)")
 	flag.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "give up when the units are not all acknowledged within this")
 	flag.IntVar(&o.Chunk, "chunk", 500, "units per fleetctl start command")
+	flag.IntVar(&o.ConsulAgents, "consul-agents", 50, "Consul client agents to spread the simulated machines over, round-robin, at most one per machine (0: all on the server's agent)")
 	flag.StringVar(&o.Fleetd, "fleetd", "", "fleetd binary (default: build one)")
 	flag.StringVar(&o.Fleetctl, "fleetctl", "", "fleetctl binary (default: build one)")
 	flag.StringVar(&o.Dir, "dir", "", "keep logs and the unit file here (default: a temporary directory, removed)")
+	flag.StringVar(&agentHCL, "consul-agent-hcl", "", "more HCL for every Consul client agent (one block)")
 	flag.Parse()
+	if agentHCL != "" {
+		o.AgentHCL = []string{agentHCL}
+	}
+	o.ConsulAgents = min(o.ConsulAgents, o.Machines)
 	switch policy {
 	case "default":
 	case "native":
