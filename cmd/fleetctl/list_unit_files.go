@@ -100,7 +100,9 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 			if o.output == tableOutput && strings.Contains(o.fields, "tmachine") {
 				fmt.Fprintln(c.errOut, "WARNING: the tmachine field is deprecated, use target instead")
 			}
-			s, err := c.snapshot(cmd.Context())
+			// Without the schedule's entries (one per unit), metadata and
+			// policies: four reads whatever the cluster's size.
+			s, err := c.subtrees(cmd.Context(), "units/", "jobs/", "states/", "machines/")
 			if err != nil {
 				return err
 			}

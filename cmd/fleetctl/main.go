@@ -133,6 +133,16 @@ func (c *cli) snapshot(ctx context.Context) (*registry.Snapshot, error) {
 	return s, c.consulErr(err)
 }
 
+// subtrees reads only the named parts of fleet's state (registry.Subtrees).
+func (c *cli) subtrees(ctx context.Context, names ...string) (*registry.Snapshot, error) {
+	reg, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	s, err := reg.Subtrees(ctx, names...)
+	return s, c.consulErr(err)
+}
+
 // envToken is the Consul token the environment gives, as the consul CLI
 // reads it.
 func (c *cli) envToken() string { return os.Getenv("CONSUL_HTTP_TOKEN") }

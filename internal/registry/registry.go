@@ -361,6 +361,28 @@ func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
 	return j, nil
 }
 
+// Subtrees reads only the named subtrees of the prefix ("states/",
+// "machines/", ...), one read each, into a Snapshot holding just what they
+// contain: for a command that needs a part of the cluster, such as
+// list-units, which at 10,000 units need not fetch every unit's body, job
+// and schedule entry. The reads are not one consistent view; Index is the
+// first one's.
+func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, error) {
+	var all api.KVPairs
+	var index uint64
+	for _, n := range names {
+		pairs, meta, err := r.c.KV().List(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("read fleet state from Consul: %w", err)
+		}
+		if index == 0 {
+			index = meta.LastIndex
+		}
+		all = append(all, pairs...)
+	}
+	return r.decode(all, index), nil
+}
+
 // Machines lists the live machines, sorted by ID, each with its dynamic
 // metadata merged over what it was configured with.
 func (r *Registry) Machines(ctx context.Context) ([]*Machine, error) {
