@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"sort"
@@ -49,7 +50,10 @@ func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], ro
 			return fmt.Errorf("invalid field %q in --fields; valid fields: %s", names[i], strings.Join(valid, ", "))
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 1, '\t', 0)
+	// tabwriter writes each cell and its padding separately: buffered,
+	// 10,000 rows are a few writes to the terminal instead of ~80,000.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 8, 1, '\t', 0)
 	if !o.noLegend {
 		hs := make([]string, len(names))
 		for i, n := range names {
@@ -64,7 +68,10 @@ func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], ro
 		}
 		fmt.Fprintln(tw, strings.Join(vs, "\t"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // fieldNames splits a --fields value.
