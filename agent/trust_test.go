@@ -21,86 +21,56 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/testcluster"
+	"github.com/wasmfleet/fleet/testcluster/scale"
 )
 
-// recordingDriver runs nothing: it records every call the agent makes, so a
-// test sees exactly which units reached the driver.
+// recordingDriver runs nothing (scale.MemDriver acknowledges every call)
+// and remembers every unit name the agent passed it, so a test sees exactly
+// which units reached the driver.
 type recordingDriver struct {
-	mu      sync.Mutex
-	calls   []string // "load web.service", "start web.service", ...
-	units   map[string]agent.UnitState
-	changes chan struct{}
+	*scale.MemDriver
+	mu    sync.Mutex
+	names map[string]bool
 }
 
 func newRecordingDriver() *recordingDriver {
-	return &recordingDriver{units: map[string]agent.UnitState{}, changes: make(chan struct{}, 1)}
+	return &recordingDriver{MemDriver: scale.NewMemDriver(), names: map[string]bool{}}
 }
 
-func (d *recordingDriver) record(op, name string, st *agent.UnitState) error {
-	d.mu.Lock()
-	d.calls = append(d.calls, op+" "+name)
-	if st == nil {
-		delete(d.units, name)
-	} else {
-		d.units[name] = *st
-	}
-	d.mu.Unlock()
-	select {
-	case d.changes <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-var (
-	recLoaded  = agent.UnitState{Load: "loaded", Active: "inactive", Sub: "dead"}
-	recRunning = agent.UnitState{Load: "loaded", Active: "active", Sub: "running"}
-)
-
-func (d *recordingDriver) Load(_ context.Context, name string, _ *unitfile.File) error {
-	return d.record("load", name, &recLoaded)
-}
-func (d *recordingDriver) Start(_ context.Context, name string) error {
-	return d.record("start", name, &recRunning)
-}
-func (d *recordingDriver) Stop(_ context.Context, name string) error {
-	return d.record("stop", name, &recLoaded)
-}
-func (d *recordingDriver) Unload(_ context.Context, name string) error {
-	return d.record("unload", name, nil)
-}
-func (d *recordingDriver) Sync(context.Context) error { return nil }
-func (d *recordingDriver) Existing(context.Context) (map[string]agent.Have, error) {
-	return nil, nil
-}
-func (d *recordingDriver) State(name string) agent.UnitState {
+func (d *recordingDriver) saw(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if st, ok := d.units[name]; ok {
-		return st
-	}
-	return agent.UnitState{Load: "not-found", Active: "inactive", Sub: "dead"}
+	d.names[name] = true
 }
-func (d *recordingDriver) Changes() <-chan struct{} { return d.changes }
+
+func (d *recordingDriver) Load(ctx context.Context, name string, f *unitfile.File) error {
+	d.saw(name)
+	return d.MemDriver.Load(ctx, name, f)
+}
+func (d *recordingDriver) Start(ctx context.Context, name string) error {
+	d.saw(name)
+	return d.MemDriver.Start(ctx, name)
+}
+func (d *recordingDriver) Stop(ctx context.Context, name string) error {
+	d.saw(name)
+	return d.MemDriver.Stop(ctx, name)
+}
+func (d *recordingDriver) Unload(ctx context.Context, name string) error {
+	d.saw(name)
+	return d.MemDriver.Unload(ctx, name)
+}
 
 // touched is every unit name the agent passed to the driver, sorted.
 func (d *recordingDriver) touched() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	seen := map[string]bool{}
-	for _, c := range d.calls {
-		_, name, _ := strings.Cut(c, " ")
-		seen[name] = true
-	}
-	return slices.Sorted(maps.Keys(seen))
+	return slices.Sorted(maps.Keys(d.names))
 }
 
 func (d *recordingDriver) active(name string) string { return d.State(name).Active }
 
 func (d *recordingDriver) has(name string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.units[name]
+	_, ok := d.Units()[name]
 	return ok
 }
 
