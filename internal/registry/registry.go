@@ -166,23 +166,16 @@ func (r *Registry) scheduled(ctx context.Context, machine, name string, value []
 }
 
 // checkedBody reads the body with hash h for an agent, which runs it only if
-// it is there, parses and hashes to h; otherwise it returns why not. A body
-// read before is not read again: bodies are immutable.
+// it is there, parses and hashes to h; otherwise it returns why not.
 func (r *Registry) checkedBody(ctx context.Context, h unitfile.Hash) (*unitfile.File, string, error) {
-	r.mu.Lock()
-	f, ok := r.bodies[h]
-	r.mu.Unlock()
-	if !ok {
-		p, _, err := r.c.KV().Get(r.unitKey(h), (&api.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return nil, "", fmt.Errorf("read unit body %s from Consul: %w", h.Short(), err)
-		}
-		if p == nil {
-			return nil, fmt.Sprintf("its body %s is missing from Consul", r.unitKey(h)), nil
-		}
-		if f, err = r.parseBody(h, p.Value); err != nil {
-			return nil, fmt.Sprintf("its body %s %v", r.unitKey(h), err), nil
-		}
+	f, bad, err := r.body(ctx, h)
+	switch {
+	case errors.Is(err, errBodyMissing):
+		return nil, fmt.Sprintf("its body %s is missing from Consul", r.unitKey(h)), nil
+	case err != nil:
+		return nil, "", err
+	case bad != nil:
+		return nil, fmt.Sprintf("its body %s %v", r.unitKey(h), bad), nil
 	}
 	return f, "", nil
 }
@@ -326,22 +319,35 @@ func (r *Registry) parseBody(h unitfile.Hash, body []byte) (*unitfile.File, erro
 	return f, nil
 }
 
-// UnitBody reads the body with hash h.
-func (r *Registry) UnitBody(ctx context.Context, h unitfile.Hash) (*unitfile.File, error) {
+// errBodyMissing is a body Consul does not hold.
+var errBodyMissing = errors.New("missing from Consul")
+
+// body reads the body with hash h, from the bodies read before (they are
+// immutable) or from Consul, parsed and kept. err is a failed read or
+// errBodyMissing; bad is why a body Consul holds is refused (parseBody).
+func (r *Registry) body(ctx context.Context, h unitfile.Hash) (f *unitfile.File, bad, err error) {
 	r.mu.Lock()
 	f, ok := r.bodies[h]
 	r.mu.Unlock()
 	if ok {
-		return f, nil
+		return f, nil, nil
 	}
 	p, _, err := r.c.KV().Get(r.unitKey(h), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("read unit body %s from Consul: %w", h.Short(), err)
+		return nil, nil, fmt.Errorf("read unit body %s from Consul: %w", h.Short(), err)
 	}
 	if p == nil {
-		return nil, fmt.Errorf("unit body %s is missing from Consul", h.Short())
+		return nil, nil, fmt.Errorf("unit body %s is %w", h.Short(), errBodyMissing)
 	}
-	return r.parse(h, p.Value), nil
+	f, bad = r.parseBody(h, p.Value)
+	return f, bad, nil
+}
+
+// UnitBody reads the body with hash h. A body that is refused (parseBody)
+// reads as nil, as in a Snapshot.
+func (r *Registry) UnitBody(ctx context.Context, h unitfile.Hash) (*unitfile.File, error) {
+	f, _, err := r.body(ctx, h)
+	return f, err
 }
 
 // Job reads one unit, or returns ErrNotFound.
