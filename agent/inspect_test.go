@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,12 +36,7 @@ func (echoInspector) Journal(_ context.Context, name string, q agent.JournalQuer
 // ACLs on: a token that may read a unit's key may read its status, others may
 // not, and nobody learns anything about units this machine does not run.
 func TestInspectFollowsConsulACLs(t *testing.T) {
-	logf, _ := os.Create(filepath.Join(t.TempDir(), "consul.log"))
-	consul, err := testcluster.StartConsul(context.Background(), testcluster.ConsulOptions{Log: logf, ACLToken: "root-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consul.Stop)
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{ACLToken: "root-token"})
 	admin, err := consul.Client()
 	if err != nil {
 		t.Fatal(err)

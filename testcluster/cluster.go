@@ -88,10 +88,12 @@ type Cluster struct {
 // StartConsulT starts a Consul server stopped when the test ends.
 func StartConsulT(t testing.TB) *Consul {
 	t.Helper()
-	return startConsulT(t, ConsulOptions{})
+	return StartConsulWith(t, ConsulOptions{})
 }
 
-func startConsulT(t testing.TB, opts ConsulOptions) *Consul {
+// StartConsulWith starts a Consul server with opts (ACLs, TLS, ...), its log
+// in the test's temporary directory, stopped when the test ends.
+func StartConsulWith(t testing.TB, opts ConsulOptions) *Consul {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
 	if err != nil {

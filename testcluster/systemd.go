@@ -72,7 +72,7 @@ func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool) *Systemd
 	if durable {
 		opts.DataDir = t.TempDir()
 	}
-	c := &SystemdCluster{Consul: startConsulT(t, opts), Dir: t.TempDir(), TTL: ttl, gossip: client, t: t}
+	c := &SystemdCluster{Consul: StartConsulWith(t, opts), Dir: t.TempDir(), TTL: ttl, gossip: client, t: t}
 	_, _ = rand.Read(c.net[:])
 	c.net[0] = 10 + c.net[0]%240 // stay clear of 127.0.x.x, which other tests use
 	for i := 1; i <= n; i++ {

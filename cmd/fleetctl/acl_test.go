@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,15 +33,7 @@ func aclRules(t *testing.T, role, machine, node string) string {
 // permission and the role that has it.
 func TestACLRoles(t *testing.T) {
 	const root = "root-token"
-	logf, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	consul, err := testcluster.StartConsul(context.Background(), testcluster.ConsulOptions{Log: logf, ACLToken: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consul.Stop)
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{ACLToken: root})
 	admin, err := consul.Client()
 	if err != nil {
 		t.Fatal(err)

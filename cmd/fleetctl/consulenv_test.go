@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,15 +12,7 @@ import (
 // and --token win over them. With ACLs on and no token, Consul's refusal
 // reaches the operator.
 func TestConsulEnvironment(t *testing.T) {
-	logf, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	consul, err := testcluster.StartConsul(context.Background(), testcluster.ConsulOptions{Log: logf, ACLToken: "root-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consul.Stop)
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{ACLToken: "root-token"})
 	unit := writeUnit(t, t.TempDir(), "envtest.service", myapp)
 	list := func(args ...string) (string, string, int) {
 		t.Helper()

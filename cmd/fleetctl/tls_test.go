@@ -29,15 +29,7 @@ func TestTLSConsul(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "consul.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	consul, err := testcluster.StartConsul(context.Background(), testcluster.ConsulOptions{Log: logf, TLS: pki})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consul.Stop)
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{TLS: pki})
 	if !strings.HasPrefix(consul.URL(), "https://127.0.0.1:") {
 		t.Fatalf("URL of a TLS Consul: %s", consul.URL())
 	}
