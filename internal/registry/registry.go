@@ -88,8 +88,9 @@ func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Dur
 // MachineSchedule reads one machine's schedule (schedule/<machine>/), and
 // the bodies it names: what that machine's agent needs, and nothing the
 // rest of the cluster changes. Each entry comes back as a job targeted at the
-// machine (Wanted tells global units apart by their body). Like Snapshot
-// it blocks when waitIndex is above zero.
+// machine (Wanted tells global units apart by their body); the Snapshot
+// holds Jobs and Rejected only. Like Snapshot it blocks when waitIndex is
+// above zero.
 //
 // An entry the leader cannot have written is not a job: its key is no valid
 // unit name, its value is not the JSON {"hash","desired"}, its hash or
@@ -105,7 +106,7 @@ func (r *Registry) MachineSchedule(ctx context.Context, machine string, waitInde
 	if err != nil {
 		return nil, fmt.Errorf("read this machine's schedule from Consul: %w", err)
 	}
-	s := r.decode(pairs, meta.LastIndex)
+	s := r.decode(nil, meta.LastIndex) // empty: each entry is read once, below
 	s.Rejected = map[string]Rejection{}
 	bodies := map[unitfile.Hash]scheduledBody{} // each body read and checked once
 	for _, p := range pairs {
