@@ -107,7 +107,7 @@ type Cluster struct {
 
 	where     map[string][]int // unit -> the slots of the machines it runs on
 	hosting   []*tally         // Hosting, by glob
-	declaring []*tally         // HostingDeclaring, by option
+	declaring []*tally         // HostingDeclaring, by options
 	memberGen int              // counts changes of machines and their metadata (Filtered)
 
 	bodies map[string]*body // by the encoded options
@@ -152,17 +152,24 @@ func (c *Cluster) indexMachine(m *Machine, add bool) {
 // Machines returns the live machines sorted by ID. Do not modify the slice.
 func (c *Cluster) Machines() []*Machine {
 	if c.sorted == nil {
-		c.sorted = make([]*Machine, 0, len(c.machines))
-		for _, m := range c.machines {
-			c.sorted = append(c.sorted, m)
-		}
-		sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].ID < c.sorted[j].ID })
-		for i, m := range c.sorted {
-			m.rank = i
-			c.rekey(m)
-		}
+		c.sortMachines()
 	}
 	return c.sorted
+}
+
+// sortMachines is Machines when machines changed, kept out of it so that
+// Machines is inlined: in a WebAssembly guest a call costs more than the
+// check.
+func (c *Cluster) sortMachines() {
+	c.sorted = make([]*Machine, 0, len(c.machines))
+	for _, m := range c.machines {
+		c.sorted = append(c.sorted, m)
+	}
+	sort.Slice(c.sorted, func(i, j int) bool { return c.sorted[i].ID < c.sorted[j].ID })
+	for i, m := range c.sorted {
+		m.rank = i
+		c.rekey(m)
+	}
 }
 
 // Machine returns the machine with id, or nil.
@@ -292,6 +299,8 @@ func (c *Cluster) Apply(b []byte) error {
 	for !r.Done() && r.Err() == nil {
 		switch op := r.U8(); op {
 		case wire.OpReset:
+			dropTallies(c.hosting)
+			dropTallies(c.declaring)
 			*c = *NewCluster()
 		case wire.OpMachine:
 			id, ip := r.Str(), r.Str()
@@ -442,6 +451,21 @@ func (r *Runner) PlaceDefined(h uint32) ([]byte, error) {
 
 func (r *Runner) decide(u *Unit) []byte {
 	d := r.Policy(r.Cluster, u)
+	if len(d.Rejected) == 0 {
+		// No reasons (a machine was chosen, the common case): the bytes
+		// of wire.Decision.Encode, written in place, which in a
+		// WebAssembly guest costs a fraction of the appends.
+		n := len(d.Machine)
+		if cap(r.out.B) < 8+n {
+			r.out.B = make([]byte, 0, 8+n+64)
+		}
+		b := r.out.B[:8+n]
+		binary.LittleEndian.PutUint32(b, uint32(n))
+		copy(b[4:], d.Machine)
+		binary.LittleEndian.PutUint32(b[4+n:], 0)
+		r.out.B = b
+		return b
+	}
 	wd := wire.Decision{Machine: d.Machine, Rejected: d.Rejected}
 	r.out.B = r.out.B[:0]
 	wd.Encode(&r.out)

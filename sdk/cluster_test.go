@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
@@ -136,6 +138,25 @@ func TestHandlesChecked(t *testing.T) {
 	for _, h := range []uint32{0, 2, 4, 1 << 30} {
 		if _, err := r.PlaceDefined(h); err == nil {
 			t.Errorf("PlaceDefined(%d) answered for a handle never defined", h)
+		}
+	}
+}
+
+// TestDecisionBytes: the Runner's answer is wire.Decision.Encode's bytes,
+// whether it writes them itself (a machine chosen) or through Encode, and
+// whatever answer came before in its buffer.
+func TestDecisionBytes(t *testing.T) {
+	var d Decision
+	r := NewRunner(func(*Cluster, *Unit) Decision { return d })
+	for _, next := range []Decision{
+		{Machine: "m1"}, {}, {Machine: strings.Repeat("x", 200)}, {Machine: "m2"},
+		{Rejected: []wire.Rejection{{Machine: "m1", Reason: "no"}}}, {Machine: "m3"},
+	} {
+		d = next
+		var w wire.Writer
+		(&wire.Decision{Machine: d.Machine, Rejected: d.Rejected}).Encode(&w)
+		if got := r.decide(&Unit{Name: "a.service"}); !bytes.Equal(got, w.B) {
+			t.Fatalf("decision %+v: %q, want %q", d, got, w.B)
 		}
 	}
 }

@@ -14,11 +14,13 @@ import (
 // tally is a set of machines kept by counting, per machine, the units on it
 // that pass a test.
 type tally struct {
-	key   string            // the glob or option name
-	test  func(string) bool // does a unit count
-	count []int32           // by slot
-	set   Set
-	dirty bool // rebuild before use: a placed unit's definition changed
+	key     string            // the glob (Hosting)
+	options []string          // the option names (HostingDeclaring)
+	test    func(string) bool // does a unit count
+	count   []int32           // by slot
+	set     Set
+	owner   *Cluster // the cluster keeping it; nil once dropped (Hosted)
+	fresh   *Cluster // owner while set is current; nil when it must be rebuilt (a placed unit's definition changed) or was dropped
 }
 
 // maxTallies bounds each kind of index; a policy asking for more (globs
@@ -57,27 +59,68 @@ func (c *Cluster) rebuild(t *tally) {
 			}
 		}
 	}
-	t.dirty = false
+	t.fresh = t.owner
 }
 
-// tallyFor finds the index under key in list, or builds one with the test
-// newTest makes (only then: a test is a closure, and closures allocate).
-func (c *Cluster) tallyFor(list *[]*tally, key string, newTest func() func(string) bool) *tally {
-	for _, t := range *list {
-		if t.key == key {
-			if t.dirty {
-				c.rebuild(t)
-			}
-			return t
-		}
+// current brings t up to date and returns it.
+func (c *Cluster) current(t *tally) *tally {
+	if t.fresh == nil {
+		c.rebuild(t)
 	}
+	return t
+}
+
+// addTally builds t's set and keeps it in list.
+func (c *Cluster) addTally(list *[]*tally, t *tally) *tally {
 	if len(*list) >= maxTallies {
+		dropTallies(*list)
 		*list = (*list)[:0]
 	}
-	t := &tally{key: key, test: newTest()}
+	t.owner = c
 	c.rebuild(t)
 	*list = append(*list, t)
 	return t
+}
+
+// dropTallies marks indexes the cluster no longer keeps current, so that a
+// Hosted holding one looks it up again.
+func dropTallies(list []*tally) {
+	for _, t := range list {
+		t.owner, t.fresh = nil, nil
+	}
+}
+
+// Hosted is Hosting(Glob), or when Glob is empty HostingDeclaring(Options...),
+// for a policy that keeps it between decisions (per unit body, with
+// Unit.Memo, or in a variable): HostingKept finds the cluster's set once,
+// and again only when the cluster dropped it, so a decision reads it
+// without a lookup. Do not change Glob or Options after the first use.
+type Hosted struct {
+	Glob    string
+	Options []string
+
+	t *tally
+}
+
+// HostingKept is the set h names; like Hosting, it is kept current and must
+// not be modified.
+func (c *Cluster) HostingKept(h *Hosted) Set {
+	if t := h.t; t != nil && t.fresh == c {
+		return t.set // inlined: the common case costs no call
+	}
+	return c.hostingKept(h)
+}
+
+func (c *Cluster) hostingKept(h *Hosted) Set {
+	if h.t == nil || h.t.owner != c {
+		if h.Glob != "" {
+			h.t = c.hostingTally(h.Glob)
+		} else {
+			h.t = c.declaringTally(h.Options)
+		}
+		return h.t.set
+	}
+	return c.current(h.t).set
 }
 
 // Hosting is the machines that run a unit whose name matches glob
@@ -85,25 +128,41 @@ func (c *Cluster) tallyFor(list *[]*tally, key string, newTest func() func(strin
 // glob looks at every placement; after that the set is kept current. The set
 // belongs to the cluster: read it, combine it into a new set, do not modify
 // it.
-func (c *Cluster) Hosting(glob string) Set {
-	return c.tallyFor(&c.hosting, glob, func() func(string) bool {
-		return func(u string) bool {
-			ok, _ := path.Match(glob, u)
-			return ok
+func (c *Cluster) Hosting(glob string) Set { return c.hostingTally(glob).set }
+
+func (c *Cluster) hostingTally(glob string) *tally {
+	for _, t := range c.hosting {
+		if t.key == glob {
+			return c.current(t)
 		}
-	}).set
+	}
+	// Only now build the test: a closure allocates.
+	return c.addTally(&c.hosting, &tally{key: glob, test: func(u string) bool {
+		ok, _ := path.Match(glob, u)
+		return ok
+	}})
 }
 
 // HostingDeclaring is the machines that run a unit whose [X-Fleet] section
-// has option (known from DefineUnit). Like Hosting, it is kept current and
-// must not be modified.
-func (c *Cluster) HostingDeclaring(option string) Set {
-	return c.tallyFor(&c.declaring, option, func() func(string) bool {
-		return func(u string) bool {
-			d := c.units[u]
-			return d != nil && slices.ContainsFunc(d.Options, func(o wire.Option) bool { return o.Section == "X-Fleet" && o.Name == option })
+// has one of options (known from DefineUnit): one set for all of them, so a
+// policy that treats several options alike (an option and its deprecated
+// spelling, say) looks at those machines in one pass. Like Hosting, it is
+// kept current and must not be modified.
+func (c *Cluster) HostingDeclaring(options ...string) Set { return c.declaringTally(options).set }
+
+func (c *Cluster) declaringTally(options []string) *tally {
+	for _, t := range c.declaring {
+		if slices.Equal(t.options, options) {
+			return c.current(t)
 		}
-	}).set
+	}
+	opts := slices.Clone(options)
+	return c.addTally(&c.declaring, &tally{options: opts, test: func(u string) bool {
+		d := c.units[u]
+		return d != nil && slices.ContainsFunc(d.Options, func(o wire.Option) bool {
+			return o.Section == "X-Fleet" && slices.Contains(opts, o.Name)
+		})
+	}})
 }
 
 // Placed reports on how many machines the cluster has the unit.
@@ -140,7 +199,7 @@ func (c *Cluster) placed(unit string, m *Machine, d int32) {
 	}
 	for _, list := range [][]*tally{c.hosting, c.declaring} {
 		for _, t := range list {
-			if !t.dirty && t.test(unit) {
+			if t.fresh != nil && t.test(unit) {
 				t.inc(m.slot, d)
 			}
 		}
@@ -176,7 +235,7 @@ func (c *Cluster) unwhere(unit string, slot int) {
 func (c *Cluster) redefined(unit string) {
 	if len(c.where[unit]) > 0 {
 		for _, t := range c.declaring {
-			t.dirty = true
+			t.fresh = nil
 		}
 	}
 }

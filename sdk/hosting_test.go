@@ -52,6 +52,13 @@ func TestHostingMatchesBruteForce(t *testing.T) {
 		if got := fmtIDs(ids(c, c.HostingDeclaring("Conflicts"))); got != want {
 			t.Fatalf("step %d: HostingDeclaring = %s, want %s", step, got, want)
 		}
+		want = bruteForce(c, func(u string) bool {
+			d := c.Unit(u)
+			return d != nil && (len(d.XFleet("Conflicts")) > 0 || len(d.XFleet("Replaces")) > 0)
+		})
+		if got := fmtIDs(ids(c, c.HostingDeclaring("Replaces", "Conflicts"))); got != want {
+			t.Fatalf("step %d: HostingDeclaring(Replaces, Conflicts) = %s, want %s", step, got, want)
+		}
 		for _, u := range names {
 			n := 0
 			for _, m := range c.Machines() {
@@ -84,6 +91,68 @@ func bruteForce(c *Cluster, test func(string) bool) string {
 	}
 	slices.Sort(out)
 	return fmtIDs(out)
+}
+
+// TestHostingKept: a Hosted gives the same set as a lookup through
+// placements, the cluster dropping its indexes (too many globs), a reset,
+// and use with another cluster.
+func TestHostingKept(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	a, b := NewCluster(), NewCluster()
+	newKept := func() []*Hosted {
+		return []*Hosted{{Glob: "web@*.service"}, {Glob: "db.service"}, {Options: []string{"Conflicts", "Replaces"}}}
+	}
+	kept := map[*Cluster][]*Hosted{a: newKept(), b: newKept()}
+	names := []string{"web@1.service", "web@2.service", "db.service", "x.service"}
+	machines := []string{"m0", "m1", "m2"}
+	for step := range 2000 {
+		c := a
+		if step%3 == 0 {
+			c = b
+		}
+		if step%100 == 99 { // now and then, use each other's
+			kept[a], kept[b] = kept[b], kept[a]
+		}
+		switch op := r.IntN(12); {
+		case op < 5:
+			c.PlaceUnit(names[r.IntN(len(names))], machines[r.IntN(len(machines))])
+		case op < 7:
+			c.UnplaceUnit(names[r.IntN(len(names))], machines[r.IntN(len(machines))])
+		case op < 8:
+			var opts []wire.Option
+			if r.IntN(2) == 0 {
+				opts = append(opts, wire.Option{Section: "X-Fleet", Name: []string{"Conflicts", "Replaces"}[r.IntN(2)], Value: "x"})
+			}
+			c.DefineUnit(&Unit{Name: names[r.IntN(len(names))], Options: opts})
+		case op < 9:
+			for i := range maxTallies + 1 { // more globs than the cluster keeps
+				c.Hosting(fmt.Sprintf("g%d", i))
+			}
+		case op < 10:
+			var w wire.Writer
+			w.U8(wire.OpReset)
+			for _, m := range machines {
+				w.U8(wire.OpMachine)
+				w.Str(m)
+				w.Str("")
+				w.U32(0)
+			}
+			if err := c.Apply(w.B); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			c.AddMachine(machines[r.IntN(len(machines))], "", nil)
+		}
+		for _, h := range kept[c] {
+			want := c.HostingDeclaring(h.Options...)
+			if h.Glob != "" {
+				want = c.Hosting(h.Glob)
+			}
+			if got, want := fmtIDs(ids(c, c.HostingKept(h))), fmtIDs(ids(c, want)); got != want {
+				t.Fatalf("step %d: HostingKept(%q %q) = %s, want %s", step, h.Glob, h.Options, got, want)
+			}
+		}
+	}
 }
 
 func TestFilteredFollowsMachines(t *testing.T) {

@@ -14,5 +14,5 @@ func least(set, keys []uint64) int {
 	if len(set) == 0 || len(keys) == 0 {
 		return -1
 	}
-	return int(hostLeast(unsafe.Pointer(&set[0]), uint32(len(set)), unsafe.Pointer(&keys[0]), uint32(len(keys))))
+	return int(hostLeast(unsafe.Pointer(unsafe.SliceData(set)), uint32(len(set)), unsafe.Pointer(unsafe.SliceData(keys)), uint32(len(keys))))
 }

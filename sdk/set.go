@@ -214,13 +214,17 @@ type Filter struct {
 // f's: read it, or Clone it to modify.
 func (c *Cluster) Filtered(f *Filter) Set {
 	if f.c != c || f.gen != c.memberGen || f.set.words == nil {
-		f.c, f.gen = c, c.memberGen
-		f.set.words = append(f.set.words[:0], c.all.words...)
-		for i := range f.Matches {
-			c.Keep(&f.set, &f.Matches[i])
-		}
+		c.filter(f)
 	}
 	return f.set
+}
+
+func (c *Cluster) filter(f *Filter) {
+	f.c, f.gen = c, c.memberGen
+	f.set.words = append(f.set.words[:0], c.all.words...)
+	for i := range f.Matches {
+		c.Keep(&f.set, &f.Matches[i])
+	}
 }
 
 // Each calls f for every machine in s, in no particular order.

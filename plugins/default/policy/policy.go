@@ -24,18 +24,21 @@ import (
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	sp := specOf(u)
 	fits := c.Filtered(&sp.filter)
+	if sp.id != "" || len(sp.conflicts) > 0 || len(sp.peers) > 0 || c.AnyUnitDeclares(ruleOptions...) {
+		fits = allowed(c, u, sp, fits)
+	}
+	if best := c.LeastLoaded(fits); best != nil {
+		return sdk.Decision{Machine: best.ID}
+	}
+	return unplaced(c, u, sp)
+}
+
+// unplaced is the decision for a unit no machine can take, with every
+// machine's reason, which fleetctl shows. It is kept out of Place, whose
+// frame it would otherwise make large for every decision.
+func unplaced(c *sdk.Cluster, u *sdk.Unit, sp *spec) sdk.Decision {
 	id, mine, want := sp.id, sp.conflicts, sp.peers
 	var d sdk.Decision
-	if id == "" && len(mine) == 0 && len(want) == 0 && !c.AnyUnitDeclares("Conflicts", "X-Conflicts", "Replaces") {
-		if best := c.LeastLoaded(fits); best != nil {
-			d.Machine = best.ID
-			return d
-		}
-	} else if best := c.LeastLoaded(allowed(c, u, sp, fits)); best != nil {
-		d.Machine = best.ID
-		return d
-	}
-	// Reasons matter only when the unit stays unplaced: fleetctl shows them.
 	pinned := "unit is pinned to MachineID " + id
 	d.Rejected = make([]wire.Rejection, 0, len(c.Machines()))
 	for _, m := range c.Machines() {
@@ -58,6 +61,10 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	return d
 }
 
+// ruleOptions are the [X-Fleet] options by which a placed unit can keep
+// others off its machine.
+var ruleOptions = []string{"Conflicts", "X-Conflicts", "Replaces"}
+
 // allowed narrows fits by the rules between units: MachineID, MachineOf,
 // Conflicts both ways, Replaces. It works on the SDK's placement indexes:
 // the machines hosting a peer, or a unit matching one of u's Conflicts globs,
@@ -75,16 +82,14 @@ func allowed(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
 	for _, p := range sp.peers {
 		ok.Intersect(c.HostsOf(p))
 	}
-	for _, g := range sp.conflicts {
-		ok.Subtract(c.Hosting(g))
+	for i := range sp.conflicting {
+		ok.Subtract(c.HostingKept(&sp.conflicting[i]))
 	}
-	for _, option := range []string{"Conflicts", "X-Conflicts", "Replaces"} {
-		c.EachIn(*ok, c.HostingDeclaring(option), func(m *sdk.Machine) {
-			if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
-				ok.Delete(m)
-			}
-		})
-	}
+	c.EachIn(*ok, c.HostingKept(&sp.declaring), func(m *sdk.Machine) {
+		if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
+			ok.Delete(m)
+		}
+	})
 	if sp.id != "" {
 		c.Each(*ok, func(m *sdk.Machine) {
 			if !matchesID(m, sp.id) {
@@ -116,6 +121,9 @@ type spec struct {
 	conflicts []string    // Conflicts globs
 	peers     []string    // MachineOf units
 	replaces  []string    // Replaces globs
+
+	conflicting []sdk.Hosted // the machines hosting a unit matching each of conflicts
+	declaring   sdk.Hosted   // the machines hosting a unit that declares a rule against others
 }
 
 // specOf reads the unit's spec once per unit body (the instances of a
@@ -141,6 +149,10 @@ func readSpec(u *sdk.Unit) *spec {
 	for _, k := range sp.req {
 		sp.filter.Matches = append(sp.filter.Matches, k.Match)
 	}
+	for _, g := range sp.conflicts {
+		sp.conflicting = append(sp.conflicting, sdk.Hosted{Glob: g})
+	}
+	sp.declaring.Options = ruleOptions
 	return sp
 }
 
