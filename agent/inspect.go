@@ -81,7 +81,7 @@ func (s *InspectServer) authorize(w http.ResponseWriter, r *http.Request) (strin
 		// Consul's anonymous token may do.
 		token = "anonymous"
 	}
-	key := s.Registry.Prefix() + "jobs/" + name + "/object"
+	key := s.Registry.Prefix() + "jobs/" + name
 	p, _, err := s.Registry.Client().KV().Get(key, (&api.QueryOptions{Token: token}).WithContext(r.Context()))
 	var se api.StatusError
 	switch {

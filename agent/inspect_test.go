@@ -49,7 +49,7 @@ func TestInspectFollowsConsulACLs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pol, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "web-reader", Rules: `key_prefix "fleet/jobs/web.service/" { policy = "read" }`}, nil)
+	pol, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "web-reader", Rules: `key "fleet/jobs/web.service" { policy = "read" }`}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,8 +207,8 @@ func TestAgentTrustsItsScheduleOnly(t *testing.T) {
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: prefix + "units/" + unparsable, Value: []byte("not a unit file\x00")}},
 		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: prefix + "units/" + forged, Value: []byte(good.String())}},
-		// A unit placed on A in jobs/ that A's schedule does not name.
-		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: prefix + "jobs/x.service/target", Value: []byte(idA)}},
+		// A unit placed on A that A's schedule does not name.
+		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: prefix + "placement/x.service", Value: []byte(`{"machine":"` + idA + `","job":1}`)}},
 		// A state under A that A's agent never published.
 		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: prefix + "states/" + idA + "/foreign.service",
 			Value: []byte(`{"name":"foreign.service","machine":"` + idA + `","hash":"` + goodHash + `","state":"launched"}`)}},

@@ -49,21 +49,34 @@ func entry(j *registry.Job) registry.Entry {
 }
 
 // Writes are the Consul writes that apply plan to s: the schedule actions
-// (each with its schedule entry), the entries that differ from Entries, and
-// the reasons units are unplaced. It does no I/O.
+// (each with its schedule entry), the entries that differ from Entries, the
+// reasons units are unplaced, and the removal of placements whose unit is
+// gone. It does no I/O.
 func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Write {
+	why := map[string]string{}
+	for _, u := range plan.Unplaced {
+		why[u.Job.Name] = u.Reason
+	}
 	var ws []registry.Write
 	type key struct{ machine, name string }
-	handled := map[key]bool{} // entries the actions write
+	handled := map[key]bool{}   // entries the actions write
+	placed := map[string]bool{} // units whose placement the actions write
+	// One write per action, in the plan's order (write logs them so). A
+	// unit moved is unscheduled, then scheduled: its Unschedule comes first
+	// and removes the placement the Schedule then creates.
 	for _, a := range plan.Actions {
-		switch a.Kind {
-		case Schedule:
-			ws = append(ws, r.ScheduleWrite(a.Job.Name, a.Machine, entry(a.Job)))
+		switch {
+		case a.Kind == Schedule && a.Job.Target != "":
+			ws = append(ws, r.MoveWrite(a.Job, a.Machine, entry(a.Job)))
 			handled[key{a.Machine, a.Job.Name}] = true
-		case Unschedule:
-			ws = append(ws, r.UnscheduleWrite(a.Job))
+		case a.Kind == Schedule:
+			ws = append(ws, r.ScheduleWrite(a.Job, a.Machine, entry(a.Job)))
+			handled[key{a.Machine, a.Job.Name}] = true
+		case a.Kind == Unschedule:
+			ws = append(ws, r.UnscheduleWrite(a.Job, why[a.Job.Name]))
 			handled[key{a.Job.Target, a.Job.Name}] = true
 		}
+		placed[a.Job.Name] = true
 	}
 	want := Entries(s, plan)
 	for machine, es := range want {
@@ -93,14 +106,15 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 			ws = append(ws, r.KeepWrite(id, false))
 		}
 	}
-	why := map[string]string{}
-	for _, u := range plan.Unplaced {
-		why[u.Job.Name] = u.Reason
-	}
 	for _, name := range s.JobNames() {
-		if s.Jobs[name].Unplaced != why[name] {
-			ws = append(ws, r.UnplacedWrite(name, why[name]))
+		j := s.Jobs[name]
+		// A unit on a machine that stays there keeps its placement.
+		if !placed[name] && j.Target == "" && (j.Unplaced != why[name] || j.Stale()) {
+			ws = append(ws, r.UnplacedWrite(j, why[name]))
 		}
+	}
+	for name, index := range s.Orphans {
+		ws = append(ws, r.OrphanWrite(name, index))
 	}
 	return ws
 }

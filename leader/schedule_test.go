@@ -76,3 +76,25 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("writes for: %s", got)
 	}
 }
+
+// TestWritesMoveAndOrphan: a unit moved off a dead machine is two writes,
+// one per action (write logs each), the entries of both machines in them;
+// and the placement of a destroyed unit is removed.
+func TestWritesMoveAndOrphan(t *testing.T) {
+	s := world(t, []string{"m1:"}, []string{"d.service launched gone"})
+	s.Schedule = map[string]map[string]registry.Entry{"gone": {"d.service": {Desired: registry.Launched}}}
+	s.Kept = map[string]bool{"m1": true}
+	s.Orphans = map[string]uint64{"x.service": 7}
+	plan := Reconcile(s, LeastLoaded{})
+	if got := describe(plan); !strings.Contains(got, "unschedule d.service") || !strings.Contains(got, "schedule d.service") {
+		t.Fatalf("plan: %s; want d.service moved", got)
+	}
+	var names []string
+	for _, w := range Writes(registry.New(nil, ""), s, plan) {
+		names = append(names, w.Name)
+	}
+	sort.Strings(names)
+	if got := strings.Join(names, " "); got != "d.service d.service x.service" {
+		t.Errorf("writes for: %s; want two for the move and one for the orphan", got)
+	}
+}

@@ -140,7 +140,17 @@ func TestACLRoles(t *testing.T) {
 		t.Errorf("the viewer's status:\n%s", out)
 	}
 	mustAs(operator, "stop", "free.service")
+	if p, _, err := admin.KV().Get("fleet/placement/free.service", nil); err != nil || p == nil || !strings.Contains(string(p.Value), m1) {
+		t.Fatalf("placement of free.service: %v %v; want machine %s", p, err, m1)
+	}
 	mustAs(operator, "destroy", "free.service")
+	// The operator may not touch the placement; the leader removes it.
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if p, _, err := admin.KV().Get("fleet/placement/free.service", nil); err != nil || p != nil {
+			return fmt.Errorf("placement of the destroyed unit still there (%v)", err)
+		}
+		return nil
+	})
 	mustAs(operator, "machine-metadata", "set", m2, "zone=a")
 
 	// The publisher uploads a policy and makes it the default; the operator
@@ -172,15 +182,15 @@ func TestACLRoles(t *testing.T) {
 	// Nothing more: at Consul, each role's token is refused every write
 	// outside its job (a machine cannot write the schedule, another
 	// machine's keys or the lock; an operator cannot place, pose as a
-	// machine or publish; a leader cannot submit or publish).
+	// machine or publish; a leader cannot submit, change a unit or publish).
 	const p = "fleet/"
 	denied := map[string][]string{
 		"machine 2 (agent)": {m2Token, p + "schedule/" + m2 + "/x.service", p + "states/" + m1 + "/x.service", p + "machines/" + m1,
-			p + "jobs/x.service/target", p + "units/x", p + "leader", p + "policies/x", p + "machine-metadata/" + m2 + "/zone", "fleet-chunks/x"},
-		"leader role":         {leaderOnly, p + "units/x", p + "policies/x", p + "policy-default", p + "machines/" + m2, p + "states/" + m2 + "/x.service", "fleet-chunks/x"},
-		"operator":            {operator, p + "schedule/" + m1 + "/x.service", p + "leader", p + "machines/x", p + "states/" + m1 + "/x.service", p + "policies/x", p + "policy-default", "fleet-chunks/x"},
-		"viewer":              {viewer, p + "units/x", p + "jobs/x.service/desired", p + "schedule/" + m1 + "/x.service", p + "leader", p + "policies/x", p + "machine-metadata/" + m1 + "/zone"},
-		"publisher":           {publisher, p + "units/x", p + "jobs/x.service/desired", p + "schedule/" + m1 + "/x.service", p + "leader", p + "machines/x"},
+			p + "placement/x.service", p + "units/x", p + "leader", p + "policies/x", p + "machine-metadata/" + m2 + "/zone", "fleet-chunks/x"},
+		"leader role":         {leaderOnly, p + "units/x", p + "jobs/x.service", p + "policies/x", p + "policy-default", p + "machines/" + m2, p + "states/" + m2 + "/x.service", "fleet-chunks/x"},
+		"operator":            {operator, p + "placement/x.service", p + "schedule/" + m1 + "/x.service", p + "leader", p + "machines/x", p + "states/" + m1 + "/x.service", p + "policies/x", p + "policy-default", "fleet-chunks/x"},
+		"viewer":              {viewer, p + "units/x", p + "jobs/x.service", p + "schedule/" + m1 + "/x.service", p + "leader", p + "policies/x", p + "machine-metadata/" + m1 + "/zone"},
+		"publisher":           {publisher, p + "units/x", p + "jobs/x.service", p + "schedule/" + m1 + "/x.service", p + "leader", p + "machines/x"},
 		"machine 1 (+leader)": {m1Token, p + "units/x", p + "policies/x", p + "machines/" + m2, p + "states/" + m2 + "/x.service"},
 	}
 	for who, keys := range denied {

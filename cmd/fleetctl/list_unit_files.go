@@ -101,8 +101,8 @@ func newListUnitFilesCmd(c *cli) *cobra.Command {
 				fmt.Fprintln(c.errOut, "WARNING: the tmachine field is deprecated, use target instead")
 			}
 			// Without the schedule's entries (one per unit), metadata and
-			// policies: four reads whatever the cluster's size.
-			s, err := c.subtrees(cmd.Context(), "units/", "jobs/", "states/", "machines/")
+			// policies: five reads whatever the cluster's size.
+			s, err := c.subtrees(cmd.Context(), "units/", "jobs/", "placement/", "states/", "machines/")
 			if err != nil {
 				return err
 			}

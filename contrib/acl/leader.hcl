@@ -7,10 +7,11 @@
 key_prefix "fleet/" { policy = "read" }
 key_prefix "fleet-chunks/" { policy = "read" }
 
-# The lock, each unit's placement (jobs/<unit>/target and unplaced) and every
-# machine's schedule. Every write is fenced on holding the lock.
+# The lock, each unit's placement (placement/<unit>: its machine, or why it
+# has none) and every machine's schedule. Every write is fenced on holding
+# the lock. Units themselves (jobs/) are the operator's: read only here.
 key "fleet/leader" { policy = "write" }
-key_prefix "fleet/jobs/" { policy = "write" }
+key_prefix "fleet/placement/" { policy = "write" }
 key_prefix "fleet/schedule/" { policy = "write" }
 # Consul applies a token's longest matching prefix: the agent policy's read of
 # this machine's own schedule would otherwise win over the line above.

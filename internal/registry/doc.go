@@ -5,10 +5,11 @@
 // Every key lives under a prefix (default "fleet/"):
 //
 //	units/<hash>              canonical unit body, content-addressed
-//	jobs/<name>/object        {"name","hash"}: which body the unit has
-//	jobs/<name>/desired       inactive | loaded | launched
-//	jobs/<name>/target        machine ID the leader placed the unit on
-//	jobs/<name>/unplaced      why the leader cannot place the unit, if so
+//	jobs/<name>               {"name","hash","desired"}: the unit's body and
+//	                          desired state (fleetctl writes it)
+//	placement/<name>          {"machine"} or {"unplaced"}, with the job's
+//	                          CreateIndex: where the leader put the unit, or
+//	                          why it could not (only the leader writes it)
 //	states/<machine>/<name>   what that machine reports for the unit
 //	machines/<id>             a live machine: ID, IP, configured metadata
 //	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)

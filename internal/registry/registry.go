@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,10 +54,9 @@ func (r *Registry) Client() *api.Client { return r.c }
 // Prefix is the key prefix, with its trailing slash.
 func (r *Registry) Prefix() string { return r.prefix }
 
-func (r *Registry) unitKey(h unitfile.Hash) string { return r.prefix + "units/" + h.String() }
-func (r *Registry) jobKey(name, leaf string) string {
-	return r.prefix + "jobs/" + name + "/" + leaf
-}
+func (r *Registry) unitKey(h unitfile.Hash) string  { return r.prefix + "units/" + h.String() }
+func (r *Registry) jobKey(name string) string       { return r.prefix + "jobs/" + name }
+func (r *Registry) placementKey(name string) string { return r.prefix + "placement/" + name }
 func (r *Registry) stateKey(name, machine string) string {
 	return r.prefix + "states/" + machine + "/" + name
 }
@@ -68,9 +68,21 @@ func (r *Registry) scheduleKey(machine, name string) string {
 // LeaderKey is the key of the leader lock.
 func (r *Registry) LeaderKey() string { return r.prefix + "leader" }
 
+// jobObject is a unit's job (jobs/<name>), which fleetctl writes.
 type jobObject struct {
-	Name string `json:"name"`
-	Hash string `json:"hash"`
+	Name    string       `json:"name"`
+	Hash    string       `json:"hash"`
+	Desired DesiredState `json:"desired"`
+}
+
+// placement is where the leader put a unit (placement/<name>), or why it
+// could not. Job is the CreateIndex of the unit's job when the leader wrote
+// it, so a placement left by an earlier unit of the same name is not
+// taken for the new one's.
+type placement struct {
+	Machine  string `json:"machine,omitempty"`
+	Unplaced string `json:"unplaced,omitempty"`
+	Job      uint64 `json:"job"`
 }
 
 // Snapshot reads every key under the prefix in one request. With waitIndex
@@ -190,10 +202,12 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		Policies: map[string]*PolicyManifest{},
 		Schedule: map[string]map[string]Entry{},
 		Kept:     map[string]bool{},
+		Orphans:  map[string]uint64{},
 
 		DefaultPolicy: BuiltinPolicy,
 	}
 	raw := map[unitfile.Hash][]byte{}
+	placed := map[string]*api.KVPair{}
 	dynamic := map[string]map[string]string{} // machine -> dynamic metadata
 	job := func(name string) *Job {
 		j := s.Jobs[name]
@@ -210,23 +224,16 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			if h, err := unitfile.ParseHash(parts[1]); err == nil {
 				raw[h] = p.Value
 			}
-		case len(parts) == 3 && parts[0] == "jobs":
+		case len(parts) == 2 && parts[0] == "jobs":
 			j := job(parts[1])
-			switch parts[2] {
-			case "object":
-				var o jobObject
-				if json.Unmarshal(p.Value, &o) == nil {
-					j.Hash, _ = unitfile.ParseHash(o.Hash)
-				}
-				j.objectIndex = p.ModifyIndex
-			case "desired":
-				j.Desired = DesiredState(p.Value)
-			case "target":
-				j.Target = string(p.Value)
-				j.targetIndex = p.ModifyIndex
-			case "unplaced":
-				j.Unplaced = string(p.Value)
+			var o jobObject
+			if json.Unmarshal(p.Value, &o) == nil {
+				j.Hash, _ = unitfile.ParseHash(o.Hash)
+				j.Desired = o.Desired
 			}
+			j.objectIndex, j.created = p.ModifyIndex, p.CreateIndex
+		case len(parts) == 2 && parts[0] == "placement":
+			placed[parts[1]] = p
 		case len(parts) == 3 && parts[0] == "states": // states/<machine>/<name>
 			machine, name := parts[1], parts[2]
 			var st UnitState
@@ -276,13 +283,21 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 			m.Metadata, m.Dynamic = MergeMetadata(m.Metadata, md), md
 		}
 	}
-	for name, j := range s.Jobs {
-		if j.objectIndex == 0 {
-			// A desired or target key without its object is the tail of a
-			// destroy in flight; the unit does not exist.
-			delete(s.Jobs, name)
+	for name, p := range placed {
+		j := s.Jobs[name]
+		if j == nil {
+			s.Orphans[name] = p.ModifyIndex
 			continue
 		}
+		j.placementIndex = p.ModifyIndex
+		var pl placement
+		if json.Unmarshal(p.Value, &pl) != nil || pl.Job != j.created {
+			j.stale = true
+			continue
+		}
+		j.Target, j.Unplaced = pl.Machine, pl.Unplaced
+	}
+	for _, j := range s.Jobs {
 		if j.Desired == "" {
 			j.Desired = Inactive
 		}
@@ -353,18 +368,26 @@ func (r *Registry) UnitBody(ctx context.Context, h unitfile.Hash) (*unitfile.Fil
 
 // Job reads one unit, or returns ErrNotFound.
 func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
-	pairs, meta, err := r.c.KV().List(r.prefix+"jobs/"+name+"/", (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("read unit %s from Consul: %w", name, err)
+	var pairs api.KVPairs
+	for _, key := range []string{r.jobKey(name), r.placementKey(name)} {
+		p, _, err := r.c.KV().Get(key, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("read unit %s from Consul: %w", name, err)
+		}
+		if p != nil {
+			pairs = append(pairs, p)
+		}
 	}
-	s := r.decode(pairs, meta.LastIndex)
+	s := r.decode(pairs, 0)
 	j := s.Jobs[name]
 	if j == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
-	if j.Unit, err = r.UnitBody(ctx, j.Hash); err != nil {
+	unit, err := r.UnitBody(ctx, j.Hash)
+	if err != nil {
 		return nil, err
 	}
+	j.Unit = unit
 	return j, nil
 }
 
@@ -372,22 +395,36 @@ func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
 // "machines/", ...), one read each, into a Snapshot holding just what they
 // contain: for a command that needs a part of the cluster, such as
 // list-units, which at 10,000 units need not fetch every unit's body, job
-// and schedule entry. The reads are not one consistent view; Index is the
-// first one's.
+// and schedule entry. The reads run at once, so that Consul encodes one
+// subtree while fleetctl decodes another; they are not one consistent
+// view, and Index is the first one's.
 func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, error) {
-	var all api.KVPairs
+	parts := make([]api.KVPairs, len(names))
+	errs := make([]error, len(names))
 	var index uint64
-	for _, n := range names {
-		pairs, meta, err := r.c.KV().List(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("read fleet state from Consul: %w", err)
-		}
-		if index == 0 {
-			index = meta.LastIndex
-		}
-		all = append(all, pairs...)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pairs, meta, err := r.c.KV().List(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil {
+				errs[i] = fmt.Errorf("read fleet state from Consul: %w", err)
+				return
+			}
+			parts[i] = pairs
+			if i == 0 {
+				index = meta.LastIndex
+			}
+		}()
 	}
-	return r.decode(all, index), nil
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err // the first; the others are most likely the same
+		}
+	}
+	return r.decode(slices.Concat(parts...), index), nil
 }
 
 // Machines lists the live machines, sorted by ID, each with its dynamic

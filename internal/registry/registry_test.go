@@ -159,7 +159,7 @@ func TestRegistry(t *testing.T) {
 		for i := range 100 {
 			ws = append(ws, reg.EntryWrite("m3", fmt.Sprintf("u%d.service", i), &registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}))
 		}
-		gone := reg.ScheduleWrite("gone.service", "m3", registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}) // no such unit
+		gone := reg.ScheduleWrite(&registry.Job{Name: "gone.service"}, "m3", registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}) // no such unit
 		ws = append(ws[:50], append([]registry.Write{gone}, ws[50:]...)...)
 		done, err := reg.WriteAll(ctx, other, ws)
 		if err != nil {
@@ -266,5 +266,92 @@ func TestCreateJobs(t *testing.T) {
 		if j.Hash != want || j.Desired != desired || j.Unit == nil {
 			t.Errorf("%s: hash %s desired %s body %v", name, j.Hash.Short(), j.Desired, j.Unit != nil)
 		}
+	}
+}
+
+// TestPlacementOutlivesItsUnit: fleetctl destroy removes a unit's job only;
+// its placement, which only the leader writes, is an orphan until the leader
+// removes it, and a unit submitted again under the name meanwhile is not
+// taken as placed where the old one was.
+func TestPlacementOutlivesItsUnit(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg := registry.New(client, "")
+	leader := newSession(t, client)
+	if ok, err := reg.AcquireLeader(ctx, leader, "m1"); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	body := mustParse(t, "[Service]\nExecStart=/bin/sleep 100\n")
+	if err := reg.CreateJob(ctx, "db.service", body, registry.Launched); err != nil {
+		t.Fatal(err)
+	}
+	j, err := reg.Job(ctx, "db.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := reg.Schedule(ctx, j, "m1", leader); err != nil || !ok {
+		t.Fatalf("schedule: %v %v", ok, err)
+	}
+	if j, err := reg.Job(ctx, "db.service"); err != nil || j.Target != "m1" || j.Stale() {
+		t.Fatalf("after scheduling: %+v %v", j, err)
+	}
+
+	// Destroyed: the placement stays, as an orphan.
+	if err := reg.DestroyJob(ctx, "db.service"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Jobs["db.service"] != nil || s.Orphans["db.service"] == 0 {
+		t.Fatalf("after destroy: job %+v, orphans %v", s.Jobs["db.service"], s.Orphans)
+	}
+	orphan := s.Orphans["db.service"]
+
+	// Submitted again before the leader cleaned up: not placed, and its
+	// placement is the old unit's.
+	if err := reg.CreateJob(ctx, "db.service", body, registry.Launched); err != nil {
+		t.Fatal(err)
+	}
+	s, err = reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := s.Jobs["db.service"]
+	if again == nil || again.Target != "" || !again.Stale() || len(s.Orphans) != 0 {
+		t.Fatalf("resubmitted unit: %+v, orphans %v", again, s.Orphans)
+	}
+	// The leader records it unplaced, which replaces the stale placement;
+	// the orphan's removal, from the read before, is refused then.
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.UnplacedWrite(again, "no machine")}); err != nil || !done[0] {
+		t.Fatalf("unplaced write: applied %v, %v", done, err)
+	}
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", orphan)}); err != nil || done[0] {
+		t.Fatalf("orphan removal after the placement changed: applied %v, %v", done, err)
+	}
+	j, err = reg.Job(ctx, "db.service")
+	if err != nil || j.Target != "" || j.Unplaced != "no machine" || j.Stale() {
+		t.Fatalf("after the unplaced write: %+v %v", j, err)
+	}
+	// A write from the stale read is refused: the placement changed.
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.ScheduleWrite(again, "m1", registry.Entry{Hash: body.Hash().String(), Desired: registry.Launched})}); err != nil || done[0] {
+		t.Fatalf("schedule from a stale read: applied %v, %v", done, err)
+	}
+
+	// Destroyed again, the leader removes the orphan.
+	if err := reg.DestroyJob(ctx, "db.service"); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = reg.Snapshot(ctx, 0, 0)
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", s.Orphans["db.service"])}); err != nil || !done[0] {
+		t.Fatalf("orphan removal: applied %v, %v", done, err)
+	}
+	if keys, _, err := client.KV().Keys("fleet/placement/", "", nil); err != nil || len(keys) != 0 {
+		t.Fatalf("placement keys left: %v %v", keys, err)
 	}
 }

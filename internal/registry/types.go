@@ -37,12 +37,14 @@ type Job struct {
 	// or not asked to run.
 	Unplaced string
 
-	objectIndex uint64 // ModifyIndex of jobs/<name>/object
-	targetIndex uint64 // ModifyIndex of jobs/<name>/target, 0 when absent
+	objectIndex    uint64 // ModifyIndex of jobs/<name>
+	created        uint64 // CreateIndex of jobs/<name>: this unit, not an earlier one of its name
+	placementIndex uint64 // ModifyIndex of placement/<name>, 0 when absent
+	// stale is a placement/<name> left by an earlier unit of the name
+	// (destroyed, then submitted again before the leader removed it): it
+	// says nothing of this unit, and the leader replaces or removes it.
+	stale bool
 }
-
-// TargetIndex is the ModifyIndex of the schedule key, for check-and-set.
-func (j *Job) TargetIndex() uint64 { return j.targetIndex }
 
 // Machine is a live machine as its agent published it.
 type Machine struct {
@@ -103,6 +105,11 @@ type Snapshot struct {
 	// must not run, by Consul key, each with why (MachineSchedule only;
 	// nil otherwise).
 	Rejected map[string]Rejection
+	// Orphans is the placement keys (placement/<name>) of units that no
+	// longer exist, each with its ModifyIndex: the leader removes them
+	// (fleetctl destroy removes only the unit's job). Read only when the
+	// snapshot holds jobs/ too.
+	Orphans map[string]uint64
 }
 
 // Rejection is why a schedule entry is not run: a key that is no unit name,

@@ -35,22 +35,23 @@ func kv(verb api.KVOp, key string, value []byte, index uint64) *api.TxnOp {
 	return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: key, Value: value, Index: index}}
 }
 
-func (r *Registry) objectOps(name string, f *unitfile.File, objectIndex uint64) api.TxnOps {
+// objectOps write unit name's body and its job, if the job's ModifyIndex is
+// still objectIndex (0: if there is none).
+func (r *Registry) objectOps(name string, f *unitfile.File, desired DesiredState, objectIndex uint64) api.TxnOps {
 	h := f.Hash()
-	obj, _ := json.Marshal(jobObject{Name: name, Hash: h.String()})
+	obj, _ := json.Marshal(jobObject{Name: name, Hash: h.String(), Desired: desired})
 	return api.TxnOps{
-		// The body goes in the same transaction as the object that points to
-		// it, so no reader ever sees an object whose body is missing.
+		// The body goes in the same transaction as the job that points to
+		// it, so no reader ever sees a job whose body is missing.
 		kv(api.KVSet, r.unitKey(h), []byte(f.String()), 0),
-		kv(api.KVCAS, r.jobKey(name, "object"), obj, objectIndex),
+		kv(api.KVCAS, r.jobKey(name), obj, objectIndex),
 	}
 }
 
 // CreateJob stores a new unit in the given desired state. It fails with
 // ErrExists if a unit of that name is already there.
 func (r *Registry) CreateJob(ctx context.Context, name string, f *unitfile.File, desired DesiredState) error {
-	ops := append(r.objectOps(name, f, 0), kv(api.KVSet, r.jobKey(name, "desired"), []byte(desired), 0))
-	ok, why, err := r.txn(ctx, ops)
+	ok, why, err := r.txn(ctx, r.objectOps(name, f, desired, 0))
 	if err != nil {
 		return err
 	}
@@ -82,8 +83,8 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 		for ; end < len(jobs); end++ {
 			j := jobs[end]
 			h := j.Unit.Hash()
-			// body, object, desired; the body once per transaction
-			jobOps := append(r.objectOps(j.Name, j.Unit, 0), kv(api.KVSet, r.jobKey(j.Name, "desired"), []byte(j.Desired), 0))
+			// body and job; the body once per transaction
+			jobOps := r.objectOps(j.Name, j.Unit, j.Desired, 0)
 			b := len(jobOps[0].KV.Value)
 			if bodies[h] {
 				jobOps, b = jobOps[1:], 0
@@ -114,7 +115,7 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 // ReplaceJob gives the existing unit j a new body, keeping its desired state.
 // It fails if j changed since it was read.
 func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) error {
-	ok, why, err := r.txn(ctx, r.objectOps(j.Name, f, j.objectIndex))
+	ok, why, err := r.txn(ctx, r.objectOps(j.Name, f, j.Desired, j.objectIndex))
 	if err != nil {
 		return err
 	}
@@ -125,26 +126,38 @@ func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) err
 }
 
 // SetDesired sets the desired state of an existing unit, or returns
-// ErrNotFound.
+// ErrNotFound. The job is read and written back with check-and-set, again
+// if it changed in between.
 func (r *Registry) SetDesired(ctx context.Context, name string, d DesiredState) error {
-	ok, _, err := r.txn(ctx, api.TxnOps{
-		kv(api.KVGet, r.jobKey(name, "object"), nil, 0), // fails the transaction if the unit is gone
-		kv(api.KVSet, r.jobKey(name, "desired"), []byte(d), 0),
-	})
-	if err != nil {
-		return err
+	for {
+		p, _, err := r.c.KV().Get(r.jobKey(name), (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return fmt.Errorf("read unit %s from Consul: %w", name, err)
+		}
+		var o jobObject
+		if p == nil || json.Unmarshal(p.Value, &o) != nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, name)
+		}
+		if o.Desired == d {
+			return nil
+		}
+		o.Desired = d
+		b, _ := json.Marshal(o)
+		ok, _, err := r.txn(ctx, api.TxnOps{kv(api.KVCAS, r.jobKey(name), b, p.ModifyIndex)})
+		if err != nil || ok {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, name)
-	}
-	return nil
 }
 
-// DestroyJob removes a unit: its object, desired state and schedule. The
-// machine running it sees the unit gone and unloads it. The body stays, as
-// other units (instances of one template) may share it.
+// DestroyJob removes a unit's job. The leader then takes it off its machine
+// and removes its placement; the machine sees the unit gone and unloads it.
+// The body stays, as other units (instances of one template) may share it.
 func (r *Registry) DestroyJob(ctx context.Context, name string) error {
-	_, err := r.c.KV().DeleteTree(r.prefix+"jobs/"+name+"/", (&api.WriteOptions{}).WithContext(ctx))
+	_, err := r.c.KV().Delete(r.jobKey(name), (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("destroy unit %s in Consul: %w", name, err)
 	}
@@ -156,14 +169,14 @@ func (r *Registry) DestroyJob(ctx context.Context, name string) error {
 // ErrNotLeader when the lock is lost; false when the unit was destroyed or
 // scheduled meanwhile.
 func (r *Registry) Schedule(ctx context.Context, j *Job, machine, session string) (bool, error) {
-	return r.fenced(ctx, session, r.ScheduleWrite(j.Name, machine, Entry{Hash: j.Hash.String(), Desired: j.Desired}).ops...)
+	return r.fenced(ctx, session, r.ScheduleWrite(j, machine, Entry{Hash: j.Hash.String(), Desired: j.Desired}).ops...)
 }
 
 // Unschedule takes unit j off its machine (UnscheduleWrite) on its own, if
 // the schedule is still the one read and session still holds the leader
 // lock.
 func (r *Registry) Unschedule(ctx context.Context, j *Job, session string) (bool, error) {
-	return r.fenced(ctx, session, r.UnscheduleWrite(j).ops...)
+	return r.fenced(ctx, session, r.UnscheduleWrite(j, "").ops...)
 }
 
 // fenced applies ops only if session holds the leader lock, so a deposed
@@ -274,23 +287,59 @@ type Write struct {
 	ops  api.TxnOps
 }
 
-// ScheduleWrite places unit name on machine, if the unit still exists and is
-// unscheduled, and adds it to the machine's schedule with entry e.
-func (r *Registry) ScheduleWrite(name, machine string, e Entry) Write {
-	return Write{Name: name, ops: api.TxnOps{
-		kv(api.KVGet, r.jobKey(name, "object"), nil, 0),
-		kv(api.KVCAS, r.jobKey(name, "target"), []byte(machine), 0),
-		r.entryOp(machine, name, &e),
+// ScheduleWrite places unit j on machine, if j still exists and its
+// placement is still the one read (nobody placed it meanwhile), and adds it
+// to the machine's schedule with entry e.
+func (r *Registry) ScheduleWrite(j *Job, machine string, e Entry) Write {
+	return Write{Name: j.Name, ops: api.TxnOps{
+		kv(api.KVGet, r.jobKey(j.Name), nil, 0), // fails the transaction if the unit is gone
+		r.placementOp(j, placement{Machine: machine}),
+		r.entryOp(machine, j.Name, &e),
 	}}
 }
 
-// UnscheduleWrite takes unit j off its machine, if the schedule is still the
-// one read, and off that machine's schedule.
-func (r *Registry) UnscheduleWrite(j *Job) Write {
+// MoveWrite is ScheduleWrite for a unit whose UnscheduleWrite (without a
+// reason) comes before it in the same WriteAll: it places the unit only if
+// that write removed its placement.
+func (r *Registry) MoveWrite(j *Job, machine string, e Entry) Write {
+	moved := *j
+	moved.placementIndex = 0
+	return r.ScheduleWrite(&moved, machine, e)
+}
+
+// UnscheduleWrite takes unit j off its machine, if its placement is still
+// the one read, and off that machine's schedule. A reason other than ""
+// records why the unit is now unplaced.
+func (r *Registry) UnscheduleWrite(j *Job, reason string) Write {
 	return Write{Name: j.Name, ops: api.TxnOps{
-		kv(api.KVDeleteCAS, r.jobKey(j.Name, "target"), nil, j.targetIndex),
+		r.placementOp(j, placement{Unplaced: reason}),
 		r.entryOp(j.Target, j.Name, nil),
 	}}
+}
+
+// placementOp sets unit j's placement to p, or removes it when p is empty,
+// if the placement is still the one read.
+func (r *Registry) placementOp(j *Job, p placement) *api.TxnOp {
+	if p.Machine == "" && p.Unplaced == "" {
+		if j.placementIndex == 0 {
+			// Nothing to remove; fail if a placement appeared meanwhile.
+			return kv(api.KVCheckNotExists, r.placementKey(j.Name), nil, 0)
+		}
+		return kv(api.KVDeleteCAS, r.placementKey(j.Name), nil, j.placementIndex)
+	}
+	p.Job = j.created
+	b, _ := json.Marshal(p)
+	return kv(api.KVCAS, r.placementKey(j.Name), b, j.placementIndex)
+}
+
+// OrphanWrite removes the placement of unit name, which no longer exists,
+// if it is still the one read (index: its ModifyIndex). Should the unit
+// have been submitted again meanwhile, the placement removed was the
+// earlier unit's all the same. (It does not check that the job is absent:
+// Consul asks key:write of a check-not-exists, and the leader may only read
+// jobs.)
+func (r *Registry) OrphanWrite(name string, index uint64) Write {
+	return Write{Name: name, ops: api.TxnOps{kv(api.KVDeleteCAS, r.placementKey(name), nil, index)}}
 }
 
 // KeepWrite writes machine's schedule directory key (schedule/<machine>/),
@@ -318,15 +367,20 @@ func (r *Registry) entryOp(machine, name string, e *Entry) *api.TxnOp {
 	return kv(api.KVSet, r.scheduleKey(machine, name), b, 0)
 }
 
-// UnplacedWrite records why the leader cannot place unit name ("" clears
-// it), if the unit still exists.
-func (r *Registry) UnplacedWrite(name, reason string) Write {
-	op := kv(api.KVSet, r.jobKey(name, "unplaced"), []byte(reason), 0)
-	if reason == "" {
-		op = kv(api.KVDelete, r.jobKey(name, "unplaced"), nil, 0)
-	}
-	return Write{Name: name, ops: api.TxnOps{kv(api.KVGet, r.jobKey(name, "object"), nil, 0), op}}
+// UnplacedWrite records why the leader cannot place unit j, which is on no
+// machine ("" clears it), if j still exists and its placement is the one
+// read. It also replaces or removes a placement an earlier unit of the name
+// left.
+func (r *Registry) UnplacedWrite(j *Job, reason string) Write {
+	return Write{Name: j.Name, ops: api.TxnOps{
+		kv(api.KVGet, r.jobKey(j.Name), nil, 0), // fails the transaction if the unit is gone
+		r.placementOp(j, placement{Unplaced: reason}),
+	}}
 }
+
+// Stale reports whether j's placement key was left by an earlier unit of
+// its name: UnplacedWrite replaces it.
+func (j *Job) Stale() bool { return j.stale }
 
 // txnOps is how many operations one transaction carries: Consul 1.14 takes
 // 128, older servers 64; one is the leader-lock check.
