@@ -96,6 +96,9 @@ bench-quick: build consul
 # and 10,000 units, with the default policy as WebAssembly and its native
 # build, then the policy benchmarks, then (as root, with systemd-nspawn)
 # the idle agent's CPU. About 30 minutes on 2 cores.
+# Consul is a single-node server as a cluster runs one (its data in
+# /dev/shm), not dev mode, which pretty-prints every answer; scalebench
+# -consul-dev measures against dev mode.
 # The simulated machines are spread over 50 real Consul client agents (20
 # machines each, as a real cluster has an agent per machine): on the
 # server's agent alone the 10,000-unit run never settles, because that one

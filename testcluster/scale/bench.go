@@ -49,12 +49,19 @@ type BenchOptions struct {
 	// AgentHCL is more configuration for each client agent, one block
 	// per element, after the harness's own.
 	AgentHCL []string
+	// ConsulDev runs the server in Consul's dev mode, as the tests and
+	// fleetd dev do. By default it is a single-node server as a real
+	// cluster runs one, its raft log and snapshots in memory (/dev/shm)
+	// where there is one: dev mode also pretty-prints every HTTP answer,
+	// which at 10,000 units makes reads about twice the bytes.
+	ConsulDev bool
 }
 
 // Result is what Run measured.
 type Result struct {
-	Machines, Units int // Machines counts the two real fleetds
-	ConsulAgents    int // Consul client agents the simulated machines use
+	Machines, Units int  // Machines counts the two real fleetds
+	ConsulAgents    int  // Consul client agents the simulated machines use
+	ConsulDev       bool // the server ran in dev mode (BenchOptions.ConsulDev)
 	// Elapsed is from the first fleetctl command (submitting the template)
 	// to every unit reported launched and active by its machine.
 	Elapsed time.Duration
@@ -120,7 +127,7 @@ func Run(ctx context.Context, o BenchOptions) (res *Result, err error) {
 	} else if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, res: &Result{Machines: o.Machines + 2, Units: o.Units, ConsulAgents: o.ConsulAgents, CPU: map[string]float64{}}}
+	b := &bench{o: o, res: &Result{Machines: o.Machines + 2, Units: o.Units, ConsulAgents: o.ConsulAgents, ConsulDev: o.ConsulDev, CPU: map[string]float64{}}}
 	defer b.stop()
 	if err := b.start(ctx); err != nil {
 		return nil, err
@@ -142,6 +149,9 @@ type bench struct {
 	client *api.Client
 	own    *RequestCounter // Run's own requests
 	logs   []*os.File
+	// dataDir is the Consul server's data, removed at the end; "" in dev
+	// mode.
+	dataDir string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -178,7 +188,14 @@ func (b *bench) start(ctx context.Context) error {
 		return err
 	}
 	b.logf("starting Consul")
-	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: clog, Progress: b.o.Progress, HCL: consulHCL(),
+	var dataDir string
+	if !b.o.ConsulDev {
+		if dataDir, err = os.MkdirTemp(memDir(), "fleet-consul-server-"); err != nil {
+			return err
+		}
+		b.dataDir = dataDir
+	}
+	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: clog, Progress: b.o.Progress, HCL: consulHCL(), DataDir: dataDir,
 		// Consul's own failure detection, not dev mode's tenfold one: the
 		// client agents share two cores with everything else, and a
 		// client agent taken for failed invalidates the sessions of every
@@ -286,6 +303,9 @@ func (b *bench) stop() {
 	wg.Wait()
 	if b.consul != nil {
 		b.consul.Stop()
+	}
+	if b.dataDir != "" {
+		os.RemoveAll(b.dataDir)
 	}
 	for _, f := range b.logs {
 		f.Close()

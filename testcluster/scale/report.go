@@ -104,10 +104,14 @@ func (r *Result) Print(w io.Writer, label string) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	p("run", "%s: %d machines (%d simulated + leader + idle fleetd), %d units", label, r.Machines, r.Machines-2, r.Units)
+	server := "1 server"
+	if r.ConsulDev {
+		server = "1 dev-mode server"
+	}
 	if r.ConsulAgents > 0 {
-		p("consul topology", "1 server (leader, idle fleetd) + %d client agents (simulated machines, ~%d each)", r.ConsulAgents, (r.Machines-2+r.ConsulAgents-1)/r.ConsulAgents)
+		p("consul topology", "%s (leader, idle fleetd) + %d client agents (simulated machines, ~%d each)", server, r.ConsulAgents, (r.Machines-2+r.ConsulAgents-1)/r.ConsulAgents)
 	} else {
-		p("consul topology", "1 server agent for every machine")
+		p("consul topology", "%s agent for every machine", server)
 	}
 	p("first submit to all acknowledged", "%.2f s (states/ read at most every %s)", r.Elapsed.Seconds(), r.Resolution)
 	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), u/r.Submit.Seconds())
