@@ -65,14 +65,11 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 	// unit moved is unscheduled, then scheduled: its Unschedule comes first
 	// and removes the placement the Schedule then creates.
 	for _, a := range plan.Actions {
-		switch {
-		case a.Kind == Schedule && a.Job.Target != "":
-			ws = append(ws, r.MoveWrite(a.Job, a.Machine, entry(a.Job)))
-			handled[key{a.Machine, a.Job.Name}] = true
-		case a.Kind == Schedule:
+		switch a.Kind {
+		case Schedule:
 			ws = append(ws, r.ScheduleWrite(a.Job, a.Machine, entry(a.Job)))
 			handled[key{a.Machine, a.Job.Name}] = true
-		case a.Kind == Unschedule:
+		case Unschedule:
 			ws = append(ws, r.UnscheduleWrite(a.Job, why[a.Job.Name]))
 			handled[key{a.Job.Target, a.Job.Name}] = true
 		}

@@ -209,14 +209,6 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 	raw := map[unitfile.Hash][]byte{}
 	placed := map[string]*api.KVPair{}
 	dynamic := map[string]map[string]string{} // machine -> dynamic metadata
-	job := func(name string) *Job {
-		j := s.Jobs[name]
-		if j == nil {
-			j = &Job{Name: name}
-			s.Jobs[name] = j
-		}
-		return j
-	}
 	for _, p := range pairs {
 		parts := strings.Split(strings.TrimPrefix(p.Key, r.prefix), "/")
 		switch {
@@ -225,13 +217,13 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 				raw[h] = p.Value
 			}
 		case len(parts) == 2 && parts[0] == "jobs":
-			j := job(parts[1])
+			j := &Job{Name: parts[1], objectIndex: p.ModifyIndex, created: p.CreateIndex} // a unit is one key: seen once
+			s.Jobs[j.Name] = j
 			var o jobObject
 			if json.Unmarshal(p.Value, &o) == nil {
 				j.Hash, _ = unitfile.ParseHash(o.Hash)
 				j.Desired = o.Desired
 			}
-			j.objectIndex, j.created = p.ModifyIndex, p.CreateIndex
 		case len(parts) == 2 && parts[0] == "placement":
 			placed[parts[1]] = p
 		case len(parts) == 3 && parts[0] == "states": // states/<machine>/<name>

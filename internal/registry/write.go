@@ -289,22 +289,19 @@ type Write struct {
 
 // ScheduleWrite places unit j on machine, if j still exists and its
 // placement is still the one read (nobody placed it meanwhile), and adds it
-// to the machine's schedule with entry e.
+// to the machine's schedule with entry e. A unit read on a machine is being
+// moved: the UnscheduleWrite before this one in the same WriteAll removed
+// its placement, which must then be absent.
 func (r *Registry) ScheduleWrite(j *Job, machine string, e Entry) Write {
+	index := j.placementIndex
+	if j.Target != "" {
+		index = 0
+	}
 	return Write{Name: j.Name, ops: api.TxnOps{
 		kv(api.KVGet, r.jobKey(j.Name), nil, 0), // fails the transaction if the unit is gone
-		r.placementOp(j, placement{Machine: machine}),
+		r.placementOp(j, index, placement{Machine: machine}),
 		r.entryOp(machine, j.Name, &e),
 	}}
-}
-
-// MoveWrite is ScheduleWrite for a unit whose UnscheduleWrite (without a
-// reason) comes before it in the same WriteAll: it places the unit only if
-// that write removed its placement.
-func (r *Registry) MoveWrite(j *Job, machine string, e Entry) Write {
-	moved := *j
-	moved.placementIndex = 0
-	return r.ScheduleWrite(&moved, machine, e)
 }
 
 // UnscheduleWrite takes unit j off its machine, if its placement is still
@@ -312,24 +309,24 @@ func (r *Registry) MoveWrite(j *Job, machine string, e Entry) Write {
 // records why the unit is now unplaced.
 func (r *Registry) UnscheduleWrite(j *Job, reason string) Write {
 	return Write{Name: j.Name, ops: api.TxnOps{
-		r.placementOp(j, placement{Unplaced: reason}),
+		r.placementOp(j, j.placementIndex, placement{Unplaced: reason}),
 		r.entryOp(j.Target, j.Name, nil),
 	}}
 }
 
 // placementOp sets unit j's placement to p, or removes it when p is empty,
-// if the placement is still the one read.
-func (r *Registry) placementOp(j *Job, p placement) *api.TxnOp {
+// if the placement's ModifyIndex is still index (0: if there is none).
+func (r *Registry) placementOp(j *Job, index uint64, p placement) *api.TxnOp {
 	if p.Machine == "" && p.Unplaced == "" {
-		if j.placementIndex == 0 {
+		if index == 0 {
 			// Nothing to remove; fail if a placement appeared meanwhile.
 			return kv(api.KVCheckNotExists, r.placementKey(j.Name), nil, 0)
 		}
-		return kv(api.KVDeleteCAS, r.placementKey(j.Name), nil, j.placementIndex)
+		return kv(api.KVDeleteCAS, r.placementKey(j.Name), nil, index)
 	}
 	p.Job = j.created
 	b, _ := json.Marshal(p)
-	return kv(api.KVCAS, r.placementKey(j.Name), b, j.placementIndex)
+	return kv(api.KVCAS, r.placementKey(j.Name), b, index)
 }
 
 // OrphanWrite removes the placement of unit name, which no longer exists,
@@ -374,7 +371,7 @@ func (r *Registry) entryOp(machine, name string, e *Entry) *api.TxnOp {
 func (r *Registry) UnplacedWrite(j *Job, reason string) Write {
 	return Write{Name: j.Name, ops: api.TxnOps{
 		kv(api.KVGet, r.jobKey(j.Name), nil, 0), // fails the transaction if the unit is gone
-		r.placementOp(j, placement{Unplaced: reason}),
+		r.placementOp(j, j.placementIndex, placement{Unplaced: reason}),
 	}}
 }
 
