@@ -57,18 +57,7 @@ func StartConsulAgent(ctx context.Context, opts ConsulAgentOptions) (*ConsulAgen
 		}
 		opts.Binary = bin
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before Consul binds it
-		a, err := startConsulAgent(ctx, opts)
-		if err == nil {
-			return a, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return onFreePorts(ctx, func() (*ConsulAgent, error) { return startConsulAgent(ctx, opts) })
 }
 
 func startConsulAgent(ctx context.Context, opts ConsulAgentOptions) (*ConsulAgent, error) {

@@ -106,15 +106,23 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 		}
 		opts.Binary = bin
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken before Consul binds it
-		c, err := startConsul(ctx, opts)
-		if err == nil {
-			return c, nil
+	return onFreePorts(ctx, func() (*Consul, error) { return startConsul(ctx, opts) })
+}
+
+// onFreePorts runs start, which picks free ports and starts a Consul
+// process on them, up to three times: a port found free can be taken
+// before Consul binds it.
+func onFreePorts[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for attempt := 0; attempt < 3; attempt++ {
+		if v, err = start(); err == nil || ctx.Err() != nil {
+			break
 		}
-		lastErr = err
 	}
-	return nil, lastErr
+	return v, err
 }
 
 func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
