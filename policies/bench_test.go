@@ -60,8 +60,11 @@ var benchRequest = request("api@1.service", "MachineMetadata=region=east", "Mach
 // BenchmarkPlacement is one placement decision of the default policy over
 // clusters of several sizes: compiled to WebAssembly (as fleetd runs it,
 // trusted, without the time guard), the same with the time guard (as an
-// uploaded policy runs), and compiled natively (the baseline); and, to
-// split the cost, a module that answers at once without deciding
+// uploaded policy runs), and compiled natively, run by fleetd's host as
+// fleetd --default-policy-native runs it (native: the baseline, through the
+// same pool, lock, mirror and answer checks as the module) and called
+// directly (native-bare); and, to split the cost, a module that answers at
+// once without deciding
 // (boundary: the host's and the call boundary's share), the same written
 // in Go without the SDK (go-raw: what Go's runtime adds entering and
 // leaving an export) and a Go policy written with the SDK that answers at
@@ -78,14 +81,28 @@ func BenchmarkPlacement(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000} {
 		ms, placed, defs := benchClusterDefs(n)
 		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
-		for _, impl := range []string{"wasm", "wasm-guarded", "native", "boundary", "go-raw", "go-floor"} {
+		for _, impl := range []string{"wasm", "wasm-guarded", "native", "native-bare", "boundary", "go-raw", "go-floor"} {
 			b.Run(fmt.Sprintf("impl=%s/machines=%d", impl, n), func(b *testing.B) {
 				var place func() (string, error)
 				switch impl {
 				case "native":
+					// The same source built natively, run by fleetd's host
+					// as fleetd --default-policy-native runs it: the same
+					// mirror, pool, handles and answer checks as the module.
+					p := h.LoadNative(impl, func() Runner { return sdk.NewRunner(policy.Place) })
+					p.Define(defs)
+					p.Sync(ms, placed)
+					place = func() (string, error) {
+						d, err := p.Place(ctx, benchRequest)
+						return d.Machine, err
+					}
+				case "native-bare":
+					// The native policy alone, without fleetd's pool,
+					// lock and mirror around it: the unit asked for by its
+					// handle, the answer decoded and checked. What the
+					// baseline was before v7, kept to show what fleetd's
+					// own bookkeeping costs every decision.
 					r := sdk.NewRunner(policy.Place)
-					// The same protocol as the host speaks to the module:
-					// the unit asked for by its handle.
 					m := newMirror(true)
 					m.define(defs)
 					m.sync(ms, placed)
