@@ -155,10 +155,10 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 		compiled.Close(ctx)
 		return nil, bad("fleet_abi_version failed: %v", err)
 	}
-	if v := uint32(res); v != wire.Version {
+	if v := uint32(res); v < wire.OldestVersion || v > wire.Version {
 		inst.close(ctx)
 		compiled.Close(ctx)
-		return nil, bad("speaks ABI version %d; this fleetd speaks version %d", v, wire.Version)
+		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d (build it with this fleet's SDK)", v, wire.OldestVersion, wire.Version)
 	}
 	p.pool <- inst
 	return p, nil

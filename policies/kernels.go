@@ -9,6 +9,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmfleet/fleet/sdk/kernel"
+	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // The "fleet" host module: the SDK's heavy loops (package kernel), run
@@ -45,16 +46,65 @@ func least(_ context.Context, mod api.Module, stack []uint64) {
 // copy. It panics, which traps the guest's call, when they are not all
 // inside the memory or not 8-byte aligned.
 func words(mod api.Module, ptr, n uint32) []uint64 {
+	w, err := wordsIn(mod.Memory(), ptr, n)
+	if err != nil {
+		panic(fmt.Errorf("fleet kernel: %w", err))
+	}
+	return w
+}
+
+// wordsIn is words, with an error instead of a panic.
+func wordsIn(mem api.Memory, ptr, n uint32) ([]uint64, error) {
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	// n*8 must not wrap in 32 bits: 1<<29 words would be 0 bytes to Read.
 	b, ok := []byte(nil), n < 1<<29 && ptr%8 == 0
 	if ok {
-		b, ok = mod.Memory().Read(ptr, n*8)
+		b, ok = mem.Read(ptr, n*8)
 	}
 	if !ok {
-		panic(fmt.Errorf("fleet kernel: %d words at %#x are not inside the guest's memory", n, ptr))
+		return nil, fmt.Errorf("%d words at %#x are not inside the guest's memory, 8-byte aligned", n, ptr)
 	}
-	return unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), n)
+	return unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), n), nil
+}
+
+// maxID bounds the machine ID a deferred choice may name; fleet's are 32
+// bytes.
+const maxID = 1024
+
+// choose makes a guest's deferred choice (wire.Deferred, docs/abi.md): the
+// slot that least, the kernel, picks from the guest's set and keys, and the
+// machine ID the guest's table holds for it, copied out of its memory. ""
+// when the set has no slot with a key: no machine fits. Whatever the guest
+// wrote, the answer is an ID inside its memory or an error.
+func choose(mem api.Memory, d wire.Deferred) (string, error) {
+	set, err := wordsIn(mem, d.Set, d.Words)
+	if err != nil {
+		return "", fmt.Errorf("set: %w", err)
+	}
+	keys, err := wordsIn(mem, d.Keys, d.Slots)
+	if err != nil {
+		return "", fmt.Errorf("keys: %w", err)
+	}
+	slot := kernel.Least(set, keys)
+	if slot < 0 {
+		return "", nil
+	}
+	ref, ok := uint64(0), d.IDs%8 == 0 && d.Slots < 1<<29
+	if ok {
+		ref, ok = mem.ReadUint64Le(d.IDs + uint32(slot)*8)
+	}
+	if !ok {
+		return "", fmt.Errorf("the table of %d IDs at %#x is not inside the guest's memory, 8-byte aligned", d.Slots, d.IDs)
+	}
+	ptr, n := uint32(ref>>32), uint32(ref)
+	if n == 0 || n > maxID {
+		return "", fmt.Errorf("slot %d's machine ID is %d bytes; it must be 1 to %d", slot, n, maxID)
+	}
+	id, ok := mem.Read(ptr, n)
+	if !ok {
+		return "", fmt.Errorf("slot %d's machine ID at %#x+%d is not inside the guest's memory", slot, ptr, n)
+	}
+	return string(id), nil
 }

@@ -183,7 +183,7 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"not wasm", []byte("#!/bin/sh\necho hi\n"), "not a WebAssembly module"},
 		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01"), "does not compile"},
 		{"too large", append([]byte("\x00asm"), make([]byte, 5<<20)...), "the limit is"},
-		{"wrong version", wat(t, "version2"), "ABI version 2"},
+		{"wrong version", wat(t, "version3"), "ABI version 3"},
 		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
 		{"wrong signature", wat(t, "badsig"), "wrong signature"},
 		{"optional export mistyped", wat(t, "defsig"), "export fleet_place_defined has the wrong signature"},
@@ -265,6 +265,40 @@ func TestManyDecisions(t *testing.T) {
 		d, err := p.Place(ctx, request(fmt.Sprintf("api@%d.service", i), "MachineMetadata=region=nowhere"))
 		if err != nil || d.Machine != "" || len(d.Rejected) != len(ms) {
 			t.Fatalf("decision %d: %q, %d reasons, %v", i, d.Machine, len(d.Rejected), err)
+		}
+	}
+}
+
+// TestDeferredChoice: fleetd makes a guest's deferred choice (the least key
+// of a set, named by the guest's table of IDs), answers no machine for an
+// empty set, and refuses every record that points outside the guest's
+// memory or names no live machine, failing only that decision.
+func TestDeferredChoice(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{})
+	p, err := h.Load(ctx, "deferred", wat(t, "deferred"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Sync(threeMachines(), nil)
+	for k, want := range []string{
+		"m2", "", "set: 4 words at 0xfff8 are not inside", "set: 1 words at 0x1001 are not inside",
+		"slot 1's machine ID at 0xffff0000+2 is not inside", "slot 1's machine ID is 5000 bytes",
+		`chose machine "ghost", which is not a live machine`, "the table of 3 IDs at 0xfff8 is not inside",
+		"", "keys: 1073741824 words", "slot 1's machine ID is 0 bytes",
+	} {
+		d, err := p.Place(ctx, request(fmt.Sprintf("%c.service", 'A'+k)))
+		switch {
+		case want == "m2" || want == "":
+			if err != nil || d.Machine != want || len(d.Rejected) != 0 {
+				t.Errorf("record %d: %q %v %v, want %q", k, d.Machine, d.Rejected, err, want)
+			}
+		case err == nil || !strings.Contains(err.Error(), want):
+			t.Errorf("record %d: %q %v, want an error containing %q", k, d.Machine, err, want)
+		}
+		// A refused answer fails one decision; the next instance works.
+		if d, err := p.Place(ctx, request("A.service")); err != nil || d.Machine != "m2" {
+			t.Fatalf("after record %d: %q %v", k, d.Machine, err)
 		}
 	}
 }

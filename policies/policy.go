@@ -61,6 +61,7 @@ func (p *Policy) Name() string { return p.name }
 type instance struct {
 	native                       Runner // set for a native policy, which has no module
 	mod                          api.Module
+	mem                          api.Memory // mod's, looked up once
 	version, alloc, apply, place api.Function
 	placeDefined                 api.Function // nil when the module does not export it
 	gen                          uint64       // mirror generation this instance has applied
@@ -88,7 +89,7 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiating traps in its initializer: %w", err)
 	}
-	return &instance{mod: mod,
+	return &instance{mod: mod, mem: mod.Memory(),
 		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
 		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place"),
 		placeDefined: mod.ExportedFunction(placeDefinedExport.name)}, nil
@@ -133,16 +134,22 @@ func (p *Policy) deadlineFor(ctx context.Context, limit time.Duration) (context.
 
 // call runs f with the policy's time bound and returns its one result.
 func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...uint64) (uint64, error) {
+	if len(args) > len(i.stack) { // every export's signature was checked at load (checkExports)
+		return 0, errors.New("called with too many arguments")
+	}
+	copy(i.stack[:], args)
+	if !p.guarded { // fleetd's own module: no deadline to keep
+		if err := f.CallWithStack(ctx, i.stack[:]); err != nil {
+			return 0, fmt.Errorf("trapped: %w", err)
+		}
+		return i.stack[0], nil
+	}
 	limit := p.host.cfg.CallTimeout
 	if f == i.apply {
 		limit *= applyFactor
 	}
 	cctx, cancel := p.deadlineFor(ctx, limit)
 	defer cancel()
-	if len(f.Definition().ResultTypes()) != 1 || len(args) > len(i.stack) {
-		return 0, errors.New("does not return one result")
-	}
-	copy(i.stack[:], args)
 	if err := f.CallWithStack(cctx, i.stack[:]); err != nil {
 		if cctx.Err() != nil && ctx.Err() == nil {
 			return 0, fmt.Errorf("stopped after its time limit of %s", limit)
@@ -158,7 +165,7 @@ func (i *instance) send(ctx context.Context, p *Policy, f api.Function, b []byte
 	if err != nil {
 		return 0, fmt.Errorf("fleet_alloc %v", err)
 	}
-	if len(b) > 0 && !i.mod.Memory().Write(uint32(ptr), b) {
+	if len(b) > 0 && !i.mem.Write(uint32(ptr), b) {
 		return 0, fmt.Errorf("fleet_alloc returned %#x, outside its memory", ptr)
 	}
 	return i.call(ctx, p, f, ptr, uint64(len(b)))
@@ -241,8 +248,13 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 		return wire.Decision{}, err
 	}
 	i.gen = gen
-	d, err := wire.DecodeDecision(view) // copies what it keeps: the view dies with the next call
-	if err != nil {
+	var d wire.Decision
+	if def, ok := wire.DecodeDeferred(view); ok && i.mod != nil {
+		// The guest left the choice to fleetd (docs/abi.md).
+		if d.Machine, err = choose(i.mem, def); err != nil {
+			return wire.Decision{}, fmt.Errorf("fleet_place answered a deferred choice fleetd cannot make: %w", err)
+		}
+	} else if d, err = wire.DecodeDecision(view); err != nil { // copies what it keeps: the view dies with the next call
 		return wire.Decision{}, fmt.Errorf("fleet_place answered nonsense: %w", err)
 	}
 	p.mu.Lock()
@@ -288,7 +300,7 @@ func (i *instance) run(ctx context.Context, p *Policy, updates []byte, req wire.
 	if n > maxAnswer {
 		return nil, fmt.Errorf("fleet_place answered %d bytes; the limit is %d", n, maxAnswer)
 	}
-	view, ok := i.mod.Memory().Read(ptr, n)
+	view, ok := i.mem.Read(ptr, n)
 	if !ok {
 		return nil, fmt.Errorf("fleet_place answered at %#x+%d, outside its memory", ptr, n)
 	}

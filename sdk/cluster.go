@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
@@ -44,6 +45,7 @@ type body struct {
 	memo    map[string]any
 	key1    string // the first key memoized, and its value: most policies use one
 	val1    any
+	key1p   *byte // key1's bytes, set with val1 (for a key that has some): Memo's test of a constant key
 }
 
 // Memo returns the value derived from the unit's options under key,
@@ -56,6 +58,12 @@ func (u *Unit) Memo(key string, f func() any) any {
 	if b == nil {
 		return f()
 	}
+	if b.key1p != nil && b.key1p == unsafe.StringData(key) && len(b.key1) == len(key) {
+		// The first key memoized, passed again as the same constant (the
+		// common case), recognised by its address: in a WebAssembly guest
+		// comparing the bytes is a call of its own.
+		return b.val1
+	}
 	if b.val1 != nil && b.key1 == key {
 		return b.val1
 	}
@@ -65,6 +73,9 @@ func (u *Unit) Memo(key string, f func() any) any {
 	v := f()
 	if b.val1 == nil && v != nil {
 		b.key1, b.val1 = key, v
+		if key != "" {
+			b.key1p = unsafe.StringData(key)
+		}
 		return v
 	}
 	if b.memo == nil {
@@ -94,12 +105,15 @@ type Cluster struct {
 	units    map[string]*Unit
 	sorted   []*Machine // cache of Machines(), nil when stale
 
-	slots    []*Machine                 // machine by slot; nil for a free slot
-	free     []int                      // free slots
-	all      Set                        // every live machine
-	keys     []uint64                   // by slot: units<<32 | rank, what LeastLoaded compares
-	scratch  Set                        // Candidates
-	working  Set                        // Working
+	slots    []*Machine // machine by slot; nil for a free slot
+	ids      []uint64   // by slot: where the machine's ID is in a guest's memory (LeastLoadedOf)
+	free     []int      // free slots
+	all      Set        // every live machine
+	keys     []uint64   // by slot: units<<32 | rank, what LeastLoaded compares
+	scratch  Set        // Candidates
+	working  Set        // Working, Narrowed
+	padMinus []uint64   // Narrowed: a set shorter than the others, padded
+	padWatch []uint64
 	index    map[string]map[string]*Set // metadata key -> value -> machines
 	indexGen int                        // counts the sets added to index
 
@@ -189,7 +203,9 @@ func (c *Cluster) AddMachine(id, ip string, metadata map[string]string) *Machine
 		} else {
 			c.slots = append(c.slots, m)
 			c.keys = append(c.keys, 0)
+			c.ids = append(c.ids, 0)
 		}
+		c.ids[m.slot] = idRef(m.ID)
 		c.machines[id] = m
 		c.all.add(m.slot)
 		c.sorted = nil
@@ -217,6 +233,7 @@ func (c *Cluster) RemoveMachine(id string) {
 		c.all.remove(m.slot)
 		c.slots[m.slot] = nil
 		c.keys[m.slot] = ^uint64(0)
+		c.ids[m.slot] = 0
 		c.free = append(c.free, m.slot)
 		delete(c.machines, id)
 		c.sorted = nil
@@ -373,6 +390,8 @@ func (c *Cluster) define(r *wire.Reader) (*Unit, error) {
 type Decision struct {
 	Machine  string
 	Rejected []wire.Rejection
+
+	among []uint64 // LeastLoadedOf in a WebAssembly guest: the set fleetd chooses from
 }
 
 // Reject records why m was not chosen.
@@ -398,6 +417,7 @@ type Runner struct {
 	Cluster *Cluster
 	Policy  Policy
 	out     wire.Writer
+	choice  [3]uint64 // a deferred choice's answer (wire.Deferred), written as words
 }
 
 // maxBodies bounds the cache of decoded unit bodies.
@@ -451,6 +471,15 @@ func (r *Runner) PlaceDefined(h uint32) ([]byte, error) {
 
 func (r *Runner) decide(u *Unit) []byte {
 	d := r.Policy(r.Cluster, u)
+	if d.among != nil && d.Machine == "" && len(d.Rejected) == 0 {
+		return r.deferred(d.among) // LeastLoadedOf in a WebAssembly guest: fleetd chooses
+	}
+	return r.answer(&d)
+}
+
+// answer encodes d, which names its machine (or none), in the Runner's
+// buffer.
+func (r *Runner) answer(d *Decision) []byte {
 	if len(d.Rejected) == 0 {
 		// No reasons (a machine was chosen, the common case): the bytes
 		// of wire.Decision.Encode, written in place, which in a

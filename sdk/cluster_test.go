@@ -160,3 +160,31 @@ func TestDecisionBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoKeys: keys are told apart by their bytes, not only by where they
+// are: a key that is a prefix of another (the same address, a shorter
+// length), a key built at run time with the same bytes as a constant, and
+// the empty key.
+func TestMemoKeys(t *testing.T) {
+	c := NewCluster()
+	u := &Unit{Name: "a.service"}
+	c.DefineUnit(u)
+	long := "policy/spec"
+	if got := u.Memo(long, func() any { return 1 }); got != 1 {
+		t.Fatalf("first memo = %v", got)
+	}
+	for _, tc := range []struct {
+		key  string
+		want any
+	}{
+		{long[:6], 2},                      // same address, shorter
+		{string([]byte("policy/spec")), 1}, // same bytes elsewhere
+		{"", 3},                            // no bytes at all
+		{long, 1},                          // the constant again
+	} {
+		want := tc.want
+		if got := u.Memo(tc.key, func() any { return want }); got != tc.want {
+			t.Errorf("Memo(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}

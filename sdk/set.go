@@ -67,8 +67,15 @@ func (s *Set) Intersect(o Set) {
 
 // Subtract removes from s, in place, the machines in o.
 func (s *Set) Subtract(o Set) {
-	for i := range min(len(s.words), len(o.words)) {
-		s.words[i] &^= o.words[i]
+	a, b := s.words, o.words
+	// Four words a round: in a WebAssembly guest each round of a loop
+	// costs a dispatch and checks that cost more than the words.
+	for len(a) >= 4 && len(b) >= 4 {
+		a[0], a[1], a[2], a[3] = a[0]&^b[0], a[1]&^b[1], a[2]&^b[2], a[3]&^b[3]
+		a, b = a[4:], b[4:]
+	}
+	for i := range min(len(a), len(b)) {
+		a[i] &^= b[i]
 	}
 }
 
@@ -107,6 +114,17 @@ func (c *Cluster) All() Set { return c.all.clone(len(c.all.words)) }
 func (c *Cluster) Working(s Set) *Set {
 	c.working.words = append(c.working.words[:0], s.words...)
 	return &c.working
+}
+
+// pad is s, shorter than n words, copied into *buf with zeros up to n:
+// sets grow only as far as their highest machine.
+func (c *Cluster) pad(buf *[]uint64, s []uint64, n int) []uint64 {
+	if cap(*buf) < n {
+		*buf = make([]uint64, n)
+	}
+	p := (*buf)[:n]
+	clear(p[copy(p, s):])
+	return p
 }
 
 // EachIn calls f for every machine in both a and b, without building their

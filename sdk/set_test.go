@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"sort"
 	"testing"
 
@@ -156,5 +158,64 @@ func TestMemoAndDeclares(t *testing.T) {
 	c.ForgetUnit("a.service")
 	if c.AnyUnitDeclares("Conflicts") {
 		t.Fatal("Conflicts still declared after the unit was forgotten (repeated option counted twice?)")
+	}
+}
+
+// TestNarrowed compares Narrowed with Working, Subtract, Empty and a
+// machine-by-machine test against watch, over random clusters whose sets
+// have different lengths (a set grows only as far as its highest machine),
+// with none, one and several sets to avoid.
+func TestNarrowed(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for round := range 300 {
+		c := NewCluster()
+		n := 1 + r.IntN(700)
+		var ms []string
+		for i := range n {
+			ms = append(ms, fmt.Sprintf("m%04d", i))
+			c.AddMachine(ms[i], "", nil)
+		}
+		// Units a0..a3 placed on machines of a prefix of the cluster, so
+		// that their sets are shorter than All.
+		for u := range 4 * r.IntN(30) {
+			c.PlaceUnit(fmt.Sprintf("a%d-%d", u%4, u), ms[r.IntN(1+r.IntN(n))])
+		}
+		var avoid []Hosted
+		for range r.IntN(4) {
+			avoid = append(avoid, Hosted{Glob: fmt.Sprintf("a%d-*", r.IntN(4))})
+		}
+		watch := &Hosted{Glob: fmt.Sprintf("a%d-*", r.IntN(4))}
+		base := c.All()
+		for _, m := range c.Machines() {
+			if r.IntN(3) == 0 {
+				base.Delete(m)
+			}
+		}
+		want := base.Clone()
+		for i := range avoid {
+			want.Subtract(c.HostingKept(&avoid[i]))
+		}
+		meets := false
+		c.Each(want, func(m *Machine) { meets = meets || c.HostingKept(watch).Has(m) })
+		got, empty, look := c.Narrowed(base, watch, avoid)
+		if g, w := fmtIDs(ids(c, *got)), fmtIDs(ids(c, want)); g != w || empty != want.Empty() || look != meets {
+			t.Fatalf("round %d (%d machines, %d to avoid): Narrowed = %s empty %v meets %v, want %s empty %v meets %v",
+				round, n, len(avoid), g, empty, look, w, want.Empty(), meets)
+		}
+	}
+}
+
+// TestLeastLoadedOf: natively the decision names LeastLoaded's machine, or
+// none for an empty set.
+func TestLeastLoadedOf(t *testing.T) {
+	c := NewCluster()
+	c.AddMachine("m2", "", nil)
+	c.AddMachine("m1", "", nil)
+	c.PlaceUnit("a", "m1")
+	if d := c.LeastLoadedOf(c.All()); d.Machine != "m2" || d.Rejected != nil {
+		t.Fatalf("LeastLoadedOf(all) = %+v, want m2", d)
+	}
+	if d := c.LeastLoadedOf(Set{}); d.Machine != "" || d.Rejected != nil {
+		t.Fatalf("LeastLoadedOf(empty) = %+v, want no machine and no reasons", d)
 	}
 }

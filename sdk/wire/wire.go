@@ -14,7 +14,12 @@ import (
 )
 
 // Version is the ABI version a guest reports from fleet_abi_version.
-const Version = 1
+// Version 2 added the deferred choice (Deferred); a host speaks every
+// version from OldestVersion to Version.
+const Version = 2
+
+// OldestVersion is the oldest ABI version a host still speaks.
+const OldestVersion = 1
 
 // Delta operations: how the host keeps the guest's resident cluster current.
 const (
@@ -183,6 +188,47 @@ func (d *Decision) Encode(w *Writer) {
 		w.Str(x.Machine)
 		w.Str(x.Reason)
 	}
+}
+
+// Deferred is a decision that leaves the choice to the host: the slot with
+// the smallest key among the slots of a set, whose machine ID the guest
+// keeps in a table (docs/abi.md, "A deferred choice"). Each field is an
+// address in the guest's memory or a count.
+type Deferred struct {
+	Set   uint32 // Words little-endian u64s: a bitset over slots
+	Words uint32
+	Keys  uint32 // Slots u64s, one per slot
+	Slots uint32
+	IDs   uint32 // Slots u64s, one per slot: the ID's address << 32 | its length
+}
+
+// DeferredSize is the length of a deferred decision: the DeferredMark and
+// Deferred's five fields.
+const DeferredSize = 24
+
+// DeferredMark starts a deferred decision where a decision's machine ID
+// length would be: no real answer is that long (answers are at most 1 MiB).
+const DeferredMark = 0xFFFFFFFF
+
+// PutDeferred writes d as a deferred decision into b, which must hold
+// DeferredSize bytes.
+func PutDeferred(b []byte, d Deferred) {
+	_ = b[DeferredSize-1]
+	binary.LittleEndian.PutUint32(b, DeferredMark)
+	binary.LittleEndian.PutUint32(b[4:], d.Set)
+	binary.LittleEndian.PutUint32(b[8:], d.Words)
+	binary.LittleEndian.PutUint32(b[12:], d.Keys)
+	binary.LittleEndian.PutUint32(b[16:], d.Slots)
+	binary.LittleEndian.PutUint32(b[20:], d.IDs)
+}
+
+// DecodeDeferred reads a deferred decision; ok is false when b is not one.
+func DecodeDeferred(b []byte) (d Deferred, ok bool) {
+	if len(b) != DeferredSize || binary.LittleEndian.Uint32(b) != DeferredMark {
+		return d, false
+	}
+	u := func(i int) uint32 { return binary.LittleEndian.Uint32(b[4*i:]) }
+	return Deferred{Set: u(1), Words: u(2), Keys: u(3), Slots: u(4), IDs: u(5)}, true
 }
 
 // DecodeDecision reads a decision.

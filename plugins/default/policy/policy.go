@@ -24,13 +24,31 @@ import (
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	sp := specOf(u)
 	fits := c.Filtered(&sp.filter)
-	if sp.id != "" || len(sp.conflicts) > 0 || len(sp.peers) > 0 || c.AnyUnitDeclares(ruleOptions...) {
-		fits = allowed(c, u, sp, fits)
+	empty := false
+	switch {
+	case !sp.rules && !c.AnyUnitDeclares(ruleOptions...):
+		empty = fits.Empty()
+	case c.Hosts(u) > 0:
+		// Placed already (a simulation replays placed units): the indexes
+		// would count the unit against itself.
+		fits, empty = allowedScan(c, u, sp, fits)
+	default:
+		// The rules between units (MachineID, MachineOf, Conflicts both
+		// ways, Replaces) on the SDK's placement indexes: fits without the
+		// machines hosting a unit matching one of u's Conflicts globs, in
+		// one pass that also says whether a machine left hosts a unit that
+		// declares rules of its own, which must then be looked at one by
+		// one. Written out here rather than in a function: in WebAssembly
+		// a call costs what the rest of this case does.
+		ok, none, look := c.Narrowed(fits, &sp.declaring, sp.conflicting)
+		if fits, empty = *ok, none; !none && (look || sp.id != "" || len(sp.peers) > 0) {
+			fits, empty = oneByOne(c, u, sp, ok, look)
+		}
 	}
-	if best := c.LeastLoaded(fits); best != nil {
-		return sdk.Decision{Machine: best.ID}
+	if empty {
+		return unplaced(c, u, sp)
 	}
-	return unplaced(c, u, sp)
+	return c.LeastLoadedOf(fits)
 }
 
 // unplaced is the decision for a unit no machine can take, with every
@@ -65,31 +83,23 @@ func unplaced(c *sdk.Cluster, u *sdk.Unit, sp *spec) sdk.Decision {
 // others off its machine.
 var ruleOptions = []string{"Conflicts", "X-Conflicts", "Replaces"}
 
-// allowed narrows fits by the rules between units: MachineID, MachineOf,
-// Conflicts both ways, Replaces. It works on the SDK's placement indexes:
-// the machines hosting a peer, or a unit matching one of u's Conflicts globs,
-// are set operations; only machines hosting a unit that itself declares
-// Conflicts or Replaces are looked at one by one.
+// oneByOne narrows ok, in place, by the rules between units that sets cannot
+// express: MachineOf, the machines hosting a unit with rules of its own (when
+// look), the MachineID pin. It is kept out of Place, whose frame it would
+// make large for every decision.
 //
-// The set returned is the cluster's working set (sdk.Cluster.Working).
-func allowed(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
-	if c.Hosts(u) > 0 {
-		// Placed already (a simulation replays placed units): the indexes
-		// would count the unit against itself.
-		return allowedScan(c, u, sp, fits)
-	}
-	ok := c.Working(fits)
+//go:noinline
+func oneByOne(c *sdk.Cluster, u *sdk.Unit, sp *spec, ok *sdk.Set, look bool) (sdk.Set, bool) {
 	for _, p := range sp.peers {
 		ok.Intersect(c.HostsOf(p))
 	}
-	for i := range sp.conflicting {
-		ok.Subtract(c.HostingKept(&sp.conflicting[i]))
+	if look {
+		c.EachIn(*ok, c.HostingKept(&sp.declaring), func(m *sdk.Machine) {
+			if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
+				ok.Delete(m)
+			}
+		})
 	}
-	c.EachIn(*ok, c.HostingKept(&sp.declaring), func(m *sdk.Machine) {
-		if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
-			ok.Delete(m)
-		}
-	})
 	if sp.id != "" {
 		c.Each(*ok, func(m *sdk.Machine) {
 			if !matchesID(m, sp.id) {
@@ -97,11 +107,13 @@ func allowed(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
 			}
 		})
 	}
-	return *ok
+	return *ok, ok.Empty()
 }
 
 // allowedScan is allowed by looking at every unit on every machine of fits.
-func allowedScan(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
+//
+//go:noinline
+func allowedScan(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) (sdk.Set, bool) {
 	ok := fits.Clone()
 	c.Each(fits, func(m *sdk.Machine) {
 		if (sp.id != "" && !matchesID(m, sp.id)) || missingPeer(m, sp.peers) != "" ||
@@ -109,7 +121,7 @@ func allowedScan(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) sdk.Set {
 			ok.Delete(m)
 		}
 	})
-	return ok
+	return ok, ok.Empty()
 }
 
 // spec is what the default policy reads from a unit's [X-Fleet] section,
@@ -122,6 +134,7 @@ type spec struct {
 	peers     []string    // MachineOf units
 	replaces  []string    // Replaces globs
 
+	rules       bool         // the unit has a MachineID, Conflicts or MachineOf
 	conflicting []sdk.Hosted // the machines hosting a unit matching each of conflicts
 	declaring   sdk.Hosted   // the machines hosting a unit that declares a rule against others
 }
@@ -130,16 +143,19 @@ type spec struct {
 // template share one), unless its values use specifiers, which make the
 // spec depend on the unit's name.
 func specOf(u *sdk.Unit) *spec {
-	memo := u.Memo("default/spec", func() any {
-		for _, o := range u.Options {
-			if o.Section == "X-Fleet" && strings.Contains(o.Value, "%") {
-				return (*spec)(nil)
-			}
+	if sp := u.Memo("default/spec", func() any { return sharedSpec(u) }).(*spec); sp != nil {
+		return sp
+	}
+	return readSpec(u)
+}
+
+// sharedSpec is the unit's spec when its instances can share it: nil when
+// its values use specifiers.
+func sharedSpec(u *sdk.Unit) *spec {
+	for _, o := range u.Options {
+		if o.Section == "X-Fleet" && strings.Contains(o.Value, "%") {
+			return nil
 		}
-		return readSpec(u)
-	}).(*spec)
-	if memo != nil {
-		return memo
 	}
 	return readSpec(u)
 }
@@ -152,6 +168,7 @@ func readSpec(u *sdk.Unit) *spec {
 	for _, g := range sp.conflicts {
 		sp.conflicting = append(sp.conflicting, sdk.Hosted{Glob: g})
 	}
+	sp.rules = sp.id != "" || len(sp.conflicts) > 0 || len(sp.peers) > 0
 	sp.declaring.Options = ruleOptions
 	return sp
 }

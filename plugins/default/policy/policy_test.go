@@ -144,18 +144,25 @@ func TestReasons(t *testing.T) {
 	}
 }
 
-// TestAllowedMatchesScan: the index-based rules between units give the same
-// machines as looking at every unit on every machine, over random clusters
-// of units with Conflicts, Replaces, MachineOf and MachineID.
-func TestAllowedMatchesScan(t *testing.T) {
+// TestPlaceMatchesScan: Place, which works on the SDK's indexes, chooses
+// the machine a scan of every unit on every machine gives, over random
+// clusters of units with Conflicts, Replaces, MachineOf, MachineID and
+// MachineMetadata. Every tenth cluster has hundreds of machines, so that
+// sets span several words.
+func TestPlaceMatchesScan(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for round := range 300 {
+	zones := []string{"a", "b", "c"}
+	for round := range 400 {
 		c := sdk.NewCluster()
 		var ids []string
-		for i := range 2 + r.IntN(12) {
+		n := 2 + r.IntN(12)
+		if round%10 == 0 {
+			n = 200 + r.IntN(600)
+		}
+		for i := range n {
 			id := fmt.Sprintf("%08x-m%d", r.Uint32(), i)
 			ids = append(ids, id)
-			c.AddMachine(id, "", nil)
+			c.AddMachine(id, "", map[string]string{"zone": zones[r.IntN(3)]})
 		}
 		xf := func() []string {
 			var out []string
@@ -173,7 +180,7 @@ func TestAllowedMatchesScan(t *testing.T) {
 			}
 			return out
 		}
-		for u := range r.IntN(40) {
+		for u := range r.IntN(40 + n/4) {
 			name := fmt.Sprintf("svc%d.service", u%7)
 			if u >= 7 {
 				name = fmt.Sprintf("svc%d-%d.service", u%5, u)
@@ -184,12 +191,27 @@ func TestAllowedMatchesScan(t *testing.T) {
 				c.UnplaceUnit(name, ids[r.IntN(len(ids))])
 			}
 		}
-		u := unit(fmt.Sprintf("svc%d-new.service", r.IntN(5)), xf()...)
-		sp := specOf(u)
+		opts := xf()
+		zone := ""
+		if round%2 == 1 {
+			zone = zones[r.IntN(3)]
+			opts = append(opts, "MachineMetadata=zone="+zone)
+		}
+		u := unit(fmt.Sprintf("svc%d-new.service", r.IntN(5)), opts...)
 		fits := c.All()
-		got, want := allowed(c, u, sp, fits), allowedScan(c, u, sp, fits)
-		if fmt.Sprint(machineIDs(c, got)) != fmt.Sprint(machineIDs(c, want)) {
-			t.Fatalf("round %d, %s %v: indexes allow %v, a scan allows %v", round, u.Name, u.Options, machineIDs(c, got), machineIDs(c, want))
+		for _, m := range c.Machines() {
+			if zone != "" && m.Metadata["zone"] != zone {
+				fits.Delete(m)
+			}
+		}
+		allowed, _ := allowedScan(c, u, specOf(u), fits)
+		want := ""
+		if m := c.LeastLoaded(allowed); m != nil {
+			want = m.ID
+		}
+		if got := Place(c, u); got.Machine != want {
+			t.Fatalf("round %d, %s %v: placed on %q, a scan allows %v and so %q", round, u.Name, u.Options,
+				got.Machine, machineIDs(c, allowed), want)
 		}
 	}
 }
