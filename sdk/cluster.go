@@ -394,6 +394,13 @@ type Decision struct {
 	among []uint64 // LeastLoadedOf in a WebAssembly guest: the set fleetd chooses from
 }
 
+// leftToHost reports whether d is LeastLoadedOf's in a WebAssembly guest,
+// untouched by the policy since: fleetd makes the choice (a deferred
+// choice, docs/abi.md).
+func (d *Decision) leftToHost() bool {
+	return d.among != nil && d.Machine == "" && len(d.Rejected) == 0
+}
+
 // Reject records why m was not chosen.
 func (d *Decision) Reject(m *Machine, reason string) {
 	d.Rejected = append(d.Rejected, wire.Rejection{Machine: m.ID, Reason: reason})
@@ -471,8 +478,8 @@ func (r *Runner) PlaceDefined(h uint32) ([]byte, error) {
 
 func (r *Runner) decide(u *Unit) []byte {
 	d := r.Policy(r.Cluster, u)
-	if d.among != nil && d.Machine == "" && len(d.Rejected) == 0 {
-		return r.deferred(d.among) // LeastLoadedOf in a WebAssembly guest: fleetd chooses
+	if d.leftToHost() {
+		return r.deferred(d.among)
 	}
 	return r.answer(&d)
 }

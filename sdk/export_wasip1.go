@@ -74,7 +74,7 @@ func placeDefined(h uint32) uint64 {
 	// Runner.decide, with a deferred choice answered here: a call fewer.
 	d := r.Policy(r.Cluster, r.Cluster.handles[h])
 	var out []byte
-	if d.among != nil && d.Machine == "" && len(d.Rejected) == 0 {
+	if d.leftToHost() {
 		out = r.deferred(d.among)
 	} else {
 		out = r.answer(&d)

@@ -2,10 +2,10 @@ package sdk
 
 import "unsafe"
 
-// The word loops of a policy's hot path. Go's WebAssembly code checks every
+// The word loop of a policy's hot path. Go's WebAssembly code checks every
 // index of a slice and dispatches every round of a loop, which costs several
-// times the operation itself; these loops take four words a round through
-// pointers whose bounds are checked once, before the loop.
+// times the operation itself; Narrowed's loop takes four words a round
+// through pointers whose bounds are checked once, before the loop.
 
 // Narrowed is base without the machines hosting a unit each of avoid names,
 // in the cluster's working set (as Working: valid until the next call of
@@ -42,8 +42,8 @@ func (c *Cluster) Narrowed(base Set, watch *Hosted, avoid []Hosted) (s *Set, emp
 	if len(k) < n {
 		k = c.pad(&c.padWatch, k, n)
 	}
-	// The loop of narrow, here rather than in a function of its own: in
-	// a WebAssembly guest a call costs what several words do.
+	// The loop is here rather than in a function of its own: in a
+	// WebAssembly guest a call costs what several words do.
 	var any, met uint64
 	if n > 0 {
 		_, _, _ = a[n-1], o[n-1], k[n-1] // the only bounds checks

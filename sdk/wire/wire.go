@@ -203,24 +203,13 @@ type Deferred struct {
 }
 
 // DeferredSize is the length of a deferred decision: the DeferredMark and
-// Deferred's five fields.
+// Deferred's five fields, each a little-endian u32 (the Go SDK writes them
+// in Runner.deferred, sdk/least_wasip1.go).
 const DeferredSize = 24
 
 // DeferredMark starts a deferred decision where a decision's machine ID
 // length would be: no real answer is that long (answers are at most 1 MiB).
 const DeferredMark = 0xFFFFFFFF
-
-// PutDeferred writes d as a deferred decision into b, which must hold
-// DeferredSize bytes.
-func PutDeferred(b []byte, d Deferred) {
-	_ = b[DeferredSize-1]
-	binary.LittleEndian.PutUint32(b, DeferredMark)
-	binary.LittleEndian.PutUint32(b[4:], d.Set)
-	binary.LittleEndian.PutUint32(b[8:], d.Words)
-	binary.LittleEndian.PutUint32(b[12:], d.Keys)
-	binary.LittleEndian.PutUint32(b[16:], d.Slots)
-	binary.LittleEndian.PutUint32(b[20:], d.IDs)
-}
 
 // DecodeDeferred reads a deferred decision; ok is false when b is not one.
 func DecodeDeferred(b []byte) (d Deferred, ok bool) {
