@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
-	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // Config is what an Agent needs.
@@ -327,49 +327,38 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// wanted picks out what the snapshot asks of this machine: the units the
-// leader scheduled here, then, in name order, every global unit whose
-// MachineMetadata this machine satisfies and that conflicts with none
-// already accepted (fleet's rule: the agent, not the leader, places global
-// units).
+// wanted picks out what the snapshot asks of this machine (Wanted): the
+// agent, not the leader, decides which global units run here, as in fleet.
 func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 	return Wanted(s, a.cfg.Machine.ID, a.metadata())
 }
 
 // Wanted is what a machine should run: the units scheduled to it, and the
-// global units whose MachineMetadata its metadata satisfies and that do not
-// conflict with a unit it runs (global units taken in name order, as fleet's
-// agents did). Units whose desired state is inactive are left out.
+// global units that fleet's rules let it run (xfleet.Chain: its metadata
+// satisfies their MachineMetadata, and no unit it runs conflicts with them or
+// replaces them), global units taken in name order, as fleet's agents did.
+// Units whose desired state is inactive are left out.
 func Wanted(s *registry.Snapshot, machine string, metadata map[string]string) map[string]Want {
 	want := map[string]Want{}
+	here := &xfleet.Listed{MachineID: machine, Meta: metadata}
 	var globals []*registry.Job
 	for _, name := range s.JobNames() {
 		j := s.Jobs[name]
-		if j.Desired == registry.Inactive || j.Unit == nil {
-			continue
-		}
-		if j.Unit.IsGlobal(j.Name) {
+		switch {
+		case j.Desired == registry.Inactive || j.Unit == nil:
+		case j.Global():
 			globals = append(globals, j)
-			continue
-		}
-		if j.Target == machine {
+		case j.Target == machine:
 			want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
+			here.Units = append(here.Units, j.Spec())
 		}
 	}
 	for _, g := range globals {
-		if !unitfile.MatchesMetadata(g.Unit.MachineMetadataFor(g.Name), metadata) {
+		if _, failed := g.Spec().Check(here); failed {
 			continue
 		}
-		clash := false
-		for name, w := range want {
-			if unitfile.Conflict(g.Name, g.Unit, name, w.Unit) {
-				clash = true
-				break
-			}
-		}
-		if !clash {
-			want[g.Name] = Want{Unit: g.Unit, Hash: g.Hash, Launched: g.Desired == registry.Launched}
-		}
+		want[g.Name] = Want{Unit: g.Unit, Hash: g.Hash, Launched: g.Desired == registry.Launched}
+		here.Units = append(here.Units, g.Spec())
 	}
 	return want
 }

@@ -16,18 +16,24 @@ type Config struct {
 	// Session returns the machine's current Consul session; the lock is
 	// held with it, so the lock dies with the machine.
 	Session func() string
-	Placer  Placer
-	Log     *slog.Logger
+	// Placer chooses machines; required (fleetd's is policies.Placer).
+	Placer Placer
+	Log    *slog.Logger
 	// Metrics records reconcile passes and placements; nil records nothing.
 	Metrics *Metrics
 }
 
+// ErrNoPlacer is Run's answer to a Config without a Placer: a leader
+// without one cannot honour fleet's rules, and there is no fallback.
+var ErrNoPlacer = errors.New("leader: Config.Placer is nil")
+
 // Run competes for the leader lock and, while holding it, reconciles on
 // every change in the cluster. It returns when ctx is done, releasing the
-// lock so another machine takes over at once.
-func Run(ctx context.Context, cfg Config) {
+// lock so another machine takes over at once, and at once with ErrNoPlacer
+// when cfg has no Placer.
+func Run(ctx context.Context, cfg Config) error {
 	if cfg.Placer == nil {
-		cfg.Placer = LeastLoaded{}
+		return ErrNoPlacer
 	}
 	cfg.Placer = cfg.Metrics.placer(cfg.Placer)
 	cfg.Metrics.leading(false)
@@ -53,10 +59,11 @@ func Run(ctx context.Context, cfg Config) {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = cfg.Registry.ReleaseLeader(rctx, session)
 			cancel()
-			return
+			return nil
 		}
 		cfg.Log.Warn("lost leadership", "err", err)
 	}
+	return nil
 }
 
 // waitForVacancy blocks until nobody holds the leader lock. When the lock
@@ -105,10 +112,7 @@ func lead(ctx context.Context, cfg Config, session string) error {
 			return errDeposed
 		}
 		start := time.Now()
-		if o, ok := cfg.Placer.(Observer); ok {
-			o.Observe(s)
-		}
-		plan := Reconcile(s, cfg.Placer)
+		plan := Reconcile(ctx, s, cfg.Placer)
 		if err := write(ctx, cfg, s, plan, session); err != nil {
 			return err
 		}
@@ -146,11 +150,15 @@ func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, ses
 			continue
 		}
 		cfg.Metrics.applied(a, nil)
-		cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind], "reason", a.Reason)
+		if a.Kind == Schedule {
+			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", a.Kind.String(), "policy", a.Policy)
+		} else {
+			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", a.Kind.String(), "cause", string(a.Cause), "reason", a.Reason)
+		}
 	}
 	for _, u := range plan.Unplaced {
 		if s.Jobs[u.Job.Name].Unplaced != u.Reason {
-			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "reason", u.Reason)
+			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "cause", string(u.Cause), "reason", u.Reason)
 		}
 	}
 	return nil

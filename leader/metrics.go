@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"context"
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/metrics"
@@ -78,15 +79,14 @@ func (m *Metrics) applied(a Action, err error) {
 	}
 }
 
-// timedPlacer times each placement decision of the Placer it wraps, and
-// passes Observer and RuleChecker through.
+// timedPlacer times each placement decision of the Placer it wraps.
 type timedPlacer struct {
 	p Placer
 	m *Metrics
 }
 
-func (t timedPlacer) Begin(candidates []Candidate) Pass {
-	return timedPass{p: t.p.Begin(candidates), m: t.m}
+func (t timedPlacer) Begin(ctx context.Context, s *registry.Snapshot, candidates []Candidate) Pass {
+	return timedPass{p: t.p.Begin(ctx, s, candidates), m: t.m}
 }
 
 // timedPass times each decision of the Pass it wraps.
@@ -103,17 +103,6 @@ func (t timedPass) Place(j *registry.Job) Decision {
 }
 
 func (t timedPass) Placed(j *registry.Job, machine string) { t.p.Placed(j, machine) }
-
-func (t timedPlacer) Observe(s *registry.Snapshot) {
-	if o, ok := t.p.(Observer); ok {
-		o.Observe(s)
-	}
-}
-
-func (t timedPlacer) FleetRules(j *registry.Job) bool {
-	rc, ok := t.p.(RuleChecker)
-	return ok && rc.FleetRules(j)
-}
 
 // placer is p, timed when there are metrics.
 func (m *Metrics) placer(p Placer) Placer {

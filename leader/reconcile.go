@@ -1,13 +1,15 @@
 package leader
 
 import (
+	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/wasmfleet/fleet/internal/registry"
-	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // ActionKind says what an Action does to the schedule.
@@ -19,23 +21,29 @@ const (
 	Unschedule                       // take the unit off its machine
 )
 
+func (k ActionKind) String() string {
+	return map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[k]
+}
+
 // Action is one change to the schedule.
 type Action struct {
 	Kind    ActionKind
 	Job     *registry.Job
 	Machine string
-	Reason  string
+	Cause   Cause  // why the unit leaves Machine (Unschedule), or CausePlaced
+	Reason  string // Cause as a sentence: what the log says
+	Policy  string // the policy that chose Machine (Schedule)
 }
 
 func (a Action) String() string {
-	verb := map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind]
-	return fmt.Sprintf("%s %s on %s: %s", verb, a.Job.Name, registry.ShortID(a.Machine), a.Reason)
+	return fmt.Sprintf("%s %s on %s: %s", a.Kind, a.Job.Name, registry.ShortID(a.Machine), a.Reason)
 }
 
 // Unplaced is a unit no machine could take, and why.
 type Unplaced struct {
 	Job    *registry.Job
-	Reason string
+	Reason string // why, as fleetctl shows it
+	Cause  Cause
 }
 
 // Plan is what one reconcile pass decided.
@@ -45,33 +53,58 @@ type Plan struct {
 }
 
 // Reconcile decides the schedule changes that bring s to what the user
-// asked for. It does no I/O; the same snapshot gives the same plan.
+// asked for. It does no I/O of its own (p's policies may load modules); the
+// same snapshot and policies give the same plan.
 //
-// In order: units whose desired state is inactive leave their machine; units
-// on machines that are gone leave them; a unit sharing a machine with a unit
-// that replaces it leaves it; units fleet's rules place whose machine no
-// longer satisfies them leave it (recheck); then every unit that should run
-// and has no machine is offered to p, in name order (MachineOf followers
-// last), in one placement pass (Placer.Begin) that counts each placement in
-// the load of the next.
-func Reconcile(s *registry.Snapshot, p Placer) Plan {
-	var plan Plan
-	load := map[string][]string{}
-	var unplaced []*registry.Job
+// In order: units whose desired state is inactive leave their machine, and
+// so do units on machines that are gone; a unit sharing a machine with a
+// unit that replaces it leaves it; units that fleet's rules place (the
+// built-in policy) and whose machine no longer satisfies them leave it;
+// then every unit that should run and has no machine is offered to p, in
+// name order (MachineOf followers last), in one placement pass that counts
+// each placement in the load of the next.
+func Reconcile(ctx context.Context, s *registry.Snapshot, p Placer) Plan {
+	r := &reconciler{s: s, load: map[string][]string{}}
+	r.sortOut()
+	r.replace()
+	r.recheck()
+	r.place(ctx, p)
+	return r.plan
+}
+
+// reconciler is one Reconcile: the plan so far, each live machine's units,
+// and the units waiting for a machine.
+type reconciler struct {
+	s     *registry.Snapshot
+	plan  Plan
+	load  map[string][]string // machine -> units on it, in name order
+	waits []*registry.Job
+}
+
+func (r *reconciler) leave(j *registry.Job, machine string, c Cause, why string) {
+	r.plan.Actions = append(r.plan.Actions, Action{Kind: Unschedule, Job: j, Machine: machine, Cause: c, Reason: why})
+}
+
+// sortOut goes through the units in name order: global units count where
+// they run; a scheduled unit leaves its machine when it should not run or
+// its machine is gone, else counts there; an unscheduled unit that should
+// run waits for a machine.
+func (r *reconciler) sortOut() {
+	s := r.s
 	for _, name := range s.JobNames() {
 		j := s.Jobs[name]
-		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+		if j.Global() {
 			// Global units are never scheduled: every eligible machine's
 			// agent runs them. A target left from before it became global
 			// goes. Where they run they count, as in fleet: toward a
-			// machine's load, and for the policy's rules between units.
+			// machine's load, and for the rules between units.
 			if j.Target != "" {
-				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "unit is global"})
+				r.leave(j, j.Target, CauseGlobal, "unit is global")
 			}
 			if j.Desired != registry.Inactive {
 				for id := range s.States[j.Name] {
 					if s.Machines[id] != nil {
-						load[id] = append(load[id], j.Name)
+						r.load[id] = append(r.load[id], j.Name)
 					}
 				}
 			}
@@ -79,132 +112,181 @@ func Reconcile(s *registry.Snapshot, p Placer) Plan {
 		}
 		switch {
 		case j.Target != "" && j.Desired == registry.Inactive:
-			plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "desired state is inactive"})
+			r.leave(j, j.Target, CauseInactive, "desired state is inactive")
 		case j.Target != "" && s.Machines[j.Target] == nil:
-			plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: j.Target, Reason: "machine went away"})
-			unplaced = append(unplaced, j)
+			r.leave(j, j.Target, CauseMachineGone, "machine went away")
+			r.waits = append(r.waits, j)
 		case j.Target != "":
-			load[j.Target] = append(load[j.Target], j.Name)
+			r.load[j.Target] = append(r.load[j.Target], j.Name)
 		case j.Desired != registry.Inactive:
-			unplaced = append(unplaced, j)
+			r.waits = append(r.waits, j)
 		}
 	}
-	// A unit whose machine also runs a unit that replaces it moves (fleet's
-	// Replaces): the replacer stays, the replaced unit is placed again, and
-	// the policy keeps it off its replacer's machine.
+	for id := range r.load {
+		sort.Strings(r.load[id]) // global units were added in name order, apart
+	}
+}
+
+// replace moves a unit whose machine also runs a unit that replaces it
+// (fleet's Replaces), whichever policy placed it: the replacer stays, the
+// replaced unit is placed again, and the rules keep it off its replacer's
+// machine.
+func (r *reconciler) replace() {
+	s := r.s
 	for _, id := range s.MachineIDs() {
-		names := load[id]
+		names := r.load[id]
 		kept := names[:0:0]
 		for _, n := range names {
-			if s.Jobs[n].Target != id { // a global unit: not the leader's to move
-				kept = append(kept, n)
-				continue
-			}
-			if by := replacer(s, n, names); by != "" {
-				j := s.Jobs[n]
-				plan.Actions = append(plan.Actions, Action{Kind: Unschedule, Job: j, Machine: id, Reason: "replaced by " + by})
-				unplaced = append(unplaced, j)
-				continue
+			j := s.Jobs[n]
+			if j.Target == id && j.Unit != nil { // not a global unit: those are the agent's to drop
+				if by := replacer(s, j, names); by != "" {
+					rej := xfleet.Rejection{Reason: xfleet.ReplacedBy, Detail: by}
+					r.leave(j, id, RuleCause(rej.Reason), rej.String())
+					r.waits = append(r.waits, j)
+					continue
+				}
 			}
 			kept = append(kept, n)
 		}
-		load[id] = kept
+		r.load[id] = kept
 	}
-	// Units whose machine no longer satisfies them (its metadata changed,
-	// the target of their MachineOf moved, a conflicting unit was there
-	// first) move, as in fleet's engine.
-	moved, left := recheck(s, p, load)
-	plan.Actions = append(plan.Actions, moved...)
-	unplaced = append(unplaced, left...)
-	from := map[*registry.Job]string{} // rechecked units: the machine they leave
-	for _, a := range moved {
-		from[a.Job] = a.Machine
-	}
-	// Name order, except that units with MachineOf come after the rest, so
-	// a follower finds its target placed in the same pass.
-	sort.Slice(unplaced, func(a, b int) bool {
-		fa, fb := follows(unplaced[a]), follows(unplaced[b])
-		if fa != fb {
-			return !fa
-		}
-		return unplaced[a].Name < unplaced[b].Name
-	})
-	// One placement pass: the Placer is given the machines and their load
-	// once, then each placement it makes, which it counts in the next.
-	var pass Pass
-	for _, j := range unplaced {
-		if j.Unit == nil {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store"})
-			continue
-		}
-		if pass == nil {
-			pass = p.Begin(candidates(s, load))
-		}
-		d := pass.Place(j)
-		if d.Machine == "" || s.Machines[d.Machine] == nil {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{Job: j, Reason: whyUnplaced(d, len(s.Machines))})
-			continue
-		}
-		pass.Placed(j, d.Machine)
-		if from[j] == d.Machine {
-			// The placer puts a rechecked unit back where it was: it
-			// disagrees with fleet's rules, and moving it would only churn.
-			plan.Actions = slices.DeleteFunc(plan.Actions, func(a Action) bool { return a.Job == j })
-			continue
-		}
-		plan.Actions = append(plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Reason: "least loaded eligible machine"})
-	}
-	return plan
 }
 
-// candidates is every live machine, in ID order, with its units in load.
-func candidates(s *registry.Snapshot, load map[string][]string) []Candidate {
-	ids := s.MachineIDs()
-	cands := make([]Candidate, len(ids))
-	for k, id := range ids {
-		cands[k] = Candidate{Machine: s.Machines[id], Units: load[id]}
-	}
-	return cands
-}
-
-func follows(j *registry.Job) bool { return j.Unit != nil && len(j.Unit.PeersFor(j.Name)) > 0 }
-
-// replacer names the unit among others that replaces unit name, or "".
-func replacer(s *registry.Snapshot, name string, others []string) string {
-	j := s.Jobs[name]
-	if j.Unit == nil {
-		return ""
-	}
+// replacer names the unit among others that replaces j, or "".
+func replacer(s *registry.Snapshot, j *registry.Job, others []string) string {
 	for _, o := range others {
-		oj := s.Jobs[o]
-		if o != name && oj.Unit != nil && unitfile.Replaces(o, oj.Unit, name, j.Unit) {
+		if oj := s.Jobs[o]; o != j.Name && oj.Unit != nil && oj.Spec().Replace(j.Spec()) {
 			return o
 		}
 	}
 	return ""
 }
 
-func whyUnplaced(d Decision, machines int) string {
-	if d.Error != "" {
-		return "placement failed: " + d.Error
+// recheck moves the units that fleet's rules place (the built-in policy)
+// whose machine no longer satisfies them, as fleet's engine did: the
+// machine's metadata changed, the target of their MachineOf moved, a
+// conflicting unit is there. Units an uploaded policy placed stay where it
+// put them: its rules are its own. Each machine's units are checked in name
+// order, so of two conflicting units the first stays.
+func (r *reconciler) recheck() {
+	s := r.s
+	for _, id := range s.MachineIDs() {
+		m := &machine{s: s, m: s.Machines[id], there: r.load[id]}
+		var stay []string
+		for _, n := range m.there {
+			j := s.Jobs[n]
+			if j.Target == id && j.Unit != nil && s.PolicyOf(j) == registry.BuiltinPolicy {
+				if rej, failed := j.Spec().Check(m); failed {
+					r.leave(j, id, RuleCause(rej.Reason), rej.String())
+					r.waits = append(r.waits, j)
+					continue
+				}
+			}
+			m.kept = append(m.kept, n)
+			stay = append(stay, n)
+		}
+		r.load[id] = stay
 	}
-	if machines == 0 {
-		return "no live machines"
+}
+
+// machine is a live machine as the recheck sees it (xfleet.Machine): every
+// unit there counts for MachineOf; the rules between units are checked
+// against the units kept so far.
+type machine struct {
+	s     *registry.Snapshot
+	m     *registry.Machine
+	there []string
+	kept  []string
+}
+
+func (o *machine) ID() string                  { return o.m.ID }
+func (o *machine) Metadata() map[string]string { return o.m.Metadata }
+func (o *machine) Runs(unit string) bool       { return slices.Contains(o.there, unit) }
+func (o *machine) Neighbours() iter.Seq2[string, *xfleet.Spec] {
+	return func(yield func(string, *xfleet.Spec) bool) {
+		for _, n := range o.kept {
+			if !yield(n, o.s.Jobs[n].Spec()) {
+				return
+			}
+		}
 	}
-	if d.Machine != "" {
-		return fmt.Sprintf("placement chose machine %s, which is not live", d.Machine)
+}
+
+// place offers every waiting unit to p in one placement pass: name order,
+// except that units with MachineOf come after the rest, so a follower
+// finds its target placed in the same pass.
+func (r *reconciler) place(ctx context.Context, p Placer) {
+	s := r.s
+	sort.Slice(r.waits, func(a, b int) bool {
+		fa, fb := follows(r.waits[a]), follows(r.waits[b])
+		if fa != fb {
+			return !fa
+		}
+		return r.waits[a].Name < r.waits[b].Name
+	})
+	var pass Pass
+	for _, j := range r.waits {
+		if j.Unit == nil {
+			r.plan.Unplaced = append(r.plan.Unplaced, Unplaced{Job: j, Reason: "unit body missing from the store", Cause: CauseBodyMissing})
+			continue
+		}
+		if pass == nil {
+			pass = p.Begin(ctx, s, r.candidates())
+		}
+		d := pass.Place(j)
+		if d.Machine == "" || s.Machines[d.Machine] == nil {
+			why, c := whyUnplaced(d, len(s.Machines))
+			r.plan.Unplaced = append(r.plan.Unplaced, Unplaced{Job: j, Reason: why, Cause: c})
+			continue
+		}
+		pass.Placed(j, d.Machine)
+		r.plan.Actions = append(r.plan.Actions, Action{Kind: Schedule, Job: j, Machine: d.Machine, Cause: CausePlaced,
+			Reason: "placed by policy " + d.Policy, Policy: d.Policy})
+	}
+}
+
+// candidates is every live machine, in ID order, with its units.
+func (r *reconciler) candidates() []Candidate {
+	ids := r.s.MachineIDs()
+	cands := make([]Candidate, len(ids))
+	for k, id := range ids {
+		cands[k] = Candidate{Machine: r.s.Machines[id], Units: r.load[id]}
+	}
+	return cands
+}
+
+func follows(j *registry.Job) bool { return j.Unit != nil && len(j.Spec().Peers) > 0 }
+
+// whyUnplaced says why decision d placed no unit, as fleetctl shows it, and
+// its cause: for a decision that turned every machine down, the rule that
+// turned down the most (ties to the first in fleet's order).
+func whyUnplaced(d Decision, machines int) (string, Cause) {
+	switch {
+	case d.Error != "":
+		return "placement failed: " + d.Error, CausePolicyError
+	case machines == 0:
+		return "no live machines", CauseNoMachines
+	case d.Machine != "":
+		return fmt.Sprintf("placement chose machine %s, which is not live", d.Machine), CauseNotLive
+	case len(d.Rejected) == 0:
+		return "no machine accepted the unit", CauseRefused
 	}
 	ids := make([]string, 0, len(d.Rejected))
 	for id := range d.Rejected {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var parts []string
-	for _, id := range ids {
-		parts = append(parts, registry.ShortID(id)+": "+d.Rejected[id])
+	parts := make([]string, len(ids))
+	var count [xfleet.Other + 1]int
+	for i, id := range ids {
+		parts[i] = registry.ShortID(id) + ": " + d.Rejected[id]
+		count[xfleet.ParseRejection(d.Rejected[id]).Reason]++
 	}
-	if len(parts) == 0 {
-		return "no machine accepted the unit"
+	most := xfleet.Other
+	for r := xfleet.PinnedElsewhere; r < xfleet.Other; r++ {
+		if count[r] > count[most] || (count[r] == count[most] && count[r] > 0) && r < most {
+			most = r
+		}
 	}
-	return "no machine fits (" + strings.Join(parts, "; ") + ")"
+	return "no machine fits (" + strings.Join(parts, "; ") + ")", RuleCause(most)
 }

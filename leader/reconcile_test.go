@@ -1,18 +1,23 @@
-package leader
+package leader_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
+	. "github.com/wasmfleet/fleet/leader"
+	"github.com/wasmfleet/fleet/policies"
 )
 
 // world builds a snapshot from a compact description: machines as
-// "id:k=v,k=v" and units as "name desired [target] [| X-Fleet lines]".
+// "id:k=v,k=v" and units as "name desired [target] [| X-Fleet lines;...]".
 func world(t *testing.T, machines []string, units []string) *registry.Snapshot {
 	t.Helper()
-	s := &registry.Snapshot{Jobs: map[string]*registry.Job{}, Machines: map[string]*registry.Machine{}}
+	s := &registry.Snapshot{Jobs: map[string]*registry.Job{}, Machines: map[string]*registry.Machine{},
+		DefaultPolicy: registry.BuiltinPolicy}
 	for _, m := range machines {
 		id, md, _ := strings.Cut(m, ":")
 		mach := &registry.Machine{ID: id, Metadata: map[string]string{}}
@@ -43,11 +48,28 @@ func world(t *testing.T, machines []string, units []string) *registry.Snapshot {
 	return s
 }
 
+// rules is the Placer a leader runs: fleet's rules, the built-in policy
+// (natively: the same decisions as its WebAssembly build, without compiling
+// it for every test).
+func rules(t *testing.T) Placer {
+	t.Helper()
+	h, err := policies.NewHost(context.Background(), policies.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	return &policies.Placer{Builtin: policies.BuiltinNative(h)}
+}
+
+func reconcile(t *testing.T, s *registry.Snapshot) Plan {
+	t.Helper()
+	return Reconcile(context.Background(), s, rules(t))
+}
+
 func describe(p Plan) string {
 	var out []string
 	for _, a := range p.Actions {
-		verb := map[ActionKind]string{Schedule: "schedule", Unschedule: "unschedule"}[a.Kind]
-		out = append(out, verb+" "+a.Job.Name+" "+a.Machine)
+		out = append(out, a.Kind.String()+" "+a.Job.Name+" "+a.Machine)
 	}
 	for _, u := range p.Unplaced {
 		out = append(out, "unplaced "+u.Job.Name)
@@ -83,6 +105,9 @@ func TestReconcile(t *testing.T) {
 			[]string{"m1:region=east", "m2:region=west"},
 			[]string{"a.service launched m2", "b.service launched | MachineMetadata=region=west;MachineMetadata=region=east"},
 			"schedule b.service m1"},
+		{"a follower comes after its target in the pass, whatever their names",
+			[]string{"m1", "m2"}, []string{"x.service launched m1", "a-side.service launched | MachineOf=b.service", "b.service launched"},
+			"schedule b.service m2, schedule a-side.service m2"},
 		{"a replaced unit leaves its replacer's machine",
 			[]string{"m1", "m2"}, []string{"a.service launched m1", "kick.service launched m1 | Replaces=a.service"},
 			"unschedule a.service m1, schedule a.service m2"},
@@ -93,69 +118,107 @@ func TestReconcile(t *testing.T) {
 		{"no machines", nil, []string{"a.service launched"}, "unplaced a.service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := describe(Reconcile(world(t, tc.machines, tc.units), LeastLoaded{}))
-			if got != tc.want {
+			if got := describe(reconcile(t, world(t, tc.machines, tc.units))); got != tc.want {
 				t.Errorf("plan:\n got: %s\nwant: %s", got, tc.want)
 			}
 		})
 	}
 }
 
-// fleetRules is LeastLoaded that says units named "custom*" are placed by a
-// custom policy and the rest by fleet's rules.
-type fleetRules struct{ LeastLoaded }
-
-func (fleetRules) FleetRules(j *registry.Job) bool { return !strings.HasPrefix(j.Name, "custom") }
-
 // TestRecheck: fleet's rules are checked again where units run (fleet's
-// engine, loop A). The real rules are the built-in policy's; LeastLoaded
-// only knows metadata, which also shows the guard against a placer that
-// disagrees.
+// engine, loop A), for the units the built-in policy places.
 func TestRecheck(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		machines []string
 		units    []string
 		want     string
+		cause    Cause // of the first unschedule
 	}{
 		{"metadata that no longer fits moves the unit",
 			[]string{"m1:disk=hdd", "m2:disk=ssd"}, []string{"a.service launched m1 | MachineMetadata=disk=ssd", "b.service launched m1"},
-			"unschedule a.service m1, schedule a.service m2"},
+			"unschedule a.service m1, schedule a.service m2", "machine_metadata"},
 		{"of two conflicting units on one machine the first stays",
 			[]string{"m1", "m2"}, []string{"a.service launched m1", "b.service launched m1 | Conflicts=a.service"},
-			"unschedule b.service m1, schedule b.service m2"},
-		{"a placer that puts the unit back changes nothing",
+			"unschedule b.service m1, schedule b.service m2", "conflicts"},
+		{"a conflict declared by the first unit moves the second",
+			[]string{"m1", "m2"}, []string{"a.service launched m1 | Conflicts=b.service", "b.service launched m1"},
+			"unschedule b.service m1, schedule b.service m2", "conflicts"},
+		{"a follower goes where its target went",
 			[]string{"m1", "m2"}, []string{"a.service launched m2", "b.service launched m1 | MachineOf=a.service"},
-			""},
-		{"units of a custom policy stay",
-			[]string{"m1:disk=hdd", "m2:disk=ssd"}, []string{"custom.service launched m1 | MachineMetadata=disk=ssd"},
-			""},
+			"unschedule b.service m1, schedule b.service m2", "machine_of"},
+		{"a follower whose target sorts after it stays with it",
+			[]string{"m1", "m2"}, []string{"a-side.service launched m1 | MachineOf=b.service", "b.service launched m1"},
+			"", ""},
+		{"a pin to another machine moves the unit",
+			[]string{"m1", "m2"}, []string{"a.service launched m1 | MachineID=m2"},
+			"unschedule a.service m1, schedule a.service m2", "machine_id"},
+		{"units of an uploaded policy stay",
+			[]string{"m1:disk=hdd", "m2:disk=ssd"}, []string{"custom.service launched m1 | MachineMetadata=disk=ssd;Policy=spread"},
+			"", ""},
 		{"a unit that fits stays",
 			[]string{"m1:disk=ssd"}, []string{"a.service launched m1 | MachineMetadata=disk=ssd"},
-			""},
+			"", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := describe(Reconcile(world(t, tc.machines, tc.units), fleetRules{})); got != tc.want {
+			plan := reconcile(t, world(t, tc.machines, tc.units))
+			if got := describe(plan); got != tc.want {
 				t.Errorf("plan:\n got: %s\nwant: %s", got, tc.want)
+			}
+			if tc.cause != "" && plan.Actions[0].Cause != tc.cause {
+				t.Errorf("cause %q, want %q", plan.Actions[0].Cause, tc.cause)
 			}
 		})
 	}
 }
 
 // TestGlobalUnitsCountAsLoad: a global unit is never scheduled, but where
-// its agents run it, it counts toward the machine's load.
+// its agents run it, it counts toward the machine's load and for the rules
+// between units.
 func TestGlobalUnitsCountAsLoad(t *testing.T) {
-	s := world(t, []string{"m1", "m2"}, []string{"g.service launched | Global=true", "a.service launched"})
-	s.States = map[string]map[string]*registry.UnitState{"g.service": {"m1": {Name: "g.service", Machine: "m1"}}}
-	if got := describe(Reconcile(s, LeastLoaded{})); got != "schedule a.service m2" {
-		t.Fatalf("plan: %s, want a.service on m2 (m1 runs the global unit)", got)
+	s := world(t, []string{"m1", "m2", "m3"}, []string{
+		"g.service launched | Global=true", "h.service launched | Global=true",
+		"a.service launched", "b.service launched | Conflicts=h.service"})
+	s.States = map[string]map[string]*registry.UnitState{
+		"g.service": {"m1": {Name: "g.service", Machine: "m1"}, "m2": {Name: "g.service", Machine: "m2"}},
+		"h.service": {"m2": {Name: "h.service", Machine: "m2"}},
+	}
+	if got := describe(reconcile(t, s)); got != "schedule a.service m3, schedule b.service m1" {
+		t.Fatalf("plan: %s, want a.service on m3 (the others run global units) and b.service off m2 (it conflicts with h)", got)
 	}
 }
 
-func TestUnplacedReasonNamesMachines(t *testing.T) {
-	p := Reconcile(world(t, []string{"m1:region=east"}, []string{"a.service launched | MachineMetadata=region=mars"}), LeastLoaded{})
-	if len(p.Unplaced) != 1 || !strings.Contains(p.Unplaced[0].Reason, "m1") || !strings.Contains(p.Unplaced[0].Reason, "region=mars") {
-		t.Fatalf("unplaced = %+v", p.Unplaced)
+func TestUnplacedSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		machines []string
+		unit     string
+		cause    Cause
+		reason   string
+	}{
+		{"metadata", []string{"m1:region=east", "m2:region=west"}, "a.service launched | MachineMetadata=region=mars", "machine_metadata",
+			"no machine fits (m1: metadata does not match MachineMetadata region=mars; m2: metadata does not match MachineMetadata region=mars)"},
+		{"the rule that turns down most machines", []string{"m1:region=east", "m2:region=west", "m3:region=west"},
+			"a.service launched | MachineMetadata=region=west;MachineID=m1", "machine_id",
+			"no machine fits (m1: metadata does not match MachineMetadata region=west; m2: unit is pinned to MachineID m1; m3: unit is pinned to MachineID m1)"},
+		{"no machines", nil, "a.service launched", CauseNoMachines, "no live machines"},
+		{"a policy not uploaded", []string{"m1"}, "a.service launched | Policy=nowhere", CausePolicyError,
+			"placement failed: policy nowhere is not uploaded (fleetctl policy list)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := reconcile(t, world(t, tc.machines, []string{tc.unit}))
+			if len(p.Unplaced) != 1 || p.Unplaced[0].Cause != tc.cause || p.Unplaced[0].Reason != tc.reason {
+				t.Fatalf("unplaced = %+v\nwant cause %q, reason %q", p.Unplaced, tc.cause, tc.reason)
+			}
+		})
+	}
+}
+
+// TestSchedulesNamePolicy: a schedule action says which policy chose.
+func TestSchedulesNamePolicy(t *testing.T) {
+	p := reconcile(t, world(t, []string{"m1"}, []string{"a.service launched"}))
+	if len(p.Actions) != 1 || p.Actions[0].Policy != registry.BuiltinPolicy || p.Actions[0].Cause != CausePlaced {
+		t.Fatalf("actions = %+v", p.Actions)
 	}
 }
 
@@ -163,13 +226,21 @@ func TestUnplacedReasonNamesMachines(t *testing.T) {
 // leader or schedule anything.
 type badPlacer struct{}
 
-func (badPlacer) Begin([]Candidate) Pass       { return badPlacer{} }
-func (badPlacer) Place(*registry.Job) Decision { return Decision{Machine: "ghost"} }
-func (badPlacer) Placed(*registry.Job, string) {}
+func (badPlacer) Begin(context.Context, *registry.Snapshot, []Candidate) Pass { return badPlacer{} }
+func (badPlacer) Place(*registry.Job) Decision                                { return Decision{Machine: "ghost"} }
+func (badPlacer) Placed(*registry.Job, string)                                {}
 
 func TestReconcileIgnoresNonsensePlacement(t *testing.T) {
-	p := Reconcile(world(t, []string{"m1"}, []string{"a.service launched"}), badPlacer{})
-	if len(p.Actions) != 0 || len(p.Unplaced) != 1 || !strings.Contains(p.Unplaced[0].Reason, "ghost") {
+	p := Reconcile(context.Background(), world(t, []string{"m1"}, []string{"a.service launched"}), badPlacer{})
+	if len(p.Actions) != 0 || len(p.Unplaced) != 1 || p.Unplaced[0].Cause != CauseNotLive || !strings.Contains(p.Unplaced[0].Reason, "ghost") {
 		t.Fatalf("plan = %s (%+v)", describe(p), p.Unplaced)
+	}
+}
+
+// TestRunNeedsPlacer: a leader without a Placer does not start, rather than
+// place units some other way.
+func TestRunNeedsPlacer(t *testing.T) {
+	if err := Run(context.Background(), Config{}); !errors.Is(err, ErrNoPlacer) {
+		t.Fatalf("Run without a Placer: %v", err)
 	}
 }

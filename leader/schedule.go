@@ -1,6 +1,11 @@
 package leader
 
-import "github.com/wasmfleet/fleet/internal/registry"
+import (
+	"maps"
+	"slices"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
 
 // Entries is every machine's schedule as it should be once plan is applied:
 // the units scheduled to the machine and every global unit, each with its
@@ -33,7 +38,7 @@ func Entries(s *registry.Snapshot, plan Plan) map[string]map[string]registry.Ent
 	for name, j := range s.Jobs {
 		switch {
 		case j.Desired == registry.Inactive:
-		case j.Unit != nil && j.Unit.IsGlobal(name):
+		case j.Global():
 			for id := range s.Machines {
 				add(id, j)
 			}
@@ -51,7 +56,9 @@ func entry(j *registry.Job) registry.Entry {
 // Writes are the Consul writes that apply plan to s: the schedule actions
 // (each with its schedule entry), the entries that differ from Entries, the
 // reasons units are unplaced, and the removal of placements whose unit is
-// gone. It does no I/O.
+// gone. It does no I/O, and the same snapshot and plan give the same writes
+// in the same order (machines and units in name order), so the same
+// transactions.
 func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Write {
 	why := map[string]string{}
 	for _, u := range plan.Unplaced {
@@ -76,8 +83,10 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 		placed[a.Job.Name] = true
 	}
 	want := Entries(s, plan)
-	for machine, es := range want {
-		for name, e := range es {
+	for _, machine := range sortedKeys(want) {
+		es := want[machine]
+		for _, name := range sortedKeys(es) {
+			e := es[name]
 			if handled[key{machine, name}] {
 				continue
 			}
@@ -86,19 +95,19 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 			}
 		}
 	}
-	for machine, es := range s.Schedule {
-		for name := range es {
+	for _, machine := range sortedKeys(s.Schedule) {
+		for _, name := range sortedKeys(s.Schedule[machine]) {
 			if _, ok := want[machine][name]; !ok && !handled[key{machine, name}] {
 				ws = append(ws, r.EntryWrite(machine, name, nil))
 			}
 		}
 	}
-	for id := range s.Machines {
+	for _, id := range s.MachineIDs() {
 		if !s.Kept[id] {
 			ws = append(ws, r.KeepWrite(id, true))
 		}
 	}
-	for id := range s.Kept {
+	for _, id := range sortedKeys(s.Kept) {
 		if s.Machines[id] == nil {
 			ws = append(ws, r.KeepWrite(id, false))
 		}
@@ -110,8 +119,10 @@ func Writes(r *registry.Registry, s *registry.Snapshot, plan Plan) []registry.Wr
 			ws = append(ws, r.UnplacedWrite(j, why[name]))
 		}
 	}
-	for name, index := range s.Orphans {
-		ws = append(ws, r.OrphanWrite(name, index))
+	for _, name := range sortedKeys(s.Orphans) {
+		ws = append(ws, r.OrphanWrite(name, s.Orphans[name]))
 	}
 	return ws
 }
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

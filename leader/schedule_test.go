@@ -1,12 +1,14 @@
-package leader
+package leader_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	. "github.com/wasmfleet/fleet/leader"
 )
 
 // describeEntries is "machine:unit=desired" for every entry, sorted.
@@ -33,7 +35,7 @@ func TestEntries(t *testing.T) {
 		"g.service launched | Global=true",
 		"h.service inactive | Global=true",
 	})
-	plan := Reconcile(s, LeastLoaded{})
+	plan := reconcile(t, s)
 	got := describeEntries(Entries(s, plan))
 	want := "m1:a.service=launched m1:d.service=launched m1:g.service=launched m2:b.service=loaded m2:g.service=launched"
 	if got != want {
@@ -49,14 +51,14 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	s.Schedule = Entries(s, Plan{})
 	s.Kept = map[string]bool{"m1": true}
 	reg := registry.New(nil, "")
-	if ws := Writes(reg, s, Reconcile(s, LeastLoaded{})); len(ws) != 0 {
+	if ws := Writes(reg, s, reconcile(t, s)); len(ws) != 0 {
 		t.Fatalf("nothing changed, yet %d writes", len(ws))
 	}
 	s.Jobs["b.service"].Desired = registry.Loaded                                        // fleetctl stop
 	s.Schedule["gone"] = map[string]registry.Entry{"old.service": {Desired: "launched"}} // a dead machine's leftover
 	s.Jobs["c.service"] = world(t, nil, []string{"c.service launched"}).Jobs["c.service"]
 	var names []string
-	for _, w := range Writes(reg, s, Reconcile(s, LeastLoaded{})) {
+	for _, w := range Writes(reg, s, reconcile(t, s)) {
 		names = append(names, w.Name)
 	}
 	sort.Strings(names)
@@ -85,7 +87,7 @@ func TestWritesMoveAndOrphan(t *testing.T) {
 	s.Schedule = map[string]map[string]registry.Entry{"gone": {"d.service": {Desired: registry.Launched}}}
 	s.Kept = map[string]bool{"m1": true}
 	s.Orphans = map[string]uint64{"x.service": 7}
-	plan := Reconcile(s, LeastLoaded{})
+	plan := reconcile(t, s)
 	if got := describe(plan); !strings.Contains(got, "unschedule d.service") || !strings.Contains(got, "schedule d.service") {
 		t.Fatalf("plan: %s; want d.service moved", got)
 	}
@@ -97,4 +99,47 @@ func TestWritesMoveAndOrphan(t *testing.T) {
 	if got := strings.Join(names, " "); got != "d.service d.service x.service" {
 		t.Errorf("writes for: %s; want two for the move and one for the orphan", got)
 	}
+}
+
+// TestWritesInOneOrder: the same snapshot and plan give the same writes in
+// the same order, every time, whatever the order of Go's maps: the
+// transactions a pass sends do not depend on chance.
+func TestWritesInOneOrder(t *testing.T) {
+	var machines, units []string
+	for i := range 12 {
+		machines = append(machines, fmt.Sprintf("m%02d:", i))
+	}
+	for i := range 60 {
+		switch {
+		case i%3 == 0:
+			units = append(units, fmt.Sprintf("u%02d.service launched", i)) // to place
+		case i%3 == 1:
+			units = append(units, fmt.Sprintf("u%02d.service inactive m%02d", i, i%12)) // to unschedule
+		default:
+			units = append(units, fmt.Sprintf("u%02d.service launched gone%d", i, i%4)) // to move
+		}
+	}
+	units = append(units, "g.service launched | Global=true")
+	s := world(t, machines, units)
+	s.Kept = map[string]bool{"gone0": true, "gone1": true}
+	s.Orphans = map[string]uint64{"x.service": 7, "y.service": 8, "z.service": 9}
+	reg := registry.New(nil, "")
+	plan := reconcile(t, s)
+	first := names(Writes(reg, s, plan))
+	if len(first) < 100 {
+		t.Fatalf("only %d writes: the test needs many", len(first))
+	}
+	for range 20 {
+		if got := names(Writes(reg, s, plan)); !slices.Equal(got, first) {
+			t.Fatalf("the same plan gave writes in another order:\n%v\n%v", first, got)
+		}
+	}
+}
+
+func names(ws []registry.Write) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Name
+	}
+	return out
 }

@@ -1,9 +1,12 @@
 package policies
 
 import (
+	"cmp"
+	"iter"
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
@@ -63,23 +66,26 @@ func (m *mirror) since(g uint64) ([]byte, uint64) {
 func (m *mirror) full() []byte {
 	var w wire.Writer
 	w.U8(wire.OpReset)
-	ids := make([]string, 0, len(m.machines))
-	for id := range m.machines {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(m.machines)) {
 		encodeMachine(&w, m.machines[id])
 	}
-	for p := range m.placed {
+	for _, p := range sortedPlacements(maps.Keys(m.placed)) {
 		w.U8(wire.OpUnitPlaced)
 		w.Str(p.unit)
 		w.Str(p.machine)
 	}
-	for name, u := range m.units {
-		m.encodeUnit(&w, name, u)
+	for _, name := range slices.Sorted(maps.Keys(m.units)) {
+		m.encodeUnit(&w, name, m.units[name])
 	}
 	return w.B
+}
+
+// sortedPlacements is ps by unit, then machine: an instance is sent the
+// same bytes for the same cluster, whatever the order of a Go map.
+func sortedPlacements(ps iter.Seq[placement]) []placement {
+	return slices.SortedFunc(ps, func(a, b placement) int {
+		return cmp.Or(strings.Compare(a.unit, b.unit), strings.Compare(a.machine, b.machine))
+	})
 }
 
 // UnitDef is a unit's options as a policy sees them, with the hash that
@@ -127,14 +133,15 @@ func (m *mirror) handleFor(req wire.Request) (uint32, bool) {
 // difference as one update.
 func (m *mirror) define(units map[string]UnitDef) {
 	var w wire.Writer
-	for name, u := range units {
+	for _, name := range slices.Sorted(maps.Keys(units)) {
+		u := units[name]
 		if old, ok := m.units[name]; ok && old.Hash == u.Hash {
 			continue
 		}
 		m.units[name] = u
 		m.encodeUnit(&w, name, u)
 	}
-	for name := range m.units {
+	for _, name := range slices.Sorted(maps.Keys(m.units)) {
 		if _, ok := units[name]; !ok {
 			delete(m.units, name)
 			w.U8(wire.OpUnitForgotten)
@@ -211,7 +218,7 @@ func (m *mirror) syncAll(machines []Machine, placed map[string][]string) {
 		m.machines[mc.ID] = &cp
 		encodeMachine(&w, &cp)
 	}
-	for id := range m.machines {
+	for _, id := range slices.Sorted(maps.Keys(m.machines)) {
 		if !seen[id] {
 			delete(m.machines, id)
 			w.U8(wire.OpMachineGone)
@@ -229,21 +236,29 @@ func (m *mirror) syncAll(machines []Machine, placed map[string][]string) {
 			want[placement{u, id}] = true
 		}
 	}
+	// Only the differences are sorted: most placements stay as they are.
+	var gone, added []placement
 	for p := range m.placed {
 		if !want[p] {
-			delete(m.placed, p)
-			w.U8(wire.OpUnitUnplaced)
-			w.Str(p.unit)
-			w.Str(p.machine)
+			gone = append(gone, p)
 		}
 	}
 	for p := range want {
 		if !m.placed[p] && m.machines[p.machine] != nil {
-			m.placed[p] = true
-			w.U8(wire.OpUnitPlaced)
-			w.Str(p.unit)
-			w.Str(p.machine)
+			added = append(added, p)
 		}
+	}
+	for _, p := range sortedPlacements(slices.Values(gone)) {
+		delete(m.placed, p)
+		w.U8(wire.OpUnitUnplaced)
+		w.Str(p.unit)
+		w.Str(p.machine)
+	}
+	for _, p := range sortedPlacements(slices.Values(added)) {
+		m.placed[p] = true
+		w.U8(wire.OpUnitPlaced)
+		w.Str(p.unit)
+		w.Str(p.machine)
 	}
 	m.record(w.B)
 }

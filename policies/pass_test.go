@@ -12,9 +12,6 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/leader"
-	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
-	"github.com/wasmfleet/fleet/plugins/default/policy"
-	"github.com/wasmfleet/fleet/sdk"
 )
 
 // burst is a cluster where units already run (plain ones, and a global unit
@@ -88,7 +85,7 @@ func outcome(s *registry.Snapshot, why map[string]string) string {
 	var out []string
 	for _, n := range s.JobNames() {
 		switch j := s.Jobs[n]; {
-		case j.Unit.IsGlobal(n):
+		case j.Global():
 		case j.Target != "":
 			out = append(out, n+" on "+j.Target)
 		default:
@@ -123,26 +120,14 @@ func apply(t *testing.T, s *registry.Snapshot, plan leader.Plan) map[string]stri
 func TestOnePassPlacesAsOnePassPerUnit(t *testing.T) {
 	h := newHost(t, Config{})
 	placers := map[string]func() leader.Placer{
-		"least-loaded": func() leader.Placer { return leader.LeastLoaded{} },
-		"wasm": func() leader.Placer {
-			return &Placer{Builtin: func(ctx context.Context) (*Policy, error) {
-				return h.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true)
-			}}
-		},
-		"native": func() leader.Placer {
-			return &Placer{Builtin: func(context.Context) (*Policy, error) {
-				return h.LoadNative(registry.BuiltinPolicy, func() Runner { return sdk.NewRunner(policy.Place) }), nil
-			}}
-		},
+		"wasm":   func() leader.Placer { return &Placer{Builtin: Builtin(h)} },
+		"native": func() leader.Placer { return &Placer{Builtin: BuiltinNative(h)} },
 	}
 	for name, newPlacer := range placers {
 		for seed := range uint64(3) {
 			t.Run(fmt.Sprintf("%s/seed=%d", name, seed), func(t *testing.T) {
 				reconcile := func(p leader.Placer, s *registry.Snapshot) leader.Plan {
-					if o, ok := p.(leader.Observer); ok {
-						o.Observe(s)
-					}
-					return leader.Reconcile(s, p)
+					return leader.Reconcile(context.Background(), s, p)
 				}
 
 				all := burst(t, seed)
@@ -158,13 +143,13 @@ func TestOnePassPlacesAsOnePassPerUnit(t *testing.T) {
 				each := burst(t, seed)
 				var order []*registry.Job
 				for _, n := range each.JobNames() {
-					if j := each.Jobs[n]; j.Target == "" && !j.Unit.IsGlobal(n) {
+					if j := each.Jobs[n]; j.Target == "" && !j.Global() {
 						j.Desired = registry.Inactive
 						order = append(order, j)
 					}
 				}
 				sort.SliceStable(order, func(a, b int) bool {
-					return len(order[a].Unit.PeersFor(order[a].Name)) == 0 && len(order[b].Unit.PeersFor(order[b].Name)) > 0
+					return len(order[a].Spec().Peers) == 0 && len(order[b].Spec().Peers) > 0
 				})
 				p := newPlacer()
 				why := map[string]string{}

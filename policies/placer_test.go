@@ -9,7 +9,6 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/leader"
-	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 )
 
 func snapshot(t *testing.T) *registry.Snapshot {
@@ -37,8 +36,8 @@ func snapshot(t *testing.T) *registry.Snapshot {
 // every unit unplaced with the reason, in bounded time, and nothing panics.
 func TestPlacerInReconcile(t *testing.T) {
 	h := newHost(t, Config{CallTimeout: 100 * time.Millisecond})
-	good := &Placer{Builtin: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "default", defaultpolicy.Wasm, true) }}
-	plan := leader.Reconcile(snapshot(t), good)
+	good := &Placer{Builtin: Builtin(h)}
+	plan := leader.Reconcile(context.Background(), snapshot(t), good)
 	got := map[string]string{}
 	for _, a := range plan.Actions {
 		got[a.Job.Name] = a.Machine
@@ -50,11 +49,12 @@ func TestPlacerInReconcile(t *testing.T) {
 	loop := wat(t, "loop")
 	bad := &Placer{Builtin: func(ctx context.Context) (*Policy, error) { return h.Load(ctx, "loop", loop, false) }}
 	start := time.Now()
-	plan = leader.Reconcile(snapshot(t), bad)
+	plan = leader.Reconcile(context.Background(), snapshot(t), bad)
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("reconcile with an endless policy took %s", took)
 	}
-	if len(plan.Actions) != 0 || len(plan.Unplaced) != 3 || !strings.Contains(plan.Unplaced[0].Reason, "time limit") {
+	if len(plan.Actions) != 0 || len(plan.Unplaced) != 3 || plan.Unplaced[0].Cause != leader.CausePolicyError ||
+		!strings.Contains(plan.Unplaced[0].Reason, "time limit") {
 		t.Fatalf("plan with an endless policy: %+v", plan)
 	}
 }

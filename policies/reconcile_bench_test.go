@@ -61,7 +61,7 @@ func closePolicy(p *Policy) {
 	}
 }
 
-// BenchmarkReconcile is one leader pass (Observe and Reconcile) that places
+// BenchmarkReconcile is one leader pass (Reconcile) that places
 // units units started at once over machines machines with the default
 // policy, in WebAssembly as fleetd runs it and natively (fleetd
 // --default-policy-native, the baseline). Each pass starts with a policy
@@ -93,8 +93,7 @@ func BenchmarkReconcile(b *testing.B) {
 					}
 					placer := &Placer{Builtin: func(context.Context) (*Policy, error) { return p, nil }}
 					b.StartTimer()
-					placer.Observe(s)
-					plan := leader.Reconcile(s, placer)
+					plan := leader.Reconcile(context.Background(), s, placer)
 					b.StopTimer()
 					if len(plan.Actions) != size.units || len(plan.Unplaced) != 0 {
 						b.Fatalf("placed %d of %d units; unplaced: %v", len(plan.Actions), size.units, plan.Unplaced)

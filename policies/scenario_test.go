@@ -14,7 +14,6 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/leader"
-	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the scenario tests")
@@ -42,9 +41,7 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			placer := &Placer{Builtin: func(ctx context.Context) (*Policy, error) {
-				return h.Load(ctx, "default", defaultpolicy.Wasm, true)
-			}}
+			placer := &Placer{Builtin: Builtin(h)}
 			got := runScenario(t, file, placer)
 			golden := strings.TrimSuffix(file, ".txt") + ".golden"
 			if *update {
@@ -129,13 +126,13 @@ func runScenario(t *testing.T, file string, placer *Placer) string {
 // global units agent.Wanted gives it, which the leader sees as their states.
 func runGlobals(s *registry.Snapshot) {
 	for n, j := range s.Jobs {
-		if j.Unit.IsGlobal(n) {
+		if j.Global() {
 			delete(s.States, n)
 		}
 	}
 	for _, id := range s.MachineIDs() {
 		for n := range agent.Wanted(s, id, s.Machines[id].Metadata) {
-			if s.Jobs[n].Unit.IsGlobal(n) {
+			if s.Jobs[n].Global() {
 				if s.States[n] == nil {
 					s.States[n] = map[string]*registry.UnitState{}
 				}
@@ -150,8 +147,7 @@ func settle(t *testing.T, s *registry.Snapshot, placer *Placer, out *strings.Bui
 	var last leader.Plan
 	for round := 0; round < 10; round++ {
 		runGlobals(s)
-		placer.Observe(s)
-		last = leader.Reconcile(s, placer)
+		last = leader.Reconcile(context.Background(), s, placer)
 		if len(last.Actions) == 0 {
 			break
 		}
@@ -173,7 +169,7 @@ func settle(t *testing.T, s *registry.Snapshot, placer *Placer, out *strings.Bui
 	}
 	runGlobals(s)
 	for _, n := range s.JobNames() {
-		if j := s.Jobs[n]; j.Unit.IsGlobal(n) {
+		if j := s.Jobs[n]; j.Global() {
 			var on []string
 			for id := range s.States[n] {
 				on = append(on, id)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"unsafe"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
@@ -551,70 +550,4 @@ func sameBytes(a, b []byte) bool {
 		}
 	}
 	return true
-}
-
-// SplitQuoted splits an option value on blanks, keeping double-quoted runs
-// together and dropping the quotes, the way fleet read values such as
-// MachineMetadata="a=b c" d=e.
-func SplitQuoted(s string) []string {
-	var out []string
-	var cur []rune
-	inQuote, have := false, false
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQuote, have = !inQuote, true
-		case !inQuote && (r == ' ' || r == '\t'):
-			if have {
-				out = append(out, string(cur))
-				cur, have = cur[:0], false
-			}
-		default:
-			cur = append(cur, r)
-			have = true
-		}
-	}
-	if have {
-		out = append(out, string(cur))
-	}
-	return out
-}
-
-// ExpandSpecifiers replaces fleet's specifiers in an [X-Fleet] value for
-// the unit named name: %n the unit's
-// name, %N the name without its type, %p the prefix (before "@"), %i the
-// instance (between "@" and the type), %% a percent sign.
-func ExpandSpecifiers(v, name string) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	base := name
-	if dot := strings.LastIndex(name, "."); dot >= 0 {
-		base = name[:dot]
-	}
-	prefix, instance, _ := strings.Cut(base, "@")
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] != '%' || i+1 == len(v) {
-			b.WriteByte(v[i])
-			continue
-		}
-		i++
-		switch v[i] {
-		case 'n':
-			b.WriteString(name)
-		case 'N':
-			b.WriteString(base)
-		case 'p':
-			b.WriteString(prefix)
-		case 'i':
-			b.WriteString(instance)
-		case '%':
-			b.WriteByte('%')
-		default:
-			b.WriteByte('%')
-			b.WriteByte(v[i])
-		}
-	}
-	return b.String()
 }

@@ -72,13 +72,6 @@ func TestApplyRejectsGarbage(t *testing.T) {
 	}
 }
 
-func TestSplitQuoted(t *testing.T) {
-	got := SplitQuoted(`a=b  "c=d e" f=g`)
-	if len(got) != 3 || got[0] != "a=b" || got[1] != "c=d e" || got[2] != "f=g" {
-		t.Fatalf("SplitQuoted = %q", got)
-	}
-}
-
 func TestMemoSharedByIdenticalBodies(t *testing.T) {
 	calls := 0
 	r := NewRunner(func(c *Cluster, u *Unit) Decision {

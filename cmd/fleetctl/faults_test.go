@@ -146,7 +146,7 @@ func checkInvariants(c *testcluster.SystemdCluster, reg *registry.Registry, subm
 		}
 		on := running[name]
 		switch {
-		case j.Unit.IsGlobal(name):
+		case j.Global():
 			if len(on) != len(live) {
 				problems = append(problems, fmt.Sprintf("global %s runs on %d of %d machines", name, len(on), len(live)))
 			}

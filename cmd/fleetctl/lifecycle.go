@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // lifecycleOptions are the flags of submit, load, start, stop and unload.
@@ -221,7 +222,7 @@ func (c *cli) moveTo(ctx context.Context, jobs []*registry.Job, d registry.Desir
 		if err := reg.SetDesired(ctx, j.Name, d); err != nil {
 			return c.consulErr(err)
 		}
-		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+		if j.Global() {
 			fmt.Fprintf(c.out, "Triggered global unit %s %s\n", j.Name, verb)
 			continue
 		}
@@ -246,7 +247,7 @@ func (c *cli) moveTo(ctx context.Context, jobs []*registry.Job, d registry.Desir
 // the one in the registry.
 func isGlobal(u resolved) bool {
 	if u.file != nil {
-		return u.file.IsGlobal(u.name)
+		return xfleet.Read(u.name, u.file.Options).Global
 	}
-	return u.existing != nil && u.existing.Unit != nil && u.existing.Unit.IsGlobal(u.name)
+	return u.existing != nil && u.existing.Global()
 }

@@ -41,7 +41,7 @@ func machineUnits(s *registry.Snapshot) map[string]int {
 		if j.Desired == registry.Inactive {
 			continue
 		}
-		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+		if j.Global() {
 			for id := range s.States[j.Name] {
 				n[id]++
 			}

@@ -15,7 +15,7 @@ type unitFileRow struct {
 	j *registry.Job
 }
 
-func (r unitFileRow) global() bool { return r.j.Unit != nil && r.j.Unit.IsGlobal(r.j.Name) }
+func (r unitFileRow) global() bool { return r.j.Global() }
 
 func (r unitFileRow) target(full bool) string {
 	if r.global() {

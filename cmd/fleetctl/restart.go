@@ -56,7 +56,7 @@ func (c *cli) restart(ctx context.Context, jobs []*registry.Job, b blockOptions)
 			continue
 		}
 		seen[j.Name] = true
-		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+		if j.Global() {
 			global = append(global, j)
 		} else {
 			scheduled = append(scheduled, j)
@@ -112,7 +112,7 @@ func (c *cli) cycle(ctx context.Context, j *registry.Job, items []waitItem, b bl
 	}
 	if b.noBlock || len(items) == 0 {
 		kind := "unit"
-		if j.Unit != nil && j.Unit.IsGlobal(j.Name) {
+		if j.Global() {
 			kind = "global unit"
 		}
 		c.live.printf(c.out, "Triggered %s %s start\n", kind, j.Name)

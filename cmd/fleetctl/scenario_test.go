@@ -187,7 +187,7 @@ func describeAtRest(s *registry.Snapshot) (string, error) {
 	for _, n := range s.JobNames() {
 		j := s.Jobs[n]
 		switch {
-		case j.Unit != nil && j.Unit.IsGlobal(n):
+		case j.Global():
 			var on []string
 			for _, id := range s.MachineIDs() {
 				_, runs := s.States[n][id]

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,93 +18,166 @@ import (
 	"github.com/wasmfleet/fleet/policies"
 )
 
+type simulateOptions struct {
+	as   string // the uploaded policy FILE stands in for; "" for the cluster's default
+	next bool   // the leader's next pass, not every unit placed anew
+	all  bool   // print every unit, not only those that change
+}
+
 func newPolicySimulateCmd(c *cli) *cobra.Command {
-	var all bool
+	o := &simulateOptions{}
 	cmd := &cobra.Command{
-		Use:   "simulate FILE.wasm",
-		Short: "Show where a candidate policy would put each unit of the live cluster, changing nothing",
-		Long: `Replays the live cluster through a policy module that is not uploaded: for
-each unit that should run, the policy is asked where it would go if it were
-placed now, with every other unit where it is. Units it would move (or could
-not place) are printed; --all prints every unit. Nothing is written.`,
-		Args: cobra.ExactArgs(1),
+		Use:   "simulate [FILE.wasm]",
+		Short: "Show where the leader would put each unit, with a candidate policy or the cluster's own, changing nothing",
+		Long: `Runs the leader's placement on the live cluster without writing anything, with
+the cluster's policies as they are or with FILE.wasm in the place of one.
+
+By default every unit that should run is placed anew, in one pass, as the
+leader places units that all wait at once (a cluster started from scratch):
+where each would go, and why a unit would wait. With --next it is instead
+the leader's next pass over the cluster as it is: the units it would move
+and where the units that wait would go.
+
+FILE.wasm stands in for the cluster's default policy (as if uploaded and made
+the default with "fleetctl policy default"), or with --as NAME for the
+uploaded policy NAME, which units choose with Policy=NAME. Units whose
+machine would not change are left out unless --all is given.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			wasm, err := os.ReadFile(args[0])
-			if err != nil {
-				return fmt.Errorf("read policy: %w", err)
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
 			defer cancel()
-			host, err := policies.NewHost(ctx, policies.Config{})
-			if err != nil {
-				return err
-			}
-			defer host.Close(context.Background())
-			p, err := host.Load(ctx, "candidate", wasm, false)
-			if err != nil {
-				return err
-			}
-			s, err := c.snapshot(ctx)
-			if err != nil {
-				return err
-			}
-			return c.simulate(s, p, all)
+			return c.simulate(ctx, args, o)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "print every unit, not only those that would move")
+	cmd.Flags().StringVar(&o.as, "as", "", "FILE.wasm stands in for the uploaded policy `NAME` instead of the cluster's default")
+	cmd.Flags().BoolVar(&o.next, "next", false, "the leader's next pass over the cluster as it is, not every unit placed anew")
+	cmd.Flags().BoolVar(&o.all, "all", false, "print every unit, not only those whose machine would change")
 	return cmd
 }
 
-func (c *cli) simulate(s *registry.Snapshot, p *policies.Policy, all bool) error {
-	load := map[string][]string{}
-	for _, name := range s.JobNames() {
-		if j := s.Jobs[name]; j.Target != "" && j.Desired != registry.Inactive {
-			load[j.Target] = append(load[j.Target], name)
+func (c *cli) simulate(ctx context.Context, args []string, o *simulateOptions) error {
+	if o.as != "" && len(args) == 0 {
+		return fmt.Errorf("--as %s needs a FILE.wasm to stand in for it", o.as)
+	}
+	host, err := policies.NewHost(ctx, policies.Config{})
+	if err != nil {
+		return err
+	}
+	defer host.Close(context.Background())
+	var candidate *policies.Policy
+	var file string
+	if len(args) == 1 {
+		if candidate, err = loadCandidate(ctx, host, args[0]); err != nil {
+			return err
+		}
+		file = args[0]
+	}
+	s, err := c.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	reg, _ := c.registry() // connected by snapshot
+	placer := &policies.Placer{
+		Builtin: policies.BuiltinNative(host),
+		Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
+			if candidate != nil && m.SHA256 == candidateSHA(file) {
+				return candidate, nil
+			}
+			wasm, err := reg.PolicyModule(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			return host.Load(ctx, m.Name, wasm, false)
+		},
+	}
+	if candidate != nil {
+		if err := standIn(s, file, o.as); err != nil {
+			return err
 		}
 	}
-	placer := &policies.Placer{Builtin: func(context.Context) (*policies.Policy, error) { return p, nil }}
+	before := s
+	if !o.next {
+		s = leader.Anew(s)
+	}
+	plan := leader.Reconcile(ctx, s, placer)
+	return c.printSimulation(before, leader.Outcomes(s, plan), o.all)
+}
+
+// loadCandidate loads FILE as the leader would load an upload: untrusted.
+func loadCandidate(ctx context.Context, host *policies.Host, file string) (*policies.Policy, error) {
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return host.Load(ctx, candidateName(file), wasm, false)
+}
+
+func candidateName(file string) string { return strings.TrimSuffix(filepath.Base(file), ".wasm") }
+
+// candidateSHA is what identifies the candidate in the simulated
+// snapshot's manifests: not a module's hash, so no upload is taken for it.
+func candidateSHA(file string) string {
+	sum := sha256.Sum256([]byte("fleetctl policy simulate " + file))
+	return "candidate-" + hex.EncodeToString(sum[:8])
+}
+
+// standIn makes s a cluster where FILE is uploaded as name (or, without a
+// name, as a policy of its own made the cluster's default).
+func standIn(s *registry.Snapshot, file, name string) error {
+	switch {
+	case name == registry.BuiltinPolicy:
+		return fmt.Errorf("the built-in policy %q cannot be replaced; simulate without --as to try %s as the cluster's default", name, file)
+	case name == "":
+		name = "candidate:" + candidateName(file) // no uploaded policy can have this name
+		s.DefaultPolicy = name
+	case s.Policies[name] == nil:
+		return fmt.Errorf("policy %s is not uploaded (fleetctl policy list); simulate without --as to try %s as the cluster's default", name, file)
+	}
+	policies := make(map[string]*registry.PolicyManifest, len(s.Policies)+1)
+	for n, m := range s.Policies {
+		policies[n] = m
+	}
+	policies[name] = &registry.PolicyManifest{Name: name, SHA256: candidateSHA(file)}
+	s.Policies = policies
+	return nil
+}
+
+// printSimulation prints each unit whose machine the simulation changes (or
+// every unit, with all): where it is in before, where it would be, and why.
+func (c *cli) printSimulation(before *registry.Snapshot, out map[string]leader.Outcome, all bool) error {
 	tw := tabwriter.NewWriter(c.out, 0, 8, 1, '\t', 0)
 	fmt.Fprintln(tw, "UNIT\tNOW\tWOULD BE\tWHY")
-	moves := 0
-	for _, name := range s.JobNames() {
-		j := s.Jobs[name]
-		if j.Desired == registry.Inactive {
+	moves, waits := 0, 0
+	for _, name := range before.JobNames() {
+		o, ok := out[name]
+		if !ok {
 			continue
 		}
-		// Every other unit stays where it is.
-		var cands []leader.Candidate
-		for _, id := range s.MachineIDs() {
-			var units []string
-			for _, u := range load[id] {
-				if u != name {
-					units = append(units, u)
-				}
-			}
-			cands = append(cands, leader.Candidate{Machine: s.Machines[id], Units: units})
-		}
-		d := placer.Place(j, cands)
-		now, would, why := "-", "-", ""
-		if j.Target != "" {
-			now = machineLabel(s, j.Target, false)
-		}
+		now := before.Jobs[name].Target
 		switch {
-		case d.Error != "":
-			why = d.Error
-		case d.Machine == "":
-			why = fmt.Sprintf("no machine fits (%d rejected)", len(d.Rejected))
-		default:
-			would = machineLabel(s, d.Machine, false)
-		}
-		if d.Machine != j.Target {
+		case o.Machine == "":
+			waits++
+		case o.Machine != now:
 			moves++
-		} else if !all {
+		case !all:
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, now, would, dash(why))
+		why := o.Reason
+		if o.Policy != "" {
+			why = strings.TrimPrefix(why+"; ", "; ") + "placed by policy " + strings.TrimPrefix(o.Policy, "candidate:")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, dash(labelOf(before, now)), dash(labelOf(before, o.Machine)), dash(why))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.errOut, "%d unit(s) would move or stay unplaced; nothing was changed\n", moves)
+	fmt.Fprintf(c.errOut, "%d unit(s) would move, %d would wait for a machine; nothing was changed\n", moves, waits)
 	return nil
+}
+
+func labelOf(s *registry.Snapshot, id string) string {
+	if id == "" {
+		return ""
+	}
+	return machineLabel(s, id, false)
 }

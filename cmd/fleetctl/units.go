@@ -9,6 +9,7 @@ import (
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // unitArg is one unit named on the command line.
@@ -110,7 +111,7 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 			}
 		}
 		if r.file != nil {
-			custom := len(r.file.Values(unitfile.XFleetSection, "Policy")) > 0
+			custom := xfleet.Read(u.name, r.file.Options).Policy != ""
 			if !custom {
 				if defaultPolicy == "" {
 					if defaultPolicy, err = reg.DefaultPolicy(ctx); err != nil {
@@ -119,7 +120,7 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 				}
 				custom = defaultPolicy != registry.BuiltinPolicy
 			}
-			if err := r.file.ValidateXFleet(u.name, custom); err != nil {
+			if err := xfleet.Validate(u.name, r.file.Options, custom); err != nil {
 				return nil, err
 			}
 		}

@@ -25,10 +25,7 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
-	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
-	"github.com/wasmfleet/fleet/plugins/default/policy"
 	"github.com/wasmfleet/fleet/policies"
-	"github.com/wasmfleet/fleet/sdk"
 )
 
 // defaultConfigFile is fleet's configuration file.
@@ -274,13 +271,12 @@ func (o *agentOptions) run() error {
 				return
 			}
 			defer host.Close(context.Background())
+			builtin := policies.Builtin(host)
+			if o.policyNative {
+				builtin = policies.BuiltinNative(host)
+			}
 			placer := &policies.Placer{
-				Builtin: func(ctx context.Context) (*policies.Policy, error) {
-					if o.policyNative {
-						return host.LoadNative(registry.BuiltinPolicy, func() policies.Runner { return sdk.NewRunner(policy.Place) }), nil
-					}
-					return host.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true)
-				},
+				Builtin: builtin,
 				Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
 					wasm, err := reg.PolicyModule(ctx, m)
 					if err != nil {
@@ -294,7 +290,10 @@ func (o *agentOptions) run() error {
 					log.Error("the built-in placement policy does not load", "err", err)
 				}
 			}()
-			leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer, Log: log.With("role", "leader"), Metrics: leaderMetrics})
+			if err := leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer,
+				Log: log.With("role", "leader"), Metrics: leaderMetrics}); err != nil {
+				log.Error("this machine will not lead", "err", err)
+			}
 		}()
 	}
 	a := agent.New(agent.Config{

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // DesiredState is what the user asked fleet to do with a unit.
@@ -44,7 +45,23 @@ type Job struct {
 	// (destroyed, then submitted again before the leader removed it): it
 	// says nothing of this unit, and the leader replaces or removes it.
 	stale bool
+
+	spec *xfleet.Spec // Spec, read on first use
 }
+
+// Spec is what the unit's [X-Fleet] section asks for (fleet's rules,
+// package xfleet), read once; nil when its body is missing. Like the rest
+// of a Snapshot, a Job is not for concurrent use.
+func (j *Job) Spec() *xfleet.Spec {
+	if j.spec == nil && j.Unit != nil {
+		j.spec = xfleet.Read(j.Name, j.Unit.Options)
+	}
+	return j.spec
+}
+
+// Global reports whether the unit runs on every machine that satisfies it
+// ([X-Fleet] Global): no leader places it.
+func (j *Job) Global() bool { return j.Unit != nil && j.Spec().Global }
 
 // Machine is a live machine as its agent published it.
 type Machine struct {
@@ -124,6 +141,18 @@ type Rejection struct {
 type Entry struct {
 	Hash    string       `json:"hash"`
 	Desired DesiredState `json:"desired"`
+}
+
+// PolicyOf is the name of the placement policy that places j: the one its
+// [X-Fleet] Policy= names, else the cluster's default.
+func (s *Snapshot) PolicyOf(j *Job) string {
+	if sp := j.Spec(); sp != nil && sp.Policy != "" {
+		return sp.Policy
+	}
+	if s.DefaultPolicy == "" {
+		return BuiltinPolicy
+	}
+	return s.DefaultPolicy
 }
 
 // JobNames returns the job names sorted.

@@ -10,12 +10,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
-// Option is one "Name=Value" line of a section.
-type Option struct {
-	Section, Name, Value string
-}
+// Option is one "Name=Value" line of a section: the type the policy ABI
+// carries, so a unit's options go to a policy and to fleet's rules
+// (sdk/xfleet) as they are.
+type Option = wire.Option
 
 // File is a parsed unit file. Its options keep the order of the source.
 type File struct {

@@ -1,7 +1,6 @@
 package unitfile
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -56,38 +55,5 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("Parse: %v, want an error containing %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestMachineMetadata(t *testing.T) {
-	f, err := Parse(`[X-Fleet]
-MachineMetadata=region=us-east
-MachineMetadata=region=us-west
-MachineMetadata="disk=ssd" "rack=2"
-MachineMetadata=broken
-X-ConditionMachineMetadata=os=linux
-`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]string{"region": {"us-east", "us-west"}, "disk": {"ssd"}, "rack": {"2"}, "os": {"linux"}}
-	got := f.MachineMetadata()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("MachineMetadata() = %v, want %v", got, want)
-	}
-	for _, tc := range []struct {
-		md   map[string]string
-		want bool
-	}{
-		{map[string]string{"region": "us-west", "disk": "ssd", "rack": "2", "os": "linux"}, true},
-		{map[string]string{"region": "eu", "disk": "ssd", "rack": "2", "os": "linux"}, false},
-		{map[string]string{"region": "us-east", "rack": "2", "os": "linux"}, false},
-	} {
-		if got := MatchesMetadata(want, tc.md); got != tc.want {
-			t.Errorf("MatchesMetadata(%v) = %v, want %v", tc.md, got, tc.want)
-		}
-	}
-	if !MatchesMetadata(nil, nil) {
-		t.Error("no requirement must match any machine")
 	}
 }

@@ -1,26 +1,27 @@
-// Package policy is fleet's default placement policy: fleet's own rules,
-// written with the SDK like any user policy. It is built twice from this one
-// source: to WebAssembly, the module fleetd embeds and runs, and natively, as
-// the benchmark baseline and the reference for differential tests.
+// Package policy is fleet's default placement policy: fleet's own rules
+// (package xfleet), written with the SDK like any user policy. It is built
+// twice from this one source: to WebAssembly, the module fleetd embeds and
+// runs, and natively, as the benchmark baseline and the reference for
+// differential tests.
 package policy
 
 import (
-	"sort"
-	"strings"
-
 	"github.com/wasmfleet/fleet/sdk"
-	"github.com/wasmfleet/fleet/sdk/wire"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
-// Place applies fleet's rules, in fleet's order: a MachineID pin, then
-// MachineMetadata (several values of one key are alternatives, different
-// keys must all match), then MachineOf (every listed unit must already be on
-// the machine), then Conflicts (declared on either unit, enforced
-// both ways) and Replaces (a machine whose unit replaces this one is
-// refused; the replacer itself may go anywhere); among the machines left, the one with the fewest units wins,
-// ties to the lower machine ID. The matching machines come from the SDK's
-// metadata index (set operations), not from a scan. X-Fleet values may use
-// the specifiers %n %N %p %i.
+// Place puts u on the least-loaded machine that fleet's rules allow
+// (xfleet.Chain: MachineID, MachineMetadata, MachineOf, Conflicts declared on
+// either unit, Replaces), ties to the lower machine ID; when none does, it
+// says why each machine turned the unit down.
+//
+// The rules are checked on the SDK's indexes rather than machine by
+// machine: the metadata index gives the machines MachineMetadata allows,
+// the placement indexes take away those hosting a unit u's Conflicts name,
+// and only the machines an index cannot settle (a pin, MachineOf, a unit
+// there that declares rules of its own) are checked one by one with the
+// chain's checks. TestPlaceMatchesChain holds this to the chain applied to
+// every machine.
 func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 	sp := specOf(u)
 	fits := c.Filtered(&sp.filter)
@@ -33,15 +34,14 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 		// would count the unit against itself.
 		fits, empty = allowedScan(c, u, sp, fits)
 	default:
-		// The rules between units (MachineID, MachineOf, Conflicts both
-		// ways, Replaces) on the SDK's placement indexes: fits without the
-		// machines hosting a unit matching one of u's Conflicts globs, in
-		// one pass that also says whether a machine left hosts a unit that
-		// declares rules of its own, which must then be looked at one by
-		// one. Written out here rather than in a function: in WebAssembly
-		// a call costs what the rest of this case does.
+		// fits without the machines hosting a unit matching one of u's
+		// Conflicts globs, in one pass that also says whether a machine
+		// left hosts a unit that declares rules of its own, which must
+		// then be checked one by one. Written out here rather than in a
+		// function: in WebAssembly a call costs what the rest of this case
+		// does.
 		ok, none, look := c.Narrowed(fits, &sp.declaring, sp.conflicting)
-		if fits, empty = *ok, none; !none && (look || sp.id != "" || len(sp.peers) > 0) {
+		if fits, empty = *ok, none; !none && (look || sp.MachineID != "" || len(sp.Peers) > 0) {
 			fits, empty = oneByOne(c, u, sp, ok, look)
 		}
 	}
@@ -52,28 +52,14 @@ func Place(c *sdk.Cluster, u *sdk.Unit) sdk.Decision {
 }
 
 // unplaced is the decision for a unit no machine can take, with every
-// machine's reason, which fleetctl shows. It is kept out of Place, whose
+// machine's rejection, which fleetctl shows. It is kept out of Place, whose
 // frame it would otherwise make large for every decision.
 func unplaced(c *sdk.Cluster, u *sdk.Unit, sp *spec) sdk.Decision {
-	id, mine, want := sp.id, sp.conflicts, sp.peers
+	s := sp.For(u.Name)
 	var d sdk.Decision
-	pinned := "unit is pinned to MachineID " + id
-	d.Rejected = make([]wire.Rejection, 0, len(c.Machines()))
 	for _, m := range c.Machines() {
-		mismatch := sp.req.mismatch(m.Metadata)
-		switch {
-		case id != "" && !matchesID(m, id):
-			d.Reject(m, pinned)
-		case mismatch != "":
-			d.Reject(m, mismatch)
-		case missingPeer(m, want) != "":
-			d.Reject(m, "MachineOf "+missingPeer(m, want)+" is not on this machine")
-		default:
-			if other := conflictOn(c, m, u, mine); other != "" {
-				d.Reject(m, "conflicts with "+other)
-			} else if other := replacedBy(c, m, u); other != "" {
-				d.Reject(m, "replaced here by "+other)
-			}
+		if r, failed := s.Check(on(c, m)); failed {
+			d.Reject(m, r.String())
 		}
 	}
 	return d
@@ -83,26 +69,45 @@ func unplaced(c *sdk.Cluster, u *sdk.Unit, sp *spec) sdk.Decision {
 // others off its machine.
 var ruleOptions = []string{"Conflicts", "X-Conflicts", "Replaces"}
 
-// oneByOne narrows ok, in place, by the rules between units that sets cannot
-// express: MachineOf, the machines hosting a unit with rules of its own (when
-// look), the MachineID pin. It is kept out of Place, whose frame it would
-// make large for every decision.
+// The checks oneByOne applies, from the chain.
+var (
+	checkPin    = check(xfleet.PinnedElsewhere)
+	checkTheirs = []xfleet.Check{check(xfleet.ConflictsWith), check(xfleet.ReplacedBy)}
+)
+
+func check(r xfleet.Reason) xfleet.Check {
+	for _, k := range xfleet.Chain {
+		if k.Reason == r {
+			return k
+		}
+	}
+	panic("policy: no check for " + r.String())
+}
+
+// oneByOne narrows ok, in place, by the rules the indexes do not settle:
+// MachineOf (the machines that run each peer), the rules of the units on
+// the machines of HostingDeclaring (when look), the MachineID pin. It is
+// kept out of Place, whose frame it would make large for every decision.
 //
 //go:noinline
 func oneByOne(c *sdk.Cluster, u *sdk.Unit, sp *spec, ok *sdk.Set, look bool) (sdk.Set, bool) {
-	for _, p := range sp.peers {
+	for _, p := range sp.Peers {
 		ok.Intersect(c.HostsOf(p))
 	}
+	s := sp.For(u.Name)
 	if look {
 		c.EachIn(*ok, c.HostingKept(&sp.declaring), func(m *sdk.Machine) {
-			if conflictOn(c, m, u, nil) != "" || replacedBy(c, m, u) != "" {
-				ok.Delete(m)
+			for _, k := range checkTheirs {
+				if _, failed := k.Test(s, on(c, m)); failed {
+					ok.Delete(m)
+					return
+				}
 			}
 		})
 	}
-	if sp.id != "" {
+	if sp.MachineID != "" {
 		c.Each(*ok, func(m *sdk.Machine) {
-			if !matchesID(m, sp.id) {
+			if _, failed := checkPin.Test(s, on(c, m)); failed {
 				ok.Delete(m)
 			}
 		})
@@ -110,38 +115,34 @@ func oneByOne(c *sdk.Cluster, u *sdk.Unit, sp *spec, ok *sdk.Set, look bool) (sd
 	return *ok, ok.Empty()
 }
 
-// allowedScan is allowed by looking at every unit on every machine of fits.
+// allowedScan is the machines of fits that pass the whole chain, checked one
+// by one.
 //
 //go:noinline
 func allowedScan(c *sdk.Cluster, u *sdk.Unit, sp *spec, fits sdk.Set) (sdk.Set, bool) {
+	s := sp.For(u.Name)
 	ok := fits.Clone()
 	c.Each(fits, func(m *sdk.Machine) {
-		if (sp.id != "" && !matchesID(m, sp.id)) || missingPeer(m, sp.peers) != "" ||
-			conflictOn(c, m, u, sp.conflicts) != "" || replacedBy(c, m, u) != "" {
+		if _, failed := s.Check(on(c, m)); failed {
 			ok.Delete(m)
 		}
 	})
 	return ok, ok.Empty()
 }
 
-// spec is what the default policy reads from a unit's [X-Fleet] section,
-// with fleet's specifiers expanded for the unit.
+// spec is a unit's xfleet.Spec with what the policy derives from it to use
+// the SDK's indexes.
 type spec struct {
-	req       requirement // MachineMetadata
-	filter    sdk.Filter  // req, resolved against the cluster's index
-	id        string      // the MachineID pin, "" when none
-	conflicts []string    // Conflicts globs
-	peers     []string    // MachineOf units
-	replaces  []string    // Replaces globs
-
-	rules       bool         // the unit has a MachineID, Conflicts or MachineOf
-	conflicting []sdk.Hosted // the machines hosting a unit matching each of conflicts
+	*xfleet.Spec
+	filter      sdk.Filter   // MachineMetadata, resolved against the metadata index
+	rules       bool         // the unit has a MachineID, MachineOf or Conflicts
+	conflicting []sdk.Hosted // the machines hosting a unit matching each Conflicts glob
 	declaring   sdk.Hosted   // the machines hosting a unit that declares a rule against others
 }
 
 // specOf reads the unit's spec once per unit body (the instances of a
-// template share one), unless its values use specifiers, which make the
-// spec depend on the unit's name.
+// template share one, under the name of the first), unless its values use
+// specifiers, which make the spec depend on the unit's name.
 func specOf(u *sdk.Unit) *spec {
 	if sp := u.Memo("default/spec", func() any { return sharedSpec(u) }).(*spec); sp != nil {
 		return sp
@@ -152,80 +153,21 @@ func specOf(u *sdk.Unit) *spec {
 // sharedSpec is the unit's spec when its instances can share it: nil when
 // its values use specifiers.
 func sharedSpec(u *sdk.Unit) *spec {
-	for _, o := range u.Options {
-		if o.Section == "X-Fleet" && strings.Contains(o.Value, "%") {
-			return nil
-		}
+	if xfleet.UsesSpecifiers(u.Options) {
+		return nil
 	}
 	return readSpec(u)
 }
 
 func readSpec(u *sdk.Unit) *spec {
-	sp := &spec{req: compile(machineMetadata(u)), id: machineID(u), conflicts: conflicts(u), peers: peers(u), replaces: replaces(u)}
-	for _, k := range sp.req {
-		sp.filter.Matches = append(sp.filter.Matches, k.Match)
+	sp := &spec{Spec: xfleet.Read(u.Name, u.Options)}
+	for _, k := range sp.Metadata {
+		sp.filter.Matches = append(sp.filter.Matches, sdk.Match{Key: k.Key, Values: k.Values})
 	}
-	for _, g := range sp.conflicts {
+	for _, g := range sp.Conflicts {
 		sp.conflicting = append(sp.conflicting, sdk.Hosted{Glob: g})
 	}
-	sp.rules = sp.id != "" || len(sp.conflicts) > 0 || len(sp.peers) > 0
+	sp.rules = sp.HasRules()
 	sp.declaring.Options = ruleOptions
 	return sp
-}
-
-// requirement is a unit's MachineMetadata prepared once per unit body: keys
-// in a fixed order, each with its allowed values and the reason a machine
-// without one of them is given.
-type requirement []struct {
-	sdk.Match
-	reason string
-}
-
-func compile(req map[string][]string) requirement {
-	keys := make([]string, 0, len(req))
-	for k := range req {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	r := make(requirement, len(keys))
-	for i, k := range keys {
-		r[i].Key, r[i].Values = k, req[k]
-		r[i].reason = "metadata does not match MachineMetadata " + k + "=" + strings.Join(req[k], "|")
-	}
-	return r
-}
-
-// mismatch says why md does not satisfy the requirement, or "" when it does.
-func (r requirement) mismatch(md map[string]string) string {
-	for _, k := range r {
-		have, ok := md[k.Key]
-		found := false
-		for _, v := range k.Values {
-			if ok && v == have {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return k.reason
-		}
-	}
-	return ""
-}
-
-// machineMetadata reads MachineMetadata (and its deprecated spelling): each
-// value holds one or more key=value pairs, space-separated and optionally
-// quoted. Pairs that are not one non-empty key and one non-empty value are
-// ignored, as fleet did.
-func machineMetadata(u *sdk.Unit) map[string][]string {
-	req := map[string][]string{}
-	for _, pair := range values(u, "MachineMetadata", "X-ConditionMachineMetadata") {
-		k, val, ok := strings.Cut(pair, "=")
-		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
-		if !ok || k == "" || val == "" || strings.Contains(val, "=") {
-			continue
-		}
-		req[k] = append(req[k], val)
-	}
-	return req
 }

@@ -2,12 +2,15 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk"
 	"github.com/wasmfleet/fleet/sdk/wire"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // unit builds a unit from "Key=Value" X-Fleet lines.
@@ -133,23 +136,28 @@ func TestReasons(t *testing.T) {
 		t.Fatalf("placed on %q", d.Machine)
 	}
 	d = Place(c, unit("b.service", "Conflicts=a.service", "MachineMetadata=hostname=h1"))
-	want := map[string]string{"aaaaaaaa-1": "conflicts with a.service", "bbbbbbbb-2": "metadata does not match", "cccccccc-3": "metadata does not match"}
+	want := map[string]xfleet.Rejection{
+		"aaaaaaaa-1": {Reason: xfleet.ConflictsWith, Detail: "a.service"},
+		"bbbbbbbb-2": {Reason: xfleet.MetadataMismatch, Detail: "hostname=h1"},
+		"cccccccc-3": {Reason: xfleet.MetadataMismatch, Detail: "hostname=h1"},
+	}
 	if d.Machine != "" || len(d.Rejected) != 3 {
 		t.Fatalf("decision %+v", d)
 	}
 	for _, r := range d.Rejected {
-		if !strings.Contains(r.Reason, want[r.Machine]) {
-			t.Errorf("%s: reason %q, want %q", r.Machine, r.Reason, want[r.Machine])
+		if got := xfleet.ParseRejection(r.Reason); got != want[r.Machine] {
+			t.Errorf("%s: rejection %+v, want %+v", r.Machine, got, want[r.Machine])
 		}
 	}
 }
 
-// TestPlaceMatchesScan: Place, which works on the SDK's indexes, chooses
-// the machine a scan of every unit on every machine gives, over random
-// clusters of units with Conflicts, Replaces, MachineOf, MachineID and
-// MachineMetadata. Every tenth cluster has hundreds of machines, so that
-// sets span several words.
-func TestPlaceMatchesScan(t *testing.T) {
+// TestPlaceMatchesChain: Place, which works on the SDK's indexes, chooses
+// the machine that fleet's rules (xfleet's chain, applied to every machine)
+// and least-loaded give, and when it chooses none, gives every machine the
+// chain's rejection, over random clusters of units with Conflicts,
+// Replaces, MachineOf, MachineID and MachineMetadata. Every tenth cluster
+// has hundreds of machines, so that sets span several words.
+func TestPlaceMatchesChain(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	zones := []string{"a", "b", "c"}
 	for round := range 400 {
@@ -198,22 +206,50 @@ func TestPlaceMatchesScan(t *testing.T) {
 			opts = append(opts, "MachineMetadata=zone="+zone)
 		}
 		u := unit(fmt.Sprintf("svc%d-new.service", r.IntN(5)), opts...)
-		fits := c.All()
+		rules := xfleet.Read(u.Name, u.Options)
+		var allowed sdk.Set
+		why := map[string]string{}
 		for _, m := range c.Machines() {
-			if zone != "" && m.Metadata["zone"] != zone {
-				fits.Delete(m)
+			if rej, failed := rules.Check(&xfleet.Listed{MachineID: m.ID, Meta: m.Metadata, Units: specs(c, m)}); failed {
+				why[m.ID] = rej.String()
+			} else {
+				allowed.Add(m)
 			}
 		}
-		allowed, _ := allowedScan(c, u, specOf(u), fits)
 		want := ""
 		if m := c.LeastLoaded(allowed); m != nil {
 			want = m.ID
 		}
-		if got := Place(c, u); got.Machine != want {
-			t.Fatalf("round %d, %s %v: placed on %q, a scan allows %v and so %q", round, u.Name, u.Options,
+		got := Place(c, u)
+		if got.Machine != want {
+			t.Fatalf("round %d, %s %v: placed on %q, the chain allows %v and so %q", round, u.Name, u.Options,
 				got.Machine, machineIDs(c, allowed), want)
 		}
+		if want == "" {
+			for _, rej := range got.Rejected {
+				if why[rej.Machine] != rej.Reason {
+					t.Fatalf("round %d: %s rejected for %q, the chain says %q", round, rej.Machine, rej.Reason, why[rej.Machine])
+				}
+			}
+			if len(got.Rejected) != len(why) {
+				t.Fatalf("round %d: %d rejections, the chain gives %d", round, len(got.Rejected), len(why))
+			}
+		}
 	}
+}
+
+// specs is every unit on m, in name order, each with the spec its options
+// give, read afresh.
+func specs(c *sdk.Cluster, m *sdk.Machine) []*xfleet.Spec {
+	var out []*xfleet.Spec
+	for _, n := range slices.Sorted(maps.Keys(m.Units)) {
+		s := &xfleet.Spec{Unit: n}
+		if u := c.Unit(n); u != nil {
+			s = xfleet.Read(n, u.Options)
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func machineIDs(c *sdk.Cluster, s sdk.Set) []string {

@@ -33,6 +33,7 @@ import (
 	"strings"
 
 	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 func init() { sdk.Register(Place) }
@@ -157,7 +158,7 @@ func comparisons(u *sdk.Unit) ([]comparison, string) {
 	var cmps []comparison
 	for _, name := range []string{"MachineMetadata", "X-ConditionMachineMetadata"} {
 		for _, v := range u.XFleet(name) {
-			for _, expr := range sdk.SplitQuoted(v) {
+			for _, expr := range xfleet.SplitQuoted(v) {
 				c, why := parse(expr)
 				if why != "" {
 					return nil, "invalid " + name + " " + strconv.Quote(expr) + " in the unit: it " + why
