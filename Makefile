@@ -63,7 +63,7 @@ test: deps consul fmt-check vet wasm-check
 # is written to the package's testdata/fuzz/ and fails the run. make test
 # counts inputs rather than seconds: with a duration, Go 1.26's fuzzing
 # coordinator can fail a run that found nothing at the deadline
-# (golang/go#75804, fixed in Go 1.27), which CI hit once.
+# (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10m
 FUZZ_TARGETS = ./internal/unitfile:FuzzParse ./internal/unitfile:FuzzValidateName \
 	./internal/registry:FuzzAssemble sdk/wire:FuzzDecodeRequest sdk/wire:FuzzDecodeDecision sdk:FuzzApply
@@ -94,10 +94,10 @@ bench-quick: build consul
 	@$(GO) build -o bin/scalebench ./testcluster/scalebench
 	bin/scalebench -machines 100 -units 1000 -fleetd bin/fleetd -fleetctl bin/fleetctl
 
-# bench runs issue 8's set and writes every table to bench.txt, from which
-# BENCHMARKS.md's figures come: 1,000 simulated machines with 100, 1,000
-# and 10,000 units, with the default policy as WebAssembly and its native
-# build, then the policy benchmarks, then (as root, with systemd-nspawn)
+# bench runs the measurements behind BENCHMARKS.md and writes every table
+# to bench.txt: 1,000 simulated machines with 100, 1,000 and 10,000 units,
+# with the default policy as WebAssembly and its native build, then the
+# policy benchmarks, the list commands, and (as root, with systemd-nspawn)
 # the idle agent's CPU. About 30 minutes on 2 cores.
 # Consul is a single-node server as a cluster runs one (its data in
 # /dev/shm), not dev mode, which pretty-prints every answer; scalebench

@@ -76,8 +76,8 @@ func Health(st registry.UnitState) (status, output string) {
 // milliseconds otherwise). Consul's registration API takes no check
 // output, so the output follows with UpdateTTL; with the status unchanged
 // the local Consul agent sends it to the servers with the registration
-// when that is still pending, else at its check_update_interval. Before,
-// the checks started warning and critical and each status change was one
+// when that is still pending, else at its check_update_interval. Checks
+// registered as warning and critical would make each status change one
 // more catalog write (raft entry) per unit.
 func (u *unitServices) sync(ctx context.Context, st registry.UnitState) error {
 	status, output := Health(st)

@@ -99,9 +99,9 @@ func BenchmarkPlacement(b *testing.B) {
 				case "native-bare":
 					// The native policy alone, without fleetd's pool,
 					// lock and mirror around it: the unit asked for by its
-					// handle, the answer decoded and checked. What the
-					// baseline was before v7, kept to show what fleetd's
-					// own bookkeeping costs every decision.
+					// handle, the answer decoded and checked. Against
+					// native it shows what fleetd's own bookkeeping costs
+					// every decision.
 					r := sdk.NewRunner(policy.Place)
 					m := newMirror(true)
 					m.define(defs)

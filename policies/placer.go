@@ -47,7 +47,7 @@ func (pl *Placer) observe(s *registry.Snapshot) {
 
 // Prepare loads the built-in policy ahead of need, so that a machine which
 // becomes leader places units at once instead of compiling the module first
-// (about 1.5 s; BENCHMARKS.md). fleetd calls it when it starts.
+// (under a second; BENCHMARKS.md). fleetd calls it when it starts.
 func (pl *Placer) Prepare(ctx context.Context) error {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()

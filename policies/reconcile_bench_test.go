@@ -13,7 +13,7 @@ import (
 	"github.com/wasmfleet/fleet/sdk"
 )
 
-// startedAtOnce is issue 8's burst: machines live machines (four regions,
+// startedAtOnce is a burst of starts: machines live machines (four regions,
 // two disk kinds) and units units just started, none placed yet; every
 // tenth unit asks for a region.
 func startedAtOnce(tb testing.TB, machines, units int) *registry.Snapshot {

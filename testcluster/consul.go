@@ -57,8 +57,8 @@ const (
 // FLEET_GOSSIP: "consul" (the default) gives the server Consul's defaults
 // and the machines' agents their own defaults, as an untuned real cluster;
 // "fast" gives every agent FastGossip; "dev" leaves the server in dev
-// mode's gossip (what figures before 2026-11-29 used). It returns the
-// server's and the client agents' HCL.
+// mode's gossip, faster than a real cluster runs. It returns the server's
+// and the client agents' HCL.
 func GossipFromEnv() (server, client string, err error) {
 	switch g := os.Getenv("FLEET_GOSSIP"); g {
 	case "", "consul":

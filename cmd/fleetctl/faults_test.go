@@ -16,10 +16,10 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// The fault-injection suite (issue 7): faults on a cluster of real systemd
-// machines, each with its own Consul client agent, and a Consul server that
-// keeps its state on disk; after each fault the cluster must settle into a
-// state where fleet's invariants hold (checkInvariants).
+// The fault-injection suite: faults on a cluster of real systemd machines,
+// each with its own Consul client agent, and a Consul server that keeps its
+// state on disk; after each fault the cluster must settle into a state
+// where fleet's invariants hold (checkInvariants).
 
 // TestConsulServerRestart crashes the Consul server (SIGKILL) and starts it
 // again from its data: no unit may be stopped, restarted or moved, and

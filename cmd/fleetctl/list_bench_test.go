@@ -21,8 +21,8 @@ import (
 // single-node server as clusters run it (consul=server), and one in dev
 // mode as the tests and fleetd dev run it (consul=dev), which pretty-prints
 // every answer.
-// Issue 8's goal is 300 ms; the scale harness measures the same command
-// with its cluster still busy (BENCHMARKS.md).
+// The goal is 300 ms at this size; the scale harness measures the same
+// commands with its cluster still busy (BENCHMARKS.md).
 //
 //	go test -run '^$' -bench '^BenchmarkList$' -count 6 ./cmd/fleetctl/
 func BenchmarkList(b *testing.B) {

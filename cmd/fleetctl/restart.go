@@ -43,11 +43,10 @@ nothing would restart, but not for the start.`,
 //
 // # Notes
 //
-// fleet waited for launched after setting loaded (its quirk Q5), so a
-// launched unit could be set back to launched before its machine ever
-// stopped it; here each step waits for its own state. fleet also skipped
-// global units (Q6); here they are cycled like the others, waiting for every
-// machine that runs them.
+// fleet waited for launched after setting loaded, so a launched unit could
+// be set back to launched before its machine ever stopped it; here each
+// step waits for its own state. fleet also skipped global units; here they
+// are cycled like the others, waiting for every machine that runs them.
 func (c *cli) restart(ctx context.Context, jobs []*registry.Job, b blockOptions) error {
 	var scheduled, global []*registry.Job
 	seen := map[string]bool{}
