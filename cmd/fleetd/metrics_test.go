@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,28 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmfleet/fleet/internal/metrics"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// scrape reads a fleetd's /metrics.
-func scrape(url string) (metrics.Samples, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != metrics.ContentType {
-		return nil, fmt.Errorf("GET %s: %s, %s", url, resp.Status, resp.Header.Get("Content-Type"))
-	}
-	return metrics.ParseText(resp.Body)
-}
-
 // value is the sum of the matching series across machines' scrapes.
-func value(scrapes []metrics.Samples, name string, match ...string) float64 {
+func value(scrapes [][]*dto.MetricFamily, name string, match ...string) float64 {
 	var sum float64
-	for _, ss := range scrapes {
-		v, _ := ss.Sum(name, match...)
+	for _, fams := range scrapes {
+		v, _ := testcluster.MetricSum(fams, name, match...)
 		sum += v
 	}
 	return sum
@@ -52,10 +40,10 @@ func TestMetrics(t *testing.T) {
 		}
 		urls = append(urls, m.Metrics)
 	}
-	scrapeAll := func() ([]metrics.Samples, error) {
-		var all []metrics.Samples
+	scrapeAll := func() ([][]*dto.MetricFamily, error) {
+		var all [][]*dto.MetricFamily
 		for _, u := range urls {
-			ss, err := scrape(u)
+			ss, err := testcluster.ScrapeMetrics(context.Background(), u)
 			if err != nil {
 				return nil, err
 			}
@@ -63,7 +51,7 @@ func TestMetrics(t *testing.T) {
 		}
 		return all, nil
 	}
-	var before []metrics.Samples
+	var before [][]*dto.MetricFamily
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		var err error
 		if before, err = scrapeAll(); err != nil {
@@ -77,15 +65,27 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	for i, ss := range before {
-		names := strings.Join(ss.Names(), " ")
-		for _, want := range []string{
-			"fleet_build_info", "fleet_agent_units", "fleet_agent_session_renewals_total", "fleet_agent_session_renewal_failures_total",
-			"fleet_agent_sessions_created_total", "fleet_leader_is_leader", "fleet_leader_reconciles_total",
-			"fleet_leader_reconcile_duration_seconds_bucket", "fleet_leader_placements_total", "fleet_leader_unplaceable_units",
+	for i, fams := range before {
+		exported := map[string]dto.MetricType{}
+		for _, f := range fams {
+			exported[f.GetName()] = f.GetType()
+		}
+		for name, typ := range map[string]dto.MetricType{
+			"fleet_build_info":                           dto.MetricType_GAUGE,
+			"fleet_agent_units":                          dto.MetricType_GAUGE,
+			"fleet_agent_session_renewals_total":         dto.MetricType_COUNTER,
+			"fleet_agent_session_renewal_failures_total": dto.MetricType_COUNTER,
+			"fleet_agent_sessions_created_total":         dto.MetricType_COUNTER,
+			"fleet_leader_is_leader":                     dto.MetricType_GAUGE,
+			"fleet_leader_reconciles_total":              dto.MetricType_COUNTER,
+			"fleet_leader_reconcile_duration_seconds":    dto.MetricType_HISTOGRAM,
+			"fleet_leader_placements_total":              dto.MetricType_COUNTER,
+			"fleet_leader_unplaceable_units":             dto.MetricType_GAUGE,
 		} {
-			if !strings.Contains(" "+names+" ", " "+want+" ") {
-				t.Errorf("machine %d exports no %s: %s", i+1, want, names)
+			if got, ok := exported[name]; !ok {
+				t.Errorf("machine %d exports no %s", i+1, name)
+			} else if got != typ {
+				t.Errorf("machine %d exports %s as a %s, want a %s", i+1, name, got, typ)
 			}
 		}
 	}
