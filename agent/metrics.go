@@ -1,40 +1,77 @@
 package agent
 
 import (
-	"github.com/wasmfleet/fleet/internal/metrics"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
 // Metrics are the agent's Prometheus instruments (docs/operations.md). A
 // nil *Metrics records nothing.
 type Metrics struct {
-	units           *metrics.Gauge
-	driverOps       *metrics.Counter
-	renewals        *metrics.Counter
-	renewalFailures *metrics.Counter
-	sessions        *metrics.Counter
-	rejected        *metrics.Gauge
-	rejections      *metrics.Counter
+	units           *unitsCollector
+	driverOps       *prometheus.CounterVec
+	renewals        prometheus.Counter
+	renewalFailures prometheus.Counter
+	sessions        prometheus.Counter
+	rejected        prometheus.Gauge
+	rejections      prometheus.Counter
 }
 
 // NewMetrics registers the agent's metrics in r.
-func NewMetrics(r *metrics.Registry) *Metrics {
-	return &Metrics{
-		units: r.Gauge("fleet_agent_units",
-			"Units this machine holds, by systemd active state (active, inactive, failed, activating, deactivating, reloading).", "state"),
-		driverOps: r.Counter("fleet_agent_driver_operations_total",
-			"Calls of the unit driver (systemd over D-Bus, or exec) by operation (load, start, stop, unload, sync) and result (ok, error).", "op", "result"),
-		renewals: r.Counter("fleet_agent_session_renewals_total",
-			"Heartbeats: the TTL check the machine's Consul session is bound to passed again and the session was confirmed alive."),
-		renewalFailures: r.Counter("fleet_agent_session_renewal_failures_total",
-			"Heartbeats that failed (Consul unreachable, say); the TTL runs on meanwhile."),
-		sessions: r.Counter("fleet_agent_sessions_created_total",
-			"Consul sessions this fleetd created: one at start unless it re-attached, then one per session Consul invalidated."),
-		rejected: r.Gauge("fleet_agent_schedule_rejected",
-			"Entries of this machine's schedule the agent rejects and does not run (a key that is no unit name, a value the leader cannot have written, a body missing or not its hash's), at the last read."),
-		rejections: r.Counter("fleet_agent_schedule_rejections_total",
-			"Rejected schedule entries logged: one per entry the agent rejected, and again each time such an entry changes."),
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		units: &unitsCollector{desc: prometheus.NewDesc("fleet_agent_units",
+			"Units this machine holds, by systemd active state (active, inactive, failed, activating, deactivating, reloading).",
+			[]string{"state"}, nil)},
+		driverOps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleet_agent_driver_operations_total",
+			Help: "Calls of the unit driver (systemd over D-Bus, or exec) by operation (load, start, stop, unload, sync) and result (ok, error)."},
+			[]string{"op", "result"}),
+		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_session_renewals_total",
+			Help: "Heartbeats: the TTL check the machine's Consul session is bound to passed again and the session was confirmed alive."}),
+		renewalFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_session_renewal_failures_total",
+			Help: "Heartbeats that failed (Consul unreachable, say); the TTL runs on meanwhile."}),
+		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_sessions_created_total",
+			Help: "Consul sessions this fleetd created: one at start unless it re-attached, then one per session Consul invalidated."}),
+		rejected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_agent_schedule_rejected",
+			Help: "Entries of this machine's schedule the agent rejects and does not run (a key that is no unit name, a value the leader cannot have written, a body missing or not its hash's), at the last read."}),
+		rejections: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_schedule_rejections_total",
+			Help: "Rejected schedule entries logged: one per entry the agent rejected, and again each time such an entry changes."}),
 	}
+	r.MustRegister(m.units, m.driverOps, m.renewals, m.renewalFailures, m.sessions, m.rejected, m.rejections)
+	return m
+}
+
+// unitsCollector exports fleet_agent_units from the counts of the agent's
+// last look at its units, replaced whole: a scrape sees the old counts or
+// the new ones, never a mix (as a GaugeVec's Reset followed by Sets would
+// show).
+type unitsCollector struct {
+	desc *prometheus.Desc
+
+	mu     sync.Mutex
+	counts map[string]float64 // by active state; never changed once set
+}
+
+func (c *unitsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *unitsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	counts := c.counts
+	c.mu.Unlock()
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, state)
+	}
+}
+
+// replace makes counts, which the caller must not change afterwards, the
+// exported ones.
+func (c *unitsCollector) replace(counts map[string]float64) {
+	c.mu.Lock()
+	c.counts = counts
+	c.mu.Unlock()
 }
 
 // activeStates are exported even at zero, so a dashboard shows 0, not no data.
@@ -55,7 +92,7 @@ func (m *Metrics) unitStates(states map[string]registry.UnitState) {
 		}
 		n[active]++
 	}
-	m.units.Replace(n)
+	m.units.replace(n)
 }
 
 func (m *Metrics) driverOp(op string, err error) {
@@ -66,7 +103,7 @@ func (m *Metrics) driverOp(op string, err error) {
 	if err != nil {
 		result = "error"
 	}
-	m.driverOps.Inc(op, result)
+	m.driverOps.WithLabelValues(op, result).Inc()
 }
 
 func (m *Metrics) renewal(err error) {

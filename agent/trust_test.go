@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmfleet/fleet/agent"
-	"github.com/wasmfleet/fleet/internal/metrics"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/testcluster"
@@ -106,17 +106,13 @@ func (l *logLines) with(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
-func metricValue(t *testing.T, r *metrics.Registry, name string) float64 {
+func metricValue(t *testing.T, r prometheus.Gatherer, name string) float64 {
 	t.Helper()
-	var b bytes.Buffer
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	ss, err := metrics.ParseText(&b)
+	fams, err := r.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := ss.Sum(name)
+	v, _ := testcluster.MetricSum(fams, name)
 	return v
 }
 
@@ -231,7 +227,7 @@ func TestAgentTrustsItsScheduleOnly(t *testing.T) {
 	}
 
 	var logs logLines
-	mreg := metrics.NewRegistry()
+	mreg := prometheus.NewRegistry()
 	drv := newRecordingDriver()
 	a := agent.New(agent.Config{Registry: reg, Machine: registry.Machine{ID: idA, IP: "127.0.0.7"}, Driver: drv,
 		Heartbeat: m.hb, Log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -4,7 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/wasmfleet/fleet/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -12,36 +13,46 @@ import (
 // nil *Metrics records nothing. Only the machine holding the lock moves
 // them, except fleet_leader_is_leader, which every candidate exports.
 type Metrics struct {
-	isLeader     *metrics.Gauge
-	reconciles   *metrics.Counter
-	duration     *metrics.Histogram
-	placements   *metrics.Counter
-	unschedules  *metrics.Counter
-	unplaceable  *metrics.Gauge
-	policyCalls  *metrics.Histogram
-	writeFailure *metrics.Counter
+	isLeader     prometheus.Gauge
+	reconciles   prometheus.Counter
+	duration     prometheus.Histogram
+	placements   prometheus.Counter
+	unschedules  prometheus.Counter
+	unplaceable  prometheus.Gauge
+	policyCalls  prometheus.Histogram
+	writeFailure prometheus.Counter
 }
 
+// policyCallBuckets suit calls that take microseconds to a fraction of a
+// second: a placement policy, whose default time limit is 100ms.
+// A reconcile pass, which takes milliseconds to seconds, has
+// prometheus.DefBuckets.
+var policyCallBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+
 // NewMetrics registers the leader's metrics in r.
-func NewMetrics(r *metrics.Registry) *Metrics {
-	return &Metrics{
-		isLeader: r.Gauge("fleet_leader_is_leader", "1 while this machine holds the leader lock, else 0."),
-		reconciles: r.Counter("fleet_leader_reconciles_total",
-			"Reconcile passes this machine ran as leader: one per change seen in the cluster."),
-		duration: r.Histogram("fleet_leader_reconcile_duration_seconds",
-			"Time of one reconcile pass: deciding the plan (policy calls included) and writing it to Consul.", metrics.DurationBuckets),
-		placements: r.Counter("fleet_leader_placements_total",
-			"Units this leader placed on a machine (schedule writes that went through)."),
-		unschedules: r.Counter("fleet_leader_unschedules_total",
-			"Units this leader took off a machine (stopped, machine gone, moved, replaced)."),
-		unplaceable: r.Gauge("fleet_leader_unplaceable_units",
-			"Units that should run but no machine could take, after the last reconcile pass (fleetctl list-unit-files --fields unit,reason says why)."),
-		policyCalls: r.Histogram("fleet_leader_policy_call_duration_seconds",
-			"Time of one placement decision: a call of the unit's placement policy (built-in or uploaded WebAssembly).",
-			metrics.FastBuckets),
-		writeFailure: r.Counter("fleet_leader_schedule_write_failures_total",
-			"Schedule writes that failed or lost a race; the next pass decides again."),
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_leader_is_leader",
+			Help: "1 while this machine holds the leader lock, else 0."}),
+		reconciles: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_reconciles_total",
+			Help: "Reconcile passes this machine ran as leader: one per change seen in the cluster."}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_leader_reconcile_duration_seconds",
+			Help:    "Time of one reconcile pass: deciding the plan (policy calls included) and writing it to Consul.",
+			Buckets: prometheus.DefBuckets}),
+		placements: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_placements_total",
+			Help: "Units this leader placed on a machine (schedule writes that went through)."}),
+		unschedules: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_unschedules_total",
+			Help: "Units this leader took off a machine (stopped, machine gone, moved, replaced)."}),
+		unplaceable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_leader_unplaceable_units",
+			Help: "Units that should run but no machine could take, after the last reconcile pass (fleetctl list-unit-files --fields unit,reason says why)."}),
+		policyCalls: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_leader_policy_call_duration_seconds",
+			Help:    "Time of one placement decision: a call of the unit's placement policy (built-in or uploaded WebAssembly).",
+			Buckets: policyCallBuckets}),
+		writeFailure: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_schedule_write_failures_total",
+			Help: "Schedule writes that failed or lost a race; the next pass decides again."}),
 	}
+	r.MustRegister(m.isLeader, m.reconciles, m.duration, m.placements, m.unschedules, m.unplaceable, m.policyCalls, m.writeFailure)
+	return m
 }
 
 func (m *Metrics) leading(yes bool) {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/term"
 )
 
 // liveLine is the progress line a blocking command keeps rewritten in place
@@ -26,16 +28,10 @@ func newLiveLine(stdout, stderr io.Writer) *liveLine {
 	return &liveLine{}
 }
 
-// isTerminal reports whether w is a character device, as a terminal is.
-// golang.org/x/term is not among our dependencies; for a progress line the
-// mode bit is enough (a /dev/null stderr only swallows it).
+// isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // set replaces the line's text and redraws it; "" erases it.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -21,7 +22,6 @@ import (
 	"github.com/wasmfleet/fleet/agent/execdriver"
 	"github.com/wasmfleet/fleet/agent/systemd"
 	"github.com/wasmfleet/fleet/internal/config"
-	"github.com/wasmfleet/fleet/internal/metrics"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
@@ -216,10 +216,9 @@ func (o *agentOptions) run() error {
 	if err != nil {
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
-	mreg := metrics.NewRegistry()
-	mreg.Gauge("fleet_build_info", "Always 1; the version label is fleetd's version.", "version").Set(1, version.Version)
+	mreg := newMetricsRegistry()
 	agentMetrics, leaderMetrics := agent.NewMetrics(mreg), leader.NewMetrics(mreg)
-	msrv := &metricsServer{handler: mreg.Handler()}
+	msrv := &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{})}
 	defer msrv.close()
 	metricsAddr, err := msrv.listen(o.metricsAddr)
 	if err != nil {

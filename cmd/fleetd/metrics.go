@@ -7,6 +7,11 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wasmfleet/fleet/internal/version"
 )
 
 // defaultMetricsAddr is loopback, so a fleetd exposes nothing to the
@@ -14,6 +19,20 @@ import (
 // finds the metrics without configuration; the port is the one after
 // --api-addr's.
 const defaultMetricsAddr = "127.0.0.1:54729"
+
+// newMetricsRegistry returns the registry of this fleetd's metrics, holding
+// fleet_build_info and the Go runtime's and the process's collectors
+// (go_goroutines, process_resident_memory_bytes, ...); the agent and the
+// leader add theirs.
+func newMetricsRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_build_info",
+		Help:        "Always 1; the version label is fleetd's version.",
+		ConstLabels: prometheus.Labels{"version": version.Version}})
+	build.Set(1)
+	r.MustRegister(build, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
 
 // metricsServer serves /metrics on an address that a configuration
 // reload can change.
@@ -55,7 +74,7 @@ func (m *metricsServer) start(addr string) (string, error) {
 		return "", err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.handler)
+	mux.Handle("GET /metrics", m.handler) // and HEAD; anything else is 405
 	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	m.addr = addr
 	go func(srv *http.Server) { _ = srv.Serve(ln) }(m.srv) // returns when closed

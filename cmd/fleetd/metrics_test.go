@@ -1,45 +1,39 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wasmfleet/fleet/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// scrape reads a fleetd's /metrics.
-func scrape(url string) (metrics.Samples, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != metrics.ContentType {
-		return nil, fmt.Errorf("GET %s: %s, %s", url, resp.Status, resp.Header.Get("Content-Type"))
-	}
-	return metrics.ParseText(resp.Body)
-}
-
 // value is the sum of the matching series across machines' scrapes.
-func value(scrapes []metrics.Samples, name string, match ...string) float64 {
+func value(scrapes [][]*dto.MetricFamily, name string, match ...string) float64 {
 	var sum float64
-	for _, ss := range scrapes {
-		v, _ := ss.Sum(name, match...)
+	for _, fams := range scrapes {
+		v, _ := testcluster.MetricSum(fams, name, match...)
 		sum += v
 	}
 	return sum
 }
 
 // TestMetrics runs "fleetd dev", finds each machine's metrics URL in the
-// banner and the state file, scrapes them, starts a unit and a unit no
-// machine can take, and sees the leader's and the agents' counters move.
+// banner and the state file, scrapes them (fleet's metrics beside the Go
+// runtime's and the process's), starts a unit and a unit no machine can
+// take, sees the leader's and the agents' counters move, and compares what
+// is exported with docs/operations.md's table.
 func TestMetrics(t *testing.T) {
 	d := startDev(t, "--machines", "2")
 	var urls []string
@@ -52,10 +46,10 @@ func TestMetrics(t *testing.T) {
 		}
 		urls = append(urls, m.Metrics)
 	}
-	scrapeAll := func() ([]metrics.Samples, error) {
-		var all []metrics.Samples
+	scrapeAll := func() ([][]*dto.MetricFamily, error) {
+		var all [][]*dto.MetricFamily
 		for _, u := range urls {
-			ss, err := scrape(u)
+			ss, err := testcluster.ScrapeMetrics(context.Background(), u)
 			if err != nil {
 				return nil, err
 			}
@@ -63,7 +57,7 @@ func TestMetrics(t *testing.T) {
 		}
 		return all, nil
 	}
-	var before []metrics.Samples
+	var before [][]*dto.MetricFamily
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		var err error
 		if before, err = scrapeAll(); err != nil {
@@ -77,15 +71,37 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	for i, ss := range before {
-		names := strings.Join(ss.Names(), " ")
-		for _, want := range []string{
-			"fleet_build_info", "fleet_agent_units", "fleet_agent_session_renewals_total", "fleet_agent_session_renewal_failures_total",
-			"fleet_agent_sessions_created_total", "fleet_leader_is_leader", "fleet_leader_reconciles_total",
-			"fleet_leader_reconcile_duration_seconds_bucket", "fleet_leader_placements_total", "fleet_leader_unplaceable_units",
+	for i, fams := range before {
+		exported := map[string]dto.MetricType{}
+		for _, f := range fams {
+			exported[f.GetName()] = f.GetType()
+		}
+		for name, typ := range map[string]dto.MetricType{
+			"fleet_build_info":                           dto.MetricType_GAUGE,
+			"fleet_agent_units":                          dto.MetricType_GAUGE,
+			"fleet_agent_session_renewals_total":         dto.MetricType_COUNTER,
+			"fleet_agent_session_renewal_failures_total": dto.MetricType_COUNTER,
+			"fleet_agent_sessions_created_total":         dto.MetricType_COUNTER,
+			"fleet_leader_is_leader":                     dto.MetricType_GAUGE,
+			"fleet_leader_reconciles_total":              dto.MetricType_COUNTER,
+			"fleet_leader_reconcile_duration_seconds":    dto.MetricType_HISTOGRAM,
+			"fleet_leader_placements_total":              dto.MetricType_COUNTER,
+			"fleet_leader_unplaceable_units":             dto.MetricType_GAUGE,
+			// the Go runtime's and the process's, beside fleet's own
+			"go_goroutines":                 dto.MetricType_GAUGE,
+			"go_memstats_heap_alloc_bytes":  dto.MetricType_GAUGE,
+			"process_resident_memory_bytes": dto.MetricType_GAUGE,
+			"process_cpu_seconds_total":     dto.MetricType_COUNTER,
 		} {
-			if !strings.Contains(" "+names+" ", " "+want+" ") {
-				t.Errorf("machine %d exports no %s: %s", i+1, want, names)
+			if got, ok := exported[name]; !ok {
+				t.Errorf("machine %d exports no %s", i+1, name)
+			} else if got != typ {
+				t.Errorf("machine %d exports %s as a %s, want a %s", i+1, name, got, typ)
+			}
+		}
+		for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+			if v, _ := testcluster.MetricSum(fams, name); v <= 0 {
+				t.Errorf("machine %d: %s = %v, want more than 0", i+1, name, v)
 			}
 		}
 	}
@@ -110,9 +126,10 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	var after [][]*dto.MetricFamily
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		after, err := scrapeAll()
-		if err != nil {
+		var err error
+		if after, err = scrapeAll(); err != nil {
 			return err
 		}
 		grew := func(name string, by float64, match ...string) error {
@@ -145,9 +162,92 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
+	checkDocumented(t, after)
+
 	var pids []int
 	for _, m := range d.st.Machines {
 		pids = append(pids, m.PID)
 	}
 	d.stop(append(pids, d.st.ConsulPID)...)
+}
+
+// checkDocumented compares the fleet_ metrics that the machines' scrapes
+// export, together, with the table in docs/operations.md: each documented
+// metric is there with its type and labels, and none is undocumented.
+func checkDocumented(t *testing.T, scrapes [][]*dto.MetricFamily) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// | `fleet_agent_driver_operations_total` | counter | `op`, `result` | ...
+	row := regexp.MustCompile("(?m)^\\| `(fleet_[a-z_]+)` \\| ([a-z]+) \\| ([^|]*)\\|")
+	documented := map[string]string{} // name: "type [labels]"
+	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
+		labels := strings.Fields(strings.NewReplacer("`", "", ",", "").Replace(m[3]))
+		sort.Strings(labels)
+		documented[m[1]] = fmt.Sprintf("%s %v", m[2], labels)
+	}
+	if len(documented) == 0 {
+		t.Fatal("docs/operations.md has no table of fleet_ metrics")
+	}
+	exported := map[string]string{}
+	for _, fams := range scrapes {
+		for _, f := range fams {
+			if !strings.HasPrefix(f.GetName(), "fleet_") {
+				continue
+			}
+			var labels []string
+			for _, l := range f.GetMetric()[0].GetLabel() {
+				labels = append(labels, l.GetName())
+			}
+			sort.Strings(labels)
+			exported[f.GetName()] = fmt.Sprintf("%s %v", strings.ToLower(f.GetType().String()), labels)
+		}
+	}
+	for name, want := range documented {
+		if got, ok := exported[name]; !ok {
+			t.Errorf("docs/operations.md lists %s (%s), which no machine exports", name, want)
+		} else if got != want {
+			t.Errorf("%s: exported as %q, documented as %q", name, got, want)
+		}
+	}
+	for name, got := range exported {
+		if _, ok := documented[name]; !ok {
+			t.Errorf("%s (%s) is exported but not in docs/operations.md", name, got)
+		}
+	}
+}
+
+// TestMetricsServer serves a fleetd's registry as fleetd does: GET gives
+// the text format with fleet_build_info and the Go runtime's metrics, HEAD
+// is allowed, any other method is not.
+func TestMetricsServer(t *testing.T) {
+	m := &metricsServer{handler: promhttp.HandlerFor(newMetricsRegistry(), promhttp.HandlerOpts{})}
+	defer m.close()
+	addr, err := m.listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + "/metrics"
+	fams, err := testcluster.ScrapeMetrics(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fleet_build_info", "go_goroutines", "process_resident_memory_bytes"} {
+		if v, ok := testcluster.MetricSum(fams, name); !ok || v <= 0 {
+			t.Errorf("%s = %v (found: %v), want more than 0", name, v, ok)
+		}
+	}
+	for method, want := range map[string]int{http.MethodHead: http.StatusOK, http.MethodPost: http.StatusMethodNotAllowed, http.MethodDelete: http.StatusMethodNotAllowed} {
+		req, _ := http.NewRequest(method, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s /metrics: %s, want %d", method, resp.Status, want)
+		}
+	}
 }

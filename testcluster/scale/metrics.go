@@ -1,58 +1,77 @@
 package scale
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// Metrics is one scrape of a Prometheus text endpoint: each series (name
-// and labels, as written) and its value. Quantiles are left out.
+// Metrics is one scrape of a Prometheus text endpoint: each sample (name
+// and labels, as the text format writes them, labels sorted by name) and
+// its value. Of histograms and summaries only _sum and _count are kept,
+// not buckets or quantiles.
 type Metrics map[string]float64
 
 // Scrape reads the Prometheus metrics at url: Consul's
 // /v1/agent/metrics?format=prometheus (its prometheus_retention_time must
 // be set) or a fleetd's /metrics.
 func Scrape(ctx context.Context, url string) (Metrics, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	fams, err := testcluster.ScrapeMetrics(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
-	}
 	m := Metrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.Contains(line, "quantile=") {
-			continue
+	for _, f := range fams {
+		name := f.GetName()
+		for _, s := range f.GetMetric() {
+			labels := s.GetLabel()
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				m[seriesKey(name, labels)] = s.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				m[seriesKey(name, labels)] = s.GetGauge().GetValue()
+			case dto.MetricType_UNTYPED:
+				m[seriesKey(name, labels)] = s.GetUntyped().GetValue()
+			case dto.MetricType_SUMMARY:
+				m[seriesKey(name+"_sum", labels)] = s.GetSummary().GetSampleSum()
+				m[seriesKey(name+"_count", labels)] = float64(s.GetSummary().GetSampleCount())
+			case dto.MetricType_HISTOGRAM:
+				m[seriesKey(name+"_sum", labels)] = s.GetHistogram().GetSampleSum()
+				m[seriesKey(name+"_count", labels)] = float64(s.GetHistogram().GetSampleCount())
+			}
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	return m, nil
 }
+
+// seriesKey is a sample's name and labels as the text format writes them,
+// labels sorted by name.
+func seriesKey(name string, labels []*dto.LabelPair) string {
+	if len(labels) == 0 {
+		return name
+	}
+	labels = slices.SortedFunc(slices.Values(labels), func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteByte('{')
+	for i, l := range labels {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=\"%s\"", l.GetName(), labelEscaper.Replace(l.GetValue()))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
 
 // Delta is after minus m, series by series, leaving out those that did not
 // change.

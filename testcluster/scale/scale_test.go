@@ -65,6 +65,9 @@ func testRun(t *testing.T, agents int) {
 	if res.Raft["total"] == 0 || len(res.HTTP) == 0 {
 		t.Errorf("no Consul telemetry: raft %v, http %v", res.Raft, res.HTTP)
 	}
+	if n := res.Leader.Sum("fleet_leader_placements_total"); n < units {
+		t.Errorf("the leader's metrics count %v placements over the run, want at least %d", n, units)
+	}
 	if res.LeaderRSS == 0 || res.IdleRSS == 0 || len(res.ListUnits) != 5 || len(res.ListUnitFiles) != 5 {
 		t.Errorf("figures missing: leader %d kB, idle %d kB, list-units %v, list-unit-files %v", res.LeaderRSS, res.IdleRSS, res.ListUnits, res.ListUnitFiles)
 	}
