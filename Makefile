@@ -1,5 +1,6 @@
 # fleet: two commands for a newcomer.
-#   make dev    builds fleetd and fleetctl into bin/ and runs a 3-machine local cluster
+#   make dev    builds fleetd and fleetctl into bin/, gets a consul (make consul)
+#               and runs a 3-machine local cluster
 #   make test   gets everything the tests need (a real Consul), then vets and tests
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
@@ -10,11 +11,12 @@ build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
 	$(GO) build -o bin/fleetctl ./cmd/fleetctl
 
-dev: build
+dev: build consul
 	bin/fleetd dev --machines 3
 
 # consul builds the pinned Consul release into the user cache when no consul
 # is found (CONSUL_BIN, PATH, cache); a few minutes, once per machine.
+# fleetd dev only looks for one: make dev depends on this target.
 consul:
 	@$(GO) run ./testcluster/ensureconsul >/dev/null
 
