@@ -231,9 +231,7 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devclu
 		if _, err := b.StartConsulClient(consul.Bin(), consul.SerfLANAddr, filepath.Join(mdir, "consul.log")); err != nil {
 			return stop, err
 		}
-		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), self, "agent",
-			"--endpoint", b.ConsulURL(), "--machine-id", b.MachineID, "--public-ip", ip, "--metadata", md,
-			"--driver", "systemd", "--agent-ttl", o.agentTTL.String(), "--api-addr", ip+":0", "--metrics-addr", ip+":0", "--config", "")
+		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), b.FleetdArgs(self, md, o.agentTTL)...)
 		if err != nil {
 			return stop, err
 		}

@@ -242,6 +242,26 @@ func (b *Box) PID() int { return b.pid }
 // answers, in the form fleetd's --endpoint and CONSUL_HTTP_ADDR take.
 func (b *Box) ConsulURL() string { return "http://" + net.JoinHostPort(b.IP, "8500") }
 
+// FleetdArgs is the command line that runs fleetd (the binary at fleetd,
+// which the box sees at the same path) as this box's machine: the systemd
+// driver, the box's own Consul client agent (StartConsulClient), its
+// machine ID and IP, heartbeat TTL ttl, its API and metrics on free ports
+// of its IP, and no configuration file. Pass it to Start, after any
+// "env K=V" prefix, with more flags appended.
+func (b *Box) FleetdArgs(fleetd, metadata string, ttl time.Duration) []string {
+	return []string{fleetd, "agent",
+		"--endpoint", b.ConsulURL(),
+		"--machine-id", b.MachineID,
+		"--public-ip", b.IP,
+		"--metadata", metadata,
+		"--driver", "systemd",
+		"--agent-ttl", ttl.String(),
+		"--api-addr", b.IP + ":0",
+		"--metrics-addr", b.IP + ":0",
+		"--config", "",
+	}
+}
+
 // Exec runs a command inside the box, as a process of the box (its
 // namespaces, root and PID namespace, so systemctl talks to the box's
 // systemd), and returns its combined output. The environment is a minimal
