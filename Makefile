@@ -1,20 +1,22 @@
 # fleet: two commands for a newcomer.
-#   make dev    builds fleetd and fleetctl into bin/ and runs a 3-machine local cluster
+#   make dev    builds fleetd and fleetctl into bin/, gets a consul (make consul)
+#               and runs a 3-machine local cluster
 #   make test   gets everything the tests need (a real Consul), then vets and tests
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check wasm-check reliability bench bench-quick fuzz
+.PHONY: build dev test consul deps vet fmt-check wasm-check link-check reliability bench bench-quick fuzz
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
 	$(GO) build -o bin/fleetctl ./cmd/fleetctl
 
-dev: build
+dev: build consul
 	bin/fleetd dev --machines 3
 
 # consul builds the pinned Consul release into the user cache when no consul
 # is found (CONSUL_BIN, PATH, cache); a few minutes, once per machine.
+# fleetd dev only looks for one: make dev depends on this target.
 consul:
 	@$(GO) run ./testcluster/ensureconsul >/dev/null
 
@@ -53,7 +55,24 @@ vet:
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
-test: deps consul fmt-check vet wasm-check
+# link-check fails when a production binary links test machinery: package
+# testing, or testcluster (the test clusters and the Consul build). It reads
+# the symbols the linker kept, so it sees what is in the binary, not what
+# some file imports. fleetd dev's clusters are internal/devcluster's.
+LINK_FORBIDDEN = testing github.com/wasmfleet/fleet/testcluster
+link-check: build
+	@bad=0; for bin in bin/fleetd bin/fleetctl; do \
+		$(GO) tool nm $$bin > $$bin.nm || exit 1; \
+		for pkg in $(LINK_FORBIDDEN); do \
+			found=$$(awk -v p="$$pkg" 'index($$NF, p ".") == 1 || index($$NF, p "/") == 1 { print $$NF }' $$bin.nm | head -n 5); \
+			if [ -n "$$found" ]; then bad=1; \
+				echo "$$bin links $$pkg, which is for tests only; symbols such as:"; printf '  %s\n' $$found; \
+				echo "  see which package imports it: go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/$${bin#bin/} | grep '$$pkg[] ]'"; \
+			fi; \
+		done; rm -f $$bin.nm; \
+	done; exit $$bad
+
+test: deps consul fmt-check vet wasm-check link-check
 	$(GO) test -count=1 -timeout 40m ./...
 	cd sdk && $(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=200000x

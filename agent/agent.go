@@ -28,14 +28,11 @@ type Config struct {
 	LeaveOnStop bool
 	// Metrics records unit states and driver calls; nil records nothing.
 	Metrics *Metrics
-	// NoIsolationWatch turns off the isolation watch (isolation.go): the
-	// machine never stops its units for being cut off. Only for the scale
-	// harness, whose thousand simulated machines share one process and a
-	// few Consul agents: their probes (three TCP dials per machine every
-	// 100-500 ms, ~6,000 a second at 1,000 machines) would saturate the
-	// host, time out and fence the machines, where each real machine makes
-	// a few dials a second from its own CPU.
-	NoIsolationWatch bool
+	// Isolation tells the agent when its machine is cut off from the
+	// cluster, so that it stops its units before the cluster starts them
+	// elsewhere (isolation.go). Nil is a GossipWatch on Registry's Consul
+	// client and Machine.IP: what a real machine runs.
+	Isolation IsolationWatch
 }
 
 // Agent runs the units the leader schedules to its machine.
@@ -110,9 +107,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	resync := time.NewTicker(30 * time.Second)
 	defer resync.Stop()
 	cutoff := make(chan bool)
-	if !a.cfg.NoIsolationWatch {
-		go watchIsolation(ctx, a.cfg.Registry.Client(), a.cfg.Machine.IP, a.cfg.Log, cutoff)
-	}
+	go a.isolationWatch().Watch(ctx, cutoff)
 	fenced := false
 	stale := false // want is from before the machine was cut off
 	apply := func() {

@@ -49,6 +49,49 @@ const (
 	membersTTL = 10 * time.Second
 )
 
+// IsolationWatch tells an agent when its machine is cut off from the rest
+// of the cluster and when it is back (Config.Isolation).
+//
+// # Notes
+//
+// The watch is a component the agent is built with, not a setting, because
+// how a machine learns that it is cut off depends on where it runs, which
+// only whoever builds the agent knows. A real machine has its own network
+// and CPU, and probes its gossip peers itself (GossipWatch, the default).
+// Many agents in one process on one host, as the scale harness runs a
+// thousand, share that host's network: one machine's probes multiplied by a
+// thousand would saturate the host, time out, and fence machines that are
+// not cut off, so the harness gives them a watch that fits that host.
+type IsolationWatch interface {
+	// Watch sends on out each time the machine's isolation changes (true:
+	// cut off; false: it reaches the cluster again), and returns when ctx
+	// is done. A watch that will report nothing may return at once.
+	Watch(ctx context.Context, out chan<- bool)
+}
+
+// GossipWatch is the isolation watch of a real machine: it probes the
+// other members of the local Consul agent's gossip pool as described
+// above, from the machine's own address.
+type GossipWatch struct {
+	Client *api.Client // the machine's local Consul agent
+	IP     string      // the machine's own address: probes leave from it
+	Log    *slog.Logger
+}
+
+// Watch implements IsolationWatch.
+func (w GossipWatch) Watch(ctx context.Context, out chan<- bool) {
+	watchIsolation(ctx, w.Client, w.IP, w.Log, out)
+}
+
+// isolationWatch is the watch the agent was built with, GossipWatch on its
+// own Consul client and address when none.
+func (a *Agent) isolationWatch() IsolationWatch {
+	if a.cfg.Isolation != nil {
+		return a.cfg.Isolation
+	}
+	return GossipWatch{Client: a.cfg.Registry.Client(), IP: a.cfg.Machine.IP, Log: a.cfg.Log}
+}
+
 // isolation decides, from successive probe results, when the machine is
 // cut off and when it is back. It is the pure part of watchIsolation.
 type isolation struct {

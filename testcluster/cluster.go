@@ -99,7 +99,7 @@ func StartConsulWith(t testing.TB, opts ConsulOptions) *Consul {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Log, opts.Progress = logf, os.Stderr
+	opts.Log = logf
 	c, err := StartConsul(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start consul: %v", err)

@@ -9,44 +9,28 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/wasmfleet/fleet/internal/devcluster"
 )
 
-// ConsulVersion is the Consul release fleet tests and dev mode run: the
-// newest MPL-2.0 release whose modules the Go module proxy serves.
-const ConsulVersion = "v1.14.11"
-
-// ConsulBinary returns the path of a consul binary: $CONSUL_BIN, else consul
-// on PATH, else the one cached for ConsulVersion, else it builds that one into
-// the cache, reporting progress on progress.
+// ConsulBinary returns the path of a consul binary as
+// devcluster.FindConsul finds it; when there is none, it builds the pinned
+// release (devcluster.ConsulVersion) into the user cache first, reporting
+// progress on progress. Tests and "make consul" get Consul this way; fleetd
+// only ever finds one.
 func ConsulBinary(ctx context.Context, progress io.Writer) (string, error) {
-	if p := os.Getenv("CONSUL_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("CONSUL_BIN=%s: %w", p, err)
-		}
-		return p, nil
+	p, err := devcluster.FindConsul()
+	if !errors.Is(err, devcluster.ErrNoConsul) {
+		return p, err
 	}
-	if p, err := exec.LookPath("consul"); err == nil {
-		return p, nil
-	}
-	cached, err := cachedConsulPath()
+	cached, err := devcluster.CachedConsul()
 	if err != nil {
 		return "", err
-	}
-	if _, err := os.Stat(cached); err == nil {
-		return cached, nil
 	}
 	if err := buildConsul(ctx, cached, progress); err != nil {
 		return "", err
 	}
 	return cached, nil
-}
-
-func cachedConsulPath() (string, error) {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find a cache directory for the consul binary (set CONSUL_BIN instead): %w", err)
-	}
-	return filepath.Join(dir, "fleet", "consul-"+strings.TrimPrefix(ConsulVersion, "v"), "consul"), nil
 }
 
 // buildConsul builds Consul from a throw-away module that requires it, so
@@ -79,8 +63,8 @@ func buildConsul(ctx context.Context, dest string, progress io.Writer) error {
 		what string
 		args []string
 	}{
-		{"fetching Consul " + ConsulVersion + " modules from the Go module proxy", []string{"get", "github.com/hashicorp/consul@" + ConsulVersion}},
-		{"compiling Consul " + ConsulVersion + " (about 3 minutes on 2 cores)", []string{"build", "-ldflags=-s -w", "-o", tmp, "github.com/hashicorp/consul"}},
+		{"fetching Consul " + devcluster.ConsulVersion + " modules from the Go module proxy", []string{"get", "github.com/hashicorp/consul@" + devcluster.ConsulVersion}},
+		{"compiling Consul " + devcluster.ConsulVersion + " (about 3 minutes on 2 cores)", []string{"build", "-ldflags=-s -w", "-o", tmp, "github.com/hashicorp/consul"}},
 	}
 	fmt.Fprintf(progress, "consul: not found (CONSUL_BIN, PATH, %s); building it once\n", dest)
 	for i, s := range steps {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,20 +124,8 @@ func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
 			c.t.Fatalf("prepare box %s: %v: %v\n%s", box.Name, cmd, err, out)
 		}
 	}
-	args := append([]string{"env"}, s.Env...)
-	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: append(args,
-		Binary(c.t, "fleetd"), "agent",
-		"--endpoint", box.ConsulURL(),
-		"--machine-id", box.MachineID,
-		"--public-ip", ip,
-		"--metadata", metadata,
-		"--driver", "systemd",
-		"--agent-ttl", c.TTL.String(),
-		"--api-addr", ip+":0",
-		"--metrics-addr", ip+":0",
-		"--config", "",
-	)}
-	m.args = append(m.args, s.Extra...)
+	args := slices.Concat([]string{"env"}, s.Env, box.FleetdArgs(Binary(c.t, "fleetd"), metadata, c.TTL), s.Extra)
+	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: args}
 	m.StartFleetd()
 	c.Machines = append(c.Machines, m)
 	return m

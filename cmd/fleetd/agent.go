@@ -151,6 +151,8 @@ func (o *agentOptions) warnUnknown(log *slog.Logger) {
 	}
 }
 
+// run is fleetd: settle the options, wire the machine's parts, join the
+// cluster, then serve until SIGINT or SIGTERM.
 func (o *agentOptions) run() error {
 	// SIGHUP's default action ends the process: catch it first.
 	hup := make(chan os.Signal, 1)
@@ -161,153 +163,185 @@ func (o *agentOptions) run() error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	o.warnUnknown(log)
 
-	md, err := config.ParseMetadata(o.metadata)
+	md, err := o.settle()
 	if err != nil {
 		return err
-	}
-	if o.machineID == "" {
-		if o.machineID, err = readMachineID(); err != nil {
-			return err
-		}
-	}
-	if o.publicIP == "" {
-		o.publicIP = detectIP()
-	}
-	if o.agentTTL < time.Second {
-		return fmt.Errorf("--agent-ttl %s is too short: use at least 1s", o.agentTTL)
 	}
 	log = log.With("machine", registry.ShortID(o.machineID))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	d := &daemon{log: log, level: level}
+	defer d.close()
+	if err := o.wire(ctx, d, md); err != nil {
+		return err
+	}
+	if !o.join(ctx, d) {
+		return nil // stopped before the cluster answered
+	}
+	log.Info("fleetd started", "version", version.Version, "ip", o.publicIP, "metadata", o.metadata, "engine", !o.disableEngine)
+	return o.serve(ctx, d, md, hup)
+}
+
+// daemon is the parts of a running fleetd, made by wire.
+type daemon struct {
+	log   *slog.Logger
+	level *slog.LevelVar // the log's level, which a reload changes
+
+	driver    agent.Driver
+	inspector agent.Inspector // the driver, answering fleetctl status and journal
+	// leave unloads every unit and leaves the cluster on the way out.
+	leave bool
+	reg   *registry.Registry
+	api   net.Listener // where the inspect server answers fleetctl
+
+	metrics       *metricsServer
+	agentMetrics  *agent.Metrics
+	leaderMetrics *leader.Metrics
+	hb            *agent.Heartbeat
+}
+
+// close stops what outlives a failed start: the metrics server.
+func (d *daemon) close() {
+	if d.metrics != nil {
+		d.metrics.close()
+	}
+}
+
+// settle fills in the machine ID and public IP when not given and checks
+// the options that need no connection; it returns the parsed metadata.
+func (o *agentOptions) settle() (map[string]string, error) {
+	md, err := config.ParseMetadata(o.metadata)
+	if err != nil {
+		return nil, err
+	}
+	if o.machineID == "" {
+		if o.machineID, err = readMachineID(); err != nil {
+			return nil, err
+		}
+	}
+	if o.publicIP == "" {
+		o.publicIP = detectIP()
+	}
+	if o.agentTTL < time.Second {
+		return nil, fmt.Errorf("--agent-ttl %s is too short: use at least 1s", o.agentTTL)
+	}
+	return md, nil
+}
+
+// wire makes the machine's parts: the unit driver, the Consul client, the
+// listener for fleetctl, the metrics and the heartbeat (not yet started).
+func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string) error {
+	if err := o.newDriver(ctx, d); err != nil {
+		return err
+	}
+	client, err := registry.NewClient(o.endpoint, o.token)
+	if err != nil {
+		return err
+	}
+	d.reg = registry.New(client, o.prefix)
+
+	inspector, ok := d.driver.(agent.Inspector)
+	if !ok {
+		return fmt.Errorf("driver %s cannot show unit status", o.driver)
+	}
+	d.inspector = inspector
+	if d.api, err = net.Listen("tcp", o.apiAddr); err != nil {
+		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
+	}
+	metricsAddr, err := o.serveMetrics(d)
+	if err != nil {
+		return err
+	}
+	d.hb = agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, d.log)
+	d.hb.Port = d.api.Addr().(*net.TCPAddr).Port
+	d.hb.MetricsAddr, d.hb.Metrics = metricsAddr, d.agentMetrics
+	return nil
+}
+
+// newDriver makes the unit driver --driver names (systemd when
+// /run/systemd/system exists, else exec, when not given).
+func (o *agentOptions) newDriver(ctx context.Context, d *daemon) error {
 	if o.driver == "" {
 		o.driver = "exec"
 		if systemd.Available() {
 			o.driver = "systemd"
 		}
 	}
-	var driver agent.Driver
-	leave := o.leaveOnStop
+	var err error
+	d.leave = o.leaveOnStop
 	switch o.driver {
 	case "exec":
-		driver, err = execdriver.New(o.unitsDir, o.logsDir, o.machineID, log.With("driver", "exec"))
-		leave = true // its units are fleetd's children: they cannot outlive it
+		d.driver, err = execdriver.New(o.unitsDir, o.logsDir, o.machineID, d.log.With("driver", "exec"))
+		d.leave = true // its units are fleetd's children: they cannot outlive it
 	case "systemd":
-		driver, err = systemd.New(ctx, systemd.Options{UnitsDir: o.unitsDir, User: o.systemdUser, Log: log.With("driver", "systemd")})
+		d.driver, err = systemd.New(ctx, systemd.Options{UnitsDir: o.unitsDir, User: o.systemdUser, Log: d.log.With("driver", "systemd")})
 	default:
 		return fmt.Errorf("unknown --driver %q: use systemd or exec", o.driver)
 	}
-	if err != nil {
-		return err
-	}
+	return err
+}
 
-	client, err := registry.NewClient(o.endpoint, o.token)
-	if err != nil {
-		return err
-	}
-	reg := registry.New(client, o.prefix)
-
-	inspector, ok := driver.(agent.Inspector)
-	if !ok {
-		return fmt.Errorf("driver %s cannot show unit status", o.driver)
-	}
-	api, err := net.Listen("tcp", o.apiAddr)
-	if err != nil {
-		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
-	}
+// serveMetrics makes the metrics and serves them on --metrics-addr. It
+// returns the address bound: "" when metrics are off, or when the default
+// address is taken (logged; only an address asked for is an error).
+func (o *agentOptions) serveMetrics(d *daemon) (string, error) {
 	mreg := newMetricsRegistry()
-	agentMetrics, leaderMetrics := agent.NewMetrics(mreg), leader.NewMetrics(mreg)
-	msrv := &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{})}
-	defer msrv.close()
-	metricsAddr, err := msrv.listen(o.metricsAddr)
+	d.agentMetrics, d.leaderMetrics = agent.NewMetrics(mreg), leader.NewMetrics(mreg)
+	d.metrics = &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{})}
+	metricsAddr, err := d.metrics.listen(o.metricsAddr)
 	if err != nil {
 		if o.loaded["metrics-addr"] != defaultMetricsAddr || o.cmdline["metrics-addr"] != "" {
-			return err // asked for: a typo must not go unnoticed
+			return "", err // asked for: a typo must not go unnoticed
 		}
-		log.Warn("no metrics: the default address is taken; set --metrics-addr (metrics_addr in the configuration file)", "err", err)
+		d.log.Warn("no metrics: the default address is taken; set --metrics-addr (metrics_addr in the configuration file)", "err", err)
 	} else if metricsAddr != "" {
-		log.Info("serving Prometheus metrics", "url", "http://"+metricsAddr+"/metrics")
+		d.log.Info("serving Prometheus metrics", "url", "http://"+metricsAddr+"/metrics")
 	}
-	hb := agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, log)
-	hb.Port = api.Addr().(*net.TCPAddr).Port
-	hb.MetricsAddr, hb.Metrics = metricsAddr, agentMetrics
+	return metricsAddr, nil
+}
+
+// join starts the heartbeat (session, check and service in Consul),
+// retrying until Consul answers; false when ctx ended first.
+func (o *agentOptions) join(ctx context.Context, d *daemon) bool {
 	for {
-		err := hb.Start(ctx)
+		err := d.hb.Start(ctx)
 		if err == nil {
-			break
+			return true
 		}
-		log.Error("cannot join the cluster yet, retrying", "endpoint", registry.Endpoint(o.endpoint), "err", err)
+		d.log.Error("cannot join the cluster yet, retrying", "endpoint", registry.Endpoint(o.endpoint), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return false
 		case <-time.After(2 * time.Second):
 		}
 	}
-	log.Info("fleetd started", "version", version.Version, "ip", o.publicIP, "metadata", o.metadata, "engine", !o.disableEngine)
+}
 
+// serve runs the machine until ctx is done: the inspect server, the
+// heartbeat, the leader candidate (unless --disable-engine), reloads on
+// SIGHUP, and the agent. Then it leaves the cluster or, when units keep
+// running, lets the heartbeat lapse.
+func (o *agentOptions) serve(ctx context.Context, d *daemon, md map[string]string, hup <-chan os.Signal) error {
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		srv := &agent.InspectServer{Registry: reg, Inspector: inspector, Log: log.With("role", "inspect"),
-			Has: func(name string) bool { return driver.State(name).Load != "not-found" }}
-		if err := srv.Serve(ctx, api); err != nil {
-			log.Error("status server stopped", "err", err)
-		}
-	}()
-	wg.Add(1)
-	go func() { defer wg.Done(); hb.Run(hbCtx) }()
-
+	wg.Go(func() { d.serveInspect(ctx) })
+	wg.Go(func() { d.hb.Run(hbCtx) })
 	if !o.disableEngine {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			host, err := policies.NewHost(ctx, policies.Config{MemoryLimitMiB: o.policyMemory, CallTimeout: o.policyTimeout})
-			if err != nil {
-				log.Error("placement policies unavailable; this machine will not lead", "err", err)
-				return
-			}
-			defer host.Close(context.Background())
-			builtin := policies.Builtin(host)
-			if o.policyNative {
-				builtin = policies.BuiltinNative(host)
-			}
-			placer := &policies.Placer{
-				Builtin: builtin,
-				Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
-					wasm, err := reg.PolicyModule(ctx, m)
-					if err != nil {
-						return nil, err
-					}
-					return host.Load(ctx, m.Name, wasm, false)
-				},
-			}
-			go func() { // compile now, not when this machine becomes leader
-				if err := placer.Prepare(ctx); err != nil && ctx.Err() == nil {
-					log.Error("the built-in placement policy does not load", "err", err)
-				}
-			}()
-			if err := leader.Run(ctx, leader.Config{Registry: reg, MachineID: o.machineID, Session: hb.ID, Placer: placer,
-				Log: log.With("role", "leader"), Metrics: leaderMetrics}); err != nil {
-				log.Error("this machine will not lead", "err", err)
-			}
-		}()
+		wg.Go(func() { o.lead(ctx, d) })
 	}
 	a := agent.New(agent.Config{
-		Registry:    reg,
+		Registry:    d.reg,
 		Machine:     registry.Machine{ID: o.machineID, IP: o.publicIP, Metadata: md, Version: version.Version},
-		Driver:      driver,
-		Heartbeat:   hb,
-		Log:         log.With("role", "agent"),
-		LeaveOnStop: leave,
-		Metrics:     agentMetrics,
+		Driver:      d.driver,
+		Heartbeat:   d.hb,
+		Log:         d.log.With("role", "agent"),
+		LeaveOnStop: d.leave,
+		Metrics:     d.agentMetrics,
 	})
-	rl := &reloader{cmdline: o.cmdline, running: o.loaded, log: log, level: level, agent: a, hb: hb, metrics: msrv}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	rl := &reloader{cmdline: o.cmdline, running: o.loaded, log: d.log, level: d.level, agent: a, hb: d.hb, metrics: d.metrics}
+	wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
@@ -316,21 +350,64 @@ func (o *agentOptions) run() error {
 				rl.reload(ctx)
 			}
 		}
-	}()
-	err = a.Run(ctx) // returns after ctx is done (and units are unloaded when leaving)
-	if leave {
+	})
+	err := a.Run(ctx) // returns after ctx is done (and units are unloaded when leaving)
+	if d.leave {
 		// Leave the cluster only after the units stopped, so their new
 		// copies never run beside the old ones.
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		hb.Stop(stopCtx)
+		d.hb.Stop(stopCtx)
 		cancel()
 	} else {
-		log.Info("units keep running; a fleetd started within the TTL adopts them", "ttl", o.agentTTL)
+		d.log.Info("units keep running; a fleetd started within the TTL adopts them", "ttl", o.agentTTL)
 	}
 	stopHB()
 	wg.Wait()
-	log.Info("fleetd stopped")
+	d.log.Info("fleetd stopped")
 	return err
+}
+
+// serveInspect answers fleetctl status and journal until ctx is done.
+func (d *daemon) serveInspect(ctx context.Context) {
+	srv := &agent.InspectServer{Registry: d.reg, Inspector: d.inspector, Log: d.log.With("role", "inspect"),
+		Has: func(name string) bool { return d.driver.State(name).Load != "not-found" }}
+	if err := srv.Serve(ctx, d.api); err != nil {
+		d.log.Error("status server stopped", "err", err)
+	}
+}
+
+// lead loads the placement policies and competes to be the leader until
+// ctx is done. Without a policy host the machine never leads.
+func (o *agentOptions) lead(ctx context.Context, d *daemon) {
+	host, err := policies.NewHost(ctx, policies.Config{MemoryLimitMiB: o.policyMemory, CallTimeout: o.policyTimeout})
+	if err != nil {
+		d.log.Error("placement policies unavailable; this machine will not lead", "err", err)
+		return
+	}
+	defer host.Close(context.Background())
+	builtin := policies.Builtin(host)
+	if o.policyNative {
+		builtin = policies.BuiltinNative(host)
+	}
+	placer := &policies.Placer{
+		Builtin: builtin,
+		Uploaded: func(ctx context.Context, m *registry.PolicyManifest) (*policies.Policy, error) {
+			wasm, err := d.reg.PolicyModule(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			return host.Load(ctx, m.Name, wasm, false)
+		},
+	}
+	go func() { // compile now, not when this machine becomes leader
+		if err := placer.Prepare(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("the built-in placement policy does not load", "err", err)
+		}
+	}()
+	if err := leader.Run(ctx, leader.Config{Registry: d.reg, MachineID: o.machineID, Session: d.hb.ID, Placer: placer,
+		Log: d.log.With("role", "leader"), Metrics: d.leaderMetrics}); err != nil {
+		d.log.Error("this machine will not lead", "err", err)
+	}
 }
 
 func readMachineID() (string, error) {

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/spf13/cobra"
 
+	"github.com/wasmfleet/fleet/internal/devcluster"
 	"github.com/wasmfleet/fleet/internal/registry"
-	"github.com/wasmfleet/fleet/testcluster"
 )
 
 type devOptions struct {
@@ -54,12 +54,15 @@ func newDevCmd() *cobra.Command {
 		Short: "Run a local fleet cluster: a real Consul server and N machines",
 		Long: `Run a whole fleet cluster on this host, for trying fleet and for tests.
 
-It starts a real Consul server on 127.0.0.1 (building the pinned release once
-if no consul binary is found) and N machines, each its own "fleetd agent"
-process with its own machine ID, loopback IP and metadata hostname=machine-N,
-running units as child processes, with Prometheus metrics on its own port of
-127.0.0.1 (the banner and --state-file give the URLs). Kill a machine's PID to
-simulate a machine failure. Ctrl-C or SIGTERM stops everything.
+It starts a real Consul server on 127.0.0.1 and N machines, each its own
+"fleetd agent" process with its own machine ID, loopback IP and metadata
+hostname=machine-N, running units as child processes, with Prometheus metrics
+on its own port of 127.0.0.1 (the banner and --state-file give the URLs).
+Kill a machine's PID to simulate a machine failure. Ctrl-C or SIGTERM stops
+everything.
+
+The consul binary is CONSUL_BIN, else consul on PATH, else the pinned release
+in ~/.cache/fleet/ that "make consul" (and so "make dev") builds.
 
 With --systemd (root only) each machine is instead a real systemd booted in a
 throw-away container (an overlay of this host's root), running its own Consul
@@ -85,12 +88,16 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 		return fmt.Errorf("find the fleetd binary: %w", err)
 	}
 	if o.systemd {
-		if err := testcluster.BoxSupport(); err != nil {
+		if err := devcluster.BoxSupport(); err != nil {
 			return fmt.Errorf("fleetd dev --systemd: %w (without --systemd, machines run units as child processes and need no root)", err)
 		}
 		if strings.HasPrefix(self, os.TempDir()) {
 			return fmt.Errorf("fleetd dev --systemd: the machines cannot see %s, under %s; run a built fleetd (make build puts one in bin/)", self, os.TempDir())
 		}
+	}
+	consulBin, err := devcluster.FindConsul()
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -111,7 +118,7 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 	defer consulLog.Close()
 
 	fmt.Fprintln(errOut, "starting Consul...")
-	consul, err := testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: consulLog, Progress: errOut, NodeName: "fleet-dev"})
+	consul, err := devcluster.StartConsul(ctx, devcluster.ConsulOptions{Binary: consulBin, Log: consulLog, NodeName: "fleet-dev"})
 	if err != nil {
 		return fmt.Errorf("start Consul: %w (its log: %s)", err, consulLog.Name())
 	}
@@ -150,8 +157,8 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 // startProcesses starts each machine as a fleetd process with the exec
 // driver. The returned function stops them (machines first, so they unload
 // their units while Consul still answers).
-func (o *devOptions) startProcesses(ctx context.Context, self string, consul *testcluster.Consul, dir string, state *devState, errOut io.Writer) (func(), error) {
-	var machines []*testcluster.Machine
+func (o *devOptions) startProcesses(ctx context.Context, self string, consul *devcluster.Consul, dir string, state *devState, errOut io.Writer) (func(), error) {
+	var machines []*devcluster.Machine
 	stop := func() {
 		for _, m := range machines {
 			go m.Stop()
@@ -162,7 +169,7 @@ func (o *devOptions) startProcesses(ctx context.Context, self string, consul *te
 	}
 	for i := 1; i <= o.machines; i++ {
 		md := fmt.Sprintf("hostname=machine-%d", i)
-		m, err := testcluster.StartMachine(testcluster.MachineOptions{
+		m, err := devcluster.StartMachine(devcluster.MachineOptions{
 			Fleetd:    self,
 			ConsulURL: consul.URL(),
 			IP:        fmt.Sprintf("127.0.1.%d", i),
@@ -193,9 +200,9 @@ func (o *devOptions) startProcesses(ctx context.Context, self string, consul *te
 
 // startBoxes starts each machine as a systemd box running a Consul client
 // agent and fleetd with the systemd driver.
-func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcluster.Consul, dir string, state *devState) (func(), error) {
-	var boxes []*testcluster.Box
-	var fleetds []*testcluster.BoxProcess
+func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devcluster.Consul, dir string, state *devState) (func(), error) {
+	var boxes []*devcluster.Box
+	var fleetds []*devcluster.BoxProcess
 	stop := func() {
 		for _, f := range fleetds {
 			f.Stop()
@@ -203,10 +210,6 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcl
 		for _, b := range boxes {
 			_ = b.Kill()
 		}
-	}
-	consulBin, err := testcluster.ConsulBinary(ctx, io.Discard)
-	if err != nil {
-		return stop, err
 	}
 	for i := 1; i <= o.machines; i++ {
 		md := fmt.Sprintf("hostname=machine-%d", i)
@@ -220,17 +223,15 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcl
 			return stop, err
 		}
 		defer console.Close()
-		b, err := testcluster.StartBox(ctx, testcluster.BoxOptions{Name: fmt.Sprintf("fleet-dev-%d", i), IP: ip, Log: console})
+		b, err := devcluster.StartBox(ctx, devcluster.BoxOptions{Name: fmt.Sprintf("fleet-dev-%d", i), IP: ip, Log: console})
 		if err != nil {
 			return stop, err
 		}
 		boxes = append(boxes, b)
-		if _, err := b.StartConsulClient(consulBin, consul.SerfLANAddr, filepath.Join(mdir, "consul.log")); err != nil {
+		if _, err := b.StartConsulClient(consul.Bin(), consul.SerfLANAddr, filepath.Join(mdir, "consul.log")); err != nil {
 			return stop, err
 		}
-		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), self, "agent",
-			"--endpoint", b.ConsulURL(), "--machine-id", b.MachineID, "--public-ip", ip, "--metadata", md,
-			"--driver", "systemd", "--agent-ttl", o.agentTTL.String(), "--api-addr", ip+":0", "--metrics-addr", ip+":0", "--config", "")
+		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), b.FleetdArgs(self, md, o.agentTTL)...)
 		if err != nil {
 			return stop, err
 		}
@@ -240,7 +241,7 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *testcl
 	return stop, nil
 }
 
-func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error {
+func waitMachines(ctx context.Context, consul *devcluster.Consul, n int) error {
 	client, err := consul.Client()
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func waitMachines(ctx context.Context, consul *testcluster.Consul, n int) error 
 
 // metricsURLs fills in each machine's metrics URL from the metrics-addr
 // its fleetd shows in Consul's catalog.
-func metricsURLs(ctx context.Context, consul *testcluster.Consul, state *devState) {
+func metricsURLs(ctx context.Context, consul *devcluster.Consul, state *devState) {
 	client, err := consul.Client()
 	if err != nil {
 		return

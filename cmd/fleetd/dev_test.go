@@ -165,6 +165,36 @@ func TestDevSystemd(t *testing.T) {
 	d.stop(st.ConsulPID, st.Machines[1].PID)
 }
 
+// TestDevWithoutConsul runs "fleetd dev" where there is no consul at all:
+// it must fail at once with one line saying how to get one (fleetd never
+// builds Consul itself).
+func TestDevWithoutConsul(t *testing.T) {
+	empty := t.TempDir()
+	cmd := exec.Command(testcluster.Binary(t, "fleetd"), "dev", "--machines", "1")
+	var env []string
+	for _, e := range os.Environ() {
+		if k, _, _ := strings.Cut(e, "="); k != "CONSUL_BIN" && k != "PATH" && k != "HOME" && k != "XDG_CACHE_HOME" {
+			env = append(env, e)
+		}
+	}
+	// No consul on PATH, and a user cache without one.
+	cmd.Env = append(env, "PATH="+empty, "HOME="+empty, "XDG_CACHE_HOME="+filepath.Join(empty, "cache"))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("fleetd dev without consul: %v, want it to fail\n%s", err, out)
+	}
+	msg := strings.TrimSuffix(string(out), "\n")
+	if strings.Contains(msg, "\n") {
+		t.Errorf("fleetd dev without consul printed more than one line:\n%s", out)
+	}
+	for _, want := range []string{"no consul binary", filepath.Join(empty, "cache", "fleet"), `"make consul"`, "CONSUL_BIN"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("fleetd dev without consul said %q; want it to mention %s", msg, want)
+		}
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
 type syncBuffer struct {
 	mu sync.Mutex

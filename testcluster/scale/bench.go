@@ -195,7 +195,11 @@ func (b *bench) start(ctx context.Context) error {
 		}
 		b.dataDir = dataDir
 	}
-	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Log: clog, Progress: b.o.Progress, HCL: consulHCL(), DataDir: dataDir,
+	bin, err := testcluster.ConsulBinary(ctx, b.o.Progress)
+	if err != nil {
+		return err
+	}
+	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Binary: bin, Log: clog, HCL: consulHCL(), DataDir: dataDir,
 		// Consul's own failure detection, not dev mode's tenfold one: the
 		// client agents share two cores with everything else, and a
 		// client agent taken for failed invalidates the sessions of every

@@ -8,7 +8,8 @@
 // following its schedule and publishing its units' states, with a Driver
 // that keeps units in memory and acknowledges them at once (MemDriver). So
 // every request Consul sees is one production makes; only the init system
-// is missing (and the isolation watch: agent.Config.NoIsolationWatch).
+// is missing (and the isolation watch, which on one host's loopback has
+// nothing to watch: loopbackWatch).
 // Simulated machines never lead.
 //
 // With Options.ConsulAgents the simulated machines are spread over that

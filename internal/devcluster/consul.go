@@ -1,4 +1,4 @@
-package testcluster
+package devcluster
 
 import (
 	"context"
@@ -16,11 +16,10 @@ import (
 
 // ConsulOptions configures a Consul server.
 type ConsulOptions struct {
-	Binary   string    // consul binary; found with ConsulBinary when empty
+	Binary   string    // consul binary; FindConsul's when empty
 	Bind     string    // loopback address to bind; 127.0.0.1 when empty
 	NodeName string    // Consul node name; "fleet-consul" when empty
 	Log      io.Writer // Consul's own log; discarded when nil
-	Progress io.Writer // progress of a Consul build, if one is needed
 	// ACLToken, when set, turns ACLs on (default deny) with this as the
 	// initial management token, which Client then uses.
 	ACLToken string
@@ -41,35 +40,6 @@ type ConsulOptions struct {
 	// by TLS.CACert from every caller, and has URL and Client use HTTPS
 	// with the CA and the client certificate. GenerateTLS makes them.
 	TLS *TLSFiles
-}
-
-// Gossip settings for the test clusters that stand for real ones.
-const (
-	// ConsulDefaultGossip is Consul's own LAN gossip defaults: what every
-	// agent runs with unless configured otherwise.
-	ConsulDefaultGossip = `gossip_lan { gossip_interval = "200ms", probe_interval = "1s", probe_timeout = "500ms", suspicion_mult = 4 }`
-	// FastGossip is the LAN gossip RELIABILITY.md recommends for fleet
-	// clusters that want a dead machine's units moved within seconds.
-	FastGossip = `gossip_lan { gossip_interval = "100ms", probe_interval = "200ms", probe_timeout = "100ms", suspicion_mult = 3 }`
-)
-
-// GossipFromEnv is the gossip the systemd test clusters run with, from
-// FLEET_GOSSIP: "consul" (the default) gives the server Consul's defaults
-// and the machines' agents their own defaults, as an untuned real cluster;
-// "fast" gives every agent FastGossip; "dev" leaves the server in dev
-// mode's gossip, faster than a real cluster runs. It returns the server's
-// and the client agents' HCL.
-func GossipFromEnv() (server, client string, err error) {
-	switch g := os.Getenv("FLEET_GOSSIP"); g {
-	case "", "consul":
-		return ConsulDefaultGossip, "", nil
-	case "fast":
-		return FastGossip, FastGossip, nil
-	case "dev":
-		return "", "", nil
-	default:
-		return "", "", fmt.Errorf("FLEET_GOSSIP=%q: want consul, fast or dev", g)
-	}
 }
 
 // Consul is a running single-server Consul: in dev mode (in-memory state),
@@ -96,11 +66,8 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
 	if opts.Binary == "" {
-		bin, err := ConsulBinary(ctx, opts.Progress)
+		bin, err := FindConsul()
 		if err != nil {
 			return nil, err
 		}

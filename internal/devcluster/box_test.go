@@ -1,4 +1,4 @@
-package testcluster
+package devcluster_test
 
 import (
 	"context"
@@ -12,16 +12,19 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/devcluster"
+	"github.com/wasmfleet/fleet/testcluster"
 )
 
 // TestBoxes boots two boxes side by side and checks what makes them separate
 // machines: their identity, their own Consul client agents, unit cgroups of
 // their own, and that killing one is a machine failure the other survives.
 func TestBoxes(t *testing.T) {
-	RequireBoxes(t)
+	testcluster.RequireBoxes(t)
 	ctx := context.Background()
-	var boxes []*Box
-	var agents []*BoxProcess
+	var boxes []*devcluster.Box
+	var agents []*devcluster.BoxProcess
 	// Registered first, so it runs last: after every box is killed.
 	t.Cleanup(func() {
 		for _, b := range boxes {
@@ -35,11 +38,11 @@ func TestBoxes(t *testing.T) {
 	})
 	step := stepTimer(t)
 
-	for _, o := range []BoxOptions{
+	for _, o := range []devcluster.BoxOptions{
 		{Name: "box-1", IP: "127.0.0.11"},
 		{Name: "box-2", IP: "127.0.0.12"},
 	} {
-		boxes = append(boxes, StartBoxT(t, o))
+		boxes = append(boxes, testcluster.StartBoxT(t, o))
 	}
 	step("boot two boxes")
 
@@ -60,8 +63,8 @@ func TestBoxes(t *testing.T) {
 	}
 	step("check identities")
 
-	consul := StartConsulT(t)
-	consulBin, err := ConsulBinary(ctx, os.Stderr)
+	consul := testcluster.StartConsulT(t)
+	consulBin, err := testcluster.ConsulBinary(ctx, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +81,7 @@ func TestBoxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, 20*time.Second, func() error {
+	testcluster.Eventually(t, 20*time.Second, func() error {
 		nodes, _, err := client.Catalog().Nodes(nil)
 		if err != nil {
 			return err
@@ -112,7 +115,7 @@ func TestBoxes(t *testing.T) {
 	checkUnitState(t, boxes[0], "fleet-probe", "inactive")
 	checkUnitState(t, boxes[1], "fleet-probe", "active")
 	for i, want := range []bool{false, true} {
-		unitCgroup := filepath.Join(boxes[i].cgroups[0], "payload/system.slice/fleet-probe.service")
+		unitCgroup := filepath.Join(boxes[i].Cgroups()[0], "payload/system.slice/fleet-probe.service")
 		if _, err := os.Stat(unitCgroup); (err == nil) != want {
 			t.Errorf("%s exists: %v, want %v", unitCgroup, err == nil, want)
 		}
@@ -132,7 +135,7 @@ func TestBoxes(t *testing.T) {
 		t.Fatal("box-1's consul client still runs 5s after its box was killed")
 	}
 	step("kill box-1")
-	Eventually(t, 15*time.Second, func() error {
+	testcluster.Eventually(t, 15*time.Second, func() error {
 		if s := serfHealth(client, boxes[0].Name); s != api.HealthCritical {
 			return fmt.Errorf("box-1: serfHealth %s, want critical", s)
 		}
@@ -159,7 +162,7 @@ func serfHealth(client *api.Client, node string) string {
 	return "missing"
 }
 
-func checkUnitState(t *testing.T, b *Box, unit, want string) {
+func checkUnitState(t *testing.T, b *devcluster.Box, unit, want string) {
 	t.Helper()
 	// is-active exits non-zero for anything but active; the state is the output.
 	out, _ := b.Exec(context.Background(), "systemctl", "is-active", unit)
@@ -170,14 +173,14 @@ func checkUnitState(t *testing.T, b *Box, unit, want string) {
 
 // checkBoxGone checks that a killed box left nothing behind: no process, no
 // cgroup, no mount point, no mount in the host's namespace.
-func checkBoxGone(t *testing.T, b *Box) {
+func checkBoxGone(t *testing.T, b *devcluster.Box) {
 	t.Helper()
-	for what, pid := range map[string]int{"PID 1": b.PID(), "unshare": b.cmd.Process.Pid} {
+	for what, pid := range map[string]int{"PID 1": b.PID(), "unshare": b.UnsharePID()} {
 		if processExists(pid) {
 			t.Errorf("%s: %s (PID %d) still exists", b.Name, what, pid)
 		}
 	}
-	for _, p := range append(b.cgroups, b.dir) {
+	for _, p := range append(b.Cgroups(), b.MountPoint()) {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: %s still exists (%v)", b.Name, p, err)
 		}
@@ -186,8 +189,8 @@ func checkBoxGone(t *testing.T, b *Box) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(mounts), b.dir) {
-		t.Errorf("%s: %s is mounted in the host's mount namespace", b.Name, b.dir)
+	if strings.Contains(string(mounts), b.MountPoint()) {
+		t.Errorf("%s: %s is mounted in the host's mount namespace", b.Name, b.MountPoint())
 	}
 }
 
@@ -208,20 +211,20 @@ func stepTimer(t *testing.T) func(string) {
 // TestStartBoxRejects checks that StartBox refuses what cannot work, saying
 // what to do, before it touches anything.
 func TestStartBoxRejects(t *testing.T) {
-	RequireBoxes(t)
-	running := StartBoxT(t, BoxOptions{Name: "box-taken", IP: "127.0.0.13"})
+	testcluster.RequireBoxes(t)
+	running := testcluster.StartBoxT(t, devcluster.BoxOptions{Name: "box-taken", IP: "127.0.0.13"})
 	for _, c := range []struct {
 		name string
-		opts BoxOptions
+		opts devcluster.BoxOptions
 		want string
 	}{
-		{"name not a hostname", BoxOptions{Name: "Box_1", IP: "127.0.0.14"}, "use lowercase letters"},
-		{"machine ID not hex", BoxOptions{Name: "box-4", IP: "127.0.0.14", MachineID: "machine-4"}, "32 lowercase hex digits"},
-		{"no IP", BoxOptions{Name: "box-4"}, "give the box its own address"},
-		{"name taken", BoxOptions{Name: running.Name, IP: "127.0.0.14"}, "a box named box-taken is running"},
+		{"name not a hostname", devcluster.BoxOptions{Name: "Box_1", IP: "127.0.0.14"}, "use lowercase letters"},
+		{"machine ID not hex", devcluster.BoxOptions{Name: "box-4", IP: "127.0.0.14", MachineID: "machine-4"}, "32 lowercase hex digits"},
+		{"no IP", devcluster.BoxOptions{Name: "box-4"}, "give the box its own address"},
+		{"name taken", devcluster.BoxOptions{Name: running.Name, IP: "127.0.0.14"}, "a box named box-taken is running"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := StartBox(context.Background(), c.opts)
+			b, err := devcluster.StartBox(context.Background(), c.opts)
 			if err == nil {
 				b.Kill()
 				t.Fatalf("StartBox(%+v) succeeded", c.opts)

@@ -1,4 +1,4 @@
-package testcluster
+package devcluster
 
 import (
 	"crypto/rand"

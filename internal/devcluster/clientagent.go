@@ -1,4 +1,4 @@
-package testcluster
+package devcluster
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // the host (the systemd machines run theirs inside their box:
 // Box.StartConsulClient).
 type ConsulAgentOptions struct {
-	Binary   string    // consul binary; found with ConsulBinary when empty
+	Binary   string    // consul binary; FindConsul's when empty
 	Join     string    // a server's serf LAN address (Consul.SerfLANAddr)
 	Bind     string    // loopback address the agent binds, its own
 	NodeName string    // Consul node name, unique in the cluster
@@ -51,7 +51,7 @@ func StartConsulAgent(ctx context.Context, opts ConsulAgentOptions) (*ConsulAgen
 		opts.Log = io.Discard
 	}
 	if opts.Binary == "" {
-		bin, err := ConsulBinary(ctx, io.Discard)
+		bin, err := FindConsul()
 		if err != nil {
 			return nil, err
 		}
