@@ -56,7 +56,7 @@ func startApps(t *testing.T, ep string, n int) []string {
 	dir := t.TempDir()
 	var units []string
 	for i := range n {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("app-%d.service", i), testcluster.HelloService))
 	}
 	mustCtl(t, ep, append([]string{"start"}, units...)...)
 	return units
@@ -75,7 +75,7 @@ func pids(t *testing.T, c *testcluster.SystemdCluster, reg *registry.Registry) m
 	out := map[string]where{}
 	for name, j := range s.Jobs {
 		if j.Target != "" {
-			out[name] = where{j.Target, mainPID(t, c.Machine(j.Target), name)}
+			out[name] = where{j.Target, c.Machine(j.Target).MainPID(name)}
 		}
 	}
 	return out
@@ -205,15 +205,15 @@ func TestRandomFaults(t *testing.T) {
 	dir := t.TempDir()
 	var units []string
 	for i := range 4 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("app-%d.service", i), testcluster.HelloService))
 	}
 	for i := range 2 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("web@%d.service", i), myapp+"\n[X-Fleet]\nConflicts=web@*.service\n"))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("web@%d.service", i), testcluster.HelloService+"\n[X-Fleet]\nConflicts=web@*.service\n"))
 	}
 	units = append(units,
-		writeUnit(t, dir, "db.service", myapp),
-		writeUnit(t, dir, "db-backup.service", myapp+"\n[X-Fleet]\nMachineOf=db.service\n"),
-		writeUnit(t, dir, "logger.service", myapp+"\n[X-Fleet]\nGlobal=true\n"))
+		testcluster.WriteUnit(t, dir, "db.service", testcluster.HelloService),
+		testcluster.WriteUnit(t, dir, "db-backup.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=db.service\n"),
+		testcluster.WriteUnit(t, dir, "logger.service", testcluster.HelloService+"\n[X-Fleet]\nGlobal=true\n"))
 	mustCtl(t, ep, append([]string{"start"}, units...)...)
 	submitted := submittedNames(units)
 

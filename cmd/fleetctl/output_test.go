@@ -48,7 +48,7 @@ func listWorld(t *testing.T) *testcluster.Cluster {
 		if xfleet != "" {
 			body += "\n[X-Fleet]\n" + xfleet + "\n"
 		}
-		return writeUnit(t, dir, name, body)
+		return testcluster.WriteUnit(t, dir, name, body)
 	}
 	mustCtl(t, ep, "start", unit("web.service", "Web frontend", "MachineMetadata=hostname=machine-1"))
 	mustCtl(t, ep, "load", unit("db.service", "Database", "MachineMetadata=disk=ssd"))
