@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestLeaderDies(t *testing.T) {
 		}
 	}
 	pinned := testcluster.WriteUnit(t, dir, "a.service", testcluster.HelloService+fmt.Sprintf("\n[X-Fleet]\nMachineMetadata=hostname=machine-%d\nMachineMetadata=hostname=machine-9\n", idx))
-	mustCtl(t, ep, "start", pinned)
+	testcluster.MustFleetctl(t, ep, "start", pinned)
 	if got := testcluster.ScheduledOn(t, reg, "a.service"); got != old {
 		t.Fatalf("a.service on %s, want the leader %s", got, old)
 	}
@@ -54,7 +54,7 @@ func TestLeaderDies(t *testing.T) {
 	// a.service fits only the dead machine or a machine-9: it waits, then
 	// lands on a machine-9 when one joins.
 	m9 := c.AddMachine("hostname=machine-9")
-	mustCtl(t, ep, "start", "--block-attempts", "15", testcluster.WriteUnit(t, dir, "b.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", "--block-attempts", "15", testcluster.WriteUnit(t, dir, "b.service", testcluster.HelloService))
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		if got := testcluster.ScheduledOn(t, reg, "a.service"); got != m9.ID {
 			return fmt.Errorf("a.service on %q, want the new machine-9 %s", got, m9.ID)
@@ -69,20 +69,20 @@ func TestGracefulStop(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
 	first := c.Machine(testcluster.ScheduledOn(t, reg, "myapp.service"))
 	first.Stop()
 	if err := first.CheckRunning("myapp.service"); err == nil {
 		t.Fatal("the unit still runs on the stopped machine")
 	}
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		lu := testcluster.Rows(mustCtl(t, ep, "list-units", "--full"))
+		lu := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-units", "--full"))
 		if len(lu) != 1 || strings.HasPrefix(lu[0][1], first.ID) || lu[0][2] != "active" {
 			return fmt.Errorf("list-units: %v", lu)
 		}
 		return c.Machine(strings.Split(lu[0][1], "/")[0]).CheckRunning("myapp.service")
 	})
-	if got := testcluster.Rows(mustCtl(t, ep, "list-machines", "--full")); len(got) != 1 || got[0][0] == first.ID {
+	if got := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-machines", "--full")); len(got) != 1 || got[0][0] == first.ID {
 		t.Fatalf("list-machines after graceful stop: %v", got)
 	}
 }
@@ -94,8 +94,8 @@ func TestMachineOfMovesTogether(t *testing.T) {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "other.service", testcluster.HelloService))
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "ping.1.service", testcluster.HelloService),
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "other.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "ping.1.service", testcluster.HelloService),
 		testcluster.WriteUnit(t, dir, "pong.1.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=ping.1.service\n"))
 	first := testcluster.ScheduledOn(t, reg, "ping.1.service")
 	if got := testcluster.ScheduledOn(t, reg, "pong.1.service"); got != first || first == "" {
@@ -119,7 +119,7 @@ func TestFrozenMachineComesBack(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
 	first := c.Machine(testcluster.ScheduledOn(t, reg, "myapp.service"))
 	if err := syscall.Kill(first.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestFrozenMachineComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 15*time.Second, func() error { // the thawed machine rejoins
-		if got := len(testcluster.Rows(mustCtl(t, ep, "list-machines"))); got != 2 {
+		if got := len(testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-machines"))); got != 2 {
 			return fmt.Errorf("%d machines listed", got)
 		}
 		return nil

@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func TestFailoverTimes(t *testing.T) {
 	n := trials(t)
 	var moved, led []time.Duration
 
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "victim.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "victim.service", testcluster.HelloService))
 	for i := range n {
 		from := testcluster.ScheduledOn(t, reg, "victim.service")
 		m := c.Machine(from)
@@ -74,7 +74,7 @@ func TestFailoverTimes(t *testing.T) {
 		if err := c.Machine(s.Leader).Kill(); err != nil {
 			t.Fatal(err)
 		}
-		mustCtl(t, ep, "start", "--no-block", unit)
+		testcluster.MustFleetctl(t, ep, "start", "--no-block", unit)
 		testcluster.Eventually(t, time.Minute, func() error {
 			s, err := reg.Snapshot(context.Background(), 0, 0)
 			if err != nil {
@@ -200,7 +200,7 @@ func TestConsulOutage(t *testing.T) {
 		}
 	}
 	record(t, "units stopped, restarted or moved by a %s Consul outage: %d of %d\n", d, stopped, len(before))
-	if lu := testcluster.Rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
+	if lu := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
 		t.Errorf("list-units after the outage: %v", lu)
 	}
 }
@@ -265,7 +265,7 @@ func TestPartitionedMachine(t *testing.T) {
 	c := testcluster.StartSystemdTTL(t, 3, 10*time.Second)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "victim.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "victim.service", testcluster.HelloService))
 	var stops, moves, windows []time.Duration
 	for i := range trials(t) {
 		m := c.Machine(testcluster.ScheduledOn(t, reg, "victim.service"))
@@ -330,7 +330,7 @@ func TestReturningMachineStopsStaleCopyFirst(t *testing.T) {
 	c := testcluster.StartSystemd(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "stale.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "stale.service", testcluster.HelloService))
 	m := c.Machine(testcluster.ScheduledOn(t, reg, "stale.service"))
 	m.StopFleetd()
 	testcluster.Eventually(t, time.Minute, func() error {

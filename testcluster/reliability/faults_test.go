@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// The fault-injection suite (issue 7): faults on a cluster of real systemd
-// machines, each with its own Consul client agent, and a Consul server that
-// keeps its state on disk; after each fault the cluster must settle into a
-// state where fleet's invariants hold (checkInvariants).
+// Faults on a cluster of real systemd machines, each with its own Consul
+// client agent, and a Consul server that keeps its state on disk; after each
+// fault the cluster must settle into a state where fleet's invariants hold
+// (checkInvariants).
 
 // TestConsulServerRestart crashes the Consul server (SIGKILL) and starts it
 // again from its data: no unit may be stopped, restarted or moved, and
@@ -58,7 +58,7 @@ func startApps(t *testing.T, ep string, n int) []string {
 	for i := range n {
 		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("app-%d.service", i), testcluster.HelloService))
 	}
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
+	testcluster.MustFleetctl(t, ep, append([]string{"start"}, units...)...)
 	return units
 }
 
@@ -214,7 +214,7 @@ func TestRandomFaults(t *testing.T) {
 		testcluster.WriteUnit(t, dir, "db.service", testcluster.HelloService),
 		testcluster.WriteUnit(t, dir, "db-backup.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=db.service\n"),
 		testcluster.WriteUnit(t, dir, "logger.service", testcluster.HelloService+"\n[X-Fleet]\nGlobal=true\n"))
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
+	testcluster.MustFleetctl(t, ep, append([]string{"start"}, units...)...)
 	submitted := submittedNames(units)
 
 	live := slices.Clone(c.Machines)
