@@ -61,7 +61,7 @@ func (c *cli) waitFor(ctx context.Context, names []string, want registry.Desired
 // no longer waited for. With two items or more, a terminal shows how many
 // got there.
 func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.DesiredState, b blockOptions, active bool) error {
-	reg, err := c.registry()
+	r, err := c.reader()
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.
 		if total > 1 {
 			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(pending), total, want))
 		}
-		s, err := reg.Snapshot(ctx, index, attemptPeriod)
+		s, err := r.Snapshot(ctx, index, attemptPeriod)
 		if err != nil {
 			return c.consulErr(err)
 		}
