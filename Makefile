@@ -92,17 +92,17 @@ fuzz:
 		echo "fuzz $$name ($$dir $$pkg, $(FUZZTIME))"; \
 		(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg); done
 
-# reliability runs the whole fault suite at full length on real systemd
-# machines (root; about 17 minutes) and writes its figures to
-# reliability.txt, from which RELIABILITY.md's tables come. make test runs
-# the same tests shorter. FLEET_GOSSIP=fast measures with the recommended
+# reliability runs the fault suites (testcluster/reliability) at full
+# length on real systemd machines (root; about 17 minutes) and writes their
+# figures to reliability.txt, from which RELIABILITY.md's tables come. make
+# test runs the same tests shorter. FLEET_GOSSIP=fast measures with the recommended
 # Consul gossip settings instead of Consul's defaults.
 reliability: deps consul
 	rm -f reliability.txt
 	FLEET_TRIALS=10 FLEET_OUTAGE=60s FLEET_FAULT_DURATION=10m FLEET_RELIABILITY_OUT=$(CURDIR)/reliability.txt \
 		$(GO) test -count=1 -timeout 60m -v \
 		-run 'TestFailoverTimes|TestConsulOutage|TestConsulServerRestart|TestPartitionedMachine|TestReturningMachineStopsStaleCopyFirst|TestRandomFaults' \
-		./cmd/fleetctl/
+		./testcluster/reliability/
 	cat reliability.txt
 
 # bench-quick is a reduced end-to-end scale run (100 simulated machines,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +150,23 @@ func (m *SystemdMachine) StopFleetd() { m.Fleetd.Stop() }
 func (m *SystemdMachine) Log() string {
 	b, _ := os.ReadFile(filepath.Join(m.dir, "fleetd.log"))
 	return string(b)
+}
+
+// Output runs a command inside the machine and returns its trimmed output
+// whatever its exit status (systemctl is-active exits 3 for an inactive
+// unit); a command still running after 20 s is killed, and what it printed
+// until then returned.
+func (m *SystemdMachine) Output(args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, _ := m.Exec(ctx, args...)
+	return strings.TrimSpace(string(out))
+}
+
+// MainPID is systemd's MainPID of unit on the machine ("0" when it runs no
+// process).
+func (m *SystemdMachine) MainPID(unit string) string {
+	return m.Output("systemctl", "show", "--property", "MainPID", "--value", unit)
 }
 
 // Machine returns the machine with the given ID.

@@ -107,7 +107,7 @@ func TestACLRoles(t *testing.T) {
 		return out
 	}
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		if out, errOut, code := as(viewer, "list-machines"); code != 0 || len(rows(out)) != 2 {
+		if out, errOut, code := as(viewer, "list-machines"); code != 0 || len(testcluster.Rows(out)) != 2 {
 			return fmt.Errorf("the viewer lists machines: exit %d\n%s%s", code, out, errOut)
 		}
 		return nil
@@ -116,14 +116,14 @@ func TestACLRoles(t *testing.T) {
 	// The operator starts two units, one pinned to the agent-only machine:
 	// the leader (agent and leader roles) places them and both agents run
 	// them.
-	pinned := writeUnit(t, dir, "pinned.service", myapp+"\n[X-Fleet]\nMachineID="+m2+"\n")
-	free := writeUnit(t, dir, "free.service", myapp+"\n[X-Fleet]\nMachineID="+m1+"\n")
+	pinned := testcluster.WriteUnit(t, dir, "pinned.service", testcluster.HelloService+"\n[X-Fleet]\nMachineID="+m2+"\n")
+	free := testcluster.WriteUnit(t, dir, "free.service", testcluster.HelloService+"\n[X-Fleet]\nMachineID="+m1+"\n")
 	mustAs(operator, "start", "--no-block", pinned, free)
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		out := mustAs(viewer, "list-units", "--full", "--fields", "unit,machine,active")
 		for _, want := range [][]string{{"free.service", m1, "active"}, {"pinned.service", m2, "active"}} {
 			found := false
-			for _, r := range rows(out) {
+			for _, r := range testcluster.Rows(out) {
 				found = found || len(r) == 3 && r[0] == want[0] && strings.HasPrefix(r[1], want[1]) && r[2] == want[2]
 			}
 			if !found {
@@ -166,7 +166,7 @@ func TestACLRoles(t *testing.T) {
 	// The viewer and the publisher cannot change units; fleetctl says which
 	// permission their token lacks, on which key, and which role has it.
 	for who, tok := range map[string]string{"viewer": viewer, "publisher": publisher} {
-		_, errOut, code := as(tok, "submit", writeUnit(t, dir, "denied.service", myapp))
+		_, errOut, code := as(tok, "submit", testcluster.WriteUnit(t, dir, "denied.service", testcluster.HelloService))
 		if code == 0 || !strings.Contains(errOut, `lacks permission "key:write" on "fleet/`) || !strings.Contains(errOut, "operator role") {
 			t.Errorf("the %s submits: exit %d %q; want the missing key:write and the operator role", who, code, errOut)
 		}

@@ -17,11 +17,7 @@ func newCatCmd(c *cli) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := unitfile.Mangle(args[0])
-			reg, err := c.registry()
-			if err != nil {
-				return err
-			}
-			j, err := reg.Job(cmd.Context(), name)
+			j, err := c.job(cmd.Context(), name)
 			if errors.Is(err, registry.ErrNotFound) {
 				return fmt.Errorf("Unit %s not found", name)
 			}

@@ -13,7 +13,7 @@ import (
 // reaches the operator.
 func TestConsulEnvironment(t *testing.T) {
 	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{ACLToken: "root-token"})
-	unit := writeUnit(t, t.TempDir(), "envtest.service", myapp)
+	unit := testcluster.WriteUnit(t, t.TempDir(), "envtest.service", testcluster.HelloService)
 	list := func(args ...string) (string, string, int) {
 		t.Helper()
 		var out, errOut strings.Builder

@@ -31,7 +31,7 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	}
 	var destroyed []string
 	for _, u := range units {
-		if _, err := reg.Job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
+		if _, err := c.job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
 			continue
 		} else if err != nil {
 			return c.consulErr(err)
@@ -58,9 +58,13 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	if len(destroyed) > 1 {
 		defer c.live.set("")
 	}
+	r, err := c.reader()
+	if err != nil {
+		return err
+	}
 	var index uint64
 	for {
-		s, err := reg.Snapshot(ctx, index, attemptPeriod)
+		s, err := r.Snapshot(ctx, index, attemptPeriod)
 		if err != nil {
 			return c.consulErr(err)
 		}

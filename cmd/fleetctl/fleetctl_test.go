@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,62 +31,6 @@ func mustCtl(t *testing.T, endpoint string, args ...string) string {
 	return out
 }
 
-func writeUnit(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-const myapp = `[Unit]
-Description=MyApp
-
-[Service]
-ExecStart=/bin/sh -c "trap 'exit 0' INT TERM; while true; do echo Hello World; sleep 0.2; done"
-`
-
-// rows returns the table rows of a list command (without the header).
-func rows(out string) [][]string {
-	var rs [][]string
-	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if i == 0 || line == "" {
-			continue
-		}
-		rs = append(rs, strings.Fields(line))
-	}
-	return rs
-}
-
-func scheduledOn(t *testing.T, reg *registry.Registry, unit string) string {
-	t.Helper()
-	s, err := reg.Snapshot(context.Background(), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j := s.Jobs[unit]; j != nil {
-		return j.Target
-	}
-	return ""
-}
-
-// logGrows checks that the unit really runs on machine m: its output file
-// keeps growing.
-func logGrows(m *testcluster.Machine, unit string) error {
-	p := filepath.Join(m.Dir, "logs", unit+".log")
-	a, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	time.Sleep(500 * time.Millisecond)
-	b, _ := os.ReadFile(p)
-	if len(b) <= len(a) || !strings.Contains(string(b), "Hello World") {
-		return fmt.Errorf("%s is not running on %s: its output did not grow", unit, m.ID)
-	}
-	return nil
-}
-
 // TestGuide follows the start of the fleet guide: start a unit, see it
 // running, kill its machine, see it move; then stop, unload and destroy it.
 func TestGuide(t *testing.T) {
@@ -96,22 +38,22 @@ func TestGuide(t *testing.T) {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
-	path := writeUnit(t, dir, "myapp.service", myapp)
+	path := testcluster.WriteUnit(t, dir, "myapp.service", testcluster.HelloService)
 
 	out := mustCtl(t, ep, "start", path)
 	if !strings.HasPrefix(out, "Unit myapp.service launched on ") {
 		t.Fatalf("start printed %q", out)
 	}
-	first := scheduledOn(t, reg, "myapp.service")
+	first := testcluster.ScheduledOn(t, reg, "myapp.service")
 	if first == "" {
 		t.Fatal("start returned but the unit is not scheduled")
 	}
-	lu := rows(mustCtl(t, ep, "list-units"))
+	lu := testcluster.Rows(mustCtl(t, ep, "list-units"))
 	if len(lu) != 1 || lu[0][0] != "myapp.service" || lu[0][1] != registry.ShortID(first)+"..."+"/"+c.Machine(first).IP ||
 		lu[0][2] != "active" || lu[0][3] != "running" {
 		t.Fatalf("list-units rows = %v", lu)
 	}
-	if err := logGrows(c.Machine(first), "myapp.service"); err != nil {
+	if err := c.Machine(first).CheckRunning("myapp.service"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -119,18 +61,18 @@ func TestGuide(t *testing.T) {
 	c.Machine(first).Kill()
 	var second string
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		lu := rows(mustCtl(t, ep, "list-units", "--full"))
+		lu := testcluster.Rows(mustCtl(t, ep, "list-units", "--full"))
 		if len(lu) != 1 || lu[0][1] == "" || strings.HasPrefix(lu[0][1], first) || lu[0][2] != "active" {
 			return fmt.Errorf("list-units after the kill: %v", lu)
 		}
 		second = strings.Split(lu[0][1], "/")[0]
 		return nil
 	})
-	if err := logGrows(c.Machine(second), "myapp.service"); err != nil {
+	if err := c.Machine(second).CheckRunning("myapp.service"); err != nil {
 		t.Fatal(err)
 	}
 	lm := mustCtl(t, ep, "list-machines", "--full")
-	if strings.Contains(lm, first) || len(rows(lm)) != 2 {
+	if strings.Contains(lm, first) || len(testcluster.Rows(lm)) != 2 {
 		t.Fatalf("list-machines still lists the dead machine or lost another:\n%s", lm)
 	}
 
@@ -139,11 +81,11 @@ func TestGuide(t *testing.T) {
 	if !strings.HasPrefix(out, "Unit myapp.service loaded on "+registry.ShortID(second)) {
 		t.Fatalf("stop printed %q", out)
 	}
-	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "loaded" || got[0][3] != "loaded" ||
+	if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "loaded" || got[0][3] != "loaded" ||
 		!strings.HasPrefix(got[0][4], registry.ShortID(second)) {
 		t.Fatalf("list-unit-files after stop: %v", got)
 	}
-	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "dead" {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-units")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "dead" {
 		t.Fatalf("list-units after stop: %v", got)
 	}
 	if _, _, code := ctl(t, ep, "stop", "myapp"); code != 0 {
@@ -154,10 +96,10 @@ func TestGuide(t *testing.T) {
 	if out := mustCtl(t, ep, "unload", "myapp.service"); out != "Unit myapp.service inactive\n" {
 		t.Fatalf("unload printed %q", out)
 	}
-	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "inactive" || got[0][4] != "-" {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files")); len(got) != 1 || got[0][2] != "inactive" || got[0][3] != "inactive" || got[0][4] != "-" {
 		t.Fatalf("list-unit-files after unload: %v", got)
 	}
-	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
 		t.Fatalf("list-units after unload: %v", got)
 	}
 	if _, errOut, code := ctl(t, ep, "stop", "myapp"); code != 1 || !strings.Contains(errOut, "Unable to stop unit myapp.service in state inactive") {
@@ -171,10 +113,10 @@ func TestGuide(t *testing.T) {
 	if out := mustCtl(t, ep, "destroy", "myapp"); out != "Destroyed myapp.service\n" {
 		t.Fatalf("destroy printed %q", out)
 	}
-	if got := rows(mustCtl(t, ep, "list-unit-files")); len(got) != 0 {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files")); len(got) != 0 {
 		t.Fatalf("list-unit-files after destroy: %v", got)
 	}
-	if got := rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-units")); len(got) != 0 {
 		t.Fatalf("list-units after destroy: %v", got)
 	}
 	if out := mustCtl(t, ep, "destroy", "myapp"); out != "Units not found in registry\n" {
@@ -189,11 +131,11 @@ func TestPlacement(t *testing.T) {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	for i := 1; i <= 3; i++ {
-		writeUnit(t, dir, fmt.Sprintf("spread%d.service", i), strings.Replace(myapp, "MyApp", fmt.Sprint("spread ", i), 1))
+		testcluster.WriteUnit(t, dir, fmt.Sprintf("spread%d.service", i), strings.Replace(testcluster.HelloService, "MyApp", fmt.Sprint("spread ", i), 1))
 	}
 	mustCtl(t, ep, "start", filepath.Join(dir, "spread1.service"), filepath.Join(dir, "spread2.service"), filepath.Join(dir, "spread3.service"))
 	seen := map[string]bool{}
-	for _, r := range rows(mustCtl(t, ep, "list-units")) {
+	for _, r := range testcluster.Rows(mustCtl(t, ep, "list-units")) {
 		seen[r[1]] = true
 	}
 	if len(seen) != 3 {
@@ -202,10 +144,10 @@ func TestPlacement(t *testing.T) {
 
 	// The guide's apache@ template: Conflicts keeps instances apart, so a
 	// fourth instance on three machines waits and says why.
-	writeUnit(t, dir, "apache@.service", myapp+"\n[X-Fleet]\nConflicts=apache@*.service\n")
+	testcluster.WriteUnit(t, dir, "apache@.service", testcluster.HelloService+"\n[X-Fleet]\nConflicts=apache@*.service\n")
 	mustCtl(t, ep, "start", filepath.Join(dir, "apache@1"), filepath.Join(dir, "apache@2"), filepath.Join(dir, "apache@3"))
 	apaches := map[string]bool{}
-	for _, r := range rows(mustCtl(t, ep, "list-units")) {
+	for _, r := range testcluster.Rows(mustCtl(t, ep, "list-units")) {
 		if strings.HasPrefix(r[0], "apache@") {
 			apaches[r[1]] = true
 		}
@@ -218,25 +160,25 @@ func TestPlacement(t *testing.T) {
 	}
 	mustCtl(t, ep, "destroy", "apache@1", "apache@2", "apache@3", "apache@4")
 
-	pinned := writeUnit(t, dir, "pinned.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-2\n")
+	pinned := testcluster.WriteUnit(t, dir, "pinned.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=hostname=machine-2\n")
 	mustCtl(t, ep, "start", pinned)
 	want := c.Machines[1]
-	if got := rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")); !contains(got, []string{"pinned.service", want.ID + "/" + want.IP}) {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")); !contains(got, []string{"pinned.service", want.ID + "/" + want.IP}) {
 		t.Fatalf("pinned.service not on machine-2 (%s): %v", want.ID, got)
 	}
 
-	nowhere := writeUnit(t, dir, "nowhere.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-9\n")
+	nowhere := testcluster.WriteUnit(t, dir, "nowhere.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=hostname=machine-9\n")
 	_, errOut, code := ctl(t, ep, "start", "--block-attempts", "2", nowhere)
 	if code == 0 || !strings.Contains(errOut, "cannot be placed yet") || !strings.Contains(errOut, "hostname=machine-9") {
 		t.Fatalf("unplaceable start: exit %d, stderr %q", code, errOut)
 	}
-	if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"nowhere.service", "launched", "inactive"}) {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"nowhere.service", "launched", "inactive"}) {
 		t.Fatalf("unplaceable unit should stay desired launched and inactive: %v", got)
 	}
 	// list-unit-files says why: the reason field, "-" for a placed unit;
 	// the default columns stay fleet's (TARGET "-") and stderr points to it.
 	reasons := map[string]string{}
-	for _, r := range rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")) {
+	for _, r := range testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")) {
 		reasons[r[0]] = strings.Join(r[1:], " ")
 	}
 	if !strings.Contains(reasons["nowhere.service"], "metadata does not match MachineMetadata hostname=machine-9") || reasons["pinned.service"] != "-" {
@@ -244,7 +186,7 @@ func TestPlacement(t *testing.T) {
 	}
 	out, errOut, code := ctl(t, ep, "list-unit-files")
 	var row []string // UNIT HASH DSTATE STATE TARGET
-	for _, r := range rows(out) {
+	for _, r := range testcluster.Rows(out) {
 		if r[0] == "nowhere.service" {
 			row = r
 		}
@@ -256,13 +198,13 @@ func TestPlacement(t *testing.T) {
 	// A machine that fits appears: the waiting unit is placed on it.
 	m := c.AddMachine("hostname=machine-9")
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		if got := rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine,active")); !contains(got, []string{"nowhere.service", m.ID + "/" + m.IP, "active"}) {
+		if got := testcluster.Rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine,active")); !contains(got, []string{"nowhere.service", m.ID + "/" + m.IP, "active"}) {
 			return fmt.Errorf("nowhere.service not running on the new machine: %v", got)
 		}
 		return nil
 	})
 	testcluster.Eventually(t, 10*time.Second, func() error {
-		if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")); !contains(got, []string{"nowhere.service", "-"}) {
+		if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,reason")); !contains(got, []string{"nowhere.service", "-"}) {
 			return fmt.Errorf("a placed unit still has a reason: %v", got)
 		}
 		return nil
@@ -301,27 +243,27 @@ func TestBadInput(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	ep := c.Consul.URL()
 	dir := t.TempDir()
-	mustCtl(t, ep, "submit", writeUnit(t, dir, "ok.service", myapp))
+	mustCtl(t, ep, "submit", testcluster.WriteUnit(t, dir, "ok.service", testcluster.HelloService))
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"unparsable unit", []string{"start", writeUnit(t, dir, "broken.service", "[Service\nExecStart=/bin/true\n")}, "does not parse"},
-		{"empty unit", []string{"submit", writeUnit(t, dir, "empty.service", "# nothing\n")}, "no options"},
+		{"unparsable unit", []string{"start", testcluster.WriteUnit(t, dir, "broken.service", "[Service\nExecStart=/bin/true\n")}, "does not parse"},
+		{"empty unit", []string{"submit", testcluster.WriteUnit(t, dir, "empty.service", "# nothing\n")}, "no options"},
 		{"invalid name", []string{"start", "bad name"}, "invalid unit name"},
 		{"invalid type", []string{"submit", "web@1.mount"}, "invalid unit name"},
 		{"unknown unit to start", []string{"start", "nope"}, "nope.service not found"},
 		{"unknown unit to stop", []string{"stop", "nope"}, "nope.service does not exist"},
 		{"unknown unit to unload", []string{"unload", "ok", "nope"}, "nope.service does not exist"},
 		{"unknown unit to cat", []string{"cat", "nope"}, "Unit nope.service not found"},
-		{"a bad unit among good ones", []string{"start", "ok", writeUnit(t, dir, "bad2.service", "[Service\n")}, "does not parse"},
-		{"template", []string{"start", writeUnit(t, dir, "web@.service", myapp)}, "cannot activate template"},
-		{"forbidden X-Fleet combination", []string{"start", "ok", writeUnit(t, dir, "pinned.service", myapp+"[X-Fleet]\nMachineID=abc\nConflicts=x*\n")},
+		{"a bad unit among good ones", []string{"start", "ok", testcluster.WriteUnit(t, dir, "bad2.service", "[Service\n")}, "does not parse"},
+		{"template", []string{"start", testcluster.WriteUnit(t, dir, "web@.service", testcluster.HelloService)}, "cannot activate template"},
+		{"forbidden X-Fleet combination", []string{"start", "ok", testcluster.WriteUnit(t, dir, "pinned.service", testcluster.HelloService+"[X-Fleet]\nMachineID=abc\nConflicts=x*\n")},
 			"MachineID cannot be used with Conflicts"},
-		{"unresolvable requirements", []string{"submit", writeUnit(t, dir, "side.service", myapp+"[X-Fleet]\nMachineOf=web.service\nConflicts=web*\n")},
+		{"unresolvable requirements", []string{"submit", testcluster.WriteUnit(t, dir, "side.service", testcluster.HelloService+"[X-Fleet]\nMachineOf=web.service\nConflicts=web*\n")},
 			"unresolvable requirements"},
-		{"unknown X-Fleet option", []string{"start", writeUnit(t, dir, "typo.service", myapp+"[X-Fleet]\nMachineMetdata=disk=ssd\n")},
+		{"unknown X-Fleet option", []string{"start", testcluster.WriteUnit(t, dir, "typo.service", testcluster.HelloService+"[X-Fleet]\nMachineMetdata=disk=ssd\n")},
 			`unknown [X-Fleet] option "MachineMetdata"; fleet knows MachineID`},
 		{"bad field", []string{"list-units", "--fields", "unit,colour"}, "invalid field"},
 	} {

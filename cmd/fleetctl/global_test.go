@@ -14,7 +14,7 @@ import (
 func activeOn(t *testing.T, ep, unit, state string) int {
 	t.Helper()
 	n := 0
-	for _, r := range rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")) {
+	for _, r := range testcluster.Rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")) {
 		if r[0] == unit && r[1] == state {
 			n++
 		}
@@ -31,9 +31,9 @@ func TestGlobalUnits(t *testing.T) {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	global := func(name, extra string) string {
-		return writeUnit(t, dir, name, myapp+"\n[X-Fleet]\nGlobal=true\n"+extra)
+		return testcluster.WriteUnit(t, dir, name, testcluster.HelloService+"\n[X-Fleet]\nGlobal=true\n"+extra)
 	}
-	if out := mustCtl(t, ep, "start", writeUnit(t, dir, "hello.service", myapp), global("global.service", "")); !strings.Contains(out, "Triggered global unit global.service start") {
+	if out := mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "hello.service", testcluster.HelloService), global("global.service", "")); !strings.Contains(out, "Triggered global unit global.service start") {
 		t.Fatalf("start printed %q", out)
 	}
 	mustCtl(t, ep, "start", global("only2.service", "MachineMetadata=hostname=machine-2\n"))
@@ -47,7 +47,7 @@ func TestGlobalUnits(t *testing.T) {
 		}
 		return nil
 	})
-	if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state,target,global")); !contains(got, []string{"global.service", "launched", "-", "global", "true"}) {
+	if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state,target,global")); !contains(got, []string{"global.service", "launched", "-", "global", "true"}) {
 		t.Fatalf("list-unit-files: %v", got)
 	}
 
@@ -81,18 +81,18 @@ func TestReplaces(t *testing.T) {
 	if m2 < m1 {
 		m1, m2 = m2, m1
 	}
-	mustCtl(t, ep, "start", writeUnit(t, dir, "replace.0.service", myapp+"\n[X-Fleet]\nMachineMetadata=hostname=machine-1\nMachineMetadata=hostname=machine-2\n"))
-	first := scheduledOn(t, reg, "replace.0.service")
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "replace.0.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=hostname=machine-1\nMachineMetadata=hostname=machine-2\n"))
+	first := testcluster.ScheduledOn(t, reg, "replace.0.service")
 	other := m1
 	if first == m1 {
 		other = m2
 	}
-	mustCtl(t, ep, "start", writeUnit(t, dir, "replace.1.service", myapp+fmt.Sprintf("\n[X-Fleet]\nMachineID=%s\n", other)),
-		writeUnit(t, dir, "replace.2.service", myapp+"\n[X-Fleet]\nMachineOf=replace.1.service\n"))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "replace.1.service", testcluster.HelloService+fmt.Sprintf("\n[X-Fleet]\nMachineID=%s\n", other)),
+		testcluster.WriteUnit(t, dir, "replace.2.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=replace.1.service\n"))
 	// kick0 goes to the least-loaded machine, replace.0's; replace.0 moves.
-	mustCtl(t, ep, "start", writeUnit(t, dir, "replace-kick0.service", myapp+"\n[X-Fleet]\nReplaces=replace.0.service\n"))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "replace-kick0.service", testcluster.HelloService+"\n[X-Fleet]\nReplaces=replace.0.service\n"))
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		kick, moved := scheduledOn(t, reg, "replace-kick0.service"), scheduledOn(t, reg, "replace.0.service")
+		kick, moved := testcluster.ScheduledOn(t, reg, "replace-kick0.service"), testcluster.ScheduledOn(t, reg, "replace.0.service")
 		if kick != first || moved != other {
 			return fmt.Errorf("kick0 on %q (want %q), replace.0 on %q (want %q)", kick, first, moved, other)
 		}

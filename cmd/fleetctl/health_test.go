@@ -22,10 +22,10 @@ func TestHealthInConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	mustCtl(t, ep, "start", writeUnit(t, dir, "web@1.service", myapp))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "web@1.service", testcluster.HelloService))
 	// It may fail before or after start returns, so its exit code is not
 	// checked here; its health is.
-	ctl(t, ep, "start", writeUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.2; exit 3'\n"))
+	ctl(t, ep, "start", testcluster.WriteUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.2; exit 3'\n"))
 
 	health := func(service string) (api.HealthChecks, error) {
 		checks, _, err := client.Health().Checks(service, nil)

@@ -100,13 +100,9 @@ func (c *cli) withUnits(run func(ctx context.Context, units []unitArg) error) fu
 // existing reads every named unit, failing before any write if one is
 // missing.
 func (c *cli) existing(ctx context.Context, units []unitArg) ([]*registry.Job, error) {
-	reg, err := c.registry()
-	if err != nil {
-		return nil, err
-	}
 	var jobs []*registry.Job
 	for _, u := range units {
-		j, err := reg.Job(ctx, u.name)
+		j, err := c.job(ctx, u.name)
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil, fmt.Errorf("unit %s does not exist (fleetctl list-unit-files shows the units fleet knows)", u.name)
 		}

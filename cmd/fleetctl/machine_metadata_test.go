@@ -63,15 +63,15 @@ func TestMachineMetadata(t *testing.T) {
 		t.Errorf("set printed %q, want %q", out, want)
 	}
 	lm := mustCtl(t, ep, "list-machines", "--full")
-	if !contains(rows(lm), []string{m2.ID, m2.IP, "disk=ssd,hostname=machine-2,role=db"}) {
+	if !contains(testcluster.Rows(lm), []string{m2.ID, m2.IP, "disk=ssd,hostname=machine-2,role=db"}) {
 		t.Errorf("list-machines does not show the dynamic metadata:\n%s", lm)
 	}
 
-	mustCtl(t, ep, "start", writeUnit(t, dir, "db.service", myapp+"\n[X-Fleet]\nMachineMetadata=role=db\n"))
-	if on := scheduledOn(t, reg, "db.service"); on != m2.ID {
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "db.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=role=db\n"))
+	if on := testcluster.ScheduledOn(t, reg, "db.service"); on != m2.ID {
 		t.Fatalf("db.service placed on %q, want %s (the machine with role=db)", on, m2.ID)
 	}
-	mustCtl(t, ep, "start", writeUnit(t, dir, "dbagent.service", myapp+"\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=db\n"))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "dbagent.service", testcluster.HelloService+"\n[X-Fleet]\nGlobal=true\nMachineMetadata=role=db\n"))
 	runsOn := func(unit string) ([]string, error) {
 		s, err := reg.Snapshot(ctx, 0, 0)
 		if err != nil {
@@ -90,14 +90,14 @@ func TestMachineMetadata(t *testing.T) {
 		if err != nil || len(on) != 1 || on[0] != m2.ID {
 			return fmt.Errorf("global dbagent.service active on %v (%v), want only %s", on, err, m2.ID)
 		}
-		return logGrows(m2, "dbagent.service")
+		return m2.CheckRunning("dbagent.service")
 	})
 
 	out = mustCtl(t, ep, "machine-metadata", "rm", m2.ID, "role")
 	if want := registry.ShortID(m2.ID) + "...\tdisk=ssd,hostname=machine-2\n"; out != want {
 		t.Errorf("rm printed %q, want %q", out, want)
 	}
-	mustCtl(t, ep, "start", "--no-block", writeUnit(t, dir, "db2.service", myapp+"\n[X-Fleet]\nMachineMetadata=role=db\n"))
+	mustCtl(t, ep, "start", "--no-block", testcluster.WriteUnit(t, dir, "db2.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=role=db\n"))
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		s, err := reg.Snapshot(ctx, 0, 0)
 		if err != nil {
@@ -114,7 +114,7 @@ func TestMachineMetadata(t *testing.T) {
 		}
 		return nil
 	})
-	if on := scheduledOn(t, reg, "db2.service"); on != "" {
+	if on := testcluster.ScheduledOn(t, reg, "db2.service"); on != "" {
 		t.Errorf("db2.service placed on %s", on)
 	}
 }

@@ -45,7 +45,12 @@ func (e *exitError) Error() string {
 // run executes fleetctl with args and returns the exit code; tests call it
 // directly.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+	return newCLI(stdout, stderr).execute(args)
+}
+
+// execute runs the command args name and returns its exit code.
+func (c *cli) execute(args []string) int {
+	root := c.rootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -55,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) && ee.err == nil {
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "Error:", permissionErr(err))
+	fmt.Fprintln(c.errOut, "Error:", permissionErr(err))
 	if ee != nil {
 		return ee.code
 	}
@@ -84,10 +89,27 @@ type cli struct {
 	opts   globalOptions
 	out    io.Writer
 	errOut io.Writer
-	reg    *registry.Registry
+	reg    *registry.Registry // fleet's state in Consul; connected on first use
+	state  clusterReader      // what commands read the cluster through: reg, or a fixedCluster
+	live   *liveLine          // progress while a command blocks; draws only on a terminal
+}
 
-	preloaded *registry.Snapshot // the cluster, read once while resolving many units
-	live      *liveLine          // progress while a command blocks; draws only on a terminal
+func newCLI(stdout, stderr io.Writer) *cli {
+	return &cli{out: stdout, errOut: stderr, live: newLiveLine(stdout, stderr)}
+}
+
+// reader is what commands read the cluster through: the registry, unless
+// a snapshot stands in for it (fixedCluster).
+func (c *cli) reader() (clusterReader, error) {
+	if c.state != nil {
+		return c.state, nil
+	}
+	reg, err := c.registry()
+	if err != nil {
+		return nil, err
+	}
+	c.state = reg
+	return reg, nil
 }
 
 // registry connects on first use.
@@ -125,21 +147,21 @@ func (c *cli) endpoint() string {
 
 // snapshot reads the whole cluster once.
 func (c *cli) snapshot(ctx context.Context) (*registry.Snapshot, error) {
-	reg, err := c.registry()
+	r, err := c.reader()
 	if err != nil {
 		return nil, err
 	}
-	s, err := reg.Snapshot(ctx, 0, 0)
+	s, err := r.Snapshot(ctx, 0, 0)
 	return s, c.consulErr(err)
 }
 
 // subtrees reads only the named parts of fleet's state (registry.Subtrees).
 func (c *cli) subtrees(ctx context.Context, names ...string) (*registry.Snapshot, error) {
-	reg, err := c.registry()
+	r, err := c.reader()
 	if err != nil {
 		return nil, err
 	}
-	s, err := reg.Subtrees(ctx, names...)
+	s, err := r.Subtrees(ctx, names...)
 	return s, c.consulErr(err)
 }
 
@@ -209,8 +231,8 @@ func tlsErr(err error, endpoint string) error {
 	return nil
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
-	c := &cli{out: stdout, errOut: stderr, live: newLiveLine(stdout, stderr)}
+// rootCmd is fleetctl with every command, working with c.
+func (c *cli) rootCmd() *cobra.Command {
 	cobra.EnablePrefixMatching = true
 	root := &cobra.Command{
 		Use:           "fleetctl",
@@ -223,8 +245,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			return config.Apply(cmd.Root().PersistentFlags(), "FLEETCTL_", nil)
 		},
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(c.out)
+	root.SetErr(c.errOut)
 	root.SetVersionTemplate("fleetctl version {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&c.opts.endpoint, "endpoint", "", "Consul HTTP address (default: FLEETCTL_ENDPOINT, else CONSUL_HTTP_ADDR, else http://127.0.0.1:8500)")

@@ -17,9 +17,9 @@ func TestStartMany(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	dir := t.TempDir()
-	mustCtl(t, ep, "submit", writeUnit(t, dir, "app@.service", myapp))
+	mustCtl(t, ep, "submit", testcluster.WriteUnit(t, dir, "app@.service", testcluster.HelloService))
 	mustCtl(t, ep, "load", "--no-block", "app@3")
-	args := []string{"start", "--no-block", writeUnit(t, dir, "solo.service", myapp)}
+	args := []string{"start", "--no-block", testcluster.WriteUnit(t, dir, "solo.service", testcluster.HelloService)}
 	for i := 1; i <= 30; i++ {
 		args = append(args, fmt.Sprintf("app@%d", i))
 	}

@@ -41,14 +41,7 @@ func listWorld(t *testing.T) *testcluster.Cluster {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	unit := func(name, desc, xfleet string) string {
-		body := "[Service]\nExecStart=/bin/sh -c \"trap 'exit 0' INT TERM; while true; do sleep 0.2; done\"\n"
-		if desc != "" {
-			body = "[Unit]\nDescription=" + desc + "\n\n" + body
-		}
-		if xfleet != "" {
-			body += "\n[X-Fleet]\n" + xfleet + "\n"
-		}
-		return writeUnit(t, dir, name, body)
+		return testcluster.WriteUnit(t, dir, name, listUnitBody(desc, xfleet))
 	}
 	mustCtl(t, ep, "start", unit("web.service", "Web frontend", "MachineMetadata=hostname=machine-1"))
 	mustCtl(t, ep, "load", unit("db.service", "Database", "MachineMetadata=disk=ssd"))
@@ -86,6 +79,19 @@ func listWorld(t *testing.T) *testcluster.Cluster {
 	return c
 }
 
+// listUnitBody is the body of a unit of listWorld: a service with
+// Description desc and the X-Fleet section xfleet, each left out when "".
+func listUnitBody(desc, xfleet string) string {
+	body := "[Service]\nExecStart=/bin/sh -c \"trap 'exit 0' INT TERM; while true; do sleep 0.2; done\"\n"
+	if desc != "" {
+		body = "[Unit]\nDescription=" + desc + "\n\n" + body
+	}
+	if xfleet != "" {
+		body += "\n[X-Fleet]\n" + xfleet + "\n"
+	}
+	return body
+}
+
 // TestListOutput checks the three list commands' tables against golden
 // files, and their --output json field by field.
 func TestListOutput(t *testing.T) {
@@ -93,35 +99,7 @@ func TestListOutput(t *testing.T) {
 	ep := c.Consul.URL()
 
 	t.Run("golden", func(t *testing.T) {
-		for _, tc := range []struct {
-			golden string
-			runs   [][]string
-		}{
-			{"list-machines.golden", [][]string{
-				{"list-machines"},
-				{"list-machines", "--full", "--fields", "machine,ip,units,metadata"},
-				{"list-machines", "--no-legend", "--fields", "machine,units"},
-			}},
-			{"list-units.golden", [][]string{
-				{"list-units"},
-				{"list-units", "--full", "--fields", "unit,machine,load,active,sub,hash"},
-				{"list-units", "--no-legend"},
-			}},
-			{"list-unit-files.golden", [][]string{
-				{"list-unit-files"},
-				{"list-unit-files", "--full", "--fields", "unit,desc,dstate,state,target,global,reason"},
-				{"list-unit-files", "--no-legend", "--fields", "unit,hash"},
-			}},
-		} {
-			var b strings.Builder
-			for i, args := range tc.runs {
-				if i > 0 {
-					b.WriteString("\n")
-				}
-				fmt.Fprintf(&b, "$ fleetctl %s\n%s", strings.Join(args, " "), mustCtl(t, ep, args...))
-			}
-			checkGolden(t, filepath.Join("testdata", tc.golden), b.String())
-		}
+		checkListGoldens(t, func(args ...string) string { return mustCtl(t, ep, args...) })
 	})
 
 	t.Run("json", func(t *testing.T) {
@@ -199,6 +177,42 @@ func TestListOutput(t *testing.T) {
 			}
 		}
 	})
+}
+
+// checkListGoldens runs the list commands with the arguments each golden
+// file records, through fleetctl (which returns what a command printed),
+// and compares their output with the files.
+func checkListGoldens(t *testing.T, fleetctl func(args ...string) string) {
+	t.Helper()
+	for _, tc := range []struct {
+		golden string
+		runs   [][]string
+	}{
+		{"list-machines.golden", [][]string{
+			{"list-machines"},
+			{"list-machines", "--full", "--fields", "machine,ip,units,metadata"},
+			{"list-machines", "--no-legend", "--fields", "machine,units"},
+		}},
+		{"list-units.golden", [][]string{
+			{"list-units"},
+			{"list-units", "--full", "--fields", "unit,machine,load,active,sub,hash"},
+			{"list-units", "--no-legend"},
+		}},
+		{"list-unit-files.golden", [][]string{
+			{"list-unit-files"},
+			{"list-unit-files", "--full", "--fields", "unit,desc,dstate,state,target,global,reason"},
+			{"list-unit-files", "--no-legend", "--fields", "unit,hash"},
+		}},
+	} {
+		var b strings.Builder
+		for i, args := range tc.runs {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "$ fleetctl %s\n%s", strings.Join(args, " "), fleetctl(args...))
+		}
+		checkGolden(t, filepath.Join("testdata", tc.golden), b.String())
+	}
 }
 
 // listJSON runs a list command that prints JSON and decodes its array.

@@ -35,7 +35,7 @@ func watFile(t *testing.T, name string) string {
 
 func machineOf(t *testing.T, ep, unit string) string {
 	t.Helper()
-	for _, r := range rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")) {
+	for _, r := range testcluster.Rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")) {
 		if r[0] == unit {
 			return strings.Split(r[1], "/")[0]
 		}
@@ -51,11 +51,11 @@ func TestPolicies(t *testing.T) {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	unit := func(name, xfleet string) string {
-		body := myapp
+		body := testcluster.HelloService
 		if xfleet != "" {
 			body += "\n[X-Fleet]\n" + xfleet + "\n"
 		}
-		return writeUnit(t, dir, name, body)
+		return testcluster.WriteUnit(t, dir, name, body)
 	}
 
 	// fleet's own rule spreads.

@@ -53,9 +53,9 @@ func TestRestart(t *testing.T) {
 	reg := c.Registry()
 	dir := t.TempDir()
 	for _, n := range []string{"launched", "loaded", "idle", "a", "b"} {
-		writeUnit(t, dir, n+".service", restartable)
+		testcluster.WriteUnit(t, dir, n+".service", restartable)
 	}
-	writeUnit(t, dir, "everywhere.service", restartable+"\n[X-Fleet]\nGlobal=true\n")
+	testcluster.WriteUnit(t, dir, "everywhere.service", restartable+"\n[X-Fleet]\nGlobal=true\n")
 	path := func(n string) string { return filepath.Join(dir, n+".service") }
 	label := func(id string) string { return registry.ShortID(id) + ".../" + c.Machine(id).IP }
 
@@ -64,7 +64,7 @@ func TestRestart(t *testing.T) {
 	mustCtl(t, ep, "submit", path("idle"))
 
 	t.Run("launched", func(t *testing.T) {
-		id := scheduledOn(t, reg, "launched.service")
+		id := testcluster.ScheduledOn(t, reg, "launched.service")
 		m := c.Machine(id)
 		waitLife(t, m, "launched.service", "started")
 		out := mustCtl(t, ep, "restart", "launched")
@@ -72,19 +72,19 @@ func TestRestart(t *testing.T) {
 			t.Fatalf("restart printed %q, want %q", out, want)
 		}
 		waitLife(t, m, "launched.service", "started stopped started")
-		if got := scheduledOn(t, reg, "launched.service"); got != id {
+		if got := testcluster.ScheduledOn(t, reg, "launched.service"); got != id {
 			t.Fatalf("restart moved the unit from %s to %s", id, got)
 		}
 	})
 
 	t.Run("loaded", func(t *testing.T) {
-		id := scheduledOn(t, reg, "loaded.service")
+		id := testcluster.ScheduledOn(t, reg, "loaded.service")
 		out := mustCtl(t, ep, "restart", "loaded.service")
 		if want := fmt.Sprintf("Unit loaded.service launched on %s\n", label(id)); out != want {
 			t.Fatalf("restart printed %q, want %q", out, want)
 		}
 		waitLife(t, c.Machine(id), "loaded.service", "started")
-		if got := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"loaded.service", "launched", "launched"}) {
+		if got := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,dstate,state")); !contains(got, []string{"loaded.service", "launched", "launched"}) {
 			t.Fatalf("list-unit-files after restarting a loaded unit: %v", got)
 		}
 	})
@@ -130,7 +130,7 @@ func TestRestart(t *testing.T) {
 	})
 
 	t.Run("no-block", func(t *testing.T) {
-		id := scheduledOn(t, reg, "launched.service")
+		id := testcluster.ScheduledOn(t, reg, "launched.service")
 		// The stop is still waited for; the start is not.
 		out := mustCtl(t, ep, "restart", "--no-block", "launched")
 		if want := fmt.Sprintf("Unit launched.service loaded on %s\nTriggered unit launched.service start\n", label(id)); out != want {
@@ -163,7 +163,7 @@ func TestRestart(t *testing.T) {
 		}
 		out, _ := os.ReadFile(stdout.Name())
 		errOut, _ := os.ReadFile(stderr.Name())
-		la, lb := label(scheduledOn(t, reg, "a.service")), label(scheduledOn(t, reg, "b.service"))
+		la, lb := label(testcluster.ScheduledOn(t, reg, "a.service")), label(testcluster.ScheduledOn(t, reg, "b.service"))
 		want := sortedLines(fmt.Sprintf("Unit a.service launched on %[1]s\nUnit b.service launched on %[2]s\n"+
 			"Unit a.service loaded on %[1]s\nUnit a.service launched on %[1]s\nUnit b.service loaded on %[2]s\nUnit b.service launched on %[2]s\n"+
 			"Unit a.service loaded on %[1]s\nUnit b.service loaded on %[2]s\n", la, lb))

@@ -95,22 +95,22 @@ func runScenarioEndToEnd(t *testing.T, file string) string {
 				m.Kill()
 			}
 			live[f[1]] = c.AddMachineAs(f[1], md)
-			waitPublished(t, reg, f[1], md)
+			testcluster.WaitPublished(t, reg, f[1], md)
 			quiet = 3 * time.Second // a restarted machine may have been the leader
 		case "kill":
 			live[f[1]].Kill()
 			delete(live, f[1])
-			waitPublished(t, reg, f[1], "gone")
+			testcluster.WaitPublished(t, reg, f[1], "gone")
 			quiet = 3 * time.Second // the leader may have died
 		case "start":
-			body := myapp
+			body := testcluster.HelloService
 			if opts != "" {
 				body += "\n[X-Fleet]\n"
 				for _, o := range strings.Split(opts, "|") {
 					body += strings.TrimSpace(o) + "\n"
 				}
 			}
-			starts = append(starts, writeUnit(t, dir, f[1], body))
+			starts = append(starts, testcluster.WriteUnit(t, dir, f[1], body))
 		case "stop": // the script's stop is desired state inactive: fleetctl unload
 			mustCtl(t, ep, "unload", "--no-block", f[1])
 		case "restart":
@@ -125,33 +125,6 @@ func runScenarioEndToEnd(t *testing.T, file string) string {
 		}
 	}
 	return out.String()
-}
-
-// waitPublished waits until machine id is published with metadata md
-// ("k=v,k=v"), or is gone when md is "gone".
-func waitPublished(t *testing.T, reg *registry.Registry, id, md string) {
-	t.Helper()
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		s, err := reg.Snapshot(context.Background(), 0, 0)
-		if err != nil {
-			return err
-		}
-		m := s.Machines[id]
-		switch {
-		case md == "gone" && m != nil:
-			return fmt.Errorf("machine %s is still published", id)
-		case md == "gone":
-			return nil
-		case m == nil:
-			return fmt.Errorf("machine %s is not published", id)
-		}
-		for _, kv := range strings.Split(md, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok && m.Metadata[k] != v {
-				return fmt.Errorf("machine %s has metadata %v, want %s", id, m.Metadata, md)
-			}
-		}
-		return nil
-	})
 }
 
 // settled waits until the cluster is at rest and describes it in the

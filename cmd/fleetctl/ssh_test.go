@@ -24,8 +24,8 @@ func TestSSH(t *testing.T) {
 	t.Setenv("FLEETCTL_KNOWN_HOSTS_FILE", kh) // not the tester's ~/.fleetctl
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
-	m := c.Machine(scheduledOn(t, c.Registry(), "myapp.service"))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
+	m := c.Machine(testcluster.ScheduledOn(t, c.Registry(), "myapp.service"))
 
 	defaults := "-o ConnectTimeout=10 -o UserKnownHostsFile=" + kh + " -o StrictHostKeyChecking=ask"
 	if out := mustCtl(t, ep, "ssh", "myapp", "--", "echo", "foo"); strings.TrimSpace(out) != "-p 22 -l core "+defaults+" "+m.IP+" echo foo" {

@@ -24,7 +24,7 @@ func (c *cli) agentURL(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	j, err := reg.Job(ctx, name)
+	j, err := c.job(ctx, name)
 	if errors.Is(err, registry.ErrNotFound) {
 		return "", fmt.Errorf("Unit %s does not exist.", name)
 	}

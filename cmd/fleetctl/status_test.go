@@ -17,7 +17,7 @@ func TestStatusAndJournal(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	dir := t.TempDir()
-	mustCtl(t, ep, "start", writeUnit(t, dir, "myapp.service", myapp))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "myapp.service", testcluster.HelloService))
 	time.Sleep(time.Second) // let it print a few lines
 
 	out := mustCtl(t, ep, "status", "myapp")

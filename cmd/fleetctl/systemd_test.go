@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,21 +11,6 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// inBox runs a command inside a systemd machine and returns its trimmed
-// output.
-func inBox(t *testing.T, m *testcluster.SystemdMachine, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, _ := m.Exec(ctx, args...)
-	return strings.TrimSpace(string(out))
-}
-
-func mainPID(t *testing.T, m *testcluster.SystemdMachine, unit string) string {
-	t.Helper()
-	return inBox(t, m, "systemctl", "show", "--property", "MainPID", "--value", unit)
-}
-
 // TestSystemdLifecycle drives real systemd machines through fleet's whole
 // unit lifecycle: start, status, journal, a fleetd restart that must not
 // touch the unit, replace, stop, unload, and health in Consul.
@@ -35,16 +19,16 @@ func TestSystemdLifecycle(t *testing.T) {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
-	p := writeUnit(t, dir, "myapp.service", myapp)
+	p := testcluster.WriteUnit(t, dir, "myapp.service", testcluster.HelloService)
 
 	if out := mustCtl(t, ep, "start", p); !strings.HasPrefix(out, "Unit myapp.service launched on ") {
 		t.Fatalf("start printed %q", out)
 	}
-	m := c.Machine(scheduledOn(t, reg, "myapp.service"))
-	if got := inBox(t, m, "systemctl", "is-active", "myapp.service"); got != "active" {
+	m := c.Machine(testcluster.ScheduledOn(t, reg, "myapp.service"))
+	if got := m.Output("systemctl", "is-active", "myapp.service"); got != "active" {
 		t.Fatalf("systemctl is-active in the machine: %q\n%s", got, m.Log())
 	}
-	if lu := rows(mustCtl(t, ep, "list-units")); len(lu) != 1 || lu[0][2] != "active" || lu[0][3] != "running" {
+	if lu := testcluster.Rows(mustCtl(t, ep, "list-units")); len(lu) != 1 || lu[0][2] != "active" || lu[0][3] != "running" {
 		t.Fatalf("list-units: %v", lu)
 	}
 	testcluster.Eventually(t, 10*time.Second, func() error {
@@ -58,31 +42,31 @@ func TestSystemdLifecycle(t *testing.T) {
 	})
 
 	// fleetd restarts: the unit keeps running, same PID, same machine.
-	pid := mainPID(t, m, "myapp.service")
+	pid := m.MainPID("myapp.service")
 	m.StopFleetd()
-	if got := inBox(t, m, "systemctl", "is-active", "myapp.service"); got != "active" {
+	if got := m.Output("systemctl", "is-active", "myapp.service"); got != "active" {
 		t.Fatalf("unit stopped with fleetd: %q", got)
 	}
 	m.StartFleetd()
 	time.Sleep(3 * c.TTL) // past the TTL: a lost session would have moved the unit by now
-	if got := scheduledOn(t, reg, "myapp.service"); got != m.MachineID {
+	if got := testcluster.ScheduledOn(t, reg, "myapp.service"); got != m.MachineID {
 		t.Fatalf("after a fleetd restart the unit moved to %s\n%s", got, m.Log())
 	}
-	if got := mainPID(t, m, "myapp.service"); got != pid {
+	if got := m.MainPID("myapp.service"); got != pid {
 		t.Fatalf("after a fleetd restart the unit's PID is %s, was %s", got, pid)
 	}
-	if lu := rows(mustCtl(t, ep, "list-units")); len(lu) != 1 || lu[0][2] != "active" {
+	if lu := testcluster.Rows(mustCtl(t, ep, "list-units")); len(lu) != 1 || lu[0][2] != "active" {
 		t.Fatalf("list-units after the fleetd restart: %v", lu)
 	}
 
 	// replace: a new body restarts the unit with it.
-	writeUnit(t, dir, "myapp.service", strings.Replace(myapp, "Hello World", "Hello Again", 1))
+	testcluster.WriteUnit(t, dir, "myapp.service", strings.Replace(testcluster.HelloService, "Hello World", "Hello Again", 1))
 	mustCtl(t, ep, "start", "--replace", p)
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		if got := mainPID(t, m, "myapp.service"); got == pid || got == "0" {
+		if got := m.MainPID("myapp.service"); got == pid || got == "0" {
 			return fmt.Errorf("MainPID %s after replace, was %s", got, pid)
 		}
-		if out := inBox(t, m, "cat", "/run/fleet/units/myapp.service"); !strings.Contains(out, "Hello Again") {
+		if out := m.Output("cat", "/run/fleet/units/myapp.service"); !strings.Contains(out, "Hello Again") {
 			return fmt.Errorf("unit file in the machine:\n%s", out)
 		}
 		return nil
@@ -90,28 +74,28 @@ func TestSystemdLifecycle(t *testing.T) {
 
 	// systemd re-executes (an upgrade): the driver reconnects, and state
 	// changes keep flowing.
-	inBox(t, m, "systemctl", "daemon-reexec")
+	m.Output("systemctl", "daemon-reexec")
 	time.Sleep(3 * time.Second) // the driver checks its connection every 2s
-	inBox(t, m, "systemctl", "kill", "--signal", "KILL", "myapp.service")
+	m.Output("systemctl", "kill", "--signal", "KILL", "myapp.service")
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		lu := rows(mustCtl(t, ep, "list-units", "--fields", "unit,active"))
+		lu := testcluster.Rows(mustCtl(t, ep, "list-units", "--fields", "unit,active"))
 		if len(lu) != 1 || lu[0][1] != "failed" {
 			return fmt.Errorf("list-units after a kill behind fleet's back: %v\n%s", lu, m.Log())
 		}
 		return nil
 	})
-	inBox(t, m, "systemctl", "start", "myapp.service")
+	m.Output("systemctl", "start", "myapp.service")
 
 	// stop, then unload: the file leaves the machine.
 	mustCtl(t, ep, "stop", "myapp")
-	if got := inBox(t, m, "systemctl", "is-active", "myapp.service"); got != "inactive" {
+	if got := m.Output("systemctl", "is-active", "myapp.service"); got != "inactive" {
 		t.Fatalf("after stop: %q", got)
 	}
 	mustCtl(t, ep, "unload", "myapp")
-	if got := inBox(t, m, "ls", "/run/fleet/units"); got != "" {
+	if got := m.Output("ls", "/run/fleet/units"); got != "" {
 		t.Fatalf("units directory after unload: %q", got)
 	}
-	if got := inBox(t, m, "systemctl", "show", "--property", "LoadState", "--value", "myapp.service"); got != "not-found" {
+	if got := m.Output("systemctl", "show", "--property", "LoadState", "--value", "myapp.service"); got != "not-found" {
 		t.Fatalf("systemd still knows the unit after unload: %q", got)
 	}
 	mustCtl(t, ep, "destroy", "myapp")
@@ -125,8 +109,8 @@ func TestSystemdInstallAndBindsTo(t *testing.T) {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	pin := "\n[X-Fleet]\nMachineMetadata=hostname=machine-2\n"
-	hello := writeUnit(t, dir, "hello.service", myapp+pin)
-	discovery := writeUnit(t, dir, "discovery.service", `[Unit]
+	hello := testcluster.WriteUnit(t, dir, "hello.service", testcluster.HelloService+pin)
+	discovery := testcluster.WriteUnit(t, dir, "discovery.service", `[Unit]
 Description=announce hello
 BindsTo=hello.service
 After=hello.service
@@ -139,19 +123,19 @@ WantedBy=hello.service
 `+pin)
 	mustCtl(t, ep, "load", hello, discovery)
 	m := c.Machines[1]
-	if got := inBox(t, m, "systemctl", "is-active", "discovery.service"); got != "inactive" {
+	if got := m.Output("systemctl", "is-active", "discovery.service"); got != "inactive" {
 		t.Fatalf("discovery after load: %q", got)
 	}
 	mustCtl(t, ep, "start", "hello")
 	testcluster.Eventually(t, 10*time.Second, func() error {
-		if got := inBox(t, m, "systemctl", "is-active", "discovery.service"); got != "active" {
+		if got := m.Output("systemctl", "is-active", "discovery.service"); got != "active" {
 			return fmt.Errorf("discovery after starting hello: %q", got)
 		}
 		return nil
 	})
 	mustCtl(t, ep, "stop", "hello")
 	testcluster.Eventually(t, 10*time.Second, func() error {
-		if got := inBox(t, m, "systemctl", "is-active", "discovery.service"); got != "inactive" {
+		if got := m.Output("systemctl", "is-active", "discovery.service"); got != "inactive" {
 			return fmt.Errorf("discovery after stopping hello: %q", got)
 		}
 		return nil
@@ -166,8 +150,8 @@ func TestSystemdFailures(t *testing.T) {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
-	mustCtl(t, ep, "start", writeUnit(t, dir, "web.service", myapp))
-	first := c.Machine(scheduledOn(t, reg, "web.service"))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, dir, "web.service", testcluster.HelloService))
+	first := c.Machine(testcluster.ScheduledOn(t, reg, "web.service"))
 
 	if err := first.Box.Kill(); err != nil {
 		t.Fatal(err)
@@ -177,18 +161,18 @@ func TestSystemdFailures(t *testing.T) {
 		second = c.Machines[1]
 	}
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		if got := scheduledOn(t, reg, "web.service"); got != second.MachineID {
+		if got := testcluster.ScheduledOn(t, reg, "web.service"); got != second.MachineID {
 			return fmt.Errorf("web.service on %q", got)
 		}
-		if got := inBox(t, second, "systemctl", "is-active", "web.service"); got != "active" {
+		if got := second.Output("systemctl", "is-active", "web.service"); got != "active" {
 			return fmt.Errorf("web.service on the surviving machine: %q", got)
 		}
 		return nil
 	})
 
-	_, _, _ = ctl(t, ep, "start", "--block-attempts", "3", writeUnit(t, dir, "bad.service", "[Service]\nExecStart=relative/path\n"))
+	_, _, _ = ctl(t, ep, "start", "--block-attempts", "3", testcluster.WriteUnit(t, dir, "bad.service", "[Service]\nExecStart=relative/path\n"))
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		lu := rows(mustCtl(t, ep, "list-units", "--fields", "unit,load,active"))
+		lu := testcluster.Rows(mustCtl(t, ep, "list-units", "--fields", "unit,load,active"))
 		if !contains(lu, []string{"bad.service", "bad-setting", "inactive"}) || !contains(lu, []string{"web.service", "loaded", "active"}) {
 			return fmt.Errorf("list-units: %v", lu)
 		}
@@ -198,7 +182,7 @@ func TestSystemdFailures(t *testing.T) {
 		return nil
 	})
 
-	_, _, _ = ctl(t, ep, "start", writeUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.5; exit 3'\n"))
+	_, _, _ = ctl(t, ep, "start", testcluster.WriteUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.5; exit 3'\n"))
 	client, _ := c.Consul.Client()
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		// The dead machine's instance stays in the catalog on its failed
@@ -228,14 +212,14 @@ func TestSystemdUser(t *testing.T) {
 	})
 	c.WaitMachines(1)
 	ep := c.Consul.URL()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
+	mustCtl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
 	user := func(args ...string) string {
-		return inBox(t, m, append([]string{"env", "XDG_RUNTIME_DIR=" + run, "systemctl", "--user"}, args...)...)
+		return m.Output(append([]string{"env", "XDG_RUNTIME_DIR=" + run, "systemctl", "--user"}, args...)...)
 	}
 	if got := user("is-active", "myapp.service"); got != "active" {
 		t.Fatalf("systemctl --user is-active: %q\n%s", got, m.Log())
 	}
-	if got := inBox(t, m, "systemctl", "is-active", "myapp.service"); got == "active" {
+	if got := m.Output("systemctl", "is-active", "myapp.service"); got == "active" {
 		t.Fatal("the unit runs in the system manager, not the user's")
 	}
 	if out := mustCtl(t, ep, "status", "myapp"); !strings.Contains(out, "Active: active (running)") {

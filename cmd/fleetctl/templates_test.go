@@ -18,7 +18,7 @@ func TestTemplates(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	dir := t.TempDir()
-	tpl := writeUnit(t, dir, "hello@.service", "[Service]\nExecStart=/bin/sh -c 'while true; do echo Hello World %i; sleep 0.2; done'\n")
+	tpl := testcluster.WriteUnit(t, dir, "hello@.service", "[Service]\nExecStart=/bin/sh -c 'while true; do echo Hello World %i; sleep 0.2; done'\n")
 	if out := mustCtl(t, ep, "submit", tpl); out != "Unit hello@.service inactive\n" {
 		t.Fatalf("submit printed %q", out)
 	}
@@ -27,15 +27,15 @@ func TestTemplates(t *testing.T) {
 	if strings.Count(out, "launched on") != 2 {
 		t.Fatalf("start printed %q", out)
 	}
-	files := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,hash,dstate"))
+	files := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,hash,dstate"))
 	if len(files) != 3 || files[0][1] != files[1][1] || files[1][1] != files[2][1] {
 		t.Fatalf("instances must share the template's body and hash: %v", files)
 	}
 	// The instance name reaches the unit: %i is expanded when it runs.
 	testcluster.Eventually(t, 10*time.Second, func() error {
-		for _, r := range rows(mustCtl(t, ep, "list-units", "--full")) {
+		for _, r := range testcluster.Rows(mustCtl(t, ep, "list-units", "--full")) {
 			m := c.Machine(strings.Split(r[1], "/")[0])
-			if err := logGrows(m, r[0]); err != nil {
+			if err := m.CheckRunning(r[0]); err != nil {
 				return err
 			}
 			inst := strings.TrimSuffix(strings.TrimPrefix(r[0], "hello@"), ".service")
@@ -48,7 +48,7 @@ func TestTemplates(t *testing.T) {
 
 	// A template only on local disk, beside the named instance.
 	other := t.TempDir()
-	writeUnit(t, other, "disk@.service", "[Service]\nExecStart=/bin/sleep 60\n")
+	testcluster.WriteUnit(t, other, "disk@.service", "[Service]\nExecStart=/bin/sleep 60\n")
 	if out := mustCtl(t, ep, "start", filepath.Join(other, "disk@a")); !strings.HasPrefix(out, "Unit disk@a.service launched on ") {
 		t.Fatalf("start of a local template's instance printed %q", out)
 	}
@@ -63,10 +63,10 @@ func TestReplace(t *testing.T) {
 	c := testcluster.Start(t, 1)
 	ep := c.Consul.URL()
 	dir := t.TempDir()
-	p := writeUnit(t, dir, "web.service", "[Service]\nExecStart=/bin/sh -c 'while true; do echo Hello World v1; sleep 0.2; done'\n")
+	p := testcluster.WriteUnit(t, dir, "web.service", "[Service]\nExecStart=/bin/sh -c 'while true; do echo Hello World v1; sleep 0.2; done'\n")
 	mustCtl(t, ep, "start", p)
 	v2 := "[Service]\nExecStart=/bin/sh -c 'while true; do echo Hello World v2; sleep 0.2; done'\n"
-	writeUnit(t, dir, "web.service", v2)
+	testcluster.WriteUnit(t, dir, "web.service", v2)
 
 	_, errOut, _ := ctl(t, ep, "start", p)
 	if !strings.Contains(errOut, "differs from local unit file") || !strings.Contains(errOut, "--replace") {
@@ -93,8 +93,8 @@ func TestReplace(t *testing.T) {
 	}
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		out := mustCtl(t, ep, "list-units", "--fields", "unit,active,hash")
-		want := rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,hash"))[0][1]
-		if r := rows(out); len(r) != 1 || r[0][1] != "active" || r[0][2] != want {
+		want := testcluster.Rows(mustCtl(t, ep, "list-unit-files", "--fields", "unit,hash"))[0][1]
+		if r := testcluster.Rows(out); len(r) != 1 || r[0][1] != "active" || r[0][2] != want {
 			return fmt.Errorf("list-units %v, want active with hash %s", r, want)
 		}
 		return nil

@@ -114,7 +114,7 @@ func TestTLSConsul(t *testing.T) {
 		"nope.pem", "check the files CONSUL_CACERT")
 
 	// The right variables: submit and list.
-	unit := writeUnit(t, dir, "tlsapp.service", myapp)
+	unit := testcluster.WriteUnit(t, dir, "tlsapp.service", testcluster.HelloService)
 	mustFleetctl(tlsEnv, "submit", unit)
 	if out := mustFleetctl(tlsEnv, "list-unit-files", "--no-legend", "--fields", "unit"); strings.TrimSpace(out) != "tlsapp.service" {
 		t.Fatalf("list-unit-files over TLS: %q", out)
@@ -164,10 +164,10 @@ func TestTLSConsul(t *testing.T) {
 	if out := mustFleetctl(tlsEnv, "start", "tlsapp"); !strings.HasPrefix(out, "Unit tlsapp.service launched on "+registry.ShortID(m.ID)) {
 		t.Fatalf("start printed %q", out)
 	}
-	if got := rows(mustFleetctl(tlsEnv, "list-units", "--full")); len(got) != 1 || strings.Join(got[0], " ") != "tlsapp.service "+m.ID+"/"+m.IP+" active running" {
+	if got := testcluster.Rows(mustFleetctl(tlsEnv, "list-units", "--full")); len(got) != 1 || strings.Join(got[0], " ") != "tlsapp.service "+m.ID+"/"+m.IP+" active running" {
 		t.Fatalf("list-units over TLS: %v", got)
 	}
-	if err := logGrows(m, "tlsapp.service"); err != nil {
+	if err := m.CheckRunning("tlsapp.service"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -182,7 +182,7 @@ func TestTLSConsul(t *testing.T) {
 		}
 		return nil
 	})
-	if got := rows(mustFleetctl(tlsEnv, "list-machines", "--full")); len(got) != 1 || got[0][0] != m.ID {
+	if got := testcluster.Rows(mustFleetctl(tlsEnv, "list-machines", "--full")); len(got) != 1 || got[0][0] != m.ID {
 		t.Fatalf("list-machines: %v; want only %s", got, m.ID)
 	}
 	lost.Stop()

@@ -78,10 +78,13 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 	defaultPolicy := "" // read once, when a unit names no policy
 	if len(args) >= manyUnits {
 		// One read of the whole cluster instead of one or two per unit.
-		if c.preloaded, err = c.snapshot(ctx); err != nil {
+		s, err := c.snapshot(ctx)
+		if err != nil {
 			return nil, err
 		}
-		defer func() { c.preloaded = nil }()
+		live := c.state
+		c.state = fixedCluster{s}
+		defer func() { c.state = live }()
 	}
 	for _, u := range args {
 		j, err := c.job(ctx, u.name)
@@ -166,24 +169,13 @@ func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, erro
 // once rather than each unit on its own.
 const manyUnits = 16
 
-// job reads one unit, from the snapshot preloaded for many units if there is
-// one, else from Consul; registry.ErrNotFound when there is no such unit.
+// job reads one unit; registry.ErrNotFound when there is no such unit.
 func (c *cli) job(ctx context.Context, name string) (*registry.Job, error) {
-	if s := c.preloaded; s != nil {
-		j := s.Jobs[name]
-		if j == nil {
-			return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, name)
-		}
-		if j.Unit == nil {
-			return nil, fmt.Errorf("unit body %s of %s is missing from Consul", j.Hash.Short(), name)
-		}
-		return j, nil
-	}
-	reg, err := c.registry()
+	r, err := c.reader()
 	if err != nil {
 		return nil, err
 	}
-	return reg.Job(ctx, name)
+	return r.Job(ctx, name)
 }
 
 // create writes new units and replacements; new units get state desired.

@@ -61,30 +61,21 @@ func (c *cli) waitFor(ctx context.Context, names []string, want registry.Desired
 // no longer waited for. With two items or more, a terminal shows how many
 // got there.
 func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.DesiredState, b blockOptions, active bool) error {
-	reg, err := c.registry()
+	r, err := c.reader()
 	if err != nil {
 		return err
 	}
-	pending := map[waitItem]bool{}
-	for _, it := range items {
-		pending[it] = true
-	}
-	total := len(pending)
+	w := c.newWaiting(items, want, b, active)
+	total := len(w.pending)
 	if total > 1 {
 		defer c.live.set(c.live.current())
 	}
-	told := map[string]string{} // unplaced reasons already printed
-	var failed []string
-	var deadline time.Time
-	if b.attempts > 0 {
-		deadline = time.Now().Add(time.Duration(b.attempts) * attemptPeriod)
-	}
 	var index uint64
-	for len(pending) > 0 {
+	for len(w.pending) > 0 {
 		if total > 1 {
-			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(pending), total, want))
+			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(w.pending), total, want))
 		}
-		s, err := reg.Snapshot(ctx, index, attemptPeriod)
+		s, err := r.Snapshot(ctx, index, attemptPeriod)
 		if err != nil {
 			return c.consulErr(err)
 		}
@@ -94,72 +85,137 @@ func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.
 		}
 		index = max(s.Index, 1)
 		for _, it := range items {
-			if !pending[it] {
-				continue
+			if w.pending[it] {
+				w.check(s, it)
 			}
-			name := it.name
-			j := s.Jobs[name]
-			if j == nil {
-				delete(pending, it)
-				if want != registry.Inactive {
-					failed = append(failed, name)
-					c.live.printf(c.errOut, "Unit %s was destroyed while waiting for it\n", name)
-				} else {
-					c.live.printf(c.out, "Unit %s inactive\n", name)
-				}
-				continue
-			}
-			if j.Unplaced != "" && told[name] != j.Unplaced {
-				told[name] = j.Unplaced
-				c.live.printf(c.errOut, "Unit %s cannot be placed yet: %s; still waiting\n", name, j.Unplaced)
-			}
-			machine := j.Target
-			if it.machine != "" {
-				machine = it.machine
-			}
-			if want == registry.Inactive {
-				if j.Target != "" || len(s.States[name]) > 0 {
-					continue // still on a machine, or still reported by one
-				}
-				c.live.printf(c.out, "Unit %s inactive\n", name)
-				delete(pending, it)
-				continue
-			}
-			st := s.States[name][machine]
-			if it.machine != "" {
-				if s.Machines[machine] == nil || st == nil {
-					delete(pending, it) // the machine left, or no longer runs it
-					continue
-				}
-				if st.Hash != j.Hash.String() || st.State != want {
-					continue
-				}
-			} else if s.CurrentState(j) != want {
-				continue
-			}
-			if active && st.Active != "active" {
-				if st.Active == "failed" {
-					c.live.printf(c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", name, machineLabel(s, machine, false), st.Active, st.Sub)
-					failed = append(failed, name)
-					delete(pending, it)
-				}
-				continue
-			}
-			c.live.printf(c.out, "Unit %s %s on %s\n", name, want, machineLabel(s, machine, false))
-			delete(pending, it)
 		}
-		if len(pending) > 0 && !deadline.IsZero() && time.Now().After(deadline) {
-			var left []string
-			for _, it := range items {
-				if pending[it] && !slices.Contains(left, it.name) {
-					left = append(left, it.name)
-				}
-			}
-			return fmt.Errorf("units %v did not reach state %s after %d block attempts; they keep their desired state (fleetctl list-unit-files --fields unit,dstate,state,reason shows where they stand)", left, want, b.attempts)
+		if err := w.timedOut(); err != nil {
+			return err
 		}
 	}
-	if len(failed) > 0 {
-		return errors.New("some units did not reach the wanted state: " + fmt.Sprint(failed))
+	return w.failure()
+}
+
+// waiting is one wait of waitForItems in progress.
+type waiting struct {
+	c        *cli
+	items    []waitItem
+	want     registry.DesiredState
+	active   bool      // wait for the init system to report the unit active too
+	attempts int       // --block-attempts, for the timeout's message
+	deadline time.Time // zero: wait for ever
+
+	pending map[waitItem]bool
+	told    map[string]string // unplaced reasons already printed, by unit
+	failed  []string          // units that cannot get there
+}
+
+func (c *cli) newWaiting(items []waitItem, want registry.DesiredState, b blockOptions, active bool) *waiting {
+	w := &waiting{c: c, items: items, want: want, active: active, attempts: b.attempts,
+		pending: map[waitItem]bool{}, told: map[string]string{}}
+	for _, it := range items {
+		w.pending[it] = true
+	}
+	if b.attempts > 0 {
+		w.deadline = time.Now().Add(time.Duration(b.attempts) * attemptPeriod)
+	}
+	return w
+}
+
+// check looks at a pending item in snapshot s: it says what became of it,
+// and stops waiting for it once it got there, failed, or can no longer get
+// there.
+func (w *waiting) check(s *registry.Snapshot, it waitItem) {
+	j := s.Jobs[it.name]
+	if j == nil {
+		w.destroyed(it)
+		return
+	}
+	if j.Unplaced != "" && w.told[it.name] != j.Unplaced {
+		w.told[it.name] = j.Unplaced
+		w.c.live.printf(w.c.errOut, "Unit %s cannot be placed yet: %s; still waiting\n", it.name, j.Unplaced)
+	}
+	if w.want == registry.Inactive {
+		if j.Target != "" || len(s.States[it.name]) > 0 {
+			return // still on a machine, or still reported by one
+		}
+		w.c.live.printf(w.c.out, "Unit %s inactive\n", it.name)
+		delete(w.pending, it)
+		return
+	}
+	machine := j.Target
+	if it.machine != "" {
+		machine = it.machine
+	}
+	st := w.reached(s, j, it, machine)
+	if st == nil {
+		return
+	}
+	if w.active && st.Active != "active" {
+		if st.Active == "failed" {
+			w.c.live.printf(w.c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", it.name, machineLabel(s, machine, false), st.Active, st.Sub)
+			w.failed = append(w.failed, it.name)
+			delete(w.pending, it)
+		}
+		return
+	}
+	w.c.live.printf(w.c.out, "Unit %s %s on %s\n", it.name, w.want, machineLabel(s, machine, false))
+	delete(w.pending, it)
+}
+
+// destroyed settles an item whose unit is gone: what an unload waits for,
+// a failure for anything else.
+func (w *waiting) destroyed(it waitItem) {
+	delete(w.pending, it)
+	if w.want == registry.Inactive {
+		w.c.live.printf(w.c.out, "Unit %s inactive\n", it.name)
+		return
+	}
+	w.failed = append(w.failed, it.name)
+	w.c.live.printf(w.c.errOut, "Unit %s was destroyed while waiting for it\n", it.name)
+}
+
+// reached returns the state machine reports for job j once the item has
+// reached the wanted state there, else nil. A global copy whose machine
+// left, or no longer runs it, is no longer waited for.
+func (w *waiting) reached(s *registry.Snapshot, j *registry.Job, it waitItem, machine string) *registry.UnitState {
+	st := s.States[j.Name][machine]
+	if it.machine == "" {
+		if s.CurrentState(j) != w.want {
+			return nil
+		}
+		return st
+	}
+	if s.Machines[machine] == nil || st == nil {
+		delete(w.pending, it)
+		return nil
+	}
+	if st.Hash != j.Hash.String() || st.State != w.want {
+		return nil
+	}
+	return st
+}
+
+// timedOut is the error of a wait whose block attempts ran out with items
+// still pending, nil otherwise.
+func (w *waiting) timedOut() error {
+	if len(w.pending) == 0 || w.deadline.IsZero() || !time.Now().After(w.deadline) {
+		return nil
+	}
+	var left []string
+	for _, it := range w.items {
+		if w.pending[it] && !slices.Contains(left, it.name) {
+			left = append(left, it.name)
+		}
+	}
+	return fmt.Errorf("units %v did not reach state %s after %d block attempts; they keep their desired state (fleetctl list-unit-files --fields unit,dstate,state,reason shows where they stand)", left, w.want, w.attempts)
+}
+
+// failure is the error of a finished wait in which some units failed or
+// were destroyed, nil when every item got there.
+func (w *waiting) failure() error {
+	if len(w.failed) > 0 {
+		return errors.New("some units did not reach the wanted state: " + fmt.Sprint(w.failed))
 	}
 	return nil
 }

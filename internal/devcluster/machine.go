@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -118,4 +119,20 @@ func (m *Machine) Kill() {
 // the cluster), with SIGKILL after 30s.
 func (m *Machine) Stop() {
 	stopProcess(m.cmd.Process, m.exited, 30*time.Second)
+}
+
+// CheckRunning checks that unit really runs on m: its log keeps growing
+// and holds what HelloService prints. It takes half a second.
+func (m *Machine) CheckRunning(unit string) error {
+	p := filepath.Join(m.Dir, "logs", unit+".log")
+	a, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond)
+	b, _ := os.ReadFile(p)
+	if len(b) <= len(a) || !strings.Contains(string(b), "Hello World") {
+		return fmt.Errorf("%s is not running on %s: its output did not grow", unit, m.ID)
+	}
+	return nil
 }

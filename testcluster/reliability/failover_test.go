@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -34,9 +34,9 @@ func TestLeaderDies(t *testing.T) {
 			idx = i + 1
 		}
 	}
-	pinned := writeUnit(t, dir, "a.service", myapp+fmt.Sprintf("\n[X-Fleet]\nMachineMetadata=hostname=machine-%d\nMachineMetadata=hostname=machine-9\n", idx))
-	mustCtl(t, ep, "start", pinned)
-	if got := scheduledOn(t, reg, "a.service"); got != old {
+	pinned := testcluster.WriteUnit(t, dir, "a.service", testcluster.HelloService+fmt.Sprintf("\n[X-Fleet]\nMachineMetadata=hostname=machine-%d\nMachineMetadata=hostname=machine-9\n", idx))
+	testcluster.MustFleetctl(t, ep, "start", pinned)
+	if got := testcluster.ScheduledOn(t, reg, "a.service"); got != old {
 		t.Fatalf("a.service on %s, want the leader %s", got, old)
 	}
 
@@ -54,9 +54,9 @@ func TestLeaderDies(t *testing.T) {
 	// a.service fits only the dead machine or a machine-9: it waits, then
 	// lands on a machine-9 when one joins.
 	m9 := c.AddMachine("hostname=machine-9")
-	mustCtl(t, ep, "start", "--block-attempts", "15", writeUnit(t, dir, "b.service", myapp))
+	testcluster.MustFleetctl(t, ep, "start", "--block-attempts", "15", testcluster.WriteUnit(t, dir, "b.service", testcluster.HelloService))
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		if got := scheduledOn(t, reg, "a.service"); got != m9.ID {
+		if got := testcluster.ScheduledOn(t, reg, "a.service"); got != m9.ID {
 			return fmt.Errorf("a.service on %q, want the new machine-9 %s", got, m9.ID)
 		}
 		return nil
@@ -69,20 +69,20 @@ func TestGracefulStop(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
-	first := c.Machine(scheduledOn(t, reg, "myapp.service"))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
+	first := c.Machine(testcluster.ScheduledOn(t, reg, "myapp.service"))
 	first.Stop()
-	if err := logGrows(first, "myapp.service"); err == nil {
+	if err := first.CheckRunning("myapp.service"); err == nil {
 		t.Fatal("the unit still runs on the stopped machine")
 	}
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		lu := rows(mustCtl(t, ep, "list-units", "--full"))
+		lu := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-units", "--full"))
 		if len(lu) != 1 || strings.HasPrefix(lu[0][1], first.ID) || lu[0][2] != "active" {
 			return fmt.Errorf("list-units: %v", lu)
 		}
-		return logGrows(c.Machine(strings.Split(lu[0][1], "/")[0]), "myapp.service")
+		return c.Machine(strings.Split(lu[0][1], "/")[0]).CheckRunning("myapp.service")
 	})
-	if got := rows(mustCtl(t, ep, "list-machines", "--full")); len(got) != 1 || got[0][0] == first.ID {
+	if got := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-machines", "--full")); len(got) != 1 || got[0][0] == first.ID {
 		t.Fatalf("list-machines after graceful stop: %v", got)
 	}
 }
@@ -94,16 +94,16 @@ func TestMachineOfMovesTogether(t *testing.T) {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
-	mustCtl(t, ep, "start", writeUnit(t, dir, "other.service", myapp))
-	mustCtl(t, ep, "start", writeUnit(t, dir, "ping.1.service", myapp),
-		writeUnit(t, dir, "pong.1.service", myapp+"\n[X-Fleet]\nMachineOf=ping.1.service\n"))
-	first := scheduledOn(t, reg, "ping.1.service")
-	if got := scheduledOn(t, reg, "pong.1.service"); got != first || first == "" {
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "other.service", testcluster.HelloService))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "ping.1.service", testcluster.HelloService),
+		testcluster.WriteUnit(t, dir, "pong.1.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=ping.1.service\n"))
+	first := testcluster.ScheduledOn(t, reg, "ping.1.service")
+	if got := testcluster.ScheduledOn(t, reg, "pong.1.service"); got != first || first == "" {
 		t.Fatalf("ping.1 on %q, pong.1 on %q: want the same machine", first, got)
 	}
 	c.Machine(first).Kill()
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		ping, pong := scheduledOn(t, reg, "ping.1.service"), scheduledOn(t, reg, "pong.1.service")
+		ping, pong := testcluster.ScheduledOn(t, reg, "ping.1.service"), testcluster.ScheduledOn(t, reg, "pong.1.service")
 		if ping == "" || ping == first || pong != ping {
 			return fmt.Errorf("after the kill ping.1 on %q, pong.1 on %q", ping, pong)
 		}
@@ -119,8 +119,8 @@ func TestFrozenMachineComesBack(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "myapp.service", myapp))
-	first := c.Machine(scheduledOn(t, reg, "myapp.service"))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "myapp.service", testcluster.HelloService))
+	first := c.Machine(testcluster.ScheduledOn(t, reg, "myapp.service"))
 	if err := syscall.Kill(first.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -134,34 +134,34 @@ func TestFrozenMachineComesBack(t *testing.T) {
 	t.Cleanup(thaw) // before the cluster stops its machines
 	var second *testcluster.Machine
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		id := scheduledOn(t, reg, "myapp.service")
+		id := testcluster.ScheduledOn(t, reg, "myapp.service")
 		if id == "" || id == first.ID {
 			return fmt.Errorf("myapp.service still on %q", id)
 		}
 		second = c.Machine(id)
-		return logGrows(second, "myapp.service")
+		return second.CheckRunning("myapp.service")
 	})
 	// The frozen agent could not stop its copy: both run now.
-	if err := logGrows(first, "myapp.service"); err != nil {
+	if err := first.CheckRunning("myapp.service"); err != nil {
 		t.Fatalf("the frozen machine's copy should still run until it thaws: %v", err)
 	}
 	thaw()
 	start := time.Now()
 	testcluster.Eventually(t, 15*time.Second, func() error {
-		if logGrows(first, "myapp.service") == nil {
+		if first.CheckRunning("myapp.service") == nil {
 			return fmt.Errorf("the thawed machine still runs its stale copy")
 		}
 		return nil
 	})
 	t.Logf("stale copy stopped %s after the machine thawed", time.Since(start).Round(100*time.Millisecond))
-	if id := scheduledOn(t, reg, "myapp.service"); id != second.ID {
+	if id := testcluster.ScheduledOn(t, reg, "myapp.service"); id != second.ID {
 		t.Fatalf("myapp.service moved again, to %q", id)
 	}
-	if err := logGrows(second, "myapp.service"); err != nil {
+	if err := second.CheckRunning("myapp.service"); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 15*time.Second, func() error { // the thawed machine rejoins
-		if got := len(rows(mustCtl(t, ep, "list-machines"))); got != 2 {
+		if got := len(testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-machines"))); got != 2 {
 			return fmt.Errorf("%d machines listed", got)
 		}
 		return nil
@@ -177,9 +177,9 @@ func TestMachineReturnsAfterItsTTL(t *testing.T) {
 	c := testcluster.Start(t, 0)
 	reg := c.Registry()
 	c.AddMachineAs("m1", "role=web")
-	waitPublished(t, reg, "m1", "role=web")
+	testcluster.WaitPublished(t, reg, "m1", "role=web")
 	c.Machine("m1").Kill()
-	waitPublished(t, reg, "m1", "gone") // the TTL ran out: the check is critical
+	testcluster.WaitPublished(t, reg, "m1", "gone") // the TTL ran out: the check is critical
 	c.AddMachineAs("m1", "role=db")
-	waitPublished(t, reg, "m1", "role=db")
+	testcluster.WaitPublished(t, reg, "m1", "role=db")
 }

@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func TestFailoverTimes(t *testing.T) {
 	n := trials(t)
 	var moved, led []time.Duration
 
-	mustCtl(t, ep, "start", writeUnit(t, dir, "victim.service", myapp))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, dir, "victim.service", testcluster.HelloService))
 	for i := range n {
-		from := scheduledOn(t, reg, "victim.service")
+		from := testcluster.ScheduledOn(t, reg, "victim.service")
 		m := c.Machine(from)
 		killed := time.Now()
 		if err := m.Kill(); err != nil {
@@ -69,12 +69,12 @@ func TestFailoverTimes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		unit := writeUnit(t, dir, fmt.Sprintf("probe-%d.service", i), myapp)
+		unit := testcluster.WriteUnit(t, dir, fmt.Sprintf("probe-%d.service", i), testcluster.HelloService)
 		killed := time.Now()
 		if err := c.Machine(s.Leader).Kill(); err != nil {
 			t.Fatal(err)
 		}
-		mustCtl(t, ep, "start", "--no-block", unit)
+		testcluster.MustFleetctl(t, ep, "start", "--no-block", unit)
 		testcluster.Eventually(t, time.Minute, func() error {
 			s, err := reg.Snapshot(context.Background(), 0, 0)
 			if err != nil {
@@ -185,7 +185,7 @@ func TestConsulOutage(t *testing.T) {
 	// Units run on through the outage: systemd in each machine says so.
 	stopped := 0
 	for name, w := range before {
-		if got := mainPID(t, c.Machine(w.machine), name); got != w.pid {
+		if got := c.Machine(w.machine).MainPID(name); got != w.pid {
 			stopped++
 			t.Errorf("during the outage %s changed on %s: MainPID %s, was %s", name, w.machine, got, w.pid)
 		}
@@ -200,7 +200,7 @@ func TestConsulOutage(t *testing.T) {
 		}
 	}
 	record(t, "units stopped, restarted or moved by a %s Consul outage: %d of %d\n", d, stopped, len(before))
-	if lu := rows(mustCtl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
+	if lu := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
 		t.Errorf("list-units after the outage: %v", lu)
 	}
 }
@@ -265,15 +265,15 @@ func TestPartitionedMachine(t *testing.T) {
 	c := testcluster.StartSystemdTTL(t, 3, 10*time.Second)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "victim.service", myapp))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "victim.service", testcluster.HelloService))
 	var stops, moves, windows []time.Duration
 	for i := range trials(t) {
-		m := c.Machine(scheduledOn(t, reg, "victim.service"))
+		m := c.Machine(testcluster.ScheduledOn(t, reg, "victim.service"))
 		heal := cutOff(t, m.IP)
 		cut := time.Now()
 		var stopped, elsewhere time.Duration
 		for time.Since(cut) < time.Minute && (stopped == 0 || elsewhere == 0) {
-			if stopped == 0 && inBox(t, m, "systemctl", "is-active", "victim.service") != "active" {
+			if stopped == 0 && m.Output("systemctl", "is-active", "victim.service") != "active" {
 				stopped = time.Since(cut)
 			}
 			if elsewhere == 0 {
@@ -306,10 +306,10 @@ func TestPartitionedMachine(t *testing.T) {
 			return nil
 		})
 		time.Sleep(3 * time.Second) // time enough to restart a stale copy, if it were going to
-		if got := inBox(t, m, "systemctl", "is-active", "victim.service"); got == "active" {
+		if got := m.Output("systemctl", "is-active", "victim.service"); got == "active" {
 			t.Fatalf("the healed machine runs its stale copy again\n%s", m.Log())
 		}
-		if id := scheduledOn(t, reg, "victim.service"); id == m.MachineID || id == "" {
+		if id := testcluster.ScheduledOn(t, reg, "victim.service"); id == m.MachineID || id == "" {
 			t.Fatalf("victim.service on %q after the heal", id)
 		}
 	}
@@ -330,16 +330,16 @@ func TestReturningMachineStopsStaleCopyFirst(t *testing.T) {
 	c := testcluster.StartSystemd(t, 2)
 	ep := c.Consul.URL()
 	reg := c.Registry()
-	mustCtl(t, ep, "start", writeUnit(t, t.TempDir(), "stale.service", myapp))
-	m := c.Machine(scheduledOn(t, reg, "stale.service"))
+	testcluster.MustFleetctl(t, ep, "start", testcluster.WriteUnit(t, t.TempDir(), "stale.service", testcluster.HelloService))
+	m := c.Machine(testcluster.ScheduledOn(t, reg, "stale.service"))
 	m.StopFleetd()
 	testcluster.Eventually(t, time.Minute, func() error {
-		if id := scheduledOn(t, reg, "stale.service"); id == m.MachineID || id == "" {
+		if id := testcluster.ScheduledOn(t, reg, "stale.service"); id == m.MachineID || id == "" {
 			return fmt.Errorf("stale.service still on %q", id)
 		}
 		return nil
 	})
-	if got := inBox(t, m, "systemctl", "is-active", "stale.service"); got != "active" {
+	if got := m.Output("systemctl", "is-active", "stale.service"); got != "active" {
 		t.Fatalf("with fleetd down its unit should keep running, got %q", got)
 	}
 	m.StartFleetd()
@@ -373,7 +373,7 @@ func TestReturningMachineStopsStaleCopyFirst(t *testing.T) {
 // gone from systemd by now), or 0 if it never did.
 func stopJobDone(t *testing.T, m *testcluster.SystemdMachine, unit string) time.Duration {
 	t.Helper()
-	out := inBox(t, m, "journalctl", "--no-pager", "-o", "json", "UNIT="+unit, "JOB_TYPE=stop")
+	out := m.Output("journalctl", "--no-pager", "-o", "json", "UNIT="+unit, "JOB_TYPE=stop")
 	var last time.Duration
 	for _, line := range strings.Split(out, "\n") {
 		var e struct {

@@ -1,4 +1,4 @@
-package main
+package reliability
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// The fault-injection suite: faults on a cluster of real systemd machines,
-// each with its own Consul client agent, and a Consul server that keeps its
-// state on disk; after each fault the cluster must settle into a state
-// where fleet's invariants hold (checkInvariants).
+// Faults on a cluster of real systemd machines, each with its own Consul
+// client agent, and a Consul server that keeps its state on disk; after each
+// fault the cluster must settle into a state where fleet's invariants hold
+// (checkInvariants).
 
 // TestConsulServerRestart crashes the Consul server (SIGKILL) and starts it
 // again from its data: no unit may be stopped, restarted or moved, and
@@ -56,9 +56,9 @@ func startApps(t *testing.T, ep string, n int) []string {
 	dir := t.TempDir()
 	var units []string
 	for i := range n {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("app-%d.service", i), testcluster.HelloService))
 	}
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
+	testcluster.MustFleetctl(t, ep, append([]string{"start"}, units...)...)
 	return units
 }
 
@@ -75,7 +75,7 @@ func pids(t *testing.T, c *testcluster.SystemdCluster, reg *registry.Registry) m
 	out := map[string]where{}
 	for name, j := range s.Jobs {
 		if j.Target != "" {
-			out[name] = where{j.Target, mainPID(t, c.Machine(j.Target), name)}
+			out[name] = where{j.Target, c.Machine(j.Target).MainPID(name)}
 		}
 	}
 	return out
@@ -205,16 +205,16 @@ func TestRandomFaults(t *testing.T) {
 	dir := t.TempDir()
 	var units []string
 	for i := range 4 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("app-%d.service", i), myapp))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("app-%d.service", i), testcluster.HelloService))
 	}
 	for i := range 2 {
-		units = append(units, writeUnit(t, dir, fmt.Sprintf("web@%d.service", i), myapp+"\n[X-Fleet]\nConflicts=web@*.service\n"))
+		units = append(units, testcluster.WriteUnit(t, dir, fmt.Sprintf("web@%d.service", i), testcluster.HelloService+"\n[X-Fleet]\nConflicts=web@*.service\n"))
 	}
 	units = append(units,
-		writeUnit(t, dir, "db.service", myapp),
-		writeUnit(t, dir, "db-backup.service", myapp+"\n[X-Fleet]\nMachineOf=db.service\n"),
-		writeUnit(t, dir, "logger.service", myapp+"\n[X-Fleet]\nGlobal=true\n"))
-	mustCtl(t, ep, append([]string{"start"}, units...)...)
+		testcluster.WriteUnit(t, dir, "db.service", testcluster.HelloService),
+		testcluster.WriteUnit(t, dir, "db-backup.service", testcluster.HelloService+"\n[X-Fleet]\nMachineOf=db.service\n"),
+		testcluster.WriteUnit(t, dir, "logger.service", testcluster.HelloService+"\n[X-Fleet]\nGlobal=true\n"))
+	testcluster.MustFleetctl(t, ep, append([]string{"start"}, units...)...)
 	submitted := submittedNames(units)
 
 	live := slices.Clone(c.Machines)

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// clusterReader is how fleetctl's commands read fleet's state:
+// *registry.Registry reads it from Consul, fixedCluster from one snapshot
+// already read. Writes, and the reads that only go with them (policies,
+// machine metadata), use the registry itself.
+type clusterReader interface {
+	// Snapshot reads the whole cluster; with waitIndex > 0 it blocks until
+	// the cluster changes past waitIndex or wait passes.
+	Snapshot(ctx context.Context, waitIndex uint64, wait time.Duration) (*registry.Snapshot, error)
+	// Subtrees reads only the named parts of the cluster ("states/",
+	// "machines/", ...), as list-units and list-unit-files do.
+	Subtrees(ctx context.Context, names ...string) (*registry.Snapshot, error)
+	// Job reads one unit with its body; registry.ErrNotFound when there is
+	// no such unit.
+	Job(ctx context.Context, name string) (*registry.Job, error)
+}
+
+var _ clusterReader = (*registry.Registry)(nil)
+
+// fixedCluster is the cluster as one snapshot saw it: every read answers
+// from that snapshot at once, since it never changes. resolveUnits reads
+// many units from one snapshot this way, and tests render commands' output
+// from a snapshot they build, with no Consul.
+type fixedCluster struct{ s *registry.Snapshot }
+
+// Snapshot returns the snapshot.
+func (f fixedCluster) Snapshot(context.Context, uint64, time.Duration) (*registry.Snapshot, error) {
+	return f.s, nil
+}
+
+// Subtrees returns the whole snapshot, which holds any part asked for.
+func (f fixedCluster) Subtrees(context.Context, ...string) (*registry.Snapshot, error) {
+	return f.s, nil
+}
+
+// Job returns the snapshot's unit, as registry.Registry.Job would: an
+// error when its body is missing.
+func (f fixedCluster) Job(_ context.Context, name string) (*registry.Job, error) {
+	j := f.s.Jobs[name]
+	if j == nil {
+		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, name)
+	}
+	if j.Unit == nil {
+		return nil, fmt.Errorf("unit body %s of %s is missing from Consul", j.Hash.Short(), name)
+	}
+	return j, nil
+}
