@@ -2,40 +2,75 @@ package leader
 
 import "github.com/wasmfleet/fleet/internal/registry"
 
-// Outcome is where a pass leaves a unit: on Machine, or on none for Reason.
+// Outcome is where passes leave a unit: on Machine, or on none for Reason.
 type Outcome struct {
 	Machine string
-	Reason  string // why it has no machine, or why it moved
-	Cause   Cause  // CausePlaced when a policy chose Machine in this pass
-	Policy  string // the policy that chose Machine in this pass
+	Reason  string // why it has no machine, or why it left the one it had
+	Cause   Cause
+	Policy  string // the policy that chose Machine, when a pass did
 }
 
-// Outcomes is where plan leaves each unit of s that should run, global
-// units aside (machines choose those themselves): a placed unit where the
-// pass put it, a unit the pass left alone where it is, a unit the pass could
-// not place with why.
-func Outcomes(s *registry.Snapshot, plan Plan) map[string]Outcome {
+// Outcomes is where plans, applied in order from s, leave each unit of s
+// that should run, global units aside (machines choose those themselves):
+// a unit placed where the last pass that placed it put it, a unit no pass
+// touched where it is, a unit the passes could not place with the last
+// pass's why.
+func Outcomes(s *registry.Snapshot, plans ...Plan) map[string]Outcome {
 	out := map[string]Outcome{}
 	for name, j := range s.Jobs {
 		if j.Desired != registry.Inactive && !j.Global() {
-			out[name] = Outcome{Machine: j.Target}
+			out[name] = Outcome{Machine: j.Target, Reason: j.Unplaced}
 		}
 	}
-	for _, a := range plan.Actions {
-		if _, ok := out[a.Job.Name]; !ok {
-			continue
+	for _, plan := range plans {
+		for _, a := range plan.Actions {
+			o, ok := out[a.Job.Name]
+			if !ok {
+				continue
+			}
+			switch a.Kind {
+			case Schedule:
+				o.Machine, o.Cause, o.Policy = a.Machine, a.Cause, a.Policy
+			case Unschedule:
+				o = Outcome{Reason: a.Reason, Cause: a.Cause}
+			}
+			out[a.Job.Name] = o
 		}
+		for _, u := range plan.Unplaced {
+			if _, ok := out[u.Job.Name]; ok {
+				out[u.Job.Name] = Outcome{Reason: u.Reason, Cause: u.Cause}
+			}
+		}
+	}
+	return out
+}
+
+// Apply is s as it is once plan's writes have landed: each unit plan
+// schedules on its machine, each it unschedules on none, each it could not
+// place with why. s is not changed; the jobs plan changes are copies.
+func Apply(s *registry.Snapshot, plan Plan) *registry.Snapshot {
+	c := *s
+	c.Jobs = make(map[string]*registry.Job, len(s.Jobs))
+	for name, j := range s.Jobs {
+		c.Jobs[name] = j
+	}
+	change := func(j *registry.Job, f func(*registry.Job)) {
+		cp := *c.Jobs[j.Name]
+		f(&cp)
+		c.Jobs[j.Name] = &cp
+	}
+	for _, a := range plan.Actions {
 		switch a.Kind {
 		case Schedule:
-			out[a.Job.Name] = Outcome{Machine: a.Machine, Reason: out[a.Job.Name].Reason, Cause: a.Cause, Policy: a.Policy}
+			change(a.Job, func(j *registry.Job) { j.Target, j.Unplaced = a.Machine, "" })
 		case Unschedule:
-			out[a.Job.Name] = Outcome{Reason: a.Reason, Cause: a.Cause}
+			change(a.Job, func(j *registry.Job) { j.Target = "" })
 		}
 	}
 	for _, u := range plan.Unplaced {
-		out[u.Job.Name] = Outcome{Reason: u.Reason, Cause: u.Cause}
+		change(u.Job, func(j *registry.Job) { j.Unplaced = u.Reason })
 	}
-	return out
+	return &c
 }
 
 // Anew is s with every unit that is not global off its machine: what a

@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/leader"
 	"github.com/wasmfleet/fleet/policies"
@@ -22,6 +22,7 @@ type simulateOptions struct {
 	as   string // the uploaded policy FILE stands in for; "" for the cluster's default
 	next bool   // the leader's next pass, not every unit placed anew
 	all  bool   // print every unit, not only those that change
+	list listOptions
 }
 
 func newPolicySimulateCmd(c *cli) *cobra.Command {
@@ -30,13 +31,15 @@ func newPolicySimulateCmd(c *cli) *cobra.Command {
 		Use:   "simulate [FILE.wasm]",
 		Short: "Show where the leader would put each unit, with a candidate policy or the cluster's own, changing nothing",
 		Long: `Runs the leader's placement on the live cluster without writing anything, with
-the cluster's policies as they are or with FILE.wasm in the place of one.
+the cluster's policies as they are or with FILE.wasm in the place of one, and
+prints where each unit would end up and why.
 
-By default every unit that should run is placed anew, in one pass, as the
-leader places units that all wait at once (a cluster started from scratch):
-where each would go, and why a unit would wait. With --next it is instead
-the leader's next pass over the cluster as it is: the units it would move
-and where the units that wait would go.
+By default every unit that should run is placed anew, as the leader places
+units that all wait at once (a cluster started from scratch). With --next it
+is instead what the leader does next to the cluster as it is: the units it
+would move, and where the units that wait would go. Either way the leader's
+passes are followed until they settle, with each machine running the global
+units it would choose, as a running cluster answers its leader.
 
 FILE.wasm stands in for the cluster's default policy (as if uploaded and made
 the default with "fleetctl policy default"), or with --as NAME for the
@@ -52,6 +55,7 @@ machine would not change are left out unless --all is given.`,
 	cmd.Flags().StringVar(&o.as, "as", "", "FILE.wasm stands in for the uploaded policy `NAME` instead of the cluster's default")
 	cmd.Flags().BoolVar(&o.next, "next", false, "the leader's next pass over the cluster as it is, not every unit placed anew")
 	cmd.Flags().BoolVar(&o.all, "all", false, "print every unit, not only those whose machine would change")
+	addListFlags(cmd, &o.list, "unit,now,would,why", false)
 	return cmd
 }
 
@@ -99,8 +103,80 @@ func (c *cli) simulate(ctx context.Context, args []string, o *simulateOptions) e
 	if !o.next {
 		s = leader.Anew(s)
 	}
-	plan := leader.Reconcile(ctx, s, placer)
-	return c.printSimulation(before, leader.Outcomes(s, plan), o.all)
+	plans, settled := settle(ctx, s, placer)
+	if !settled {
+		fmt.Fprintf(c.errOut, "Warning: the leader's passes had not settled after %d; this is where the last leaves the units\n", len(plans))
+	}
+	return c.printSimulation(before, leader.Outcomes(s, plans...), o)
+}
+
+// maxPasses bounds a simulation: rules that keep moving units (a unit
+// replaced wherever it goes, say) would never settle.
+const maxPasses = 16
+
+// settle runs the leader's passes over s until one changes nothing, as the
+// leader does, with the cluster answering between passes as it would: each
+// plan's writes land (leader.Apply), and each machine runs the global units
+// its agent chooses (agent.Wanted), which count in the next pass. It
+// returns the passes' plans, and whether the last changed nothing.
+func settle(ctx context.Context, s *registry.Snapshot, p leader.Placer) ([]leader.Plan, bool) {
+	var plans []leader.Plan
+	for len(plans) < maxPasses {
+		plan := leader.Reconcile(ctx, s, p)
+		plans = append(plans, plan)
+		next := runGlobals(leader.Apply(s, plan))
+		if len(plan.Actions) == 0 && sameGlobals(s, next) {
+			return plans, true
+		}
+		s = next
+	}
+	return plans, false
+}
+
+// runGlobals is s with the global units where the machines' agents would
+// run them: the unit states the leader counts them by.
+func runGlobals(s *registry.Snapshot) *registry.Snapshot {
+	states := make(map[string]map[string]*registry.UnitState, len(s.States))
+	for name, on := range s.States {
+		states[name] = on
+	}
+	for name, j := range s.Jobs {
+		if j.Global() {
+			delete(states, name)
+		}
+	}
+	for _, id := range s.MachineIDs() {
+		for name := range agent.Wanted(s, id, s.Machines[id].Metadata) {
+			if s.Jobs[name].Global() {
+				if states[name] == nil {
+					states[name] = map[string]*registry.UnitState{}
+				}
+				states[name][id] = &registry.UnitState{Name: name, Machine: id}
+			}
+		}
+	}
+	c := *s
+	c.States = states
+	return &c
+}
+
+// sameGlobals reports whether a and b run the global units on the same
+// machines.
+func sameGlobals(a, b *registry.Snapshot) bool {
+	for name, j := range b.Jobs {
+		if !j.Global() {
+			continue
+		}
+		if len(a.States[name]) != len(b.States[name]) {
+			return false
+		}
+		for id := range b.States[name] {
+			if a.States[name][id] == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // loadCandidate loads FILE as the leader would load an upload: untrusted.
@@ -142,42 +218,62 @@ func standIn(s *registry.Snapshot, file, name string) error {
 	return nil
 }
 
+// simulated is one unit's row: where it is and where the simulation
+// leaves it.
+type simulated struct {
+	Unit    string       `json:"unit"`
+	Now     string       `json:"now"`      // its machine, "" for none
+	WouldBe string       `json:"would_be"` // its machine after the pass, "" for none
+	Why     string       `json:"why"`      // why it would move or wait
+	Policy  string       `json:"policy"`   // the policy that would choose its machine
+	Cause   leader.Cause `json:"cause"`
+}
+
 // printSimulation prints each unit whose machine the simulation changes (or
-// every unit, with all): where it is in before, where it would be, and why.
-func (c *cli) printSimulation(before *registry.Snapshot, out map[string]leader.Outcome, all bool) error {
-	tw := tabwriter.NewWriter(c.out, 0, 8, 1, '\t', 0)
-	fmt.Fprintln(tw, "UNIT\tNOW\tWOULD BE\tWHY")
+// every unit, with --all): where it is in before, where it would be, and
+// why.
+func (c *cli) printSimulation(before *registry.Snapshot, out map[string]leader.Outcome, o *simulateOptions) error {
+	var rows []simulated
 	moves, waits := 0, 0
 	for _, name := range before.JobNames() {
-		o, ok := out[name]
+		oc, ok := out[name]
 		if !ok {
 			continue
 		}
-		now := before.Jobs[name].Target
+		r := simulated{Unit: name, Now: before.Jobs[name].Target, WouldBe: oc.Machine, Why: oc.Reason,
+			Policy: strings.TrimPrefix(oc.Policy, "candidate:"), Cause: oc.Cause}
 		switch {
-		case o.Machine == "":
+		case r.WouldBe == "":
 			waits++
-		case o.Machine != now:
+		case r.WouldBe != r.Now:
 			moves++
-		case !all:
+		case !o.all:
 			continue
 		}
-		why := o.Reason
-		if o.Policy != "" {
-			why = strings.TrimPrefix(why+"; ", "; ") + "placed by policy " + strings.TrimPrefix(o.Policy, "candidate:")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, dash(labelOf(before, now)), dash(labelOf(before, o.Machine)), dash(why))
+		rows = append(rows, r)
 	}
-	if err := tw.Flush(); err != nil {
+	machine := func(id string, full bool) string {
+		if id == "" {
+			return "-"
+		}
+		return machineLabel(before, id, full)
+	}
+	cols := map[string]column[simulated]{
+		"unit":  {"UNIT", func(r simulated, _ bool) string { return r.Unit }},
+		"now":   {"NOW", func(r simulated, full bool) string { return machine(r.Now, full) }},
+		"would": {"WOULD BE", func(r simulated, full bool) string { return machine(r.WouldBe, full) }},
+		"why": {"WHY", func(r simulated, _ bool) string {
+			if r.Policy != "" {
+				return strings.TrimPrefix(r.Why+"; ", "; ") + "placed by policy " + r.Policy
+			}
+			return dash(r.Why)
+		}},
+		"policy": {"POLICY", func(r simulated, _ bool) string { return dash(r.Policy) }},
+		"cause":  {"CAUSE", func(r simulated, _ bool) string { return dash(string(r.Cause)) }},
+	}
+	if err := printList(c.out, o.list, cols, rows, func(r simulated) any { return r }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.errOut, "%d unit(s) would move, %d would wait for a machine; nothing was changed\n", moves, waits)
 	return nil
-}
-
-func labelOf(s *registry.Snapshot, id string) string {
-	if id == "" {
-		return ""
-	}
-	return machineLabel(s, id, false)
 }
