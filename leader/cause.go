@@ -24,3 +24,14 @@ const (
 // reason (machine_id, machine_metadata, machine_of, conflicts, replaces; policy
 // for a reason of an uploaded policy's own).
 func RuleCause(r xfleet.Reason) Cause { return Cause(r.Label()) }
+
+// UnplacedCauses are the causes an unplaced unit can have: the leader's own
+// and each of the rules' reasons.
+var UnplacedCauses = []Cause{CauseNoMachines, CauseBodyMissing, CausePolicyError, CauseNotLive, CauseRefused,
+	RuleCause(xfleet.PinnedElsewhere), RuleCause(xfleet.MetadataMismatch), RuleCause(xfleet.PeerMissing),
+	RuleCause(xfleet.ConflictsWith), RuleCause(xfleet.ReplacedBy), RuleCause(xfleet.Other)}
+
+// UnscheduleCauses are the causes a unit leaves its machine for.
+var UnscheduleCauses = []Cause{CauseInactive, CauseMachineGone, CauseGlobal,
+	RuleCause(xfleet.PinnedElsewhere), RuleCause(xfleet.MetadataMismatch), RuleCause(xfleet.PeerMissing),
+	RuleCause(xfleet.ConflictsWith), RuleCause(xfleet.ReplacedBy)}

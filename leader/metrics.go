@@ -16,10 +16,10 @@ type Metrics struct {
 	isLeader     prometheus.Gauge
 	reconciles   prometheus.Counter
 	duration     prometheus.Histogram
-	placements   prometheus.Counter
-	unschedules  prometheus.Counter
-	unplaceable  prometheus.Gauge
-	policyCalls  prometheus.Histogram
+	placements   *prometheus.CounterVec   // by policy
+	unschedules  *prometheus.CounterVec   // by cause
+	unplaceable  *prometheus.GaugeVec     // by cause
+	policyCalls  *prometheus.HistogramVec // by policy
 	writeFailure prometheus.Counter
 }
 
@@ -39,19 +39,31 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_leader_reconcile_duration_seconds",
 			Help:    "Time of one reconcile pass: deciding the plan (policy calls included) and writing it to Consul.",
 			Buckets: prometheus.DefBuckets}),
-		placements: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_placements_total",
-			Help: "Units this leader placed on a machine (schedule writes that went through)."}),
-		unschedules: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_unschedules_total",
-			Help: "Units this leader took off a machine (stopped, machine gone, moved, replaced)."}),
-		unplaceable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_leader_unplaceable_units",
-			Help: "Units that should run but no machine could take, after the last reconcile pass (fleetctl list-unit-files --fields unit,reason says why)."}),
-		policyCalls: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fleet_leader_policy_call_duration_seconds",
-			Help:    "Time of one placement decision: a call of the unit's placement policy (built-in or uploaded WebAssembly).",
-			Buckets: policyCallBuckets}),
+		placements: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleet_leader_placements_total",
+			Help: "Units this leader placed on a machine (schedule writes that went through), by the policy that chose."}, []string{"policy"}),
+		unschedules: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleet_leader_unschedules_total",
+			Help: "Units this leader took off a machine, by cause (inactive, machine_gone, global, or the rule the machine no longer met)."},
+			[]string{"cause"}),
+		unplaceable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleet_leader_unplaceable_units",
+			Help: "Units that should run but no machine could take, after the last reconcile pass, by cause (fleetctl list-unit-files --fields unit,reason says why)."},
+			[]string{"cause"}),
+		policyCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fleet_leader_policy_call_duration_seconds",
+			Help:    "Time of one placement decision: a call of the unit's placement policy (built-in or uploaded WebAssembly), by policy.",
+			Buckets: policyCallBuckets}, []string{"policy"}),
 		writeFailure: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_leader_schedule_write_failures_total",
 			Help: "Schedule writes that failed or lost a race; the next pass decides again."}),
 	}
 	r.MustRegister(m.isLeader, m.reconciles, m.duration, m.placements, m.unschedules, m.unplaceable, m.policyCalls, m.writeFailure)
+	// Every cause has its series from the start, 0 until it counts, and so
+	// does the built-in policy's: a rate over them needs no first event.
+	for _, c := range UnplacedCauses {
+		m.unplaceable.WithLabelValues(string(c))
+	}
+	for _, c := range UnscheduleCauses {
+		m.unschedules.WithLabelValues(string(c))
+	}
+	m.placements.WithLabelValues(registry.BuiltinPolicy)
+	m.policyCalls.WithLabelValues(registry.BuiltinPolicy)
 	return m
 }
 
@@ -73,7 +85,13 @@ func (m *Metrics) reconciled(start time.Time, plan Plan) {
 	}
 	m.reconciles.Inc()
 	m.duration.Observe(time.Since(start).Seconds())
-	m.unplaceable.Set(float64(len(plan.Unplaced)))
+	count := map[Cause]int{}
+	for _, u := range plan.Unplaced {
+		count[u.Cause]++
+	}
+	for _, c := range UnplacedCauses { // each series set, none removed: a scrape never sees one missing
+		m.unplaceable.WithLabelValues(string(c)).Set(float64(count[c]))
+	}
 }
 
 func (m *Metrics) applied(a Action, err error) {
@@ -84,9 +102,9 @@ func (m *Metrics) applied(a Action, err error) {
 	case err != nil:
 		m.writeFailure.Inc()
 	case a.Kind == Schedule:
-		m.placements.Inc()
+		m.placements.WithLabelValues(a.Policy).Inc()
 	case a.Kind == Unschedule:
-		m.unschedules.Inc()
+		m.unschedules.WithLabelValues(string(a.Cause)).Inc()
 	}
 }
 
@@ -109,7 +127,7 @@ type timedPass struct {
 func (t timedPass) Place(j *registry.Job) Decision {
 	start := time.Now()
 	d := t.p.Place(j)
-	t.m.policyCalls.Observe(time.Since(start).Seconds())
+	t.m.policyCalls.WithLabelValues(d.Policy).Observe(time.Since(start).Seconds())
 	return d
 }
 

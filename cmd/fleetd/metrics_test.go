@@ -141,7 +141,7 @@ func TestMetrics(t *testing.T) {
 		for _, err := range []error{
 			grew("fleet_leader_reconciles_total", 1),
 			grew("fleet_leader_reconcile_duration_seconds_count", 1),
-			grew("fleet_leader_placements_total", 1),
+			grew("fleet_leader_placements_total", 1, "policy", "default"),
 			grew("fleet_leader_policy_call_duration_seconds_count", 2), // hello, and nowhere at least once
 			grew("fleet_agent_driver_operations_total", 1, "op", "load", "result", "ok"),
 			grew("fleet_agent_driver_operations_total", 1, "op", "start", "result", "ok"),
@@ -154,8 +154,11 @@ func TestMetrics(t *testing.T) {
 		if n := value(after, "fleet_agent_units", "state", "active"); n != 1 {
 			return fmt.Errorf("fleet_agent_units{state=active} = %v across machines, want 1", n)
 		}
+		if n := value(after, "fleet_leader_unplaceable_units", "cause", "machine_metadata"); n != 1 {
+			return fmt.Errorf("fleet_leader_unplaceable_units{cause=machine_metadata} = %v, want 1 (nowhere.service)", n)
+		}
 		if n := value(after, "fleet_leader_unplaceable_units"); n != 1 {
-			return fmt.Errorf("fleet_leader_unplaceable_units = %v, want 1 (nowhere.service)", n)
+			return fmt.Errorf("fleet_leader_unplaceable_units = %v in all, want 1", n)
 		}
 		if n := value(after, "fleet_agent_driver_operations_total", "result", "error"); n != 0 {
 			return fmt.Errorf("%v driver operations failed", n)
