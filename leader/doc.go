@@ -8,6 +8,9 @@
 // are applied as transactions fenced on the lock, so a leader that lost the
 // lock without noticing cannot write a schedule.
 //
-// The Placer is the seam for placement policies: LeastLoaded is fleet's rule
-// (fewest units, ties by machine ID, honouring MachineMetadata).
+// The Placer is the seam for placement policies: fleetd's runs each unit's
+// policy (policies.Placer), and there is no other. Reconcile itself applies
+// fleet's rules (sdk/xfleet) only where fleet's engine did: to move the units
+// the built-in policy placed when their machine stops satisfying them, and
+// to move a unit off the machine of a unit that replaces it.
 package leader

@@ -158,7 +158,7 @@ func (ps *pass) Placed(j *registry.Job, machine string) {
 	}
 }
 
-// define gives policy the units of the last Observe, unless it has them.
+// define gives policy the units of the pass's snapshot, unless it has them.
 func (pl *Placer) define(policy *Policy) {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
