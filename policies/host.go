@@ -20,6 +20,11 @@ import (
 type Config struct {
 	MemoryLimitMiB int           // guest linear memory cap; default 64
 	CallTimeout    time.Duration // per call of an untrusted module; default 100ms
+	// InitTimeout bounds instantiating an untrusted module (its memory
+	// and its initializer); default 2s. It is apart from CallTimeout:
+	// setting up an instance is the host's work as much as the guest's,
+	// and on a busy host takes far longer than a decision.
+	InitTimeout time.Duration
 	MaxModuleBytes int           // largest module accepted; default 16 MiB
 	PoolSize       int           // instances per policy; default 2
 }
@@ -30,6 +35,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 100 * time.Millisecond
+	}
+	if c.InitTimeout <= 0 {
+		c.InitTimeout = 2 * time.Second
 	}
 	if c.MaxModuleBytes <= 0 {
 		c.MaxModuleBytes = 16 << 20

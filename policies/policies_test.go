@@ -13,7 +13,7 @@ import (
 
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 	"github.com/wasmfleet/fleet/plugins/default/policy"
-	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/native"
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
@@ -132,7 +132,7 @@ func TestDefaultPolicyMatchesNative(t *testing.T) {
 		}
 		p.Define(defs)
 		p.Sync(ms, placed)
-		native := sdk.NewRunner(policy.Place)
+		native := native.NewRunner(policy.Place)
 		p.mu.Lock()
 		full := p.mirror.full()
 		p.mu.Unlock()
@@ -190,6 +190,7 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"forbidden import", wat(t, "import"), "env.open_socket"},
 		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
 		{"trap in initializer", wat(t, "inittrap"), "initializer"},
+		{"initializer that never ends", wat(t, "initloop"), "instantiating stopped after its time limit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.Load(ctx, "bad", tc.wasm, false)

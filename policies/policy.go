@@ -37,7 +37,7 @@ type Policy struct {
 }
 
 // Runner is a policy compiled into fleetd, answering the ABI's calls with
-// the same bytes a module's exports take and return (sdk.Runner is one).
+// the same bytes a module's exports take and return (sdk/native's is one).
 type Runner interface {
 	Apply(updates []byte) error
 	Place(request []byte) ([]byte, error)
@@ -83,10 +83,13 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	if p.compiled.ExportedFunctions()["_initialize"] != nil {
 		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
 	}
-	ictx, cancel := p.deadline(ctx)
+	ictx, cancel := p.deadlineFor(ctx, p.host.cfg.InitTimeout)
 	defer cancel()
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
+		if ictx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("instantiating stopped after its time limit of %s", p.host.cfg.InitTimeout)
+		}
 		return nil, fmt.Errorf("instantiating traps in its initializer: %w", err)
 	}
 	return &instance{mod: mod, mem: mod.Memory(),
@@ -120,11 +123,8 @@ func (i *instance) close(ctx context.Context) {
 // host hands the guest, not the policy's own choice.
 const applyFactor = 20
 
-// deadline bounds one call of an untrusted module.
-func (p *Policy) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return p.deadlineFor(ctx, p.host.cfg.CallTimeout)
-}
-
+// deadlineFor bounds a call of an untrusted module by limit; fleetd's own
+// modules run unbounded.
 func (p *Policy) deadlineFor(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
 	if !p.guarded {
 		return ctx, func() {}
