@@ -12,7 +12,7 @@ import (
 
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 	"github.com/wasmfleet/fleet/plugins/default/policy"
-	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/native"
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
@@ -89,7 +89,7 @@ func BenchmarkPlacement(b *testing.B) {
 					// The same source built natively, run by fleetd's host
 					// as fleetd --default-policy-native runs it: the same
 					// mirror, pool, handles and answer checks as the module.
-					p := h.LoadNative(impl, func() Runner { return sdk.NewRunner(policy.Place) })
+					p := h.LoadNative(impl, func() Runner { return native.NewRunner(policy.Place) })
 					p.Define(defs)
 					p.Sync(ms, placed)
 					place = func() (string, error) {
@@ -102,7 +102,7 @@ func BenchmarkPlacement(b *testing.B) {
 					// handle, the answer decoded and checked. Against
 					// native it shows what fleetd's own bookkeeping costs
 					// every decision.
-					r := sdk.NewRunner(policy.Place)
+					r := native.NewRunner(policy.Place)
 					m := newMirror(true)
 					m.define(defs)
 					m.sync(ms, placed)

@@ -6,7 +6,7 @@ import (
 	"github.com/wasmfleet/fleet/internal/registry"
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 	"github.com/wasmfleet/fleet/plugins/default/policy"
-	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/native"
 )
 
 // Builtin is a Placer's loader of the built-in policy (fleet's rules,
@@ -24,6 +24,6 @@ func Builtin(h *Host) func(context.Context) (*Policy, error) {
 // fleetd --default-policy-native leads with it.
 func BuiltinNative(h *Host) func(context.Context) (*Policy, error) {
 	return func(context.Context) (*Policy, error) {
-		return h.LoadNative(registry.BuiltinPolicy, func() Runner { return sdk.NewRunner(policy.Place) }), nil
+		return h.LoadNative(registry.BuiltinPolicy, func() Runner { return native.NewRunner(policy.Place) }), nil
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/native"
 	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
@@ -13,7 +14,8 @@ import (
 // new unit under it, not the old one.
 func TestHandlesReused(t *testing.T) {
 	m := newMirror(true)
-	echo := sdk.NewRunner(func(_ *sdk.Cluster, u *sdk.Unit) sdk.Decision { return sdk.Decision{Machine: u.Name} })
+	policy := func(_ *sdk.Cluster, u *sdk.Unit) sdk.Decision { return sdk.Decision{Machine: u.Name} }
+	echo := native.NewRunner(policy)
 	catchUp := func() {
 		t.Helper()
 		if err := echo.Apply(m.log[len(m.log)-1]); err != nil {
@@ -56,7 +58,7 @@ func TestHandlesReused(t *testing.T) {
 	}
 	// After a reset (an instance far behind gets the whole cluster) the
 	// handles are the same.
-	fresh := sdk.NewRunner(echo.Policy)
+	fresh := native.NewRunner(policy)
 	if err := fresh.Apply(m.full()); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/wasmfleet/fleet/leader"
 	defaultpolicy "github.com/wasmfleet/fleet/plugins/default"
 	"github.com/wasmfleet/fleet/plugins/default/policy"
-	"github.com/wasmfleet/fleet/sdk"
+	"github.com/wasmfleet/fleet/sdk/native"
 )
 
 // startedAtOnce is a burst of starts: machines live machines (four regions,
@@ -84,7 +84,7 @@ func BenchmarkReconcile(b *testing.B) {
 					b.StopTimer()
 					var p *Policy
 					if impl == "native" {
-						p = h.LoadNative(registry.BuiltinPolicy, func() Runner { return sdk.NewRunner(policy.Place) })
+						p = h.LoadNative(registry.BuiltinPolicy, func() Runner { return native.NewRunner(policy.Place) })
 					} else {
 						var err error
 						if p, err = h.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true); err != nil {

@@ -24,7 +24,7 @@ func TestApplyAndPlace(t *testing.T) {
 	w.Str("a.service")
 	w.Str("m2")
 
-	r := NewRunner(func(c *Cluster, u *Unit) Decision {
+	r := newRunner(func(c *Cluster, u *Unit) Decision {
 		var d Decision
 		for _, m := range c.Machines() {
 			if m.Metadata["disk"] != u.XFleet("Disk")[0] {
@@ -38,7 +38,7 @@ func TestApplyAndPlace(t *testing.T) {
 	if err := r.Apply(w.B); err != nil {
 		t.Fatal(err)
 	}
-	if ms := r.Cluster.Machines(); len(ms) != 2 || ms[0].ID != "m1" || !ms[1].Units["a.service"] {
+	if ms := r.cluster.Machines(); len(ms) != 2 || ms[0].ID != "m1" || !ms[1].Units["a.service"] {
 		t.Fatalf("cluster after apply: %+v", ms)
 	}
 	var q wire.Writer
@@ -56,14 +56,14 @@ func TestApplyAndPlace(t *testing.T) {
 	gone.U8(wire.OpMachineGone)
 	gone.Str("m2")
 	gone.U8(wire.OpReset)
-	if err := r.Apply(gone.B); err != nil || len(r.Cluster.Machines()) != 0 {
-		t.Fatalf("after removal and reset: %v %v", r.Cluster.Machines(), err)
+	if err := r.Apply(gone.B); err != nil || len(r.cluster.Machines()) != 0 {
+		t.Fatalf("after removal and reset: %v %v", r.cluster.Machines(), err)
 	}
 }
 
 func TestApplyRejectsGarbage(t *testing.T) {
 	for _, b := range [][]byte{{99}, {wire.OpMachine, 5, 0, 0, 0, 'a'}, {wire.OpMachine, 1, 0, 0, 0, 'a', 0, 0, 0, 0, 255, 255, 255, 255}} {
-		if err := NewCluster().Apply(b); err == nil {
+		if err := NewCluster().apply(b); err == nil {
 			t.Errorf("Apply(%v) succeeded", b)
 		}
 	}
@@ -74,7 +74,7 @@ func TestApplyRejectsGarbage(t *testing.T) {
 
 func TestMemoSharedByIdenticalBodies(t *testing.T) {
 	calls := 0
-	r := NewRunner(func(c *Cluster, u *Unit) Decision {
+	r := newRunner(func(c *Cluster, u *Unit) Decision {
 		u.Memo("k", func() any { calls++; return len(u.Options) })
 		return Decision{}
 	})
@@ -114,10 +114,10 @@ func TestHandlesChecked(t *testing.T) {
 	w.U8(wire.OpUnitHandle)
 	w.U32(maxHandles)
 	(&wire.Request{Unit: "a.service"}).Encode(&w)
-	if err := NewCluster().Apply(w.B); err == nil {
+	if err := NewCluster().apply(w.B); err == nil {
 		t.Error("a handle out of range was accepted")
 	}
-	r := NewRunner(func(*Cluster, *Unit) Decision { return Decision{} })
+	r := newRunner(func(*Cluster, *Unit) Decision { return Decision{} })
 	w.B = w.B[:0]
 	w.U8(wire.OpUnitHandle)
 	w.U32(3)
@@ -140,7 +140,7 @@ func TestHandlesChecked(t *testing.T) {
 // whatever answer came before in its buffer.
 func TestDecisionBytes(t *testing.T) {
 	var d Decision
-	r := NewRunner(func(*Cluster, *Unit) Decision { return d })
+	r := newRunner(func(*Cluster, *Unit) Decision { return d })
 	for _, next := range []Decision{
 		{Machine: "m1"}, {}, {Machine: strings.Repeat("x", 200)}, {Machine: "m2"},
 		{Rejected: []wire.Rejection{{Machine: "m1", Reason: "no"}}}, {Machine: "m3"},

@@ -43,7 +43,7 @@ func input(ptr, n uint32) []byte {
 //
 //go:wasmexport fleet_apply
 func apply(ptr, n uint32) uint32 {
-	if runner == nil || runner.Apply(input(ptr, n)) != nil {
+	if registered == nil || registered.Apply(input(ptr, n)) != nil {
 		return 1
 	}
 	return 0
@@ -54,10 +54,10 @@ func apply(ptr, n uint32) uint32 {
 //
 //go:wasmexport fleet_place
 func place(ptr, n uint32) uint64 {
-	if runner == nil {
+	if registered == nil {
 		return 0
 	}
-	return packed(runner.Place(input(ptr, n)))
+	return packed(registered.Place(input(ptr, n)))
 }
 
 // fleet_place_defined is fleet_place for the unit the host defined under
@@ -67,12 +67,12 @@ func place(ptr, n uint32) uint64 {
 func placeDefined(h uint32) uint64 {
 	// Runner.PlaceDefined, without its error: a call fewer on the path
 	// of every placement.
-	r := runner
-	if r == nil || int(h) >= len(r.Cluster.handles) || r.Cluster.handles[h] == nil {
+	r := registered
+	if r == nil || int(h) >= len(r.cluster.handles) || r.cluster.handles[h] == nil {
 		return 0
 	}
 	// Runner.decide, with a deferred choice answered here: a call fewer.
-	d := r.Policy(r.Cluster, r.Cluster.handles[h])
+	d := r.policy(r.cluster, r.cluster.handles[h])
 	var out []byte
 	if d.leftToHost() {
 		out = r.deferred(d.among)

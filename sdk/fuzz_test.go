@@ -33,7 +33,7 @@ func FuzzApply(f *testing.F) {
 	f.Add(w.B)
 	f.Add([]byte{wire.OpUnitHandle, 255, 255, 255, 255})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r := NewRunner(func(c *Cluster, u *Unit) Decision {
+		r := newRunner(func(c *Cluster, u *Unit) Decision {
 			fits := c.All()
 			c.Each(c.Hosting("b*"), func(m *Machine) { fits.Delete(m) })
 			if m := c.LeastLoaded(fits); m != nil {

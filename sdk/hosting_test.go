@@ -137,7 +137,7 @@ func TestHostingKept(t *testing.T) {
 				w.Str("")
 				w.U32(0)
 			}
-			if err := c.Apply(w.B); err != nil {
+			if err := c.apply(w.B); err != nil {
 				t.Fatal(err)
 			}
 		default:

@@ -22,4 +22,4 @@ func (c *Cluster) LeastLoadedOf(s Set) Decision {
 // chooses at once, no answer is deferred, and the table of IDs stays empty.
 func idRef(string) uint64 { return 0 }
 
-func (r *Runner) deferred([]uint64) []byte { panic("sdk: a deferred choice outside WebAssembly") }
+func (r *runner) deferred([]uint64) []byte { panic("sdk: a deferred choice outside WebAssembly") }

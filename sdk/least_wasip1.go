@@ -49,8 +49,8 @@ func addr(w []uint64) uint32 { return uint32(uintptr(unsafe.Pointer(unsafe.Slice
 // (wire.Deferred). It is written as three 64-bit words, which WebAssembly
 // stores little-endian: a copy of a larger value would be a call of its
 // own.
-func (r *Runner) deferred(set []uint64) []byte {
-	c := r.Cluster
+func (r *runner) deferred(set []uint64) []byte {
+	c := r.cluster
 	r.choice[0] = wire.DeferredMark | uint64(addr(set))<<32
 	r.choice[1] = uint64(len(set)) | uint64(addr(c.keys))<<32
 	r.choice[2] = uint64(len(c.keys)) | uint64(addr(c.ids))<<32
