@@ -45,6 +45,11 @@ type Agent struct {
 	dynamic    map[string]string             // the machine's dynamic metadata; nil until read
 	last       *registry.Snapshot            // the newest schedule read
 	rejected   map[string]registry.Rejection // schedule entries rejected and reported (trust.go)
+
+	// What decides the agent's mode (Mode).
+	want   map[string]Want // what the newest schedule asks of this machine; nil until read
+	stale  bool            // want was read before the machine was last cut off
+	fenced bool            // the machine is cut off (the isolation watch)
 }
 
 // New returns an Agent; call Run.
@@ -70,6 +75,61 @@ func (a *Agent) metadata() map[string]string {
 // watchWait bounds one blocking query, so a lost connection is noticed.
 const watchWait = 5 * time.Minute
 
+// Mode is what an agent does with its machine's schedule. Run moves
+// between the modes on what it hears (a schedule read, metadata, the
+// isolation watch) and after each event does what the mode asks (act).
+type Mode int
+
+// The modes, and what moves the agent between them.
+const (
+	// Starting: the schedule, or the machine's dynamic metadata (which
+	// decides its global units), is not read yet. Nothing runs that was
+	// not running. Both read: Following.
+	Starting Mode = iota
+	// Following: the agent runs what its schedule asks. Cut off: CutOff.
+	Following
+	// CutOff: the machine reaches neither Consul nor any other machine.
+	// It stops every unit, leaving them loaded, before the cluster starts
+	// them elsewhere. Back in reach: Returning, or Following if a schedule
+	// was read meanwhile.
+	CutOff
+	// Returning: back in reach after being cut off; the schedule read
+	// before may be out of date, as the units may have moved. It starts
+	// nothing until a schedule is read again: then Following.
+	Returning
+)
+
+var modeNames = [...]string{"starting", "following", "cut off", "returning"}
+
+func (m Mode) String() string { return modeNames[m] }
+
+// mode is the agent's mode, from what it has read: its schedule (want),
+// whether the schedule predates a cut-off (stale), its dynamic metadata,
+// and the isolation watch (fenced).
+func (a *Agent) mode() Mode {
+	switch {
+	case a.want == nil:
+		return Starting
+	case a.fenced:
+		return CutOff
+	case a.stale:
+		return Returning
+	case a.dynamic == nil:
+		return Starting
+	}
+	return Following
+}
+
+// act does what the agent's mode asks.
+func (a *Agent) act(ctx context.Context) {
+	switch a.mode() {
+	case Following:
+		a.reconcile(ctx, a.want)
+	case CutOff:
+		a.reconcile(ctx, fencedWant(a.want))
+	}
+}
+
 // Run publishes the machine, then follows its schedule until ctx is done.
 // Units it finds installed are adopted; those no longer scheduled here are
 // stopped before the machine is published. A machine cut off from every
@@ -81,25 +141,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.watch(ctx, snaps)
 	dynamic := make(chan map[string]string, 1)
 	go a.watchMetadata(ctx, a.cfg.Machine.ID, dynamic)
-
-	if have, err := a.cfg.Driver.Existing(ctx); err != nil {
-		a.cfg.Log.Error("reading units already installed failed; they will be reloaded", "err", err)
-	} else {
-		for name, h := range have {
-			a.have[name] = h
-			a.cfg.Log.Info("adopted unit already installed", "unit", name, "launched", h.Launched)
-		}
-	}
-	var want map[string]Want
-	if len(a.have) > 0 {
-		// A machine that comes back, after a reboot or a fleetd that was
-		// down too long, stops the copies that moved away while it was gone
-		// before it shows itself to the cluster.
-		if s := a.firstSchedule(ctx); s != nil {
-			want = a.wanted(s)
-			a.reconcile(ctx, want)
-		}
-	}
+	a.adopt(ctx)
 	replaced := a.cfg.Heartbeat.Replaced()
 	a.publishStates(true) // the machine first, then its units' states
 	pubDone := make(chan struct{})
@@ -108,21 +150,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer resync.Stop()
 	cutoff := make(chan bool)
 	go a.isolationWatch().Watch(ctx, cutoff)
-	fenced := false
-	stale := false // want is from before the machine was cut off
-	apply := func() {
-		if want == nil || (stale && !fenced) {
-			return // wait for a fresh schedule: the units may have moved meanwhile
-		}
-		if a.dynamic == nil && !fenced {
-			return // which global units are this machine's depends on its dynamic metadata
-		}
-		if fenced {
-			a.reconcile(ctx, fencedWant(want))
-		} else {
-			a.reconcile(ctx, want)
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,55 +159,105 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			return nil
 		case s := <-snaps:
-			a.last = s
-			a.reportRejected(s.Rejected)
-			want, stale = a.wanted(s), false
-			apply()
+			a.scheduleRead(s)
 		case md := <-a.configured:
-			if maps.Equal(md, a.cfg.Machine.Metadata) {
+			if !a.configuredChanged(md) {
 				continue
-			}
-			a.cfg.Log.Info("configured metadata changed", "metadata", md)
-			a.cfg.Machine.Metadata = md
-			a.pub.setMachine(a.cfg.Machine, a.metadata())
-			if a.last != nil {
-				want = a.wanted(a.last)
-				apply()
 			}
 		case md := <-dynamic:
-			if a.dynamic != nil && maps.Equal(md, a.dynamic) {
+			if !a.dynamicChanged(md) {
 				continue
 			}
-			before := a.metadata()
-			a.dynamic = md
-			if now := a.metadata(); !maps.Equal(before, now) {
-				a.cfg.Log.Info("dynamic metadata changed", "dynamic", md, "metadata", now)
-				a.pub.setMeta(now)
-			}
-			if a.last != nil {
-				want = a.wanted(a.last)
-				apply()
-			}
-		case fenced = <-cutoff:
-			if fenced {
-				stale = true
-				a.cfg.Log.Warn("machine is cut off from Consul and every other machine: stopping its units before the cluster starts them elsewhere")
-			} else {
-				a.cfg.Log.Info("machine reaches the cluster again: reading its schedule before it starts anything")
-				go a.refresh(ctx, snaps)
-			}
-			apply()
+		case fenced := <-cutoff:
+			a.cutOff(ctx, fenced, snaps)
 		case <-a.cfg.Driver.Changes():
 			a.publishStates(false)
+			continue
 		case <-replaced:
 			// A new session holds nothing: publish everything again.
 			replaced = a.cfg.Heartbeat.Replaced()
 			a.publishStates(true)
+			continue
 		case <-resync.C:
-			apply()
 			a.publishStates(false)
 		}
+		a.act(ctx)
 	}
+}
+
+// adopt takes over the units it finds installed. A machine that comes back
+// with units (after a reboot, or a fleetd down too long) stops the copies
+// that moved away while it was gone before it shows itself to the cluster.
+func (a *Agent) adopt(ctx context.Context) {
+	have, err := a.cfg.Driver.Existing(ctx)
+	if err != nil {
+		a.cfg.Log.Error("reading units already installed failed; they will be reloaded", "err", err)
+		return
+	}
+	for name, h := range have {
+		a.have[name] = h
+		a.cfg.Log.Info("adopted unit already installed", "unit", name, "launched", h.Launched)
+	}
+	if len(a.have) > 0 {
+		if s := a.firstSchedule(ctx); s != nil {
+			a.want = a.wanted(s)
+			a.reconcile(ctx, a.want)
+		}
+	}
+}
+
+// scheduleRead takes a new read of the machine's schedule.
+func (a *Agent) scheduleRead(s *registry.Snapshot) {
+	a.last = s
+	a.reportRejected(s.Rejected)
+	a.want, a.stale = a.wanted(s), false
+}
+
+// configuredChanged takes the machine's new configured metadata
+// (SetMetadata): it publishes it and decides its global units again. It
+// reports whether the metadata changed.
+func (a *Agent) configuredChanged(md map[string]string) bool {
+	if maps.Equal(md, a.cfg.Machine.Metadata) {
+		return false
+	}
+	a.cfg.Log.Info("configured metadata changed", "metadata", md)
+	a.cfg.Machine.Metadata = md
+	a.pub.setMachine(a.cfg.Machine, a.metadata())
+	if a.last != nil {
+		a.want = a.wanted(a.last)
+	}
+	return true
+}
+
+// dynamicChanged takes the machine's dynamic metadata, as read from
+// Consul, and reports whether it changed.
+func (a *Agent) dynamicChanged(md map[string]string) bool {
+	if a.dynamic != nil && maps.Equal(md, a.dynamic) {
+		return false
+	}
+	before := a.metadata()
+	a.dynamic = md
+	if now := a.metadata(); !maps.Equal(before, now) {
+		a.cfg.Log.Info("dynamic metadata changed", "dynamic", md, "metadata", now)
+		a.pub.setMeta(now)
+	}
+	if a.last != nil {
+		a.want = a.wanted(a.last)
+	}
+	return true
+}
+
+// cutOff takes the isolation watch's verdict: cut off, or in reach again,
+// when it reads the schedule afresh.
+func (a *Agent) cutOff(ctx context.Context, fenced bool, snaps chan *registry.Snapshot) {
+	a.fenced = fenced
+	if fenced {
+		a.stale = true
+		a.cfg.Log.Warn("machine is cut off from Consul and every other machine: stopping its units before the cluster starts them elsewhere")
+		return
+	}
+	a.cfg.Log.Info("machine reaches the cluster again: reading its schedule before it starts anything")
+	go a.refresh(ctx, snaps)
 }
 
 // watch follows the jobs with blocking queries and hands the newest snapshot
