@@ -6,14 +6,13 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
-	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/internal/registrytest"
 )
 
 // TestWanted: a machine runs the units scheduled to it and, in name order,
 // the global units fleet's rules let it run.
 func TestWanted(t *testing.T) {
-	s := &registry.Snapshot{Jobs: map[string]*registry.Job{}}
-	for _, u := range []string{
+	s := registrytest.Snapshot(t, nil, []string{
 		"a.service launched m1",
 		"b.service loaded m1",
 		"c.service launched m2",                                      // another machine's
@@ -26,23 +25,7 @@ func TestWanted(t *testing.T) {
 		"g6.service inactive | Global=true",                          // not asked to run
 		"g7.service loaded | Global=true;MachineMetadata=disk=%p",    // specifiers: disk=g7
 		"z.service launched m1 | Replaces=g5.service",
-	} {
-		head, xf, _ := strings.Cut(u, "|")
-		f := strings.Fields(head)
-		body := "[Service]\nExecStart=/bin/true\n"
-		if xf != "" {
-			body += "[X-Fleet]\n" + strings.ReplaceAll(strings.TrimSpace(xf), ";", "\n") + "\n"
-		}
-		uf, err := unitfile.Parse(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j := &registry.Job{Name: f[0], Desired: registry.DesiredState(f[1]), Unit: uf, Hash: uf.Hash()}
-		if len(f) > 2 {
-			j.Target = f[2]
-		}
-		s.Jobs[j.Name] = j
-	}
+	})
 	want := Wanted(s, "m1", map[string]string{"disk": "hdd"})
 	var got []string
 	for n, w := range want {

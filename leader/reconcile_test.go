@@ -7,46 +7,10 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
-	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/internal/registrytest"
 	. "github.com/wasmfleet/fleet/leader"
 	"github.com/wasmfleet/fleet/policies"
 )
-
-// world builds a snapshot from a compact description: machines as
-// "id:k=v,k=v" and units as "name desired [target] [| X-Fleet lines;...]".
-func world(t *testing.T, machines []string, units []string) *registry.Snapshot {
-	t.Helper()
-	s := &registry.Snapshot{Jobs: map[string]*registry.Job{}, Machines: map[string]*registry.Machine{},
-		DefaultPolicy: registry.BuiltinPolicy}
-	for _, m := range machines {
-		id, md, _ := strings.Cut(m, ":")
-		mach := &registry.Machine{ID: id, Metadata: map[string]string{}}
-		for _, kv := range strings.Split(md, ",") {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				mach.Metadata[k] = v
-			}
-		}
-		s.Machines[id] = mach
-	}
-	for _, u := range units {
-		head, xfleet, _ := strings.Cut(u, "|")
-		f := strings.Fields(head)
-		body := "[Service]\nExecStart=/bin/true\n"
-		if xfleet != "" {
-			body += "[X-Fleet]\n" + strings.ReplaceAll(strings.TrimSpace(xfleet), ";", "\n") + "\n"
-		}
-		uf, err := unitfile.Parse(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j := &registry.Job{Name: f[0], Desired: registry.DesiredState(f[1]), Unit: uf, Hash: uf.Hash()}
-		if len(f) > 2 {
-			j.Target = f[2]
-		}
-		s.Jobs[j.Name] = j
-	}
-	return s
-}
 
 // rules is the Placer a leader runs: fleet's rules, the built-in policy
 // (natively: the same decisions as its WebAssembly build, without compiling
@@ -118,7 +82,7 @@ func TestReconcile(t *testing.T) {
 		{"no machines", nil, []string{"a.service launched"}, "unplaced a.service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := describe(reconcile(t, world(t, tc.machines, tc.units))); got != tc.want {
+			if got := describe(reconcile(t, registrytest.Snapshot(t, tc.machines, tc.units))); got != tc.want {
 				t.Errorf("plan:\n got: %s\nwant: %s", got, tc.want)
 			}
 		})
@@ -161,7 +125,7 @@ func TestRecheck(t *testing.T) {
 			"", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := reconcile(t, world(t, tc.machines, tc.units))
+			plan := reconcile(t, registrytest.Snapshot(t, tc.machines, tc.units))
 			if got := describe(plan); got != tc.want {
 				t.Errorf("plan:\n got: %s\nwant: %s", got, tc.want)
 			}
@@ -176,7 +140,7 @@ func TestRecheck(t *testing.T) {
 // its agents run it, it counts toward the machine's load and for the rules
 // between units.
 func TestGlobalUnitsCountAsLoad(t *testing.T) {
-	s := world(t, []string{"m1", "m2", "m3"}, []string{
+	s := registrytest.Snapshot(t, []string{"m1", "m2", "m3"}, []string{
 		"g.service launched | Global=true", "h.service launched | Global=true",
 		"a.service launched", "b.service launched | Conflicts=h.service"})
 	s.States = map[string]map[string]*registry.UnitState{
@@ -206,7 +170,7 @@ func TestUnplacedSaysWhy(t *testing.T) {
 			"placement failed: policy nowhere is not uploaded (fleetctl policy list)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := reconcile(t, world(t, tc.machines, []string{tc.unit}))
+			p := reconcile(t, registrytest.Snapshot(t, tc.machines, []string{tc.unit}))
 			if len(p.Unplaced) != 1 || p.Unplaced[0].Cause != tc.cause || p.Unplaced[0].Reason != tc.reason {
 				t.Fatalf("unplaced = %+v\nwant cause %q, reason %q", p.Unplaced, tc.cause, tc.reason)
 			}
@@ -216,7 +180,7 @@ func TestUnplacedSaysWhy(t *testing.T) {
 
 // TestSchedulesNamePolicy: a schedule action says which policy chose.
 func TestSchedulesNamePolicy(t *testing.T) {
-	p := reconcile(t, world(t, []string{"m1"}, []string{"a.service launched"}))
+	p := reconcile(t, registrytest.Snapshot(t, []string{"m1"}, []string{"a.service launched"}))
 	if len(p.Actions) != 1 || p.Actions[0].Policy != registry.BuiltinPolicy || p.Actions[0].Cause != CausePlaced {
 		t.Fatalf("actions = %+v", p.Actions)
 	}
@@ -231,7 +195,7 @@ func (badPlacer) Place(*registry.Job) Decision                                { 
 func (badPlacer) Placed(*registry.Job, string)                                {}
 
 func TestReconcileIgnoresNonsensePlacement(t *testing.T) {
-	p := Reconcile(context.Background(), world(t, []string{"m1"}, []string{"a.service launched"}), badPlacer{})
+	p := Reconcile(context.Background(), registrytest.Snapshot(t, []string{"m1"}, []string{"a.service launched"}), badPlacer{})
 	if len(p.Actions) != 0 || len(p.Unplaced) != 1 || p.Unplaced[0].Cause != CauseNotLive || !strings.Contains(p.Unplaced[0].Reason, "ghost") {
 		t.Fatalf("plan = %s (%+v)", describe(p), p.Unplaced)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/registrytest"
 	. "github.com/wasmfleet/fleet/leader"
 )
 
@@ -27,7 +28,7 @@ func describeEntries(es map[string]map[string]registry.Entry) string {
 // and every global unit it may run, with their desired state; nothing for a
 // unit asked to be inactive, nothing for a machine that is gone.
 func TestEntries(t *testing.T) {
-	s := world(t, []string{"m1:", "m2:"}, []string{
+	s := registrytest.Snapshot(t, []string{"m1:", "m2:"}, []string{
 		"a.service launched m1",
 		"b.service loaded",        // unplaced: the plan puts it on m2 (least loaded)
 		"c.service inactive m1",   // leaves m1
@@ -47,7 +48,7 @@ func TestEntries(t *testing.T) {
 // the leader writes nothing; an entry that differs, or one left on a gone
 // machine, is written, and an action carries its own entry.
 func TestWritesOnlyWhatChanged(t *testing.T) {
-	s := world(t, []string{"m1:"}, []string{"a.service launched m1", "b.service launched m1"})
+	s := registrytest.Snapshot(t, []string{"m1:"}, []string{"a.service launched m1", "b.service launched m1"})
 	s.Schedule = Entries(s, Plan{})
 	s.Kept = map[string]bool{"m1": true}
 	reg := registry.New(nil, "")
@@ -56,7 +57,7 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	}
 	s.Jobs["b.service"].Desired = registry.Loaded                                        // fleetctl stop
 	s.Schedule["gone"] = map[string]registry.Entry{"old.service": {Desired: "launched"}} // a dead machine's leftover
-	s.Jobs["c.service"] = world(t, nil, []string{"c.service launched"}).Jobs["c.service"]
+	s.Jobs["c.service"] = registrytest.Snapshot(t, nil, []string{"c.service launched"}).Jobs["c.service"]
 	var names []string
 	for _, w := range Writes(reg, s, reconcile(t, s)) {
 		names = append(names, w.Name)
@@ -67,7 +68,7 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 	}
 	// A machine's schedule directory key is written while it lives and
 	// removed once it is gone.
-	s = world(t, []string{"m1:", "m2:"}, nil)
+	s = registrytest.Snapshot(t, []string{"m1:", "m2:"}, nil)
 	s.Kept = map[string]bool{"m1": true, "gone": true}
 	names = nil
 	for _, w := range Writes(reg, s, Plan{}) {
@@ -83,7 +84,7 @@ func TestWritesOnlyWhatChanged(t *testing.T) {
 // one per action (write logs each), the entries of both machines in them;
 // and the placement of a destroyed unit is removed.
 func TestWritesMoveAndOrphan(t *testing.T) {
-	s := world(t, []string{"m1:"}, []string{"d.service launched gone"})
+	s := registrytest.Snapshot(t, []string{"m1:"}, []string{"d.service launched gone"})
 	s.Schedule = map[string]map[string]registry.Entry{"gone": {"d.service": {Desired: registry.Launched}}}
 	s.Kept = map[string]bool{"m1": true}
 	s.Orphans = map[string]uint64{"x.service": 7}
@@ -120,7 +121,7 @@ func TestWritesInOneOrder(t *testing.T) {
 		}
 	}
 	units = append(units, "g.service launched | Global=true")
-	s := world(t, machines, units)
+	s := registrytest.Snapshot(t, machines, units)
 	s.Kept = map[string]bool{"gone0": true, "gone1": true}
 	s.Orphans = map[string]uint64{"x.service": 7, "y.service": 8, "z.service": 9}
 	reg := registry.New(nil, "")
