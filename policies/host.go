@@ -24,9 +24,9 @@ type Config struct {
 	// and its initializer); default 2s. It is apart from CallTimeout:
 	// setting up an instance is the host's work as much as the guest's,
 	// and on a busy host takes far longer than a decision.
-	InitTimeout time.Duration
-	MaxModuleBytes int           // largest module accepted; default 16 MiB
-	PoolSize       int           // instances per policy; default 2
+	InitTimeout    time.Duration
+	MaxModuleBytes int // largest module accepted; default 16 MiB
+	PoolSize       int // instances per policy; default 2
 }
 
 func (c Config) withDefaults() Config {
