@@ -215,7 +215,8 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		dynamic: map[string]map[string]string{},
 	}
 	for _, p := range pairs {
-		d.pair(strings.Split(strings.TrimPrefix(p.Key, r.prefix), "/"), p)
+		parts, n := splitKey(strings.TrimPrefix(p.Key, r.prefix))
+		d.pair(parts, n, p)
 	}
 	// What one key holds for another is joined once every key is read.
 	d.mergeDynamic()
@@ -235,45 +236,59 @@ type decoding struct {
 	dynamic map[string]map[string]string // machine-metadata/<machine>/<key>
 }
 
-// pair reads one pair by its key's parts (the prefix cut).
-func (d *decoding) pair(parts []string, p *api.KVPair) {
+// pair reads one pair by its key's parts (the prefix cut): n of them, 0
+// when there are more than three, which no key of fleet's has.
+func (d *decoding) pair(parts [3]string, n int, p *api.KVPair) {
 	switch {
-	case len(parts) == 2 && parts[0] == "units":
+	case n == 2 && parts[0] == "units":
 		if h, err := unitfile.ParseHash(parts[1]); err == nil {
 			d.bodies[h] = p.Value
 		}
-	case len(parts) == 2 && parts[0] == "jobs":
+	case n == 2 && parts[0] == "jobs":
 		d.job(parts[1], p)
-	case len(parts) == 2 && parts[0] == "placement":
+	case n == 2 && parts[0] == "placement":
 		d.placed[parts[1]] = p
-	case len(parts) == 3 && parts[0] == "states":
+	case n == 3 && parts[0] == "states":
 		d.state(parts[1], parts[2], p.Value)
-	case len(parts) == 2 && parts[0] == "policies":
+	case n == 2 && parts[0] == "policies":
 		var m PolicyManifest
 		if json.Unmarshal(p.Value, &m) == nil {
 			d.s.Policies[parts[1]] = &m
 		}
-	case len(parts) == 1 && parts[0] == "policy-default":
+	case n == 1 && parts[0] == "policy-default":
 		if v := string(p.Value); v != "" {
 			d.s.DefaultPolicy = v
 		}
-	case len(parts) == 1 && parts[0] == "leader":
+	case n == 1 && parts[0] == "leader":
 		if p.Session != "" {
 			d.s.Leader, d.s.LeaderSession = string(p.Value), p.Session
 		}
-	case len(parts) == 2 && parts[0] == "machines":
+	case n == 2 && parts[0] == "machines":
 		var m Machine
 		if json.Unmarshal(p.Value, &m) == nil {
 			d.s.Machines[parts[1]] = &m
 		}
-	case len(parts) == 3 && parts[0] == "schedule":
+	case n == 3 && parts[0] == "schedule":
 		d.schedule(parts[1], parts[2], p.Value)
-	case len(parts) == 3 && parts[0] == "machine-metadata" && parts[2] != "":
+	case n == 3 && parts[0] == "machine-metadata" && parts[2] != "":
 		if d.dynamic[parts[1]] == nil {
 			d.dynamic[parts[1]] = map[string]string{}
 		}
 		d.dynamic[parts[1]][parts[2]] = string(p.Value)
 	}
+}
+
+// splitKey splits key at its slashes, as strings.Split would, into its n
+// parts when there are at most three; n is 0 when there are more. Unlike
+// strings.Split it allocates nothing, and decode splits every key.
+func splitKey(key string) (parts [3]string, n int) {
+	for n = range len(parts) {
+		var more bool
+		if parts[n], key, more = strings.Cut(key, "/"); !more {
+			return parts, n + 1
+		}
+	}
+	return parts, 0
 }
 
 // job reads jobs/<name>. A unit is one key, so each name is seen once.
