@@ -193,6 +193,8 @@ func (r *Registry) checkedBody(ctx context.Context, h unitfile.Hash) (*unitfile.
 	return f, "", nil
 }
 
+// decode reads the pairs of one List under the prefix into a Snapshot at
+// index. A key that is none of fleet's is left out.
 func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 	s := &Snapshot{
 		Index:    index,
@@ -206,79 +208,147 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 
 		DefaultPolicy: BuiltinPolicy,
 	}
-	raw := map[unitfile.Hash][]byte{}
-	placed := map[string]*api.KVPair{}
-	dynamic := map[string]map[string]string{} // machine -> dynamic metadata
+	d := decoding{
+		s:       s,
+		bodies:  map[unitfile.Hash][]byte{},
+		placed:  map[string]*api.KVPair{},
+		dynamic: map[string]map[string]string{},
+	}
 	for _, p := range pairs {
-		parts := strings.Split(strings.TrimPrefix(p.Key, r.prefix), "/")
-		switch {
-		case len(parts) == 2 && parts[0] == "units":
-			if h, err := unitfile.ParseHash(parts[1]); err == nil {
-				raw[h] = p.Value
-			}
-		case len(parts) == 2 && parts[0] == "jobs":
-			j := &Job{Name: parts[1], objectIndex: p.ModifyIndex, created: p.CreateIndex} // a unit is one key: seen once
-			s.Jobs[j.Name] = j
-			var o jobObject
-			if json.Unmarshal(p.Value, &o) == nil {
-				j.Hash, _ = unitfile.ParseHash(o.Hash)
-				j.Desired = o.Desired
-			}
-		case len(parts) == 2 && parts[0] == "placement":
-			placed[parts[1]] = p
-		case len(parts) == 3 && parts[0] == "states": // states/<machine>/<name>
-			machine, name := parts[1], parts[2]
-			var st UnitState
-			if json.Unmarshal(p.Value, &st) == nil && st.Name == name && st.Machine == machine {
-				if s.States[name] == nil {
-					s.States[name] = map[string]*UnitState{}
-				}
-				s.States[name][machine] = &st
-			}
-		case len(parts) == 2 && parts[0] == "policies":
-			var m PolicyManifest
-			if json.Unmarshal(p.Value, &m) == nil {
-				s.Policies[parts[1]] = &m
-			}
-		case len(parts) == 1 && parts[0] == "policy-default":
-			if v := string(p.Value); v != "" {
-				s.DefaultPolicy = v
-			}
-		case len(parts) == 1 && parts[0] == "leader":
-			if p.Session != "" {
-				s.Leader, s.LeaderSession = string(p.Value), p.Session
-			}
-		case len(parts) == 2 && parts[0] == "machines":
-			var m Machine
-			if json.Unmarshal(p.Value, &m) == nil {
-				s.Machines[parts[1]] = &m
-			}
-		case len(parts) == 3 && parts[0] == "schedule" && parts[2] == "":
-			s.Kept[parts[1]] = true
-		case len(parts) == 3 && parts[0] == "schedule":
-			var e Entry
-			if json.Unmarshal(p.Value, &e) == nil {
-				if s.Schedule[parts[1]] == nil {
-					s.Schedule[parts[1]] = map[string]Entry{}
-				}
-				s.Schedule[parts[1]][parts[2]] = e
-			}
-		case len(parts) == 3 && parts[0] == "machine-metadata" && parts[2] != "":
-			if dynamic[parts[1]] == nil {
-				dynamic[parts[1]] = map[string]string{}
-			}
-			dynamic[parts[1]][parts[2]] = string(p.Value)
+		parts, n := splitKey(strings.TrimPrefix(p.Key, r.prefix))
+		d.pair(parts, n, p)
+	}
+	// What one key holds for another is joined once every key is read.
+	d.mergeDynamic()
+	d.joinPlacements()
+	d.joinBodies(r)
+	return s
+}
+
+// decoding is one decode under way: the Snapshot it fills, and what it
+// keeps aside to join once every pair is read. It holds nothing that
+// outlives the decode (decode returns s, not d.s): the compiler tracks a
+// struct as a whole, and the maps kept aside would move to the heap.
+type decoding struct {
+	s       *Snapshot
+	bodies  map[unitfile.Hash][]byte     // units/<hash>
+	placed  map[string]*api.KVPair       // placement/<name>
+	dynamic map[string]map[string]string // machine-metadata/<machine>/<key>
+}
+
+// pair reads one pair by its key's parts (the prefix cut): n of them, 0
+// when there are more than three, which no key of fleet's has.
+func (d *decoding) pair(parts [3]string, n int, p *api.KVPair) {
+	switch {
+	case n == 2 && parts[0] == "units":
+		if h, err := unitfile.ParseHash(parts[1]); err == nil {
+			d.bodies[h] = p.Value
+		}
+	case n == 2 && parts[0] == "jobs":
+		d.job(parts[1], p)
+	case n == 2 && parts[0] == "placement":
+		d.placed[parts[1]] = p
+	case n == 3 && parts[0] == "states":
+		d.state(parts[1], parts[2], p.Value)
+	case n == 2 && parts[0] == "policies":
+		var m PolicyManifest
+		if json.Unmarshal(p.Value, &m) == nil {
+			d.s.Policies[parts[1]] = &m
+		}
+	case n == 1 && parts[0] == "policy-default":
+		if v := string(p.Value); v != "" {
+			d.s.DefaultPolicy = v
+		}
+	case n == 1 && parts[0] == "leader":
+		if p.Session != "" {
+			d.s.Leader, d.s.LeaderSession = string(p.Value), p.Session
+		}
+	case n == 2 && parts[0] == "machines":
+		var m Machine
+		if json.Unmarshal(p.Value, &m) == nil {
+			d.s.Machines[parts[1]] = &m
+		}
+	case n == 3 && parts[0] == "schedule":
+		d.schedule(parts[1], parts[2], p.Value)
+	case n == 3 && parts[0] == "machine-metadata" && parts[2] != "":
+		if d.dynamic[parts[1]] == nil {
+			d.dynamic[parts[1]] = map[string]string{}
+		}
+		d.dynamic[parts[1]][parts[2]] = string(p.Value)
+	}
+}
+
+// splitKey splits key at its slashes, as strings.Split would, into its n
+// parts when there are at most three; n is 0 when there are more. Unlike
+// strings.Split it allocates nothing, and decode splits every key.
+func splitKey(key string) (parts [3]string, n int) {
+	for n = range len(parts) {
+		var more bool
+		if parts[n], key, more = strings.Cut(key, "/"); !more {
+			return parts, n + 1
 		}
 	}
-	for id, md := range dynamic {
-		if m := s.Machines[id]; m != nil { // metadata of a machine not live waits for it
+	return parts, 0
+}
+
+// job reads jobs/<name>. A unit is one key, so each name is seen once.
+func (d *decoding) job(name string, p *api.KVPair) {
+	j := &Job{Name: name, objectIndex: p.ModifyIndex, created: p.CreateIndex}
+	d.s.Jobs[name] = j
+	var o jobObject
+	if json.Unmarshal(p.Value, &o) == nil {
+		j.Hash, _ = unitfile.ParseHash(o.Hash)
+		j.Desired = o.Desired
+	}
+}
+
+// state reads states/<machine>/<name>: a state is kept only if it names
+// the machine and unit its key does.
+func (d *decoding) state(machine, name string, value []byte) {
+	var st UnitState
+	if json.Unmarshal(value, &st) != nil || st.Name != name || st.Machine != machine {
+		return
+	}
+	if d.s.States[name] == nil {
+		d.s.States[name] = map[string]*UnitState{}
+	}
+	d.s.States[name][machine] = &st
+}
+
+// schedule reads schedule/<machine>/<name>, and the schedule's directory
+// key schedule/<machine>/ (name "").
+func (d *decoding) schedule(machine, name string, value []byte) {
+	if name == "" {
+		d.s.Kept[machine] = true
+		return
+	}
+	var e Entry
+	if json.Unmarshal(value, &e) != nil {
+		return
+	}
+	if d.s.Schedule[machine] == nil {
+		d.s.Schedule[machine] = map[string]Entry{}
+	}
+	d.s.Schedule[machine][name] = e
+}
+
+// mergeDynamic merges each live machine's dynamic metadata over what its
+// agent published. Metadata of a machine not live waits for it.
+func (d *decoding) mergeDynamic() {
+	for id, md := range d.dynamic {
+		if m := d.s.Machines[id]; m != nil {
 			m.Metadata, m.Dynamic = MergeMetadata(m.Metadata, md), md
 		}
 	}
-	for name, p := range placed {
-		j := s.Jobs[name]
+}
+
+// joinPlacements gives each job its placement. A placement of no job is an
+// orphan; one written for an earlier job of the same name is stale.
+func (d *decoding) joinPlacements() {
+	for name, p := range d.placed {
+		j := d.s.Jobs[name]
 		if j == nil {
-			s.Orphans[name] = p.ModifyIndex
+			d.s.Orphans[name] = p.ModifyIndex
 			continue
 		}
 		j.placementIndex = p.ModifyIndex
@@ -289,15 +359,19 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 		}
 		j.Target, j.Unplaced = pl.Machine, pl.Unplaced
 	}
-	for _, j := range s.Jobs {
+}
+
+// joinBodies gives each job its body, parsed by r (which parses each body
+// once), and a job that names no desired state the default, inactive.
+func (d *decoding) joinBodies(r *Registry) {
+	for _, j := range d.s.Jobs {
 		if j.Desired == "" {
 			j.Desired = Inactive
 		}
-		if body, ok := raw[j.Hash]; ok {
+		if body, ok := d.bodies[j.Hash]; ok {
 			j.Unit = r.parse(j.Hash, body)
 		}
 	}
-	return s
 }
 
 func (r *Registry) parse(h unitfile.Hash, body []byte) *unitfile.File {

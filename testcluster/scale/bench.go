@@ -316,39 +316,92 @@ func (b *bench) stop() {
 	}
 }
 
+// run starts the units and measures, in the order the figures need: the
+// idle cluster first, then the submit until every unit is acknowledged,
+// then the cluster once it settled.
 func (b *bench) run(ctx context.Context) error {
+	names, err := b.writeUnits()
+	if err != nil {
+		return err
+	}
+	at, err := b.baseline(ctx)
+	if err != nil {
+		return err
+	}
+	start, err := b.submit(ctx, names)
+	if err != nil {
+		return err
+	}
+	b.res.CPU = b.cpuSince(at.cpu)
+	if err := b.verify(ctx, names); err != nil {
+		return err
+	}
+	after, err := b.settle(ctx)
+	if err != nil {
+		return err
+	}
+	b.res.Window = time.Since(start)
+	b.countOperations(ctx, at, after)
+	if err := b.timeLists(ctx, len(names)); err != nil {
+		return err
+	}
+	return b.readMemory()
+}
+
+// marks are the counters as they were before the submit: the figures of
+// the run are deltas from them.
+type marks struct {
+	agentsIdle map[string]int64   // the simulated agents' requests when the baseline began
+	consul     Metrics            // Consul's telemetry
+	leaderURL  string             // where the leading fleetd serves its metrics
+	leader     Metrics            // its metrics; nil when they could not be read
+	cpu        map[string]float64 // b.cpu()
+	agents     map[string]int64   // the simulated agents' requests
+}
+
+// writeUnits writes the units' template into Dir and returns the names of
+// the Units instances to start.
+func (b *bench) writeUnits() ([]string, error) {
 	tpl := "[Unit]\nDescription=fleet scale benchmark %i\n\n[Service]\nExecStart=/bin/sleep infinity\n"
 	if err := os.WriteFile(filepath.Join(b.o.Dir, "bench@.service"), []byte(tpl), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	names := make([]string, b.o.Units)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench@%d.service", i+1)
 	}
-	// What an idle cluster does (heartbeats), to tell it from the units' cost.
+	return names, nil
+}
+
+// baseline measures what the idle cluster does (heartbeats) over
+// BaselineWindow, to tell it from the units' cost, and returns the
+// counters the run's figures start from.
+func (b *bench) baseline(ctx context.Context) (marks, error) {
 	idle0, err := b.scrapeConsul(ctx)
 	if err != nil {
-		return err
+		return marks{}, err
 	}
-	agentsIdle := b.sim.Requests.Counts()
+	at := marks{agentsIdle: b.sim.Requests.Counts()}
 	b.res.BaselineWindow = cmp.Or(b.o.Baseline, 5*time.Second)
 	idleCPU := b.cpu()
 	sleep(ctx, b.res.BaselineWindow)
-	b.res.IdleCPU = map[string]float64{}
-	for k, v := range b.cpu() {
-		b.res.IdleCPU[k] = v - idleCPU[k]
+	b.res.IdleCPU = b.cpuSince(idleCPU)
+	if at.consul, err = b.scrapeConsul(ctx); err != nil {
+		return marks{}, err
 	}
-	before, err := b.scrapeConsul(ctx)
-	if err != nil {
-		return err
-	}
-	b.res.Baseline = idle0.Delta(before)
-	leaderMetrics := b.leaderMetricsURL(ctx)
-	leaderBefore, _ := Scrape(ctx, leaderMetrics)
-	cpu0 := b.cpu()
-	b.res.Fleetctl = map[string]int64{}
-	agents0 := b.sim.Requests.Counts()
+	b.res.Baseline = idle0.Delta(at.consul)
+	at.leaderURL = b.leaderMetricsURL(ctx)
+	at.leader, _ = Scrape(ctx, at.leaderURL)
+	at.cpu = b.cpu()
+	at.agents = b.sim.Requests.Counts()
+	return at, nil
+}
 
+// submit starts the units with fleetctl, the template and then Chunk units
+// per command, waits until each is acknowledged by its machine, and
+// returns when it started.
+func (b *bench) submit(ctx context.Context, names []string) (time.Time, error) {
+	b.res.Fleetctl = map[string]int64{} // b.fleetctl counts its requests there
 	b.logf("starting %d units with fleetctl, %d per command", b.o.Units, b.o.Chunk)
 	start := time.Now()
 	acked := make(chan error, 1)
@@ -359,36 +412,30 @@ func (b *bench) run(ctx context.Context) error {
 		acked <- err
 	}()
 	if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
-		return err
+		return start, err
 	}
 	for i := 0; i < len(names); i += b.o.Chunk {
 		args := append([]string{"start", "--no-block"}, names[i:min(i+b.o.Chunk, len(names))]...)
 		if err := b.fleetctl(ctx, args...); err != nil {
-			return err
+			return start, err
 		}
 	}
 	b.res.Submit = time.Since(start)
 	b.logf("fleetctl done in %s", b.res.Submit.Round(time.Millisecond))
 	if err := <-acked; err != nil {
-		return err
+		return start, err
 	}
 	b.res.Elapsed = done.Sub(start)
 	b.logf("all %d units acknowledged in %s: %.0f placements/s", len(names), b.res.Elapsed.Round(time.Millisecond), b.res.PlacementsPerSecond())
-	cpu1 := b.cpu()
-	for k, v := range cpu1 {
-		b.res.CPU[k] = v - cpu0[k]
-	}
-	if err := b.verify(ctx, names); err != nil {
-		return err
-	}
-	after, err := b.settle(ctx)
-	if err != nil {
-		return err
-	}
-	b.res.Window = time.Since(start)
-	d := before.Delta(after)
+	return start, nil
+}
+
+// countOperations records what the run cost since at: Consul's raft
+// entries and HTTP requests until after, the leader's metrics, the
+// simulated agents' requests (and theirs while idle) and Run's own.
+func (b *bench) countOperations(ctx context.Context, at marks, after Metrics) {
 	b.res.Raft, b.res.HTTP = map[string]float64{}, map[string]float64{}
-	for k, v := range d {
+	for k, v := range at.consul.Delta(after) {
 		switch {
 		case k == "consul_raft_apply":
 			b.res.Raft["total"] = v
@@ -398,20 +445,24 @@ func (b *bench) run(ctx context.Context) error {
 			b.res.HTTP[Label(k, "method")+" "+Label(k, "path")] = v
 		}
 	}
-	if leaderAfter, err := Scrape(ctx, leaderMetrics); err == nil {
-		b.res.Leader = leaderBefore.Delta(leaderAfter)
+	if leaderAfter, err := Scrape(ctx, at.leaderURL); err == nil {
+		b.res.Leader = at.leader.Delta(leaderAfter)
 	}
 	b.res.Agents, b.res.AgentsBaseline = map[string]int64{}, map[string]int64{}
 	for k, v := range b.sim.Requests.Counts() {
-		if x := v - agents0[k]; x != 0 {
+		if x := v - at.agents[k]; x != 0 {
 			b.res.Agents[k] = x
 		}
-		if x := agents0[k] - agentsIdle[k]; x != 0 {
+		if x := at.agents[k] - at.agentsIdle[k]; x != 0 {
 			b.res.AgentsBaseline[k] = x
 		}
 	}
 	b.res.Bench = b.own.Counts()
+}
 
+// timeLists times fleetctl list-units and list-unit-files, five runs
+// each, and checks that each lists at least the units started.
+func (b *bench) timeLists(ctx context.Context, units int) error {
 	b.logf("timing fleetctl list-units and list-unit-files")
 	for range 5 {
 		for _, l := range []struct {
@@ -422,12 +473,18 @@ func (b *bench) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if rows < len(names) {
-				return fmt.Errorf("fleetctl %s printed %d rows, want at least %d", l.cmd, rows, len(names))
+			if rows < units {
+				return fmt.Errorf("fleetctl %s printed %d rows, want at least %d", l.cmd, rows, units)
 			}
 			*l.into = append(*l.into, took)
 		}
 	}
+	return nil
+}
+
+// readMemory records the two fleetds' resident memory and its high-water
+// mark.
+func (b *bench) readMemory() (err error) {
 	if b.res.LeaderRSS, err = procStatusKB(b.leader.PID(), "VmRSS"); err != nil {
 		return err
 	}
@@ -475,6 +532,15 @@ func (b *bench) cpu() map[string]float64 {
 		"idle":    cpuSeconds(b.idle.PID()),
 		"harness": cpuSeconds(os.Getpid()),
 	}
+}
+
+// cpuSince is the CPU seconds used since cpu0, an earlier b.cpu().
+func (b *bench) cpuSince(cpu0 map[string]float64) map[string]float64 {
+	d := map[string]float64{}
+	for k, v := range b.cpu() {
+		d[k] = v - cpu0[k]
+	}
+	return d
 }
 
 // fleetctl runs fleetctl as an operator would, with --debug to count its
