@@ -5,7 +5,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check wasm-check link-check reliability bench bench-quick fuzz
+.PHONY: build dev test consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-systemd fuzz
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -148,3 +148,12 @@ bench: build consul deps
 		echo "== go test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/" | tee -a bench.txt; \
 		$(GO) test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/ | tee -a bench.txt; \
 	else echo "skipping BenchmarkIdleAgent: it needs root and systemd-nspawn (make deps)"; fi
+
+# bench-systemd (root, systemd-nspawn) starts 1000 template instances on 3
+# real systemd machines with fleetctl and, in the same iteration, straight
+# through each machine's systemd (the floor), and prints both with their
+# ratio, then fleet's stop and destroy times (BENCHMARKS.md). About 5
+# minutes. FLEET_BENCH_UNITS sets the number of units.
+BENCH_SYSTEMD_COUNT ?= 3
+bench-systemd: build consul deps
+	$(GO) test -run '^$$' -bench SystemdStart -benchtime 1x -count $(BENCH_SYSTEMD_COUNT) -timeout 60m ./testcluster/throughput/ | tee bench-systemd.txt
