@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -435,35 +436,69 @@ func Wanted(s *registry.Snapshot, machine string, metadata map[string]string) ma
 	return want
 }
 
+// taskWorkers bounds how many tasks of one kind run at once. systemd runs
+// the jobs queued together in parallel, as it does for one
+// "systemctl start --no-block" of many units; a task itself mostly waits on
+// a D-Bus round trip or a job's result.
+const taskWorkers = 64
+
+// reconcile does the tasks that turn what the machine has into want: the
+// unloads, then the loads, one Sync for both, then the stops and the
+// starts. The tasks of one kind run together; a unit whose step failed
+// waits for the next pass.
 func (a *Agent) reconcile(ctx context.Context, want map[string]Want) {
+	tasks := Plan(want, a.have)
 	failed := map[string]bool{}
-	synced := true
-	for _, t := range Plan(want, a.have) {
-		if failed[t.Name] {
-			continue // a unit whose earlier step failed waits for the next pass
+	changed := false // loads or unloads the init system has not seen yet
+	for _, kind := range []TaskKind{Unload, Load, Stop, Start} {
+		var batch []Task
+		for _, t := range tasks {
+			if t.Kind == kind && !failed[t.Name] {
+				batch = append(batch, t)
+			}
 		}
-		if !synced && (t.Kind == Stop || t.Kind == Start) {
-			// One daemon-reload for all loads and unloads, before the
-			// first start or stop needs it.
+		if len(batch) == 0 {
+			continue
+		}
+		if changed && (kind == Stop || kind == Start) {
 			a.sync(ctx)
-			synced = true
+			changed = false
 		}
-		if t.Kind == Load || t.Kind == Unload {
-			synced = false
-		}
-		err := a.do(ctx, t)
+		a.run(ctx, batch, failed)
+		changed = changed || kind == Unload || kind == Load
+	}
+	if changed {
+		a.sync(ctx)
+	}
+	a.publishStates(false)
+}
+
+// run does tasks, up to taskWorkers at once, then records each result in
+// order: what the machine has, metrics, the log, and failed.
+func (a *Agent) run(ctx context.Context, tasks []Task, failed map[string]bool) {
+	errs := make([]error, len(tasks))
+	sem := make(chan struct{}, taskWorkers)
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = a.drive(ctx, t)
+		}()
+	}
+	wg.Wait()
+	for i, t := range tasks {
+		err := errs[i]
 		a.cfg.Metrics.driverOp(t.Kind.String(), err)
 		if err != nil {
 			failed[t.Name] = true
 			a.cfg.Log.Error("unit task failed", "unit", t.Name, "task", t.Kind.String(), "err", err)
 			continue
 		}
+		a.done(t)
 		a.cfg.Log.Info("unit task done", "unit", t.Name, "task", t.Kind.String())
 	}
-	if !synced {
-		a.sync(ctx)
-	}
-	a.publishStates(false)
 }
 
 // sync makes the init system see the loads and unloads made (systemd's
@@ -476,31 +511,34 @@ func (a *Agent) sync(ctx context.Context) {
 	}
 }
 
-func (a *Agent) do(ctx context.Context, t Task) error {
+// drive asks the driver to do t.
+func (a *Agent) drive(ctx context.Context, t Task) error {
 	d := a.cfg.Driver
 	switch t.Kind {
 	case Unload:
-		if err := d.Unload(ctx, t.Name); err != nil {
-			return err
-		}
-		delete(a.have, t.Name)
+		return d.Unload(ctx, t.Name)
 	case Load:
-		if err := d.Load(ctx, t.Name, t.Want.Unit); err != nil {
-			return err
-		}
-		a.have[t.Name] = Have{Hash: t.Want.Hash}
+		return d.Load(ctx, t.Name, t.Want.Unit)
 	case Start:
-		if err := d.Start(ctx, t.Name); err != nil {
-			return err
-		}
-		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash, Launched: true}
+		return d.Start(ctx, t.Name)
 	case Stop:
-		if err := d.Stop(ctx, t.Name); err != nil {
-			return err
-		}
-		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash}
+		return d.Stop(ctx, t.Name)
 	}
 	return nil
+}
+
+// done records what a task the driver did changed on the machine.
+func (a *Agent) done(t Task) {
+	switch t.Kind {
+	case Unload:
+		delete(a.have, t.Name)
+	case Load:
+		a.have[t.Name] = Have{Hash: t.Want.Hash}
+	case Start:
+		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash, Launched: true}
+	case Stop:
+		a.have[t.Name] = Have{Hash: a.have[t.Name].Hash}
+	}
 }
 
 // shutdown unloads every unit this agent runs.

@@ -11,8 +11,10 @@ import (
 //
 // # Notes
 //
-//   - Calls for one unit come from one goroutine; a Driver need not order
-//     them itself.
+//   - The agent does the tasks of one kind for many units at once (all the
+//     loads, then all the starts, ...), so calls for different units come
+//     from different goroutines together; calls for one unit come one at a
+//     time, and a Driver need not order them itself.
 //   - Start and Stop return once the init system has done the job (or failed
 //     it), not when the request was queued.
 type Driver interface {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,12 @@ type Driver struct {
 	managed map[string]bool
 	states  map[string]agent.UnitState
 	dirty   map[string]bool
+	enabled map[string]bool // managed units enabled for their [Install] section
+
+	// What the next Sync must reload for (needsReload).
+	onDemand bool            // systemd loads a new unit file when first asked for it (245 and later)
+	reload   bool            // a change since the last reload that only a reload shows systemd
+	unloaded map[string]bool // units unloaded since the last reload: systemd may still hold them
 
 	kick    chan struct{} // dirty units to refresh
 	changes chan struct{}
@@ -63,10 +70,12 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	d := &Driver{opts: opts, log: opts.Log,
 		managed: map[string]bool{}, states: map[string]agent.UnitState{}, dirty: map[string]bool{},
+		enabled: map[string]bool{}, unloaded: map[string]bool{},
 		kick: make(chan struct{}, 1), changes: make(chan struct{}, 1)}
 	if err := d.connect(ctx); err != nil {
 		return nil, err
 	}
+	d.onDemand = loadsOnDemand(ctx, d.c())
 	go d.refresher(ctx)
 	go d.watchConnection(ctx)
 	return d, nil
@@ -286,8 +295,9 @@ func (d *Driver) manage(name string) {
 	d.kickRefresh()
 }
 
-// Load writes the unit file, links it as a runtime unit, and enables it when
-// it has an [Install] section. Sync makes systemd read it.
+// Load writes the unit file and links it as a runtime unit, as
+// "systemctl link --runtime" does, and enables it (over D-Bus) when it has
+// an [Install] section. Sync makes systemd read it where it must.
 func (d *Driver) Load(ctx context.Context, name string, f *unitfile.File) error {
 	p, err := d.path(name)
 	if err != nil {
@@ -296,27 +306,96 @@ func (d *Driver) Load(ctx context.Context, name string, f *unitfile.File) error 
 	if err := os.WriteFile(p, []byte(f.String()), 0o644); err != nil {
 		return fmt.Errorf("write unit file: %w", err)
 	}
-	if _, err := d.c().LinkUnitFilesContext(ctx, []string{p}, true, true); err != nil {
+	if err := d.link(name, p); err != nil {
 		_ = os.Remove(p)
 		return fmt.Errorf("link %s into systemd: %w", name, err)
 	}
-	if f.HasSection("Install") {
+	install := f.HasSection("Install")
+	if install {
 		if _, _, err := d.c().EnableUnitFilesContext(ctx, []string{p}, true, true); err != nil {
 			d.removeFile(ctx, name, p)
 			return fmt.Errorf("enable %s (it has an [Install] section): %w", name, err)
 		}
 	}
+	d.mu.Lock()
+	d.enabled[name] = install
+	// A unit systemd holds (loaded before, or unloaded but not yet
+	// forgotten) keeps its old file until a reload; so do the
+	// dependencies an enable adds.
+	if st, held := d.states[name]; install || d.unloaded[name] || (held && st.Load != "not-found") {
+		d.reload = true
+	}
+	d.mu.Unlock()
 	d.manage(name)
 	return nil
 }
 
-// Sync runs one daemon-reload for every load and unload since the last one.
+// link puts a symlink to the unit file p in systemd's runtime unit
+// directory, replacing one of the same name.
+func (d *Driver) link(name, p string) error {
+	link := filepath.Join(d.runtimeDir(), name)
+	if target, err := os.Readlink(link); err == nil && target == p {
+		return nil
+	}
+	if err := os.MkdirAll(d.runtimeDir(), 0o755); err != nil {
+		return err
+	}
+	tmp := link + ".fleet-tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(p, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, link)
+}
+
+// Sync makes systemd see the loads and unloads since the last Sync: one
+// daemon-reload, unless every change was a unit systemd has never loaded,
+// which systemd 245 and later read from disk when first asked for them (a
+// reload reads every unit again, about 1.6 s with 1,000 units), and units
+// unloaded, which systemd forgets once they are stopped and their files
+// gone.
 func (d *Driver) Sync(ctx context.Context) error {
+	if !d.needsReload() {
+		return nil
+	}
 	if err := d.c().ReloadContext(ctx); err != nil {
+		d.mu.Lock()
+		d.reload = true
+		d.mu.Unlock()
 		return fmt.Errorf("systemd daemon-reload: %w", err)
 	}
 	d.markAllDirty()
 	return nil
+}
+
+// needsReload reports whether the changes since the last reload need one,
+// and starts counting anew when they do.
+func (d *Driver) needsReload() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.reload && d.onDemand {
+		return false
+	}
+	d.reload = false
+	clear(d.unloaded)
+	return true
+}
+
+// loadsOnDemand reports whether systemd loads a unit file that appeared
+// after it last looked when a job first asks for the unit: systemd 245 and
+// later notice that the unit directories changed (their unit cache).
+func loadsOnDemand(ctx context.Context, c *dbus.Conn) bool {
+	v, err := c.GetManagerProperty("Version")
+	if err != nil {
+		return false
+	}
+	v = strings.Trim(v, `"`)
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	n, err := strconv.Atoi(v[:end])
+	return err == nil && n >= 245
 }
 
 // job runs a start or stop job and waits for its result.
@@ -371,15 +450,27 @@ func (d *Driver) Unload(ctx context.Context, name string) error {
 	delete(d.managed, name)
 	delete(d.states, name)
 	delete(d.dirty, name)
+	delete(d.enabled, name)
+	d.unloaded[name] = true
 	d.mu.Unlock()
 	return nil
 }
 
 func (d *Driver) removeFile(ctx context.Context, name, p string) {
-	if _, err := d.c().DisableUnitFilesContext(ctx, []string{name}, true); err != nil {
-		d.log.Warn("disable unit", "unit", name, "err", err)
+	d.mu.Lock()
+	enabled, failed := d.enabled[name], d.states[name].Active == "failed"
+	d.mu.Unlock()
+	if enabled {
+		if _, err := d.c().DisableUnitFilesContext(ctx, []string{name}, true); err != nil {
+			d.log.Warn("disable unit", "unit", name, "err", err)
+		}
+		d.mu.Lock()
+		d.reload = true // its dependencies go with a reload
+		d.mu.Unlock()
 	}
-	_ = d.c().ResetFailedUnitContext(ctx, name) // fails when the unit is not failed: fine
+	if failed {
+		_ = d.c().ResetFailedUnitContext(ctx, name)
+	}
 	// link --runtime put a symlink in systemd's runtime directory; disable
 	// does not always remove it.
 	link := filepath.Join(d.runtimeDir(), name)
@@ -423,6 +514,9 @@ func (d *Driver) Existing(ctx context.Context) (map[string]agent.Have, error) {
 		}
 		have[e.Name()] = agent.Have{Hash: f.Hash()}
 		names = append(names, e.Name())
+		d.mu.Lock()
+		d.enabled[e.Name()] = f.HasSection("Install")
+		d.mu.Unlock()
 		d.manage(e.Name())
 	}
 	if len(names) == 0 {

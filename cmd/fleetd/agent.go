@@ -52,6 +52,7 @@ type agentOptions struct {
 	policyNative  bool
 	verbosity     int
 	metricsAddr   string
+	pprof         bool
 
 	// cmdline is the flags given on the command line, which a reload
 	// (SIGHUP) sets again so they keep winning; loaded is every option's
@@ -114,6 +115,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	_ = f.MarkHidden("default-policy-native")
 	f.IntVar(&o.verbosity, "verbosity", 0, "log verbosity: 0 info, 1 debug")
 	f.StringVar(&o.metricsAddr, "metrics-addr", defaultMetricsAddr, `where to serve Prometheus metrics at /metrics (host:port; ":54729" for every interface, "" for none)`)
+	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiles at /debug/pprof/ on --metrics-addr, to find where fleetd spends its time")
 }
 
 // loadConfig fills the options of fs not given on the command line from
@@ -289,7 +291,7 @@ func (o *agentOptions) newDriver(ctx context.Context, d *daemon) error {
 func (o *agentOptions) serveMetrics(d *daemon) (string, error) {
 	mreg := newMetricsRegistry()
 	d.agentMetrics, d.leaderMetrics = agent.NewMetrics(mreg), leader.NewMetrics(mreg)
-	d.metrics = &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{})}
+	d.metrics = &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{}), pprof: o.pprof}
 	metricsAddr, err := d.metrics.listen(o.metricsAddr)
 	if err != nil {
 		if o.loaded["metrics-addr"] != defaultMetricsAddr || o.cmdline["metrics-addr"] != "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ func newMetricsRegistry() *prometheus.Registry {
 // reload can change.
 type metricsServer struct {
 	handler http.Handler
+	pprof   bool // serve Go's profiles at /debug/pprof/ too (--pprof)
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -75,6 +77,13 @@ func (m *metricsServer) start(addr string) (string, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.handler) // and HEAD; anything else is 405
+	if m.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	m.addr = addr
 	go func(srv *http.Server) { _ = srv.Serve(ln) }(m.srv) // returns when closed

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -251,6 +252,28 @@ func TestMetricsServer(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("%s /metrics: %s, want %d", method, resp.Status, want)
+		}
+	}
+}
+
+// TestPprof: Go's profiles are served beside the metrics with --pprof, and
+// not without it.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		m := &metricsServer{handler: promhttp.HandlerFor(newMetricsRegistry(), promhttp.HandlerOpts{}), pprof: on}
+		addr, err := m.listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+		m.close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if served := resp.StatusCode == http.StatusOK && strings.Contains(string(body), "goroutine profile"); served != on {
+			t.Errorf("--pprof=%v: %s %.80q", on, resp.Status, body)
 		}
 	}
 }

@@ -257,7 +257,7 @@ func (b *Box) FleetdArgs(fleetd, metadata string, ttl time.Duration) []string {
 		"--driver", "systemd",
 		"--agent-ttl", ttl.String(),
 		"--api-addr", b.IP + ":0",
-		"--metrics-addr", b.IP + ":0",
+		"--metrics-addr", b.IP + ":0", "--pprof",
 		"--config", "",
 	}
 }

@@ -59,6 +59,7 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 		"--config", "", // a dev machine reads no /etc/fleet/fleet.conf
 		"--api-addr", opts.IP + ":0",
 		"--metrics-addr", "127.0.0.1:0", // its own port: machines share the host
+		"--pprof", // loopback only: profiles for whoever develops on this host
 	}
 	if opts.Metadata != "" {
 		args = append(args, "--metadata", opts.Metadata)
