@@ -553,5 +553,5 @@ func (a *Agent) shutdown() {
 		}
 	}
 	a.have = map[string]Have{}
-	a.pub.sync(ctx, a.states())
+	a.pub.leave(ctx)
 }

@@ -3,8 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 )
@@ -17,8 +21,8 @@ import (
 // hands over the latest states with set; the publisher writes what differs
 // from what it last wrote, and retries what failed.
 type publisher struct {
-	cfg      Config
-	services *unitServices
+	cfg     Config
+	catalog *unitCatalog
 
 	mu      sync.Mutex
 	latest  map[string]registry.UnitState // what should be in Consul
@@ -29,6 +33,7 @@ type publisher struct {
 	kick    chan struct{}                 // capacity 1: something to write
 
 	published map[string]registry.UnitState // what is in Consul; the publisher's own
+	node      []*api.TxnOp                  // the machine's catalog node to write, nil when written
 }
 
 // publishRetry is how soon a failed write is tried again.
@@ -36,7 +41,7 @@ const publishRetry = 2 * time.Second
 
 func newPublisher(cfg Config) *publisher {
 	return &publisher{cfg: cfg, record: cfg.Machine, kick: make(chan struct{}, 1), published: map[string]registry.UnitState{},
-		services: newUnitServices(cfg.Registry.Client(), cfg.Machine.ID, cfg.Machine.IP, cfg.Heartbeat.ServiceID())}
+		catalog: newUnitCatalog(cfg.Machine.ID, cfg.Machine.IP)}
 }
 
 // set makes states what should be published. With session set (a new
@@ -105,6 +110,10 @@ func (p *publisher) run(ctx context.Context) {
 		}
 		if machine {
 			clear(p.published) // the new session holds none of them
+			p.catalog.reset()
+			p.node = p.catalog.nodeOps(&record)
+		} else if changed && p.node == nil {
+			p.node = []*api.TxnOp{registry.NodeOp(&record, nil)}
 		}
 		if machine || changed {
 			if err := p.writeMachine(ctx, &record); err != nil {
@@ -141,52 +150,64 @@ func (p *publisher) write(ctx context.Context, w func() error) error {
 	return err
 }
 
-// sync writes every state that differs from what was last written and
-// removes the states of units no longer here; it reports whether every
-// write went through. The states go first, all of them, then the units'
-// services in Consul's catalog: the state is what fleet acts on (the leader,
-// fleetctl's waits), the catalog a view of it, and a busy Consul agent's
-// catalog registrations must not hold the states of a batch back.
+// sync writes the machine's catalog node when it must, every state that
+// differs from what was last written, and removes the states of units no
+// longer here, each unit's entry in Consul's catalog going with its state,
+// in as few transactions as Consul takes (registry.Publish). It reports
+// whether every write went through; what failed is written again on the
+// next sync.
 func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
-	ok := true
-	var written []registry.UnitState
-	for name, st := range states {
+	reg, session := p.cfg.Registry, p.cfg.Heartbeat.ID()
+	var ws []registry.Write
+	var done []func() // what each write's success records
+	if p.node != nil {
+		ws = append(ws, registry.MachineWrite(p.cfg.Machine.ID, p.node...))
+		done = append(done, func() { p.node = nil })
+	}
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		st := states[name]
 		if p.published[name] == st {
 			continue
 		}
-		if err := p.write(ctx, func() error { return p.cfg.Registry.PublishState(ctx, &st, p.cfg.Heartbeat.ID()) }); err != nil {
-			p.cfg.Log.Warn("publishing unit state failed", "unit", name, "err", err)
-			ok = false
-			continue
-		}
-		written = append(written, st)
+		ws = append(ws, reg.StateWrite(&st, session, p.catalog.ops(st)...))
+		done = append(done, func() { p.published[name] = st; p.catalog.written(st) })
 	}
-	for _, st := range written {
-		name := st.Name
-		if err := p.services.sync(ctx, st); err != nil {
-			p.cfg.Log.Warn("showing the unit in Consul's catalog failed", "unit", name, "err", err)
-			ok = false
-			continue
-		}
-		p.published[name] = st
-	}
-	for name := range p.published {
+	for _, name := range slices.Sorted(maps.Keys(p.published)) {
 		if _, here := states[name]; here {
 			continue
 		}
-		if err := p.cfg.Registry.DeleteState(ctx, name, p.cfg.Machine.ID); err != nil {
-			p.cfg.Log.Warn("removing unit state failed", "unit", name, "err", err)
-			ok = false
+		ws = append(ws, reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...))
+		done = append(done, func() { delete(p.published, name); p.catalog.removed(name) })
+	}
+	if len(ws) == 0 {
+		return true
+	}
+	errs, err := reg.Publish(ctx, ws)
+	if err != nil {
+		p.cfg.Log.Warn("publishing unit states failed", "units", len(ws), "err", err)
+		return false
+	}
+	ok := true
+	for i, err := range errs {
+		if err == nil {
+			done[i]()
 			continue
 		}
-		if err := p.services.remove(ctx, name); err != nil {
-			p.cfg.Log.Warn("removing the unit from Consul's catalog failed", "unit", name, "err", err)
-			ok = false
-			continue
+		ok = false
+		p.cfg.Log.Warn("publishing unit state failed", "write", ws[i].Name, "err", err)
+		var held *registry.HeldError
+		if errors.As(err, &held) {
+			p.cfg.Heartbeat.ForgetStale(ctx, held.Holder) // the next sync writes it again
 		}
-		delete(p.published, name)
 	}
 	return ok
+}
+
+// leave removes every unit's state and the machine's catalog node: the
+// machine leaves the cluster. The publisher's own loop must have stopped.
+func (p *publisher) leave(ctx context.Context) {
+	p.node = []*api.TxnOp{registry.NodeDeleteOp(p.cfg.Machine.ID)}
+	p.sync(ctx, map[string]registry.UnitState{})
 }
 
 // states is what the agent reports for each unit it has: its fleet state

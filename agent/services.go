@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -11,29 +10,22 @@ import (
 	"github.com/wasmfleet/fleet/internal/unitfile"
 )
 
-// unitServices shows the units a machine runs in Consul's catalog, so the
-// Consul UI lists them with health: one service instance per unit per
-// machine, named after the unit (apache for apache@1.service), tagged "fleet"
-// and with the unit name, with a check that mirrors systemd's state and an
-// alias of the machine's heartbeat (a unit on a dead machine is not healthy,
-// whatever it last reported).
-type unitServices struct {
-	client     *api.Client
-	machineID  string
+// unitCatalog is what a machine shows of its units in Consul's catalog, so
+// the Consul UI lists them with health: on the machine's own catalog node
+// (registry.CatalogNode), one service instance per unit, named after the
+// unit (apache for apache@1.service), tagged "fleet" and with the unit
+// name, with a check that mirrors systemd's state. Its writes go in the
+// same transactions as the units' states (registry.StateWrite); it keeps
+// what it wrote, so an unchanged unit costs nothing.
+type unitCatalog struct {
+	machine    string
 	ip         string
-	agentSvcID string
 	registered map[string]bool
-	status     map[string]string // last check status+output written, per unit
+	status     map[string]string // check status+output written, per unit
 }
 
-func newUnitServices(client *api.Client, machineID, ip, agentSvcID string) *unitServices {
-	return &unitServices{client: client, machineID: machineID, ip: ip, agentSvcID: agentSvcID,
-		registered: map[string]bool{}, status: map[string]string{}}
-}
-
-func (u *unitServices) serviceID(unit string) string { return "fleet-unit:" + u.machineID + ":" + unit }
-func (u *unitServices) checkID(unit string) string {
-	return "fleet-unit-state:" + u.machineID + ":" + unit
+func newUnitCatalog(machine, ip string) *unitCatalog {
+	return &unitCatalog{machine: machine, ip: ip, registered: map[string]bool{}, status: map[string]string{}}
 }
 
 // ServiceName is the Consul service a unit appears as: the unit name
@@ -68,56 +60,52 @@ func Health(st registry.UnitState) (status, output string) {
 	return api.HealthPassing, output
 }
 
-// sync registers the unit's service if needed and updates its check.
-//
-// The service is registered with its checks already in the status they
-// will have: the state check in the unit's (Health), the machine's alias
-// passing (this machine's agent is running; the alias corrects it within
-// milliseconds otherwise). Consul's registration API takes no check
-// output, so the output follows with UpdateTTL; with the status unchanged
-// the local Consul agent sends it to the servers with the registration
-// when that is still pending, else at its check_update_interval. Checks
-// registered as warning and critical would make each status change one
-// more catalog write (raft entry) per unit.
-func (u *unitServices) sync(ctx context.Context, st registry.UnitState) error {
-	status, output := Health(st)
-	if !u.registered[st.Name] {
-		reg := &api.AgentServiceRegistration{
-			ID:      u.serviceID(st.Name),
-			Name:    ServiceName(st.Name),
-			Tags:    []string{"fleet", st.Name},
-			Address: u.ip,
-			Meta:    map[string]string{"fleet-unit": st.Name, "machine-id": u.machineID},
-			Checks: api.AgentServiceChecks{
-				{CheckID: u.checkID(st.Name), Name: "systemd state of " + st.Name, TTL: "8760h", Status: status,
-					DeregisterCriticalServiceAfter: "2m"},
-				{CheckID: "fleet-unit-machine:" + u.machineID + ":" + st.Name, Name: "machine " + registry.ShortID(u.machineID) + " alive",
-					AliasService: u.agentSvcID, Status: api.HealthPassing},
-			},
-		}
-		if err := u.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
-			return fmt.Errorf("register unit %s in Consul: %w", st.Name, err)
-		}
-		u.registered[st.Name] = true
-		delete(u.status, st.Name)
-	}
-	if u.status[st.Name] == status+output {
-		return nil
-	}
-	if err := u.client.Agent().UpdateTTLOpts(u.checkID(st.Name), output, status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		u.registered[st.Name] = false // the local agent lost it: register again next time
-		return fmt.Errorf("update health of unit %s: %w", st.Name, err)
-	}
-	u.status[st.Name] = status + output
-	return nil
+// reset forgets what was written: the machine's node is written anew
+// (nodeOps), and every unit with it.
+func (u *unitCatalog) reset() {
+	clear(u.registered)
+	clear(u.status)
 }
 
-// remove deregisters the unit's service.
-func (u *unitServices) remove(ctx context.Context, unit string) error {
-	if err := u.client.Agent().ServiceDeregisterOpts(u.serviceID(unit), (&api.QueryOptions{}).WithContext(ctx)); err != nil {
-		return fmt.Errorf("deregister unit %s from Consul: %w", unit, err)
+// nodeOps write the machine's catalog node afresh: with a new session, or
+// a fleetd started again, what the node held may be out of date.
+func (u *unitCatalog) nodeOps(m *registry.Machine) []*api.TxnOp {
+	return []*api.TxnOp{registry.NodeDeleteOp(u.machine), registry.NodeOp(m, nil)}
+}
+
+// ops are the catalog writes that bring st's unit up to date: its service
+// instance when not written yet, its check when its status or output
+// changed.
+func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
+	var ops []*api.TxnOp
+	if !u.registered[st.Name] {
+		ops = append(ops, registry.ServiceOp(u.machine, st.Name, api.AgentService{
+			Service: ServiceName(st.Name),
+			Tags:    []string{"fleet", st.Name},
+			Address: u.ip,
+			Meta:    map[string]string{"fleet-unit": st.Name, "machine-id": u.machine},
+		}))
 	}
+	status, output := Health(st)
+	if !u.registered[st.Name] || u.status[st.Name] != status+output {
+		ops = append(ops, registry.CheckOp(u.machine, st.Name, status, output))
+	}
+	return ops
+}
+
+// written records that st's ops went through.
+func (u *unitCatalog) written(st registry.UnitState) {
+	status, output := Health(st)
+	u.registered[st.Name], u.status[st.Name] = true, status+output
+}
+
+// removeOps take unit's service instance and its check off the node.
+func (u *unitCatalog) removeOps(unit string) []*api.TxnOp {
+	return []*api.TxnOp{registry.ServiceDeleteOp(u.machine, unit, ServiceName(unit))}
+}
+
+// removed records that unit's removal went through.
+func (u *unitCatalog) removed(unit string) {
 	delete(u.registered, unit)
 	delete(u.status, unit)
-	return nil
 }

@@ -216,6 +216,22 @@ func TestACLRoles(t *testing.T) {
 		t.Errorf("machine 2 reads machine 1's schedule: %d keys, %v; want none", len(other), err)
 	}
 
+	// A machine writes its own catalog node, not another's.
+	if ok, _, _, err := c2.Txn().Txn(api.TxnOps{registry.NodeOp(&registry.Machine{ID: m1, IP: "127.0.0.1"}, nil)}, nil); ok {
+		t.Errorf("machine 2 wrote machine 1's catalog node (%v)", err)
+	}
+	if node, _, err := admin.Catalog().Node(registry.CatalogNode(m2), nil); err != nil || node == nil || len(node.Services) == 0 {
+		t.Fatalf("machine 2's units are not on its catalog node: %+v %v", node, err)
+	}
+	// Machine 2 dies: the leader, with its leader role, removes its node.
+	machines[1].Kill()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if node, _, err := admin.Catalog().Node(registry.CatalogNode(m2), nil); err != nil || node != nil {
+			return fmt.Errorf("machine 2's node is still in the catalog (%v)", err)
+		}
+		return nil
+	})
+
 	// And every fleetd did its job without one refusal.
 	for _, m := range machines {
 		b, err := os.ReadFile(filepath.Join(m.Dir, "fleetd.log"))

@@ -7,13 +7,14 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
 // TestHealthInConsul checks what the Consul UI shows: every machine as a
-// passing fleet-agent instance, a running unit as a passing service, a unit
-// that failed as critical, and a unit gone from its machine gone from the
-// catalog.
+// passing fleet-agent instance, a running unit as a passing service on its
+// machine's catalog node, a unit that failed as critical, a unit gone from
+// its machine gone from the catalog, and a dead machine's node gone.
 func TestHealthInConsul(t *testing.T) {
 	c := testcluster.Start(t, 2)
 	ep := c.Consul.URL()
@@ -43,8 +44,8 @@ func TestHealthInConsul(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(web) != 2 || web.AggregatedStatus() != api.HealthPassing {
-			return fmt.Errorf("web checks (want 2 passing: state and machine alias): %v", web)
+		if len(web) != 1 || web.AggregatedStatus() != api.HealthPassing {
+			return fmt.Errorf("web checks (want its state, passing): %v", web)
 		}
 		crash, err := health("crash")
 		if err != nil {
@@ -56,7 +57,8 @@ func TestHealthInConsul(t *testing.T) {
 		return nil
 	})
 	svcs, _, err := client.Catalog().Service("web", "fleet", nil)
-	if err != nil || len(svcs) != 1 || svcs[0].ServiceMeta["fleet-unit"] != "web@1.service" {
+	if err != nil || len(svcs) != 1 || svcs[0].ServiceMeta["fleet-unit"] != "web@1.service" ||
+		svcs[0].Node != registry.CatalogNode(svcs[0].ServiceMeta["machine-id"]) {
 		t.Fatalf("catalog entry for web@1.service: %+v %v", svcs, err)
 	}
 
@@ -67,4 +69,25 @@ func TestHealthInConsul(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The machine that ran crash.service dies: the leader removes its
+	// node, with every unit shown on it.
+	dead := svcMachine(t, client, "crash")
+	c.Machine(dead).Kill()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if node, _, err := client.Catalog().Node(registry.CatalogNode(dead), nil); err != nil || node != nil {
+			return fmt.Errorf("the dead machine's node is still in the catalog: %v %v", node, err)
+		}
+		return nil
+	})
+}
+
+// svcMachine is the machine whose node shows service.
+func svcMachine(t *testing.T, client *api.Client, service string) string {
+	t.Helper()
+	svcs, _, err := client.Catalog().Service(service, "fleet", nil)
+	if err != nil || len(svcs) != 1 {
+		t.Fatalf("catalog entries of %s: %+v %v", service, svcs, err)
+	}
+	return svcs[0].ServiceMeta["machine-id"]
 }

@@ -23,7 +23,9 @@ session "NODE_NAME" { policy = "write" }
 agent "NODE_NAME" { policy = "read" }
 node_prefix "" { policy = "read" }
 
-# The fleet-agent service with the heartbeat check, and one service per unit,
-# named after the unit (web@1.service registers "web"), registered on the
-# machine's own Consul agent.
+# The fleet-agent service with the heartbeat check, registered on the
+# machine's own Consul agent, and one service per unit, named after the unit
+# (web@1.service registers "web"), on the machine's own node in Consul's
+# catalog, which fleetd writes directly.
 service_prefix "" { policy = "write" }
+node "fleet-machine-MACHINE_ID" { policy = "write" }

@@ -16,3 +16,7 @@ key_prefix "fleet/schedule/" { policy = "write" }
 # Consul applies a token's longest matching prefix: the agent policy's read of
 # this machine's own schedule would otherwise win over the line above.
 key_prefix "fleet/schedule/MACHINE_ID/" { policy = "write" }
+
+# The catalog nodes where machines show their units: the leader removes the
+# node of a machine that left.
+node_prefix "fleet-machine-" { policy = "write" }

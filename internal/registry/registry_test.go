@@ -185,8 +185,14 @@ func TestRegistry(t *testing.T) {
 			t.Fatal("a second live session published the same machine ID")
 		}
 		st := &registry.UnitState{Name: "web.service", Machine: m.ID, Hash: web.Hash().String(), State: registry.Launched, Active: "active"}
-		if err := reg.PublishState(ctx, st, sess); err != nil {
-			t.Fatal(err)
+		if errs, err := reg.Publish(ctx, []registry.Write{reg.StateWrite(st, sess)}); err != nil || errs[0] != nil {
+			t.Fatal(err, errs)
+		}
+		// Another live session cannot take the state: the failure names
+		// the session holding it.
+		var held *registry.HeldError
+		if errs, err := reg.Publish(ctx, []registry.Write{reg.StateWrite(st, newSession(t, client))}); err != nil || !errors.As(errs[0], &held) || held.Holder != sess {
+			t.Fatalf("a second session published a held state: %v %v", err, errs)
 		}
 		ms, _ := reg.Machines(ctx)
 		if len(ms) != 1 || ms[0].Metadata["region"] != "east" {
@@ -199,6 +205,46 @@ func TestRegistry(t *testing.T) {
 		if len(s.Machines) != 0 || len(s.States) != 0 {
 			t.Fatalf("after the session died: machines %v states %v", s.Machines, s.States)
 		}
+	})
+
+	t.Run("a machine's report in few transactions, its catalog entries with it", func(t *testing.T) {
+		sess := newSession(t, client)
+		m := &registry.Machine{ID: "0123456789abcdef", IP: "127.0.0.10"}
+		ws := []registry.Write{registry.MachineWrite(m.ID, registry.NodeDeleteOp(m.ID), registry.NodeOp(m, nil))}
+		for i := range 150 {
+			name := fmt.Sprintf("w%03d.service", i)
+			st := &registry.UnitState{Name: name, Machine: m.ID, State: registry.Launched, Active: "active"}
+			ws = append(ws, reg.StateWrite(st, sess,
+				registry.ServiceOp(m.ID, name, api.AgentService{Service: "w"}), registry.CheckOp(m.ID, name, api.HealthPassing, "up")))
+		}
+		// One write refused (a check of a service that is not there)
+		// fails alone.
+		ws = append(ws, reg.StateWrite(&registry.UnitState{Name: "bad.service", Machine: m.ID}, sess, registry.CheckOp("elsewhere", "bad.service", api.HealthPassing, "")))
+		errs, err := reg.Publish(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, err := range errs {
+			if (err != nil) != (i == len(ws)-1) {
+				t.Errorf("write %d (%s): %v", i, ws[i].Name, err)
+			}
+		}
+		checks, _, err := client.Health().Checks("w", nil)
+		if err != nil || len(checks) != 150 || checks.AggregatedStatus() != api.HealthPassing {
+			t.Fatalf("catalog: %d checks of w, %v", len(checks), err)
+		}
+		s, _ := reg.Snapshot(ctx, 0, 0)
+		if n := len(s.States); n != 150 {
+			t.Fatalf("%d states published, want 150", n)
+		}
+		// The machine leaves: its node goes, with every unit on it.
+		if errs, err := reg.Publish(ctx, []registry.Write{registry.MachineWrite(m.ID, registry.NodeDeleteOp(m.ID))}); err != nil || errs[0] != nil {
+			t.Fatal(err, errs)
+		}
+		if checks, _, _ := client.Health().Checks("w", nil); len(checks) != 0 {
+			t.Fatalf("%d checks left after the node was removed", len(checks))
+		}
+		_, _ = client.Session().Destroy(sess, nil)
 	})
 
 	t.Run("blocking snapshot wakes on a change", func(t *testing.T) {

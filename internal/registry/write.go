@@ -257,31 +257,9 @@ func (r *Registry) held(ctx context.Context, key, msg string) error {
 	return e
 }
 
-// PublishState writes what this machine reports for a unit, held by session.
-func (r *Registry) PublishState(ctx context.Context, st *UnitState, session string) error {
-	b, _ := json.Marshal(st)
-	ok, _, err := r.c.KV().Acquire(&api.KVPair{Key: r.stateKey(st.Name, st.Machine), Value: b, Session: session},
-		(&api.WriteOptions{}).WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("publish state of %s: %w", st.Name, err)
-	}
-	if !ok {
-		return r.held(ctx, r.stateKey(st.Name, st.Machine), fmt.Sprintf("publish state of %s: key held by another session", st.Name))
-	}
-	return nil
-}
-
-// DeleteState removes what machine reported for unit name.
-func (r *Registry) DeleteState(ctx context.Context, name, machine string) error {
-	_, err := r.c.KV().Delete(r.stateKey(name, machine), (&api.WriteOptions{}).WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("delete state of %s: %w", name, err)
-	}
-	return nil
-}
-
-// Write is one change the leader makes, applied whole or not at all.
-// WriteAll packs many into few transactions.
+// Write is one change to fleet's state, applied whole or not at all: the
+// leader's (WriteAll packs many into few transactions) or a machine's
+// report of a unit (Publish).
 type Write struct {
 	Name string // the unit it concerns, for logs
 	ops  api.TxnOps
@@ -340,15 +318,15 @@ func (r *Registry) OrphanWrite(name string, index uint64) Write {
 }
 
 // KeepWrite writes machine's schedule directory key (schedule/<machine>/),
-// or with keep false removes it. The key gives the agent's blocking query on
-// its schedule an index of its own even while the schedule is empty
-// (KeepMetadataDir says why).
+// or with keep false removes it, and with it the machine's node in Consul's
+// catalog, where its units were shown (CatalogNode): the machine left. The
+// key gives the agent's blocking query on its schedule an index of its own
+// even while the schedule is empty (KeepMetadataDir says why).
 func (r *Registry) KeepWrite(machine string, keep bool) Write {
-	op := kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)
-	if !keep {
-		op = kv(api.KVDelete, r.scheduleKey(machine, ""), nil, 0)
+	if keep {
+		return Write{Name: "schedule of " + machine, ops: api.TxnOps{kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)}}
 	}
-	return Write{Name: "schedule of " + machine, ops: api.TxnOps{op}}
+	return Write{Name: "schedule of " + machine, ops: api.TxnOps{kv(api.KVDelete, r.scheduleKey(machine, ""), nil, 0), NodeDeleteOp(machine)}}
 }
 
 // EntryWrite sets unit name's entry in machine's schedule; nil removes it.
@@ -393,36 +371,109 @@ const txnBytes = 384 << 10
 // that write fails. It reports which writes applied, and ErrNotLeader as
 // soon as the lock is found lost.
 func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, error) {
+	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
+	why, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
+		if strings.HasPrefix(why, "op 0:") {
+			return ErrNotLeader
+		}
+		return nil
+	})
 	done := make([]bool, len(ws))
+	for i := range why {
+		done[i] = why[i] == ""
+	}
+	return done, err
+}
+
+// applyAll applies ws in as few transactions as Consul takes, each
+// beginning with head and holding whole writes. A transaction that fails
+// is retried write by write, so only the writes that fail fail. It returns
+// for each write "" when it applied, else Consul's reasons; it stops with
+// an error when Consul cannot be written (unreachable, a refusal) or when
+// stop makes one of a failed transaction's reasons.
+func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, error) {
+	why := make([]string, len(ws))
+	for i := range why {
+		why[i] = "not written"
+	}
+	room := txnOps - len(head)
 	for start := 0; start < len(ws); {
-		end, n := start, 1
-		for end < len(ws) && n+len(ws[end].ops) <= txnOps {
+		end, n := start, 0
+		for end < len(ws) && n+len(ws[end].ops) <= room {
 			n += len(ws[end].ops)
 			end++
 		}
 		if end == start {
-			return done, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), txnOps-1)
+			return why, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), room)
 		}
-		var ops api.TxnOps
+		ops := append(api.TxnOps{}, head...)
 		for _, w := range ws[start:end] {
 			ops = append(ops, w.ops...)
 		}
-		ok, err := r.fenced(ctx, session, ops...)
-		if err != nil {
-			return done, err
+		ok, reason, err := r.txn(ctx, ops)
+		if err == nil && !ok {
+			err = stop(reason)
 		}
-		if ok {
+		if err != nil {
+			return why, err
+		}
+		switch {
+		case ok:
 			for i := start; i < end; i++ {
-				done[i] = true
+				why[i] = ""
 			}
-		} else if end-start > 1 {
+		case end-start == 1:
+			why[start] = reason
+		default:
 			for i := start; i < end; i++ {
-				if done[i], err = r.fenced(ctx, session, ws[i].ops...); err != nil {
-					return done, err
+				ok, reason, err := r.txn(ctx, append(append(api.TxnOps{}, head...), ws[i].ops...))
+				if err == nil && !ok {
+					err = stop(reason)
+				}
+				if err != nil {
+					return why, err
+				}
+				if why[i] = reason; ok {
+					why[i] = ""
 				}
 			}
 		}
 		start = end
 	}
-	return done, nil
+	return why, nil
+}
+
+// StateWrite publishes unit st's state, held by the machine's session
+// (Consul deletes it with the session), and with it ops: what else goes
+// with that state, all or none (the unit's entry in Consul's catalog).
+func (r *Registry) StateWrite(st *UnitState, session string, ops ...*api.TxnOp) Write {
+	b, _ := json.Marshal(st)
+	lock := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVLock, Key: r.stateKey(st.Name, st.Machine), Value: b, Session: session}}
+	return Write{Name: st.Name, ops: append(api.TxnOps{lock}, ops...)}
+}
+
+// StateDeleteWrite removes what machine reported for unit name, and with it
+// ops.
+func (r *Registry) StateDeleteWrite(name, machine string, ops ...*api.TxnOp) Write {
+	return Write{Name: name, ops: append(api.TxnOps{kv(api.KVDelete, r.stateKey(name, machine), nil, 0)}, ops...)}
+}
+
+// Publish applies a machine's writes (StateWrite, StateDeleteWrite) in as
+// few transactions as Consul takes, each write whole. It returns for each
+// write nil or why it failed: a *HeldError when another session holds the
+// state's key (Heartbeat.ForgetStale). The error is a failed write to
+// Consul, which failed them all.
+func (r *Registry) Publish(ctx context.Context, ws []Write) ([]error, error) {
+	why, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	errs := make([]error, len(ws))
+	for i, w := range ws {
+		if why[i] == "" || err != nil {
+			continue
+		}
+		errs[i] = fmt.Errorf("publish %s: %s", w.Name, why[i])
+		if lock := w.ops[0].KV; lock != nil && lock.Verb == api.KVLock {
+			errs[i] = r.held(ctx, lock.Key, fmt.Sprintf("publish state of %s: key held by another session", w.Name))
+		}
+	}
+	return errs, err
 }
