@@ -413,25 +413,21 @@ func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 // Units whose desired state is inactive are left out.
 func Wanted(s *registry.Snapshot, machine string, metadata map[string]string) map[string]Want {
 	want := map[string]Want{}
-	here := &xfleet.Listed{MachineID: machine, Meta: metadata}
-	var globals []*registry.Job
+	var scheduled, globals []*xfleet.Spec
 	for _, name := range s.JobNames() {
 		j := s.Jobs[name]
 		switch {
 		case j.Desired == registry.Inactive || j.Unit == nil:
 		case j.Global():
-			globals = append(globals, j)
+			globals = append(globals, j.Spec())
 		case j.Target == machine:
 			want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
-			here.Units = append(here.Units, j.Spec())
+			scheduled = append(scheduled, j.Spec())
 		}
 	}
-	for _, g := range globals {
-		if _, failed := g.Spec().Check(here); failed {
-			continue
-		}
-		want[g.Name] = Want{Unit: g.Unit, Hash: g.Hash, Launched: g.Desired == registry.Launched}
-		here.Units = append(here.Units, g.Spec())
+	for _, g := range xfleet.Globals(machine, metadata, scheduled, globals) {
+		j := s.Jobs[g.Unit]
+		want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
 	}
 	return want
 }

@@ -85,28 +85,26 @@ func (r *reconciler) leave(j *registry.Job, machine string, c Cause, why string)
 	r.plan.Actions = append(r.plan.Actions, Action{Kind: Unschedule, Job: j, Machine: machine, Cause: c, Reason: why})
 }
 
-// sortOut goes through the units in name order: global units count where
-// they run; a scheduled unit leaves its machine when it should not run or
-// its machine is gone, else counts there; an unscheduled unit that should
-// run waits for a machine.
+// sortOut goes through the units in name order: a scheduled unit leaves
+// its machine when it should not run or its machine is gone, else counts
+// there; an unscheduled unit that should run waits for a machine. Then
+// each machine counts the global units it runs (xfleet.Globals, as its
+// agent decides), which weigh on its load and on the rules between units,
+// as in fleet.
 func (r *reconciler) sortOut() {
 	s := r.s
+	var globals []*xfleet.Spec
 	for _, name := range s.JobNames() {
 		j := s.Jobs[name]
 		if j.Global() {
 			// Global units are never scheduled: every eligible machine's
 			// agent runs them. A target left from before it became global
-			// goes. Where they run they count, as in fleet: toward a
-			// machine's load, and for the rules between units.
+			// goes.
 			if j.Target != "" {
 				r.leave(j, j.Target, CauseGlobal, "unit is global")
 			}
 			if j.Desired != registry.Inactive {
-				for id := range s.States[j.Name] {
-					if s.Machines[id] != nil {
-						r.load[id] = append(r.load[id], j.Name)
-					}
-				}
+				globals = append(globals, j.Spec())
 			}
 			continue
 		}
@@ -122,8 +120,20 @@ func (r *reconciler) sortOut() {
 			r.waits = append(r.waits, j)
 		}
 	}
-	for id := range r.load {
-		sort.Strings(r.load[id]) // global units were added in name order, apart
+	if len(globals) == 0 {
+		return
+	}
+	for _, id := range s.MachineIDs() {
+		var scheduled []*xfleet.Spec
+		for _, n := range r.load[id] {
+			if sp := s.Jobs[n].Spec(); sp != nil {
+				scheduled = append(scheduled, sp)
+			}
+		}
+		for _, g := range xfleet.Globals(id, s.Machines[id].Metadata, scheduled, globals) {
+			r.load[id] = append(r.load[id], g.Unit)
+		}
+		sort.Strings(r.load[id])
 	}
 }
 

@@ -137,16 +137,12 @@ func TestRecheck(t *testing.T) {
 }
 
 // TestGlobalUnitsCountAsLoad: a global unit is never scheduled, but where
-// its agents run it, it counts toward the machine's load and for the rules
-// between units.
+// fleet's rules have machines run it, it counts toward the machine's load
+// and for the rules between units.
 func TestGlobalUnitsCountAsLoad(t *testing.T) {
-	s := registrytest.Snapshot(t, []string{"m1", "m2", "m3"}, []string{
-		"g.service launched | Global=true", "h.service launched | Global=true",
+	s := registrytest.Snapshot(t, []string{"m1:disk=ssd", "m2:disk=ssd,zone=b", "m3:disk=hdd"}, []string{
+		"g.service launched | Global=true;MachineMetadata=disk=ssd", "h.service launched | Global=true;MachineMetadata=zone=b",
 		"a.service launched", "b.service launched | Conflicts=h.service"})
-	s.States = map[string]map[string]*registry.UnitState{
-		"g.service": {"m1": {Name: "g.service", Machine: "m1"}, "m2": {Name: "g.service", Machine: "m2"}},
-		"h.service": {"m2": {Name: "h.service", Machine: "m2"}},
-	}
 	if got := describe(reconcile(t, s)); got != "schedule a.service m3, schedule b.service m1" {
 		t.Fatalf("plan: %s, want a.service on m3 (the others run global units) and b.service off m2 (it conflicts with h)", got)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/leader"
 	"github.com/wasmfleet/fleet/policies"
@@ -38,8 +37,7 @@ By default every unit that should run is placed anew, as the leader places
 units that all wait at once (a cluster started from scratch). With --next it
 is instead what the leader does next to the cluster as it is: the units it
 would move, and where the units that wait would go. Either way the leader's
-passes are followed until they settle, with each machine running the global
-units it would choose, as a running cluster answers its leader.
+passes are followed until they settle.
 
 FILE.wasm stands in for the cluster's default policy (as if uploaded and made
 the default with "fleetctl policy default"), or with --as NAME for the
@@ -115,68 +113,20 @@ func (c *cli) simulate(ctx context.Context, args []string, o *simulateOptions) e
 const maxPasses = 16
 
 // settle runs the leader's passes over s until one changes nothing, as the
-// leader does, with the cluster answering between passes as it would: each
-// plan's writes land (leader.Apply), and each machine runs the global units
-// its agent chooses (agent.Wanted), which count in the next pass. It
-// returns the passes' plans, and whether the last changed nothing.
+// leader does, each plan's writes landing before the next pass
+// (leader.Apply). It returns the passes' plans, and whether the last
+// changed nothing.
 func settle(ctx context.Context, s *registry.Snapshot, p leader.Placer) ([]leader.Plan, bool) {
 	var plans []leader.Plan
 	for len(plans) < maxPasses {
 		plan := leader.Reconcile(ctx, s, p)
 		plans = append(plans, plan)
-		next := runGlobals(leader.Apply(s, plan))
-		if len(plan.Actions) == 0 && sameGlobals(s, next) {
+		if len(plan.Actions) == 0 {
 			return plans, true
 		}
-		s = next
+		s = leader.Apply(s, plan)
 	}
 	return plans, false
-}
-
-// runGlobals is s with the global units where the machines' agents would
-// run them: the unit states the leader counts them by.
-func runGlobals(s *registry.Snapshot) *registry.Snapshot {
-	states := make(map[string]map[string]*registry.UnitState, len(s.States))
-	for name, on := range s.States {
-		states[name] = on
-	}
-	for name, j := range s.Jobs {
-		if j.Global() {
-			delete(states, name)
-		}
-	}
-	for _, id := range s.MachineIDs() {
-		for name := range agent.Wanted(s, id, s.Machines[id].Metadata) {
-			if s.Jobs[name].Global() {
-				if states[name] == nil {
-					states[name] = map[string]*registry.UnitState{}
-				}
-				states[name][id] = &registry.UnitState{Name: name, Machine: id}
-			}
-		}
-	}
-	c := *s
-	c.States = states
-	return &c
-}
-
-// sameGlobals reports whether a and b run the global units on the same
-// machines.
-func sameGlobals(a, b *registry.Snapshot) bool {
-	for name, j := range b.Jobs {
-		if !j.Global() {
-			continue
-		}
-		if len(a.States[name]) != len(b.States[name]) {
-			return false
-		}
-		for id := range b.States[name] {
-			if a.States[name][id] == nil {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // loadCandidate loads FILE as the leader would load an upload: untrusted.

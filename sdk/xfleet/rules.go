@@ -280,3 +280,21 @@ func (l *Listed) Neighbours() iter.Seq2[string, *Spec] {
 		}
 	}
 }
+
+// Globals is which of the global units a machine runs, fleet's rule for
+// them: taken in name order (globals must be sorted by Unit), each runs
+// where the Chain lets it beside the units scheduled to the machine and the
+// global units taken before it. The machine's agent decides this for
+// itself; the leader decides the same to count the units where they run.
+func Globals(machine string, metadata map[string]string, scheduled, globals []*Spec) []*Spec {
+	here := &Listed{MachineID: machine, Meta: metadata, Units: append([]*Spec(nil), scheduled...)}
+	var out []*Spec
+	for _, g := range globals {
+		if _, failed := g.Check(here); failed {
+			continue
+		}
+		out = append(out, g)
+		here.Units = append(here.Units, g)
+	}
+	return out
+}

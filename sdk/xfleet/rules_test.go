@@ -98,3 +98,29 @@ func TestRejectionText(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobals: a machine takes the global units in name order, each that
+// the rules let it run beside its scheduled units and the ones taken before.
+func TestGlobals(t *testing.T) {
+	scheduled := []*Spec{unit("a.service"), unit("z.service|Replaces=g5.service")}
+	var globals []*Spec
+	for _, g := range []string{
+		"g1.service|Global=true",                             // runs
+		"g2.service|Global=true;MachineMetadata=disk=ssd",    // this machine has no SSD
+		"g3.service|Global=true;Conflicts=a.service",         // conflicts with a scheduled unit
+		"g4.service|Global=true;Conflicts=g1.service",        // with a global unit taken before it
+		"g5.service|Global=true",                             // replaced by z.service
+		"g6.service|Global=true;Conflicts=g7.service",        // runs: g7 comes after it
+		"g7.service|Global=true",                             // conflicts with g6, taken before it
+		"g8.service|Global=true;MachineMetadata=disk=%p.hdd", // specifiers: disk=g8.hdd
+	} {
+		globals = append(globals, unit(g))
+	}
+	var got []string
+	for _, g := range Globals("m1", map[string]string{"disk": "g8.hdd"}, scheduled, globals) {
+		got = append(got, g.Unit)
+	}
+	if strings.Join(got, " ") != "g1.service g6.service g8.service" {
+		t.Fatalf("Globals = %v", got)
+	}
+}
