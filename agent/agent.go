@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/watch"
 	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
@@ -64,7 +65,7 @@ func New(cfg Config) *Agent {
 // by the leader stay until the leader moves them (it sees the new metadata
 // too). Safe to call from any goroutine.
 func (a *Agent) SetMetadata(md map[string]string) {
-	offer(context.Background(), a.configured, maps.Clone(md))
+	watch.Offer(context.Background(), a.configured, maps.Clone(md))
 }
 
 // metadata is the machine's metadata as the cluster sees it: configured,
@@ -264,7 +265,7 @@ func (a *Agent) cutOff(ctx context.Context, fenced bool, snaps chan *registry.Sn
 // watch follows the jobs with blocking queries and hands the newest snapshot
 // over, dropping older unread ones.
 func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
-	follow(ctx, a.cfg.Log, "watching the schedule failed; units keep running, retrying", out,
+	watch.Follow(ctx, a.cfg.Log, "watching the schedule failed; units keep running, retrying", out,
 		func(index uint64) (*registry.Snapshot, uint64, error) {
 			s, err := a.cfg.Registry.MachineSchedule(ctx, a.cfg.Machine.ID, index, watchWait)
 			if err != nil {
@@ -277,7 +278,7 @@ func (a *Agent) watch(ctx context.Context, out chan *registry.Snapshot) {
 // watchMetadata follows the machine's dynamic metadata the same way.
 func (a *Agent) watchMetadata(ctx context.Context, machine string, out chan map[string]string) {
 	kept := false
-	follow(ctx, a.cfg.Log, "watching the machine's dynamic metadata failed, retrying", out,
+	watch.Follow(ctx, a.cfg.Log, "watching the machine's dynamic metadata failed, retrying", out,
 		func(index uint64) (map[string]string, uint64, error) {
 			if !kept { // so the watch does not wake on every write elsewhere
 				if err := a.cfg.Registry.KeepMetadataDir(ctx, machine); err != nil {
@@ -287,33 +288,6 @@ func (a *Agent) watchMetadata(ctx context.Context, machine string, out chan map[
 			}
 			return a.cfg.Registry.DynamicMetadata(ctx, machine, index, watchWait)
 		})
-}
-
-// follow runs blocking queries, read(index) returning a value and the index
-// to wait on next, until ctx is done, and hands each value over on out,
-// dropping older unread ones. A failed read is logged with failed and
-// retried with backoff.
-func follow[T any](ctx context.Context, log *slog.Logger, failed string, out chan T, read func(index uint64) (T, uint64, error)) {
-	var index uint64
-	backoff := time.Second
-	for ctx.Err() == nil {
-		v, i, err := read(index)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn(failed, "err", err, "in", backoff)
-				sleep(ctx, backoff)
-				backoff = min(backoff*2, 5*time.Second)
-			}
-			continue
-		}
-		backoff = time.Second
-		if i < index { // Consul's index went backwards (snapshot restore): start over
-			index = 0
-			continue
-		}
-		index = max(i, 1)
-		offer(ctx, out, v)
-	}
 }
 
 // firstSchedule reads the schedule for a fleetd that found units installed
@@ -338,7 +312,7 @@ func (a *Agent) firstSchedule(ctx context.Context) *registry.Snapshot {
 			a.cfg.Log.Warn("could not read the machine's dynamic metadata at start; keeping the units found until it can be read")
 			return nil
 		}
-		sleep(ctx, 500*time.Millisecond)
+		watch.Sleep(ctx, 500*time.Millisecond)
 	}
 	a.last = s
 	a.reportRejected(s.Rejected)
@@ -354,7 +328,7 @@ const firstScheduleWait = 15 * time.Second
 // changed meanwhile.
 func (a *Agent) refresh(ctx context.Context, out chan *registry.Snapshot) {
 	if s := a.readSchedule(ctx, time.Second); s != nil {
-		offer(ctx, out, s)
+		watch.Offer(ctx, out, s)
 	}
 }
 
@@ -370,33 +344,7 @@ func (a *Agent) readSchedule(ctx context.Context, pause time.Duration) *registry
 			return nil
 		}
 		a.cfg.Log.Warn("reading the schedule failed, retrying", "err", err)
-		sleep(ctx, pause)
-	}
-}
-
-// offer hands s over on out (capacity 1), replacing an unread older one.
-func offer[T any](ctx context.Context, out chan T, s T) {
-	for {
-		select {
-		case out <- s:
-			return
-		case <-ctx.Done():
-			return
-		default:
-		}
-		select {
-		case <-out:
-		default:
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		watch.Sleep(ctx, pause)
 	}
 }
 

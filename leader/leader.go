@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // Config is what a leader candidate needs.
@@ -43,7 +44,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				cfg.Log.Warn("leader election: Consul unreachable, retrying", "err", err)
-				sleep(ctx, 2*time.Second)
+				watch.Sleep(ctx, 2*time.Second)
 			}
 			continue
 		}
@@ -74,11 +75,11 @@ func waitForVacancy(ctx context.Context, r *registry.Registry) {
 	holder, index, err := r.Leader(ctx, 0)
 	for ctx.Err() == nil {
 		if err != nil {
-			sleep(ctx, time.Second)
+			watch.Sleep(ctx, time.Second)
 			return
 		}
 		if holder == "" {
-			sleep(ctx, 100*time.Millisecond)
+			watch.Sleep(ctx, 100*time.Millisecond)
 			return
 		}
 		holder, index, err = r.Leader(ctx, max(index, 1))
@@ -90,52 +91,79 @@ func waitForVacancy(ctx context.Context, r *registry.Registry) {
 
 var errDeposed = errors.New("leader lock is no longer held by this machine")
 
-// lead reconciles until the lock is lost.
+// followed are the subtrees of fleet's prefix the leader follows: all but
+// states/, which machines write with each unit they start or stop, and
+// which Reconcile does not need.
+var followed = []string{"units/", "jobs/", "placement/", "schedule/", "machines/", "machine-metadata/",
+	"policies/", "policy-default", "leader"}
+
+// lead reconciles until the lock is lost: a pass for each change of what it
+// follows. Each subtree is read by a blocking query of its own (Follow), so
+// a pass may see one subtree newer than another; after writing, the leader
+// waits for a view of the subtrees it wrote that holds its writes, so it
+// never decides again on what it has just changed.
 func lead(ctx context.Context, cfg Config, session string) error {
-	var index uint64
-	for ctx.Err() == nil {
-		s, err := cfg.Registry.Snapshot(ctx, index, time.Minute)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			cfg.Log.Warn("reading the cluster failed, retrying", "err", err)
-			sleep(ctx, time.Second)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	snaps := make(chan *registry.Snapshot, 1)
+	go cfg.Registry.Follow(fctx, followed, time.Minute, cfg.Log, snaps)
+	var wrote map[string]uint64 // index by subtree of the last pass's writes
+	var wroteAt time.Time
+	for {
+		var s *registry.Snapshot
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case s = <-snaps:
+		}
+		if !holds(s, wrote) && time.Since(wroteAt) < holdsWait {
 			continue
 		}
-		if s.Index < index {
-			index = 0
-			continue
-		}
-		index = max(s.Index, 1)
 		if s.LeaderSession != session {
 			return errDeposed
 		}
 		start := time.Now()
 		plan := Reconcile(ctx, s, cfg.Placer)
-		if err := write(ctx, cfg, s, plan, session); err != nil {
+		at, err := write(ctx, cfg, s, plan, session)
+		if err != nil {
 			return err
 		}
+		wrote, wroteAt = at, time.Now()
 		cfg.Metrics.reconciled(start, plan)
-		// Our own writes wake the next blocking read at once; a short pause
-		// lets a burst of changes (fleetctl start of many units) land first.
-		sleep(ctx, 50*time.Millisecond)
+		// Our own writes wake the next read at once; a short pause lets a
+		// burst of changes (fleetctl start of many units) land first.
+		watch.Sleep(ctx, 50*time.Millisecond)
 	}
-	return ctx.Err()
+}
+
+// holdsWait bounds the wait for a view that holds the leader's writes: an
+// index that went backwards (Consul restored from a snapshot) never reaches
+// them.
+const holdsWait = 10 * time.Second
+
+// holds reports whether s was read after the writes at (subtree -> index).
+func holds(s *registry.Snapshot, at map[string]uint64) bool {
+	for sub, i := range at {
+		if s.Indexes[sub] < i {
+			return false
+		}
+	}
+	return true
 }
 
 // write applies plan in as few transactions as Consul allows (the schedule
 // actions, the machines' schedules, why units are unplaced) and logs each
-// change. It returns only ErrNotLeader or ctx's error: a write refused
-// because its unit changed meanwhile is decided again on the next pass.
-func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) error {
+// change. It returns where its writes are (WriteAll), and only ErrNotLeader
+// or ctx's error: a write refused because its unit changed meanwhile is
+// decided again on the next pass.
+func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) (map[string]uint64, error) {
 	ws := Writes(cfg.Registry, s, plan)
 	if len(ws) == 0 {
-		return nil
+		return nil, nil
 	}
-	done, err := cfg.Registry.WriteAll(ctx, session, ws)
+	done, at, err := cfg.Registry.WriteAll(ctx, session, ws)
 	if errors.Is(err, registry.ErrNotLeader) || ctx.Err() != nil {
-		return err
+		return nil, err
 	}
 	why := errChanged
 	if err != nil { // Consul refused, or failed: not a conflict
@@ -161,16 +189,7 @@ func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, ses
 			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "cause", string(u.Cause), "reason", u.Reason)
 		}
 	}
-	return nil
+	return at, nil
 }
 
 var errChanged = errors.New("unit changed since it was read; the next pass decides again")
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}

@@ -14,21 +14,47 @@ import (
 // txn applies ops atomically. It returns false, with Consul's reasons, when
 // the transaction was rolled back because a check failed.
 func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error) {
+	ok, why, _, err := r.txnAt(ctx, ops)
+	return ok, why, err
+}
+
+// txnAt is txn that also says, for each subtree of the prefix it wrote a
+// key under ("placement/", "schedule/"), the index at which it did (the
+// keys' ModifyIndex): a read of that subtree at that index or later sees
+// the write.
+func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map[string]uint64, error) {
 	ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return false, "", fmt.Errorf("write to Consul: %w", err)
+		return false, "", nil, fmt.Errorf("write to Consul: %w", err)
 	}
 	if ok {
-		return true, "", nil
+		at := map[string]uint64{}
+		for _, res := range resp.Results {
+			if res.KV != nil {
+				sub := r.subtree(res.KV.Key)
+				at[sub] = max(at[sub], res.KV.ModifyIndex)
+			}
+		}
+		return true, "", at, nil
 	}
 	var why []string
 	for _, e := range resp.Errors {
 		if isPermissionDenied(e.What) { // a refusal, not a conflict: retrying cannot help
-			return false, "", fmt.Errorf("write to Consul: %w", &PermissionError{What: e.What})
+			return false, "", nil, fmt.Errorf("write to Consul: %w", &PermissionError{What: e.What})
 		}
 		why = append(why, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
 	}
-	return false, strings.Join(why, "; "), nil
+	return false, strings.Join(why, "; "), nil, nil
+}
+
+// subtree is the subtree of the prefix that key is in: "jobs/" for
+// fleet/jobs/web.service, "leader" for fleet/leader.
+func (r *Registry) subtree(key string) string {
+	rest := strings.TrimPrefix(key, r.prefix)
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[:i+1]
+	}
+	return rest
 }
 
 func kv(verb api.KVOp, key string, value []byte, index uint64) *api.TxnOp {
@@ -368,11 +394,12 @@ const txnBytes = 384 << 10
 // WriteAll applies ws, each fenced on session holding the leader lock, in as
 // few transactions as Consul allows. A transaction that fails because one
 // write's unit changed since it was read is retried write by write, so only
-// that write fails. It reports which writes applied, and ErrNotLeader as
-// soon as the lock is found lost.
-func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, error) {
+// that write fails. It reports which writes applied and, for each subtree
+// they wrote keys under, the index a read must have to see them
+// (Snapshot.Indexes), and ErrNotLeader as soon as the lock is found lost.
+func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, map[string]uint64, error) {
 	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
-	why, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
+	why, index, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
 		if strings.HasPrefix(why, "op 0:") {
 			return ErrNotLeader
 		}
@@ -382,16 +409,23 @@ func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]
 	for i := range why {
 		done[i] = why[i] == ""
 	}
-	return done, err
+	return done, index, err
 }
 
 // applyAll applies ws in as few transactions as Consul takes, each
 // beginning with head and holding whole writes. A transaction that fails
 // is retried write by write, so only the writes that fail fail. It returns
-// for each write "" when it applied, else Consul's reasons; it stops with
-// an error when Consul cannot be written (unreachable, a refusal) or when
-// stop makes one of a failed transaction's reasons.
-func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, error) {
+// for each write "" when it applied, else Consul's reasons, and where the
+// writes that applied are (txnAt); it stops with an error when Consul cannot
+// be written (unreachable, a refusal) or when stop makes one of a failed
+// transaction's reasons.
+func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, map[string]uint64, error) {
+	last := map[string]uint64{}
+	note := func(at map[string]uint64) {
+		for sub, i := range at {
+			last[sub] = max(last[sub], i)
+		}
+	}
 	why := make([]string, len(ws))
 	for i := range why {
 		why[i] = "not written"
@@ -404,19 +438,20 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 			end++
 		}
 		if end == start {
-			return why, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), room)
+			return why, last, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), room)
 		}
 		ops := append(api.TxnOps{}, head...)
 		for _, w := range ws[start:end] {
 			ops = append(ops, w.ops...)
 		}
-		ok, reason, err := r.txn(ctx, ops)
+		ok, reason, index, err := r.txnAt(ctx, ops)
 		if err == nil && !ok {
 			err = stop(reason)
 		}
 		if err != nil {
-			return why, err
+			return why, last, err
 		}
+		note(index)
 		switch {
 		case ok:
 			for i := start; i < end; i++ {
@@ -426,13 +461,14 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 			why[start] = reason
 		default:
 			for i := start; i < end; i++ {
-				ok, reason, err := r.txn(ctx, append(append(api.TxnOps{}, head...), ws[i].ops...))
+				ok, reason, index, err := r.txnAt(ctx, append(append(api.TxnOps{}, head...), ws[i].ops...))
 				if err == nil && !ok {
 					err = stop(reason)
 				}
 				if err != nil {
-					return why, err
+					return why, last, err
 				}
+				note(index)
 				if why[i] = reason; ok {
 					why[i] = ""
 				}
@@ -440,7 +476,7 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 		}
 		start = end
 	}
-	return why, nil
+	return why, last, nil
 }
 
 // StateWrite publishes unit st's state, held by the machine's session
@@ -464,7 +500,7 @@ func (r *Registry) StateDeleteWrite(name, machine string, ops ...*api.TxnOp) Wri
 // state's key (Heartbeat.ForgetStale). The error is a failed write to
 // Consul, which failed them all.
 func (r *Registry) Publish(ctx context.Context, ws []Write) ([]error, error) {
-	why, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
 	errs := make([]error, len(ws))
 	for i, w := range ws {
 		if why[i] == "" || err != nil {
