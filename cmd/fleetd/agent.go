@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -238,7 +239,8 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 	if err := o.newDriver(ctx, d); err != nil {
 		return err
 	}
-	client, err := registry.NewClient(o.endpoint, o.token)
+	mreg := newMetricsRegistry()
+	client, err := registry.NewClientWith(o.endpoint, o.token, registry.ClientOptions{ReadBytes: consulReadBytes(mreg)})
 	if err != nil {
 		return err
 	}
@@ -252,7 +254,7 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 	if d.api, err = net.Listen("tcp", o.apiAddr); err != nil {
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
-	metricsAddr, err := o.serveMetrics(d)
+	metricsAddr, err := o.serveMetrics(d, mreg)
 	if err != nil {
 		return err
 	}
@@ -285,11 +287,11 @@ func (o *agentOptions) newDriver(ctx context.Context, d *daemon) error {
 	return err
 }
 
-// serveMetrics makes the metrics and serves them on --metrics-addr. It
-// returns the address bound: "" when metrics are off, or when the default
-// address is taken (logged; only an address asked for is an error).
-func (o *agentOptions) serveMetrics(d *daemon) (string, error) {
-	mreg := newMetricsRegistry()
+// serveMetrics adds the agent's and the leader's metrics to mreg and
+// serves them on --metrics-addr. It returns the address bound: "" when
+// metrics are off, or when the default address is taken (logged; only an
+// address asked for is an error).
+func (o *agentOptions) serveMetrics(d *daemon, mreg *prometheus.Registry) (string, error) {
 	d.agentMetrics, d.leaderMetrics = agent.NewMetrics(mreg), leader.NewMetrics(mreg)
 	d.metrics = &metricsServer{handler: promhttp.HandlerFor(mreg, promhttp.HandlerOpts{}), pprof: o.pprof}
 	metricsAddr, err := d.metrics.listen(o.metricsAddr)

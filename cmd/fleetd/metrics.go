@@ -35,6 +35,17 @@ func newMetricsRegistry() *prometheus.Registry {
 	return r
 }
 
+// consulReadBytes registers fleet_consul_read_bytes_total in r and returns
+// what the Consul client calls with each piece of an answer it reads
+// (registry.ClientOptions.ReadBytes): what this fleetd's reads cost it and
+// Consul, which grows with the cluster for the leader.
+func consulReadBytes(r *prometheus.Registry) func(int) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_consul_read_bytes_total",
+		Help: "Bytes of Consul's HTTP answers this fleetd read."})
+	r.MustRegister(c)
+	return func(n int) { c.Add(float64(n)) }
+}
+
 // metricsServer serves /metrics on an address that a configuration
 // reload can change.
 type metricsServer struct {

@@ -79,6 +79,7 @@ func TestMetrics(t *testing.T) {
 		}
 		for name, typ := range map[string]dto.MetricType{
 			"fleet_build_info":                           dto.MetricType_GAUGE,
+			"fleet_consul_read_bytes_total":              dto.MetricType_COUNTER,
 			"fleet_agent_units":                          dto.MetricType_GAUGE,
 			"fleet_agent_session_renewals_total":         dto.MetricType_COUNTER,
 			"fleet_agent_session_renewal_failures_total": dto.MetricType_COUNTER,
@@ -147,6 +148,7 @@ func TestMetrics(t *testing.T) {
 			grew("fleet_agent_driver_operations_total", 1, "op", "load", "result", "ok"),
 			grew("fleet_agent_driver_operations_total", 1, "op", "start", "result", "ok"),
 			grew("fleet_agent_session_renewals_total", 2), // dev machines beat every second
+			grew("fleet_consul_read_bytes_total", 1),      // the new units' schedule and body, at least
 		} {
 			if err != nil {
 				return err

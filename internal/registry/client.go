@@ -27,6 +27,12 @@ type ClientOptions struct {
 	// Debug, when set, gets one line per request: method, path, status and
 	// time taken.
 	Debug io.Writer
+	// ReadBytes, when set, is called with the size of each piece of an
+	// answer's body as the client reads it: the bytes this process takes
+	// in from Consul (after Go's transparent gzip decoding, so what it
+	// decodes), which fleetd exports as fleet_consul_read_bytes_total.
+	// It is called from many goroutines at once.
+	ReadBytes func(n int)
 }
 
 // NewClientWith is NewClient with options.
@@ -52,12 +58,17 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 		cfg.Transport.DialContext = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 		cfg.Transport.TLSHandshakeTimeout = o.DialTimeout
 	}
-	if o.Debug != nil {
+	if o.Debug != nil || o.ReadBytes != nil {
 		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
 		if err != nil {
 			return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
 		}
-		hc.Transport = debugTransport{next: hc.Transport, w: o.Debug}
+		if o.ReadBytes != nil {
+			hc.Transport = readCountingTransport{next: hc.Transport, add: o.ReadBytes}
+		}
+		if o.Debug != nil {
+			hc.Transport = debugTransport{next: hc.Transport, w: o.Debug}
+		}
 		cfg.HttpClient = hc
 	}
 	c, err := api.NewClient(cfg)
@@ -84,6 +95,34 @@ func (t debugTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		fmt.Fprintf(t.w, "DEBUG consul %s %s: %s (%s)\n", r.Method, r.URL.RequestURI(), resp.Status, took)
 	}
 	return resp, err
+}
+
+// readCountingTransport reports the bytes of each answer's body as they
+// are read (by the caller, or by the api client draining what it left).
+type readCountingTransport struct {
+	next http.RoundTripper
+	add  func(int)
+}
+
+func (t readCountingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = countingBody{ReadCloser: resp.Body, add: t.add}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	add func(int)
+}
+
+func (b countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.add(n)
+	}
+	return n, err
 }
 
 // Endpoint describes where c talks to, for messages.
