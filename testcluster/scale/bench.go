@@ -209,7 +209,7 @@ func (b *bench) start(ctx context.Context) error {
 	}
 	b.logf("Consul at %s (pid %d)", b.consul.URL(), b.consul.PID())
 	b.own = &RequestCounter{}
-	if b.client, _, err = newClient(b.consul.URL(), 4, b.own); err != nil {
+	if b.client, _, err = newClient(b.consul.URL(), 4, b.own, nil); err != nil {
 		return err
 	}
 	b.reg = registry.New(b.client, "")

@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Harness struct {
 	// Requests counts the HTTP requests the simulated machines made to
 	// Consul.
 	Requests *RequestCounter
+	// States follows the unit states the simulated machines write, as
+	// their writes return.
+	States *StateLog
 	// Agents are the Consul client agents the machines talk to (none
 	// without Options.ConsulAgents).
 	Agents []*testcluster.ConsulAgent
@@ -116,12 +120,12 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	if opts.ConsulAgents < 0 {
 		return nil, fmt.Errorf("scale: %d Consul agents", opts.ConsulAgents)
 	}
-	counter := &RequestCounter{}
-	client, transport, err := newClient(opts.Endpoint, opts.Machines, counter)
+	counter, states := &RequestCounter{}, NewStateLog(cmp.Or(opts.Prefix, registry.DefaultPrefix))
+	client, transport, err := newClient(opts.Endpoint, opts.Machines, counter, states)
 	if err != nil {
 		return nil, err
 	}
-	h := &Harness{Requests: counter, client: client, transports: []*http.Transport{transport}, prefix: registry.New(client, opts.Prefix).Prefix()}
+	h := &Harness{Requests: counter, States: states, client: client, transports: []*http.Transport{transport}, prefix: registry.New(client, opts.Prefix).Prefix()}
 	defer func() {
 		if err != nil {
 			h.Stop(false) // the machines started, then the agents
@@ -138,7 +142,7 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 		h.clients = nil
 		per := (opts.Machines + opts.ConsulAgents - 1) / opts.ConsulAgents
 		for _, a := range h.Agents {
-			c, t, err := newClient(a.URL(), per, counter)
+			c, t, err := newClient(a.URL(), per, counter, states)
 			if err != nil {
 				return nil, err
 			}
@@ -297,14 +301,15 @@ func (h *Harness) Stop(leave bool) {
 }
 
 // newClient is one Consul client for every simulated machine, with a pool
-// large enough that their requests reuse connections, counting requests.
-func newClient(endpoint string, machines int, counter *RequestCounter) (*api.Client, *http.Transport, error) {
+// large enough that their requests reuse connections, counting requests
+// and, with states, recording the unit states written.
+func newClient(endpoint string, machines int, counter *RequestCounter, states *StateLog) (*api.Client, *http.Transport, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
 	cfg.Scheme = "http"
 	cfg.Transport.MaxIdleConns = 8 * machines
 	cfg.Transport.MaxIdleConnsPerHost = 8 * machines
-	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter}}
+	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter, states: states}}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("consul client for %s: %w", endpoint, err)

@@ -66,12 +66,18 @@ func Sorted(counts map[string]int64) []string {
 	return keys
 }
 
+// countingTransport counts each request and, with states, records the
+// unit states it writes.
 type countingTransport struct {
 	next    http.RoundTripper
 	counter *RequestCounter
+	states  *StateLog // nil: none recorded
 }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.counter.add(r.Method + " " + Endpoint(r.URL.Path))
-	return t.next.RoundTrip(r)
+	if t.states == nil {
+		return t.next.RoundTrip(r)
+	}
+	return t.states.roundTrip(t.next, r)
 }
