@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -69,9 +68,11 @@ type Result struct {
 	// their CPU time.
 	Submit    time.Duration
 	SubmitCPU time.Duration
-	// Resolution is the pause between two reads of states/: the end of
-	// Elapsed is seen up to this late.
-	Resolution time.Duration
+	// Seen is how the end of Elapsed was seen, by StateLog.Counts: the
+	// simulated machines' state writes observed in this process as they
+	// returned, and Run's blocking reads of the two real fleetds' own
+	// states ("read"), whose writes this process does not see.
+	Seen map[string]int64
 
 	// Consul's operations from the first submit until the cluster settled:
 	// Raft is Consul's raft log entries (writes) by kind, HTTP its HTTP
@@ -81,7 +82,8 @@ type Result struct {
 	Raft, HTTP, Baseline   map[string]float64
 	Window, BaselineWindow time.Duration
 	// Requests by client: fleetctl (its --debug lines), the simulated
-	// agents (counted in this process), and Run's own reads of states/.
+	// agents (counted in this process), and Run's own (the real fleetds'
+	// states and the settle scrapes' reads), over Window.
 	Fleetctl, Agents, Bench map[string]int64
 	AgentsBaseline          map[string]int64 // the agents' requests while idle, over BaselineWindow
 
@@ -93,10 +95,17 @@ type Result struct {
 	IdleRSS, IdleHWM     int64              // kB
 	CPU                  map[string]float64 // CPU seconds from the first submit to every unit acknowledged
 	IdleCPU              map[string]float64 // CPU seconds over BaselineWindow, before the submit
-	Leader               Metrics            // the leader's metrics delta over the run
-	PerMachine           map[string]int
+	// SettledCPU is the CPU seconds from the first submit until Consul
+	// settled, over SettledWindow: what the units cost, trailing catalog
+	// syncs included.
+	SettledCPU    map[string]float64
+	SettledWindow time.Duration
+	Leader        Metrics // the leader's metrics delta over Window
+	// LeaderBaseline is the leader's metrics delta over BaselineWindow.
+	LeaderBaseline Metrics
+	PerMachine     map[string]int
 	// Simulated is how many units each simulated machine's driver runs
-	// (by machine ID) when every unit is acknowledged.
+	// (by machine ID) once Consul settled.
 	Simulated map[string]int
 }
 
@@ -333,15 +342,17 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.res.CPU = b.cpuSince(at.cpu)
-	if err := b.verify(ctx, names); err != nil {
-		return err
-	}
 	after, err := b.settle(ctx)
 	if err != nil {
 		return err
 	}
 	b.res.Window = time.Since(start)
+	b.res.SettledCPU, b.res.SettledWindow = b.cpuSince(at.cpu), time.Since(at.cpuAt)
 	b.countOperations(ctx, at, after)
+	// After the measured window: one read of the whole cluster.
+	if err := b.verify(ctx, names); err != nil {
+		return err
+	}
 	if err := b.timeLists(ctx, len(names)); err != nil {
 		return err
 	}
@@ -356,7 +367,9 @@ type marks struct {
 	leaderURL  string             // where the leading fleetd serves its metrics
 	leader     Metrics            // its metrics; nil when they could not be read
 	cpu        map[string]float64 // b.cpu()
+	cpuAt      time.Time          // when cpu was read
 	agents     map[string]int64   // the simulated agents' requests
+	own        map[string]int64   // Run's own requests
 }
 
 // writeUnits writes the units' template into Dir and returns the names of
@@ -381,7 +394,8 @@ func (b *bench) baseline(ctx context.Context) (marks, error) {
 	if err != nil {
 		return marks{}, err
 	}
-	at := marks{agentsIdle: b.sim.Requests.Counts()}
+	at := marks{agentsIdle: b.sim.Requests.Counts(), leaderURL: b.leaderMetricsURL(ctx)}
+	leader0, _ := Scrape(ctx, at.leaderURL)
 	b.res.BaselineWindow = cmp.Or(b.o.Baseline, 5*time.Second)
 	idleCPU := b.cpu()
 	sleep(ctx, b.res.BaselineWindow)
@@ -390,10 +404,11 @@ func (b *bench) baseline(ctx context.Context) (marks, error) {
 		return marks{}, err
 	}
 	b.res.Baseline = idle0.Delta(at.consul)
-	at.leaderURL = b.leaderMetricsURL(ctx)
-	at.leader, _ = Scrape(ctx, at.leaderURL)
-	at.cpu = b.cpu()
-	at.agents = b.sim.Requests.Counts()
+	if at.leader, err = Scrape(ctx, at.leaderURL); err == nil && leader0 != nil {
+		b.res.LeaderBaseline = leader0.Delta(at.leader)
+	}
+	at.cpu, at.cpuAt = b.cpu(), time.Now()
+	at.agents, at.own = b.sim.Requests.Counts(), b.own.Counts()
 	return at, nil
 }
 
@@ -403,14 +418,18 @@ func (b *bench) baseline(ctx context.Context) (marks, error) {
 func (b *bench) submit(ctx context.Context, names []string) (time.Time, error) {
 	b.res.Fleetctl = map[string]int64{} // b.fleetctl counts its requests there
 	b.logf("starting %d units with fleetctl, %d per command", b.o.Units, b.o.Chunk)
+	acked := b.sim.States.Await(names)
+	// The real fleetds run units too, and their state writes do not pass
+	// through this process: read each one's own states/<id>/, which
+	// changes only with its own units.
+	readCtx, stopReads := context.WithCancel(ctx)
+	var reads sync.WaitGroup
+	for _, m := range []*testcluster.Machine{b.leader, b.idle} {
+		reads.Add(1)
+		go func() { defer reads.Done(); b.followStates(readCtx, m.ID) }()
+	}
+	defer func() { stopReads(); reads.Wait() }()
 	start := time.Now()
-	acked := make(chan error, 1)
-	var done time.Time
-	go func() {
-		var err error
-		done, err = b.waitAcked(ctx, len(names))
-		acked <- err
-	}()
 	if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
 		return start, err
 	}
@@ -422,10 +441,12 @@ func (b *bench) submit(ctx context.Context, names []string) (time.Time, error) {
 	}
 	b.res.Submit = time.Since(start)
 	b.logf("fleetctl done in %s", b.res.Submit.Round(time.Millisecond))
-	if err := <-acked; err != nil {
+	done, err := b.waitAcked(ctx, acked, len(names))
+	if err != nil {
 		return start, err
 	}
 	b.res.Elapsed = done.Sub(start)
+	b.res.Seen = b.sim.States.Counts()
 	b.logf("all %d units acknowledged in %s: %.0f placements/s", len(names), b.res.Elapsed.Round(time.Millisecond), b.res.PlacementsPerSecond())
 	return start, nil
 }
@@ -439,8 +460,8 @@ func (b *bench) countOperations(ctx context.Context, at marks, after Metrics) {
 		switch {
 		case k == "consul_raft_apply":
 			b.res.Raft["total"] = v
-		case strings.HasPrefix(k, "consul_fsm_") && strings.Contains(k, "_count"):
-			b.res.Raft[strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1)] = v
+		case raftKind(k) != "":
+			b.res.Raft[raftKind(k)] = v
 		case strings.HasPrefix(k, "consul_api_http_count{"):
 			b.res.HTTP[Label(k, "method")+" "+Label(k, "path")] = v
 		}
@@ -457,7 +478,12 @@ func (b *bench) countOperations(ctx context.Context, at marks, after Metrics) {
 			b.res.AgentsBaseline[k] = x
 		}
 	}
-	b.res.Bench = b.own.Counts()
+	b.res.Bench = map[string]int64{}
+	for k, v := range b.own.Counts() {
+		if x := v - at.own[k]; x != 0 {
+			b.res.Bench[k] = x
+		}
+	}
 }
 
 // timeLists times fleetctl list-units and list-unit-files, five runs
@@ -500,13 +526,12 @@ func (b *bench) readMemory() (err error) {
 // agent's added series by series (HTTP requests are counted by the agent
 // that serves them; raft entries by the server alone).
 func (b *bench) scrapeConsul(ctx context.Context) (Metrics, error) {
-	const path = "/v1/agent/metrics?format=prometheus"
-	m, err := Scrape(ctx, b.consul.URL()+path)
+	m, err := b.scrapeServer(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, a := range b.sim.Agents {
-		am, err := Scrape(ctx, a.URL()+path)
+		am, err := b.scrapeAgent(ctx, a.URL())
 		if err != nil {
 			return nil, err
 		}
@@ -515,6 +540,19 @@ func (b *bench) scrapeConsul(ctx context.Context) (Metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// scrapeServer is the Consul server's telemetry alone.
+func (b *bench) scrapeServer(ctx context.Context) (Metrics, error) {
+	return b.scrapeAgent(ctx, b.consul.URL())
+}
+
+// scrapeAgent reads the telemetry of the Consul agent at url, counting the
+// read as Run's own.
+func (b *bench) scrapeAgent(ctx context.Context, url string) (Metrics, error) {
+	const path = "/v1/agent/metrics"
+	b.own.add("GET " + Endpoint(path))
+	return Scrape(ctx, url+path+"?format=prometheus")
 }
 
 // cpu is the CPU seconds used so far by the Consul server, the Consul
@@ -587,42 +625,52 @@ func (b *bench) list(ctx context.Context, cmdName string) (time.Duration, int, e
 	return took, bytes.Count(out.Bytes(), []byte("\n")) - 1, nil
 }
 
-// waitAcked reads states/ with blocking queries, at most one read per
-// pause (a read returns at once while states change, and each carries
-// every state), until n units are reported launched and active, and
-// returns when that read came back.
-func (b *bench) waitAcked(ctx context.Context, n int) (time.Time, error) {
-	b.res.Resolution = 100*time.Millisecond + time.Duration(n)*10*time.Microsecond
+// waitAcked waits until every unit is acknowledged, as the state log sees
+// the machines' writes, and returns when the write that acknowledged the
+// last one returned.
+func (b *bench) waitAcked(ctx context.Context, acked *Await, n int) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(b.o.Timeout, 15*time.Minute))
 	defer cancel()
-	var index uint64
-	seen := 0
-	logged := time.Now()
+	progress := time.NewTicker(10 * time.Second)
+	defer progress.Stop()
 	for {
-		pairs, meta, err := b.client.KV().List(b.reg.Prefix()+"states/", (&api.QueryOptions{WaitIndex: index, WaitTime: 30 * time.Second}).WithContext(ctx))
+		select {
+		case <-acked.Done():
+			return acked.At(), nil
+		case <-progress.C:
+			b.logf("%d of %d units acknowledged", n-acked.Missing(), n)
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%d of %d units acknowledged (state writes seen: %v; logs in %s): %w",
+				n-acked.Missing(), n, b.sim.States.Counts(), b.o.Dir, ctx.Err())
+		}
+	}
+}
+
+// followStates reads machine's states with blocking queries into the
+// state log until ctx ends.
+func (b *bench) followStates(ctx context.Context, machine string) {
+	prefix := b.reg.Prefix() + "states/" + machine + "/"
+	var index uint64
+	for ctx.Err() == nil {
+		pairs, meta, err := b.client.KV().List(prefix, (&api.QueryOptions{WaitIndex: index, WaitTime: 30 * time.Second}).WithContext(ctx))
 		if err != nil {
-			return time.Time{}, fmt.Errorf("read states (%d of %d units acknowledged; logs in %s): %w", seen, n, b.o.Dir, err)
-		}
-		now := time.Now()
-		acked := map[string]bool{}
-		for _, p := range pairs {
-			var st registry.UnitState
-			if json.Unmarshal(p.Value, &st) == nil && st.State == registry.Launched && st.Active == "active" {
-				acked[st.Name] = true
+			if ctx.Err() == nil {
+				b.logf("reading %s: %v", prefix, err)
+				sleep(ctx, time.Second)
 			}
+			continue
 		}
-		if len(acked) >= n {
-			return now, nil
+		states := make(map[string][]byte, len(pairs))
+		for _, p := range pairs {
+			states[strings.TrimPrefix(p.Key, prefix)] = p.Value
 		}
-		seen = len(acked)
-		if now.Sub(logged) >= 10*time.Second {
-			b.logf("%d of %d units acknowledged", seen, n)
-			logged = now
-		}
-		index = meta.LastIndex
-		sleep(ctx, b.res.Resolution)
-		if ctx.Err() != nil {
-			return time.Time{}, ctx.Err()
+		b.sim.States.observe(machine, states, time.Now())
+		// An index that went back (a Consul restored from a snapshot)
+		// starts the wait over.
+		if meta.LastIndex < index {
+			index = 0
+		} else {
+			index = max(meta.LastIndex, 1)
 		}
 	}
 }
@@ -668,8 +716,9 @@ func (b *bench) verify(ctx context.Context, names []string) error {
 
 // settle waits until Consul's raft log grows no faster than the idle
 // cluster's did (catalog syncs of the units' services can trail their
-// states) and returns the last scrape. When it keeps growing for
-// settleLimit it returns the last scrape anyway and records the rate in
+// states), reading the server's telemetry once a second (the raft log is
+// the server's), and returns a scrape of every agent's. When it keeps
+// growing for settleLimit it returns anyway and records the rate in
 // Result.Unsettled: the figures per unit then count only what was
 // written by then.
 func (b *bench) settle(ctx context.Context) (Metrics, error) {
@@ -679,14 +728,14 @@ func (b *bench) settle(ctx context.Context) (Metrics, error) {
 	idle := b.res.Baseline["consul_raft_apply"] / b.res.BaselineWindow.Seconds()
 	start := time.Now()
 	for deadline := start.Add(settleLimit); ; {
-		m, err := b.scrapeConsul(ctx)
+		m, err := b.scrapeServer(ctx)
 		if err != nil {
 			return nil, err
 		}
 		now := time.Now()
 		if last != nil && m["consul_raft_apply"]-last["consul_raft_apply"] <= 1.5*idle+1 {
 			if quiet++; quiet == 2 {
-				return m, nil
+				return b.scrapeConsul(ctx)
 			}
 		} else {
 			quiet = 0
@@ -695,7 +744,7 @@ func (b *bench) settle(ctx context.Context) (Metrics, error) {
 			b.res.Unsettled = (m["consul_raft_apply"] - last["consul_raft_apply"]) / now.Sub(lastT).Seconds()
 			b.logf("Consul's raft log still grows %.0f entries/s (%s) %s after every unit was acknowledged (idle: %.1f/s); measuring anyway",
 				b.res.Unsettled, raftRates(last.Delta(m)), settleLimit, idle)
-			return m, nil
+			return b.scrapeConsul(ctx)
 		}
 		if last != nil && int(time.Since(start).Seconds())%15 == 0 {
 			b.logf("settling: raft %s per second", raftRates(last.Delta(m)))
@@ -715,12 +764,27 @@ const settleLimit = 3 * time.Minute
 func raftRates(d Metrics) string {
 	var parts []string
 	for _, k := range sortedKeys(d) {
-		if strings.HasPrefix(k, "consul_fsm_") && strings.Contains(k, "_count") {
-			parts = append(parts, fmt.Sprintf("%s %.0f", strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1), d[k]))
+		if kind := raftKind(k); kind != "" {
+			parts = append(parts, fmt.Sprintf("%s %.0f", kind, d[k]))
 		}
 	}
 	return strings.Join(parts, ", ")
 }
+
+// raftKind is the kind of raft entry that Consul's series k counts
+// (consul_fsm_register_count: "register"; consul_fsm_kvs_count{op="lock"}:
+// `kvs{op="lock"}`), or "" when k counts none: the FSM's snapshots
+// (consul_fsm_persist) are not entries.
+func raftKind(k string) string {
+	if !strings.HasPrefix(k, "consul_fsm_") || !strings.Contains(k, "_count") || strings.HasPrefix(k, "consul_fsm_persist") {
+		return ""
+	}
+	return strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1)
+}
+
+// catalogKinds are the raft entries of Consul's catalog: a service or
+// check registered (a unit's service, its checks' status) or removed.
+var catalogKinds = []string{"register", "deregister"}
 
 // leaderMetricsURL is where the leading fleetd serves its metrics, from
 // its fleet-agent service's meta.

@@ -29,8 +29,9 @@ func (r *Result) Writes() float64 {
 	return r.Raft["total"] - r.baseline("consul_raft_apply")
 }
 
-// Reads is Consul's HTTP GETs during the run, less Run's own reads of
-// states/ and what the idle cluster would have read meanwhile.
+// Reads is Consul's HTTP GETs during the run, less Run's own reads (the
+// real fleetds' states, telemetry) and what the idle cluster would have
+// read meanwhile.
 func (r *Result) Reads() float64 {
 	var n float64
 	for k, v := range r.HTTP {
@@ -91,8 +92,14 @@ func (r *Result) netHTTP() map[string]float64 {
 		}
 	}
 	for k, v := range r.Bench {
+		// Consul's label for a path: v1_kv_ for /v1/kv/<key>,
+		// v1_agent_metrics for /v1/agent/metrics.
 		method, ep, _ := strings.Cut(k, " ")
-		out[method+" v1_"+strings.ReplaceAll(ep, "/", "_")+"_"] -= float64(v)
+		label := method + " v1_" + strings.ReplaceAll(ep, "/", "_")
+		if _, ok := out[label]; !ok {
+			label += "_"
+		}
+		out[label] -= float64(v)
 	}
 	return out
 }
@@ -113,16 +120,29 @@ func (r *Result) Print(w io.Writer, label string) {
 	} else {
 		p("consul topology", "%s agent for every machine", server)
 	}
-	p("first submit to all acknowledged", "%.2f s (states/ read at most every %s)", r.Elapsed.Seconds(), r.Resolution)
+	local := fmt.Sprintf("the %d client agents", r.ConsulAgents)
+	if r.ConsulAgents == 0 {
+		local = "the server's agent"
+	}
+	p("other hosts", "the simulated machines (this process) stand for %d machines' fleetd agents and %s for their local Consul agents,", r.Machines-2, local)
+	p("", "each on its own host in a real cluster; the Consul server and the leading fleetd pay what a real cluster's server and leader pay")
+	p("first submit to all acknowledged", "%.2f s", r.Elapsed.Seconds())
+	p("  seen", "%s", r.seen())
 	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), u/r.Submit.Seconds())
-	p("consul writes per unit", "%.2f raft entries (%s)", r.Writes()/u, r.raftKinds())
+	// Costs from the first submit until Consul settled, less the idle
+	// cluster's over as long.
+	p("cost per unit placed", "consul server %.2f ms CPU (goal <= 0.5), consul client agents %.2f ms, leader fleetd %.2f ms and %s read from Consul",
+		r.UnitCPU("consul"), r.UnitCPU("agents"), r.UnitCPU("leader"), r.leaderReads())
+	p("  harness", "%.2f ms CPU per unit: the simulated machines' agents, work done on those machines' own hosts in a real cluster", r.UnitCPU("harness"))
+	p("  window", "%.1f s from the first submit until Consul settled, less the idle cluster's CPU and reads over as long", r.SettledWindow.Seconds())
+	p("consul writes per unit", "%.2f raft entries, catalog %.2f (%s)", r.Writes()/u, r.catalog()/u, r.raftKinds())
 	if r.Unsettled > 0 {
 		p("  not settled", "the raft log still grew %.0f entries/s %.0f s after the first submit: figures per unit count what was written by then", r.Unsettled, r.Window.Seconds())
 	}
 	p("consul reads per unit", "%.2f HTTP GETs (%s)", r.Reads()/u, r.httpKinds("GET"))
 	p("consul HTTP writes per unit", "%.2f (%s)", r.httpWrites()/u, r.httpKinds("PUT", "DELETE"))
 	// Every figure per unit above and below is net of the idle cluster's
-	// traffic (and of Run's own reads of states/).
+	// traffic (and of Run's own reads).
 	fr, fw := split(r.floats(r.Fleetctl, nil))
 	agents := r.floats(r.Agents, r.AgentsBaseline)
 	ar, aw := split(agents)
@@ -136,8 +156,8 @@ func (r *Result) Print(w io.Writer, label string) {
 	}
 	var idleRaft []string
 	for _, k := range sortedKeys(r.Baseline) {
-		if strings.HasPrefix(k, "consul_fsm_") && strings.Contains(k, "_count") {
-			idleRaft = append(idleRaft, fmt.Sprintf("%s %.1f", strings.Replace(strings.TrimPrefix(k, "consul_fsm_"), "_count", "", 1), r.Baseline[k]/r.BaselineWindow.Seconds()))
+		if kind := raftKind(k); kind != "" {
+			idleRaft = append(idleRaft, fmt.Sprintf("%s %.1f", kind, r.Baseline[k]/r.BaselineWindow.Seconds()))
 		}
 	}
 	p("idle cluster (subtracted above)", "%.1f HTTP GETs/s, %.1f raft writes/s (%s)", idleReads/r.BaselineWindow.Seconds(),
@@ -170,11 +190,90 @@ func (r *Result) Print(w io.Writer, label string) {
 	fmt.Fprintf(w, "placements_per_second %.0f\n", r.PlacementsPerSecond())
 }
 
+// UnitCPU is process k's CPU ("consul", "agents", "leader", "harness")
+// in milliseconds per unit, from the first submit until Consul settled,
+// less what it used while idle over as long.
+func (r *Result) UnitCPU(k string) float64 {
+	idle := r.IdleCPU[k] / r.BaselineWindow.Seconds() * r.SettledWindow.Seconds()
+	return 1000 * (r.SettledCPU[k] - idle) / float64(r.Units)
+}
+
+// LeaderReadBytes is the bytes the leading fleetd read from Consul per
+// unit (fleet_consul_read_bytes_total) over Window, less what it read
+// while idle over as long; false when its fleetd does not count them.
+func (r *Result) LeaderReadBytes() (float64, bool) {
+	const name = "fleet_consul_read_bytes_total"
+	if _, ok := r.Leader[name]; !ok {
+		return 0, false
+	}
+	idle := r.LeaderBaseline.Sum(name) / r.BaselineWindow.Seconds() * r.Window.Seconds()
+	return (r.Leader.Sum(name) - idle) / float64(r.Units), true
+}
+
+func (r *Result) leaderReads() string {
+	b, ok := r.LeaderReadBytes()
+	if !ok {
+		return "an uncounted number of bytes (its fleetd has no fleet_consul_read_bytes_total)"
+	}
+	if b >= 10000 {
+		return fmt.Sprintf("%.1f kB", b/1000)
+	}
+	return fmt.Sprintf("%.0f bytes", b)
+}
+
+// seen says how the end of Elapsed was seen.
+func (r *Result) seen() string {
+	var writes []string
+	for _, k := range Sorted(r.Seen) {
+		if k != "read" && k != "unreadable" {
+			writes = append(writes, fmt.Sprintf("%d %s", r.Seen[k], k))
+		}
+	}
+	s := fmt.Sprintf("in this process, as each simulated machine's state write returned (%s), and by %d blocking reads of the real fleetds' own states/<id>/",
+		strings.Join(writes, ", "), r.Seen["read"])
+	if n := r.Seen["unreadable"]; n > 0 {
+		s += fmt.Sprintf("; %d states unreadable", n)
+	}
+	return s
+}
+
+// netRaft is r.Raft by kind, less what the idle cluster would have
+// written over Window.
+func (r *Result) netRaft() map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range r.Raft {
+		if k != "total" {
+			out[k] = v
+		}
+	}
+	for k := range r.Baseline {
+		if kind := raftKind(k); kind != "" {
+			out[kind] -= r.baseline(k)
+		}
+	}
+	return out
+}
+
+// catalog is the raft entries of Consul's catalog, less the idle
+// cluster's.
+func (r *Result) catalog() float64 {
+	var n float64
+	for k, v := range r.netRaft() {
+		if slices.Contains(catalogKinds, k) {
+			n += v
+		}
+	}
+	return n
+}
+
+// raftKinds is the raft entries per unit by kind, less the idle
+// cluster's.
 func (r *Result) raftKinds() string {
 	var parts []string
-	for _, k := range sortedKeys(r.Raft) {
-		if k != "total" {
-			parts = append(parts, fmt.Sprintf("%s %.2f", k, r.Raft[k]/float64(r.Units)))
+	net := r.netRaft()
+	for _, k := range sortedKeys(net) {
+		if v := net[k] / float64(r.Units); v >= 0.005 || v <= -0.005 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, v))
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -55,6 +55,17 @@ func testRun(t *testing.T, agents int) {
 			t.Errorf("simulated machine %s runs %d units; the cluster has %d acknowledged there", id, n, res.PerMachine[id])
 		}
 	}
+	if res.Elapsed <= 0 || res.Seen["PUT kv"]+res.Seen["PUT txn"] < int64(units-2*units/(machines+2)-units/4) {
+		// The two real fleetds' units are seen by reads; about 2 of 7
+		// machines' shares, with room for an uneven spread.
+		t.Errorf("completion after %s, seen as %v: want most of the %d units' state writes seen in process", res.Elapsed, res.Seen, units)
+	}
+	if b, ok := res.LeaderReadBytes(); !ok || b <= 0 {
+		t.Errorf("the leader read %v bytes per unit (counted: %v), want more than 0", b, ok)
+	}
+	if res.SettledCPU["consul"] <= 0 || res.SettledWindow < res.Elapsed {
+		t.Errorf("Consul server's CPU %v s over %s until settled (placement took %s)", res.SettledCPU["consul"], res.SettledWindow, res.Elapsed)
+	}
 	if res.Fleetctl["PUT txn"] == 0 {
 		t.Errorf("no fleetctl transaction counted for %d units: its --debug lines were not read (%v)", units, res.Fleetctl)
 	}
