@@ -15,13 +15,17 @@ import (
 // maxAgents bounds Options.ConsulAgents: agent k binds 127.0.10.k.
 const maxAgents = 250
 
+// startParallel is how many client agents start at once.
+const startParallel = 25
+
 // AgentIP is the loopback address Consul client agent k (from 1) binds:
 // 127.0.10.k.
 func AgentIP(k int) string { return fmt.Sprintf("127.0.10.%d", k) }
 
-// startAgents starts n Consul client agents at once, joined to the server
-// at join, and returns once every one has joined; on an error it stops
-// those it started. Each logs to dir/consul-agent-K.log (discarded when
+// startAgents starts n Consul client agents, startParallel at a time (a
+// hundred at once on two cores do not all join within the 30 s an agent
+// is given), joined to the server at join, and returns once every one has
+// joined; on an error it stops those it started. Each logs to dir/consul-agent-K.log (discarded when
 // dir is empty) and keeps its data in a temporary directory, in memory
 // (/dev/shm) where there is one: a client agent writes and fsyncs a file
 // for every service and check registered or updated, and a real machine's
@@ -34,10 +38,13 @@ func startAgents(ctx context.Context, n int, bin, join, dir string, hcl []string
 	logs := make([]*os.File, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, startParallel)
 	for k := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			var log io.Writer = io.Discard
 			if dir != "" {
 				f, err := os.Create(filepath.Join(dir, fmt.Sprintf("consul-agent-%d.log", k+1)))

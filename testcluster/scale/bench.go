@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +49,9 @@ type BenchOptions struct {
 	// AgentHCL is more configuration for each client agent, one block
 	// per element, after the harness's own.
 	AgentHCL []string
+	// SettleLimit bounds the wait, after the last acknowledgement, for
+	// Consul's raft log to stop growing; 3 minutes when zero.
+	SettleLimit time.Duration
 	// ConsulDev runs the server in Consul's dev mode, as the tests and
 	// fleetd dev do. By default it is a single-node server as a real
 	// cluster runs one, its raft log and snapshots in memory (/dev/shm)
@@ -91,10 +95,15 @@ type Result struct {
 	// Unsettled is how fast Consul's raft log still grew (entries/s) when
 	// Run stopped waiting for it to settle; 0 when it settled.
 	Unsettled            float64
-	LeaderRSS, LeaderHWM int64              // kB, once settled
-	IdleRSS, IdleHWM     int64              // kB
-	CPU                  map[string]float64 // CPU seconds from the first submit to every unit acknowledged
-	IdleCPU              map[string]float64 // CPU seconds over BaselineWindow, before the submit
+	LeaderRSS, LeaderHWM int64 // kB, once settled
+	IdleRSS, IdleHWM     int64 // kB
+	// ConsulRSS is the Consul server's VmRSS and AgentsRSS the client
+	// agents' added up, HarnessRSS this process's (the simulated
+	// machines), in kB, and Goroutines this process's, once settled.
+	ConsulRSS, AgentsRSS, HarnessRSS int64
+	Goroutines                       int
+	CPU                              map[string]float64 // CPU seconds from the first submit to every unit acknowledged
+	IdleCPU                          map[string]float64 // CPU seconds over BaselineWindow, before the submit
 	// SettledCPU is the CPU seconds from the first submit until Consul
 	// settled, over SettledWindow: what the units cost, trailing catalog
 	// syncs included.
@@ -248,7 +257,8 @@ func (b *bench) start(ctx context.Context) error {
 	if b.sim, err = Start(ctx, Options{Endpoint: b.consul.URL(), Machines: b.o.Machines, TTL: b.o.TTL, Log: alog,
 		ConsulAgents: b.o.ConsulAgents, Join: b.consul.SerfLANAddr, ConsulBinary: b.consul.Bin(),
 		// pprof at /debug/pprof, as the dev server has it.
-		ConsulHCL: append(append(consulHCL(), "enable_debug = true"), b.o.AgentHCL...), AgentLogs: b.o.Dir}); err != nil {
+		ConsulHCL: append(append(consulHCL(), "enable_debug = true"), b.o.AgentHCL...), AgentLogs: b.o.Dir,
+		Progress: b.o.Progress}); err != nil {
 		return err
 	}
 	if err := b.sim.Wait(ctx); err != nil {
@@ -509,8 +519,15 @@ func (b *bench) timeLists(ctx context.Context, units int) error {
 }
 
 // readMemory records the two fleetds' resident memory and its high-water
-// mark.
+// mark, and what the rest of the cluster holds.
 func (b *bench) readMemory() (err error) {
+	b.res.ConsulRSS, _ = procStatusKB(b.consul.PID(), "VmRSS")
+	for _, a := range b.sim.Agents {
+		kb, _ := procStatusKB(a.PID(), "VmRSS")
+		b.res.AgentsRSS += kb
+	}
+	b.res.HarnessRSS, _ = procStatusKB(os.Getpid(), "VmRSS")
+	b.res.Goroutines = runtime.NumGoroutine()
 	if b.res.LeaderRSS, err = procStatusKB(b.leader.PID(), "VmRSS"); err != nil {
 		return err
 	}
@@ -647,7 +664,9 @@ func (b *bench) waitAcked(ctx context.Context, acked *Await, n int) (time.Time, 
 }
 
 // followStates reads machine's states with blocking queries into the
-// state log until ctx ends.
+// state log until ctx ends, at most one read per followPause: a prefix
+// with no keys answers with the whole KV table's index, so without a
+// pause every state written anywhere would wake the read.
 func (b *bench) followStates(ctx context.Context, machine string) {
 	prefix := b.reg.Prefix() + "states/" + machine + "/"
 	var index uint64
@@ -672,8 +691,13 @@ func (b *bench) followStates(ctx context.Context, machine string) {
 		} else {
 			index = max(meta.LastIndex, 1)
 		}
+		sleep(ctx, followPause)
 	}
 }
+
+// followPause is the least time between two reads of a real fleetd's
+// states: a unit acknowledged there is seen up to this late.
+const followPause = 100 * time.Millisecond
 
 // verify checks, from one snapshot, that every unit is placed on a live
 // machine that reports it launched and active with the unit's body, and
@@ -718,7 +742,7 @@ func (b *bench) verify(ctx context.Context, names []string) error {
 // cluster's did (catalog syncs of the units' services can trail their
 // states), reading the server's telemetry once a second (the raft log is
 // the server's), and returns a scrape of every agent's. When it keeps
-// growing for settleLimit it returns anyway and records the rate in
+// growing for SettleLimit it returns anyway and records the rate in
 // Result.Unsettled: the figures per unit then count only what was
 // written by then.
 func (b *bench) settle(ctx context.Context) (Metrics, error) {
@@ -727,7 +751,8 @@ func (b *bench) settle(ctx context.Context) (Metrics, error) {
 	quiet := 0
 	idle := b.res.Baseline["consul_raft_apply"] / b.res.BaselineWindow.Seconds()
 	start := time.Now()
-	for deadline := start.Add(settleLimit); ; {
+	limit := cmp.Or(b.o.SettleLimit, 3*time.Minute)
+	for deadline := start.Add(limit); ; {
 		m, err := b.scrapeServer(ctx)
 		if err != nil {
 			return nil, err
@@ -743,7 +768,7 @@ func (b *bench) settle(ctx context.Context) (Metrics, error) {
 		if last != nil && time.Now().After(deadline) {
 			b.res.Unsettled = (m["consul_raft_apply"] - last["consul_raft_apply"]) / now.Sub(lastT).Seconds()
 			b.logf("Consul's raft log still grows %.0f entries/s (%s) %s after every unit was acknowledged (idle: %.1f/s); measuring anyway",
-				b.res.Unsettled, raftRates(last.Delta(m)), settleLimit, idle)
+				b.res.Unsettled, raftRates(last.Delta(m)), limit, idle)
 			return b.scrapeConsul(ctx)
 		}
 		if last != nil && int(time.Since(start).Seconds())%15 == 0 {
@@ -756,9 +781,6 @@ func (b *bench) settle(ctx context.Context) (Metrics, error) {
 		}
 	}
 }
-
-// settleLimit bounds settle.
-const settleLimit = 3 * time.Minute
 
 // raftRates is the raft entries by kind in d (a one-second delta).
 func raftRates(d Metrics) string {

@@ -34,8 +34,11 @@ type Options struct {
 	Metadata func(i int) map[string]string
 	// Log gets the agents' warnings and errors; discarded when nil.
 	Log io.Writer
-	// Parallel is how many machines join at once; 16 when zero.
+	// Parallel is how many machines join at once; when zero, 16, or one
+	// in a hundred machines up to 64.
 	Parallel int
+	// Progress gets a line for each step of the start; discarded when nil.
+	Progress io.Writer
 
 	// ConsulAgents, when above zero, starts that many real Consul client
 	// agents (agent k on 127.0.10.k, joined to the server at Join) and
@@ -109,10 +112,13 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 		opts.TTL = 30 * time.Second
 	}
 	if opts.Parallel == 0 {
-		opts.Parallel = 16
+		opts.Parallel = max(16, min(64, opts.Machines/100))
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
 	}
 	if opts.Metadata == nil {
 		opts.Metadata = func(i int) map[string]string { return map[string]string{"hostname": fmt.Sprintf("sim-%d", i)} }
@@ -136,9 +142,11 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 		if opts.Join == "" {
 			return nil, errors.New("scale: Consul agents need the server's serf LAN address (Options.Join)")
 		}
+		t := time.Now()
 		if h.Agents, err = startAgents(ctx, opts.ConsulAgents, opts.ConsulBinary, opts.Join, opts.AgentLogs, opts.ConsulHCL); err != nil {
 			return nil, err
 		}
+		fmt.Fprintf(opts.Progress, "scale: %d Consul client agents joined in %s\n", opts.ConsulAgents, time.Since(t).Round(time.Millisecond))
 		h.clients = nil
 		per := (opts.Machines + opts.ConsulAgents - 1) / opts.ConsulAgents
 		for _, a := range h.Agents {
@@ -188,13 +196,14 @@ func (h *Harness) start(ctx context.Context, i int, opts Options, log *slog.Logg
 	m.hb = agent.NewHeartbeat(client, m.ID, m.IP, m.Metadata, opts.TTL, log)
 	// A client agent syncs a registration to the servers in the
 	// background, so the session may not find the new check at once:
-	// retry, as fleetd does.
-	for attempt := 0; ; attempt++ {
+	// retry, as fleetd does. An agent taking in hundreds of machines at
+	// once can take a while.
+	for deadline := time.Now().Add(joinLimit); ; {
 		err := m.hb.Start(ctx)
 		if err == nil {
 			break
 		}
-		if attempt == 50 || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, fmt.Errorf("simulated machine %d: %w", i, err)
 		}
 		sleep(ctx, 100*time.Millisecond)
@@ -219,6 +228,9 @@ func (h *Harness) start(ctx context.Context, i int, opts Options, log *slog.Logg
 	}()
 	return m, nil
 }
+
+// joinLimit bounds one simulated machine's attempts to join.
+const joinLimit = 2 * time.Minute
 
 // loopbackWatch is a simulated machine's agent.IsolationWatch: it reports
 // nothing, for nothing can cut the machine off. The simulated machines reach

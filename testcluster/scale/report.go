@@ -166,6 +166,12 @@ func (r *Result) Print(w io.Writer, label string) {
 	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
 	p("leader fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.LeaderRSS)/1024, float64(r.LeaderHWM)/1024)
 	p("idle fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.IdleRSS)/1024, float64(r.IdleHWM)/1024)
+	agentsRSS := ""
+	if r.ConsulAgents > 0 {
+		agentsRSS = fmt.Sprintf(", client agents %.0f MB (%.0f MB each)", float64(r.AgentsRSS)/1024, float64(r.AgentsRSS)/1024/float64(r.ConsulAgents))
+	}
+	p("the rest's memory", "VmRSS: consul server %.0f MB%s, harness %.0f MB with %d goroutines",
+		float64(r.ConsulRSS)/1024, agentsRSS, float64(r.HarnessRSS)/1024, r.Goroutines)
 	p("CPU s during placement", "consul server %.2f, consul client agents %.2f, leader %.2f, idle fleetd %.2f, harness %.2f, fleetctl %.2f",
 		r.CPU["consul"], r.CPU["agents"], r.CPU["leader"], r.CPU["idle"], r.CPU["harness"], r.SubmitCPU.Seconds())
 	if w := r.BaselineWindow.Seconds(); w > 0 {
@@ -229,8 +235,8 @@ func (r *Result) seen() string {
 			writes = append(writes, fmt.Sprintf("%d %s", r.Seen[k], k))
 		}
 	}
-	s := fmt.Sprintf("in this process, as each simulated machine's state write returned (%s), and by %d blocking reads of the real fleetds' own states/<id>/",
-		strings.Join(writes, ", "), r.Seen["read"])
+	s := fmt.Sprintf("in this process, as each simulated machine's state write returned (%s), and by %d blocking reads of the real fleetds' own states/<id>/ (at most every %s)",
+		strings.Join(writes, ", "), r.Seen["read"], followPause)
 	if n := r.Seen["unreadable"]; n > 0 {
 		s += fmt.Sprintf("; %d states unreadable", n)
 	}
