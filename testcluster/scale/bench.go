@@ -347,7 +347,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	start, err := b.submit(ctx, names)
+	start, err := b.submit(ctx, names, at.leaderURL)
 	if err != nil {
 		return err
 	}
@@ -425,7 +425,7 @@ func (b *bench) baseline(ctx context.Context) (marks, error) {
 // submit starts the units with fleetctl, the template and then Chunk units
 // per command, waits until each is acknowledged by its machine, and
 // returns when it started.
-func (b *bench) submit(ctx context.Context, names []string) (time.Time, error) {
+func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (time.Time, error) {
 	b.res.Fleetctl = map[string]int64{} // b.fleetctl counts its requests there
 	b.logf("starting %d units with fleetctl, %d per command", b.o.Units, b.o.Chunk)
 	acked := b.sim.States.Await(names)
@@ -451,7 +451,7 @@ func (b *bench) submit(ctx context.Context, names []string) (time.Time, error) {
 	}
 	b.res.Submit = time.Since(start)
 	b.logf("fleetctl done in %s", b.res.Submit.Round(time.Millisecond))
-	done, err := b.waitAcked(ctx, acked, len(names))
+	done, err := b.waitAcked(ctx, acked, len(names), leaderURL)
 	if err != nil {
 		return start, err
 	}
@@ -644,18 +644,33 @@ func (b *bench) list(ctx context.Context, cmdName string) (time.Duration, int, e
 
 // waitAcked waits until every unit is acknowledged, as the state log sees
 // the machines' writes, and returns when the write that acknowledged the
-// last one returned.
-func (b *bench) waitAcked(ctx context.Context, acked *Await, n int) (time.Time, error) {
+// last one returned. Every 10 s it logs the progress and where the time
+// goes: the processes' CPU, and the leader's passes and reads (from its
+// metrics at leaderURL, which cost Consul nothing).
+func (b *bench) waitAcked(ctx context.Context, acked *Await, n int, leaderURL string) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(b.o.Timeout, 15*time.Minute))
 	defer cancel()
 	progress := time.NewTicker(10 * time.Second)
 	defer progress.Stop()
+	cpu, t, was := b.cpu(), time.Now(), n-acked.Missing()
+	leader, _ := Scrape(ctx, leaderURL)
 	for {
 		select {
 		case <-acked.Done():
 			return acked.At(), nil
 		case <-progress.C:
-			b.logf("%d of %d units acknowledged", n-acked.Missing(), n)
+			now, done := time.Now(), n-acked.Missing()
+			d, w := b.cpuSince(cpu), now.Sub(t).Seconds()
+			line := fmt.Sprintf("%d of %d units acknowledged (%.0f/s); cores used: consul server %.2f, client agents %.2f, leader %.2f, harness %.2f",
+				done, n, float64(done-was)/w, d["consul"]/w, d["agents"]/w, d["leader"]/w, d["harness"]/w)
+			if m, err := Scrape(ctx, leaderURL); err == nil && leader != nil {
+				ld := leader.Delta(m)
+				line += fmt.Sprintf("; leader %.0f passes (%.1f s in them), %.1f MB read", ld.Sum("fleet_leader_reconcile_duration_seconds_count"),
+					ld.Sum("fleet_leader_reconcile_duration_seconds_sum"), ld.Sum("fleet_consul_read_bytes_total")/1e6)
+				leader = m
+			}
+			b.logf("%s", line)
+			cpu, t, was = b.cpu(), now, done
 		case <-ctx.Done():
 			return time.Time{}, fmt.Errorf("%d of %d units acknowledged (state writes seen: %v; logs in %s): %w",
 				n-acked.Missing(), n, b.sim.States.Counts(), b.o.Dir, ctx.Err())
