@@ -99,9 +99,9 @@ type Result struct {
 	IdleRSS, IdleHWM     int64 // kB
 	// ConsulRSS is the Consul server's VmRSS and AgentsRSS the client
 	// agents' added up, HarnessRSS this process's (the simulated
-	// machines), in kB, and Goroutines this process's, once settled.
+	// machines), in kB.
 	ConsulRSS, AgentsRSS, HarnessRSS int64
-	Goroutines                       int
+	Goroutines, OpenFiles            int                // this process's, once settled
 	CPU                              map[string]float64 // CPU seconds from the first submit to every unit acknowledged
 	IdleCPU                          map[string]float64 // CPU seconds over BaselineWindow, before the submit
 	// SettledCPU is the CPU seconds from the first submit until Consul
@@ -527,7 +527,7 @@ func (b *bench) readMemory() (err error) {
 		b.res.AgentsRSS += kb
 	}
 	b.res.HarnessRSS, _ = procStatusKB(os.Getpid(), "VmRSS")
-	b.res.Goroutines = runtime.NumGoroutine()
+	b.res.Goroutines, b.res.OpenFiles = runtime.NumGoroutine(), openFiles()
 	if b.res.LeaderRSS, err = procStatusKB(b.leader.PID(), "VmRSS"); err != nil {
 		return err
 	}

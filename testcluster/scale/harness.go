@@ -126,6 +126,9 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	if opts.ConsulAgents < 0 {
 		return nil, fmt.Errorf("scale: %d Consul agents", opts.ConsulAgents)
 	}
+	if err := ensureFiles(opts.Machines); err != nil {
+		return nil, err
+	}
 	counter, states := &RequestCounter{}, NewStateLog(cmp.Or(opts.Prefix, registry.DefaultPrefix))
 	client, transport, err := newClient(opts.Endpoint, opts.Machines, counter, states)
 	if err != nil {
@@ -313,14 +316,16 @@ func (h *Harness) Stop(leave bool) {
 }
 
 // newClient is one Consul client for every simulated machine, with a pool
-// large enough that their requests reuse connections, counting requests
+// that keeps a connection per machine for reuse, counting requests
 // and, with states, recording the unit states written.
 func newClient(endpoint string, machines int, counter *RequestCounter, states *StateLog) (*api.Client, *http.Transport, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
 	cfg.Scheme = "http"
-	cfg.Transport.MaxIdleConns = 8 * machines
-	cfg.Transport.MaxIdleConnsPerHost = 8 * machines
+	// One idle connection a machine: its blocking queries hold their own
+	// while they wait, and at 5,000 machines every file counts.
+	cfg.Transport.MaxIdleConns = machines
+	cfg.Transport.MaxIdleConnsPerHost = machines
 	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter, states: states}}
 	c, err := api.NewClient(cfg)
 	if err != nil {

@@ -170,8 +170,8 @@ func (r *Result) Print(w io.Writer, label string) {
 	if r.ConsulAgents > 0 {
 		agentsRSS = fmt.Sprintf(", client agents %.0f MB (%.0f MB each)", float64(r.AgentsRSS)/1024, float64(r.AgentsRSS)/1024/float64(r.ConsulAgents))
 	}
-	p("the rest's memory", "VmRSS: consul server %.0f MB%s, harness %.0f MB with %d goroutines",
-		float64(r.ConsulRSS)/1024, agentsRSS, float64(r.HarnessRSS)/1024, r.Goroutines)
+	p("the rest's memory", "VmRSS: consul server %.0f MB%s, harness %.0f MB with %d goroutines and %d open files",
+		float64(r.ConsulRSS)/1024, agentsRSS, float64(r.HarnessRSS)/1024, r.Goroutines, r.OpenFiles)
 	p("CPU s during placement", "consul server %.2f, consul client agents %.2f, leader %.2f, idle fleetd %.2f, harness %.2f, fleetctl %.2f",
 		r.CPU["consul"], r.CPU["agents"], r.CPU["leader"], r.CPU["idle"], r.CPU["harness"], r.SubmitCPU.Seconds())
 	if w := r.BaselineWindow.Seconds(); w > 0 {
