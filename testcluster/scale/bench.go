@@ -33,8 +33,8 @@ type BenchOptions struct {
 	FleetdArgs []string
 	TTL        time.Duration // the simulated machines' heartbeat TTL; 30s when zero
 	FleetdTTL  time.Duration // the real fleetds' --agent-ttl; fleetd's default (10s) when zero
-	// Timeout bounds the wait for every unit to be acknowledged; 15
-	// minutes when zero.
+	// Timeout bounds the time from the first submit until every unit is
+	// acknowledged; 15 minutes when zero.
 	Timeout  time.Duration
 	Chunk    int       // units per fleetctl start; 500 when zero
 	Dir      string    // unit file, logs; a temporary directory when empty
@@ -440,19 +440,31 @@ func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (t
 	}
 	defer func() { stopReads(); reads.Wait() }()
 	start := time.Now()
+	waitCtx, stopWait := context.WithCancel(ctx)
+	defer stopWait()
+	var done time.Time
+	waited := make(chan error, 1)
+	go func() {
+		var err error
+		done, err = b.waitAcked(waitCtx, acked, len(names), leaderURL)
+		waited <- err
+	}()
 	if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
 		return start, err
 	}
 	for i := 0; i < len(names); i += b.o.Chunk {
+		t := time.Now()
 		args := append([]string{"start", "--no-block"}, names[i:min(i+b.o.Chunk, len(names))]...)
 		if err := b.fleetctl(ctx, args...); err != nil {
 			return start, err
 		}
+		if len(names) > 4*b.o.Chunk {
+			b.logf("fleetctl start: %d units in %s", len(args)-2, time.Since(t).Round(time.Millisecond))
+		}
 	}
 	b.res.Submit = time.Since(start)
 	b.logf("fleetctl done in %s", b.res.Submit.Round(time.Millisecond))
-	done, err := b.waitAcked(ctx, acked, len(names), leaderURL)
-	if err != nil {
+	if err := <-waited; err != nil {
 		return start, err
 	}
 	b.res.Elapsed = done.Sub(start)
@@ -643,8 +655,8 @@ func (b *bench) list(ctx context.Context, cmdName string) (time.Duration, int, e
 }
 
 // waitAcked waits until every unit is acknowledged, as the state log sees
-// the machines' writes, and returns when the write that acknowledged the
-// last one returned. Every 10 s it logs the progress and where the time
+// the machines' writes, at most Timeout, and returns when the write that
+// acknowledged the last one returned. Every 10 s it logs the progress and where the time
 // goes: the processes' CPU, and the leader's passes and reads (from its
 // metrics at leaderURL, which cost Consul nothing).
 func (b *bench) waitAcked(ctx context.Context, acked *Await, n int, leaderURL string) (time.Time, error) {

@@ -6,10 +6,10 @@ import (
 	"syscall"
 )
 
-// filesPerMachine is what a simulated machine holds open at most: a
-// connection for each of its agent's two blocking queries (its schedule
-// and its dynamic metadata) and one kept idle for its other requests
-// (newClient's pool).
+// filesPerMachine is what a simulated machine holds open at most
+// (newClient's pool): a connection for each of its agent's two blocking
+// queries (its schedule and its dynamic metadata) and one for its other
+// requests.
 const filesPerMachine = 3
 
 // ensureFiles makes sure this process may open enough files for machines

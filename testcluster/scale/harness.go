@@ -316,14 +316,18 @@ func (h *Harness) Stop(leave bool) {
 }
 
 // newClient is one Consul client for every simulated machine, with a pool
-// that keeps a connection per machine for reuse, counting requests
+// of filesPerMachine connections a machine, counting requests
 // and, with states, recording the unit states written.
 func newClient(endpoint string, machines int, counter *RequestCounter, states *StateLog) (*api.Client, *http.Transport, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
 	cfg.Scheme = "http"
-	// One idle connection a machine: its blocking queries hold their own
-	// while they wait, and at 5,000 machines every file counts.
+	// At most filesPerMachine connections a machine, one kept idle: its
+	// two blocking queries hold theirs while they wait, and its other
+	// requests share the rest, waiting for one when all are busy. Without
+	// a bound, a burst of wakes at 5,000 machines opens more connections
+	// than this process may have files.
+	cfg.Transport.MaxConnsPerHost = filesPerMachine * machines
 	cfg.Transport.MaxIdleConns = machines
 	cfg.Transport.MaxIdleConnsPerHost = machines
 	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter, states: states}}
