@@ -217,7 +217,10 @@ func (b *bench) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Binary: bin, Log: clog, HCL: consulHCL(), DataDir: dataDir,
+	// pprof at /debug/pprof (enable_debug), as the dev server and the
+	// client agents have it: where Consul's CPU goes is the question at
+	// scale.
+	if b.consul, err = testcluster.StartConsul(ctx, testcluster.ConsulOptions{Binary: bin, Log: clog, HCL: append(consulHCL(), "enable_debug = true"), DataDir: dataDir,
 		// Consul's own failure detection, not dev mode's tenfold one: the
 		// client agents share two cores with everything else, and a
 		// client agent taken for failed invalidates the sessions of every
