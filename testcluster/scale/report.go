@@ -135,7 +135,7 @@ func (r *Result) Print(w io.Writer, label string) {
 		r.UnitCPU("consul"), r.UnitCPU("agents"), r.UnitCPU("leader"), r.leaderReads())
 	p("  harness", "%.2f ms CPU per unit: the simulated machines' agents, work done on those machines' own hosts in a real cluster", r.UnitCPU("harness"))
 	p("  window", "%.1f s from the first submit until Consul settled, less the idle cluster's CPU and reads over as long", r.SettledWindow.Seconds())
-	p("consul writes per unit", "%.2f raft entries, catalog %.2f (%s)", r.Writes()/u, r.catalog()/u, r.raftKinds())
+	p("consul writes per unit", "%.2f raft entries (%s); catalog entries of their own (register, deregister) %.2f", r.Writes()/u, r.raftKinds(), r.catalog()/u)
 	if r.Unsettled > 0 {
 		p("  not settled", "the raft log still grew %.0f entries/s %.0f s after the first submit: figures per unit count what was written by then", r.Unsettled, r.Window.Seconds())
 	}
@@ -260,8 +260,9 @@ func (r *Result) netRaft() map[string]float64 {
 	return out
 }
 
-// catalog is the raft entries of Consul's catalog, less the idle
-// cluster's.
+// catalog is the raft entries that change only Consul's catalog (a
+// Consul agent's sync, Catalog.Register and Deregister), less the idle
+// cluster's; catalog changes made in a transaction are in its entry.
 func (r *Result) catalog() float64 {
 	var n float64
 	for k, v := range r.netRaft() {

@@ -69,9 +69,12 @@ func testRun(t *testing.T, agents int) {
 	if res.Fleetctl["PUT txn"] == 0 {
 		t.Errorf("no fleetctl transaction counted for %d units: its --debug lines were not read (%v)", units, res.Fleetctl)
 	}
-	if agents > 0 && (res.ConsulAgents != agents || res.HTTP["PUT v1_agent_service_register"] < units) {
-		t.Errorf("%d client agents, %v unit registrations counted by Consul; want %d and at least %d (the agents' telemetry not added?)",
-			res.ConsulAgents, res.HTTP["PUT v1_agent_service_register"], agents, units)
+	// The simulated machines write through the client agents, which
+	// count those requests; the server alone sees only the leader's and
+	// fleetctl's transactions, a fraction of the machines'.
+	if agents > 0 && (res.ConsulAgents != agents || res.HTTP["PUT v1_txn"] < float64(res.Agents["PUT txn"])/2) {
+		t.Errorf("%d client agents, %v transactions counted by Consul, %d sent by the simulated machines; want %d and at least half as many (the agents' telemetry not added?)",
+			res.ConsulAgents, res.HTTP["PUT v1_txn"], res.Agents["PUT txn"], agents)
 	}
 	if res.Raft["total"] == 0 || len(res.HTTP) == 0 {
 		t.Errorf("no Consul telemetry: raft %v, http %v", res.Raft, res.HTTP)
