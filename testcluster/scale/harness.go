@@ -105,26 +105,8 @@ func IP(i int) string { return fmt.Sprintf("127.1.%d.%d", (i-1)/250, (i-1)%250+1
 // service, check and session, and walks them all on each registration and
 // anti-entropy sync. With it, each of the agents holds its share.
 func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
-	if opts.Machines < 1 {
-		return nil, fmt.Errorf("scale: %d machines: simulate at least one", opts.Machines)
-	}
-	if opts.TTL == 0 {
-		opts.TTL = 30 * time.Second
-	}
-	if opts.Parallel == 0 {
-		opts.Parallel = max(16, min(64, opts.Machines/100))
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
-	if opts.Metadata == nil {
-		opts.Metadata = func(i int) map[string]string { return map[string]string{"hostname": fmt.Sprintf("sim-%d", i)} }
-	}
-	if opts.ConsulAgents < 0 {
-		return nil, fmt.Errorf("scale: %d Consul agents", opts.ConsulAgents)
+	if err := opts.settle(); err != nil {
+		return nil, err
 	}
 	if err := ensureFiles(opts.Machines); err != nil {
 		return nil, err
@@ -142,25 +124,68 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	}()
 	h.clients = []*api.Client{client}
 	if opts.ConsulAgents > 0 {
-		if opts.Join == "" {
-			return nil, errors.New("scale: Consul agents need the server's serf LAN address (Options.Join)")
-		}
-		t := time.Now()
-		if h.Agents, err = startAgents(ctx, opts.ConsulAgents, opts.ConsulBinary, opts.Join, opts.AgentLogs, opts.ConsulHCL); err != nil {
+		if err := h.startAgents(ctx, opts); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(opts.Progress, "scale: %d Consul client agents joined in %s\n", opts.ConsulAgents, time.Since(t).Round(time.Millisecond))
-		h.clients = nil
-		per := (opts.Machines + opts.ConsulAgents - 1) / opts.ConsulAgents
-		for _, a := range h.Agents {
-			c, t, err := newClient(a.URL(), per, counter, states)
-			if err != nil {
-				return nil, err
-			}
-			h.clients = append(h.clients, c)
-			h.transports = append(h.transports, t)
-		}
 	}
+	if err := h.startMachines(ctx, opts); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// settle checks o and fills in the defaults.
+func (o *Options) settle() error {
+	if o.Machines < 1 {
+		return fmt.Errorf("scale: %d machines: simulate at least one", o.Machines)
+	}
+	if o.ConsulAgents < 0 {
+		return fmt.Errorf("scale: %d Consul agents", o.ConsulAgents)
+	}
+	if o.ConsulAgents > 0 && o.Join == "" {
+		return errors.New("scale: Consul agents need the server's serf LAN address (Options.Join)")
+	}
+	if o.TTL == 0 {
+		o.TTL = 30 * time.Second
+	}
+	if o.Parallel == 0 {
+		o.Parallel = max(16, min(64, o.Machines/100))
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Metadata == nil {
+		o.Metadata = func(i int) map[string]string { return map[string]string{"hostname": fmt.Sprintf("sim-%d", i)} }
+	}
+	return nil
+}
+
+// startAgents starts opts.ConsulAgents client agents and a client for
+// each, counting requests and recording states as the server's does.
+func (h *Harness) startAgents(ctx context.Context, opts Options) (err error) {
+	t := time.Now()
+	if h.Agents, err = startAgents(ctx, opts.ConsulAgents, opts.ConsulBinary, opts.Join, opts.AgentLogs, opts.ConsulHCL); err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.Progress, "scale: %d Consul client agents joined in %s\n", opts.ConsulAgents, time.Since(t).Round(time.Millisecond))
+	h.clients = nil
+	per := (opts.Machines + opts.ConsulAgents - 1) / opts.ConsulAgents
+	for _, a := range h.Agents {
+		c, t, err := newClient(a.URL(), per, h.Requests, h.States)
+		if err != nil {
+			return err
+		}
+		h.clients = append(h.clients, c)
+		h.transports = append(h.transports, t)
+	}
+	return nil
+}
+
+// startMachines starts the simulated machines, opts.Parallel at a time.
+func (h *Harness) startMachines(ctx context.Context, opts Options) error {
 	log := slog.New(slog.NewTextHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	h.Machines = make([]*Machine, opts.Machines)
 	errs := make([]error, opts.Machines)
@@ -180,10 +205,7 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	}
 	close(next)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return h, nil
+	return errors.Join(errs...)
 }
 
 // start joins machine i as cmd/fleetd does: heartbeat first (service,

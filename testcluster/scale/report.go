@@ -107,9 +107,21 @@ func (r *Result) netHTTP() map[string]float64 {
 // Print writes the figures, one per line, ending with
 // "placements_per_second N".
 func (r *Result) Print(w io.Writer, label string) {
-	u := float64(r.Units)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	p := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
+	r.printSetup(p, label)
+	r.printConsul(p)
+	r.printProcesses(p)
+	tw.Flush()
+	fmt.Fprintf(w, "placements_per_second %.0f\n", r.PlacementsPerSecond())
+}
+
+// printer writes one line of the report: its key, then its figures.
+type printer func(k, format string, args ...any)
+
+// printSetup writes what ran, which of it stands for other hosts, and how
+// long the units took.
+func (r *Result) printSetup(p printer, label string) {
 	p("run", "%s: %d machines (%d simulated + leader + idle fleetd), %d units", label, r.Machines, r.Machines-2, r.Units)
 	server := "1 server"
 	if r.ConsulDev {
@@ -128,9 +140,13 @@ func (r *Result) Print(w io.Writer, label string) {
 	p("", "each on its own host in a real cluster; the Consul server and the leading fleetd pay what a real cluster's server and leader pay")
 	p("first submit to all acknowledged", "%.2f s", r.Elapsed.Seconds())
 	p("  seen", "%s", r.seen())
-	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), u/r.Submit.Seconds())
-	// Costs from the first submit until Consul settled, less the idle
-	// cluster's over as long.
+	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), float64(r.Units)/r.Submit.Seconds())
+}
+
+// printConsul writes what each unit cost, and Consul's operations per
+// unit: every figure net of the idle cluster's (and of Run's own reads).
+func (r *Result) printConsul(p printer) {
+	u := float64(r.Units)
 	p("cost per unit placed", "consul server %.2f ms CPU (goal <= 0.5), consul client agents %.2f ms, leader fleetd %.2f ms and %s read from Consul",
 		r.UnitCPU("consul"), r.UnitCPU("agents"), r.UnitCPU("leader"), r.leaderReads())
 	p("  harness", "%.2f ms CPU per unit: the simulated machines' agents, work done on those machines' own hosts in a real cluster", r.UnitCPU("harness"))
@@ -141,8 +157,6 @@ func (r *Result) Print(w io.Writer, label string) {
 	}
 	p("consul reads per unit", "%.2f HTTP GETs (%s)", r.Reads()/u, r.httpKinds("GET"))
 	p("consul HTTP writes per unit", "%.2f (%s)", r.httpWrites()/u, r.httpKinds("PUT", "DELETE"))
-	// Every figure per unit above and below is net of the idle cluster's
-	// traffic (and of Run's own reads).
 	fr, fw := split(r.floats(r.Fleetctl, nil))
 	agents := r.floats(r.Agents, r.AgentsBaseline)
 	ar, aw := split(agents)
@@ -162,6 +176,11 @@ func (r *Result) Print(w io.Writer, label string) {
 	}
 	p("idle cluster (subtracted above)", "%.1f HTTP GETs/s, %.1f raft writes/s (%s)", idleReads/r.BaselineWindow.Seconds(),
 		r.Baseline["consul_raft_apply"]/r.BaselineWindow.Seconds(), strings.Join(idleRaft, ", "))
+}
+
+// printProcesses writes the list commands' times, the processes' memory
+// and CPU, the leader's passes and the units' spread.
+func (r *Result) printProcesses(p printer) {
 	p("list-units", "median %s of 5 (%s)", ms(Median(r.ListUnits)), msList(r.ListUnits))
 	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
 	p("leader fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.LeaderRSS)/1024, float64(r.LeaderHWM)/1024)
@@ -192,8 +211,6 @@ func (r *Result) Print(w io.Writer, label string) {
 		lo, hi = min(lo, n), max(hi, n)
 	}
 	p("units per machine", "%d to %d on %d machines", lo, hi, len(r.PerMachine))
-	tw.Flush()
-	fmt.Fprintf(w, "placements_per_second %.0f\n", r.PlacementsPerSecond())
 }
 
 // UnitCPU is process k's CPU ("consul", "agents", "leader", "harness")
