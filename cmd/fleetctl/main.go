@@ -53,6 +53,9 @@ func (c *cli) execute(args []string) int {
 	root := c.rootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
+	if c.reg != nil {
+		registry.CloseIdle(c.reg.Client())
+	}
 	if err == nil {
 		return 0
 	}
