@@ -12,23 +12,24 @@ import (
 
 // unitCatalog is what a machine shows of its units in Consul's catalog, so
 // the Consul UI lists them with health: on the machine's own catalog node
-// (registry.CatalogNode), one service instance per unit, named after the
-// unit (apache for apache@1.service), tagged "fleet" and with the unit
-// name, with a check that mirrors systemd's state. Its writes go in the
-// same transactions as the units' states (registry.StateWrite); it keeps
-// what it wrote, so an unchanged unit costs nothing.
+// (registry.CatalogNode), for each service name its units have (web for
+// web@1.service) one service instance tagged "fleet", and for each unit a
+// check of that instance, named after the unit, that mirrors systemd's
+// state. Its writes go in the same transactions as the units' states
+// (registry.StateWrite); it keeps what it wrote, so an unchanged unit costs
+// nothing.
 type unitCatalog struct {
-	machine    string
-	ip         string
-	registered map[string]bool
-	status     map[string]string // check status+output written, per unit
+	machine  string
+	ip       string
+	services map[string]map[string]bool // service name -> the units written under it
+	status   map[string]string          // check status+output written, per unit
 }
 
 func newUnitCatalog(machine, ip string) *unitCatalog {
-	return &unitCatalog{machine: machine, ip: ip, registered: map[string]bool{}, status: map[string]string{}}
+	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, status: map[string]string{}}
 }
 
-// ServiceName is the Consul service a unit appears as: the unit name
+// ServiceName is the Consul service a unit appears under: the unit name
 // without its type and instance, made safe for DNS.
 func ServiceName(unit string) string {
 	ni := unitfile.ParseName(unit)
@@ -40,7 +41,10 @@ func ServiceName(unit string) string {
 			b.WriteRune('-')
 		}
 	}
-	return strings.Trim(b.String(), "-")
+	if name := strings.Trim(b.String(), "-"); name != "" {
+		return name
+	}
+	return "unit" // a name of nothing but punctuation, such as _.service
 }
 
 // Health maps a unit's state and desired state to a Consul check status.
@@ -63,7 +67,7 @@ func Health(st registry.UnitState) (status, output string) {
 // reset forgets what was written: the machine's node is written anew
 // (nodeOps), and every unit with it.
 func (u *unitCatalog) reset() {
-	clear(u.registered)
+	clear(u.services)
 	clear(u.status)
 }
 
@@ -73,39 +77,50 @@ func (u *unitCatalog) nodeOps(m *registry.Machine) []*api.TxnOp {
 	return []*api.TxnOp{registry.NodeDeleteOp(u.machine), registry.NodeOp(m, nil)}
 }
 
-// ops are the catalog writes that bring st's unit up to date: its service
-// instance when not written yet, its check when its status or output
-// changed.
+// ops are the catalog writes that bring st's unit up to date: its
+// service's instance when none is written yet, its check when its status
+// or output changed.
 func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
 	var ops []*api.TxnOp
-	if !u.registered[st.Name] {
-		ops = append(ops, registry.ServiceOp(u.machine, st.Name, api.AgentService{
-			Service: ServiceName(st.Name),
-			Tags:    []string{"fleet", st.Name},
-			Address: u.ip,
-			Meta:    map[string]string{"fleet-unit": st.Name, "machine-id": u.machine},
-		}))
+	name := ServiceName(st.Name)
+	if u.services[name] == nil {
+		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: name, Tags: []string{"fleet"}, Address: u.ip,
+			Meta: map[string]string{"machine-id": u.machine}}))
 	}
 	status, output := Health(st)
-	if !u.registered[st.Name] || u.status[st.Name] != status+output {
-		ops = append(ops, registry.CheckOp(u.machine, st.Name, status, output))
+	if u.status[st.Name] != status+output {
+		ops = append(ops, registry.CheckOp(u.machine, name, st.Name, status, output))
 	}
 	return ops
 }
 
 // written records that st's ops went through.
 func (u *unitCatalog) written(st registry.UnitState) {
+	name := ServiceName(st.Name)
+	if u.services[name] == nil {
+		u.services[name] = map[string]bool{}
+	}
 	status, output := Health(st)
-	u.registered[st.Name], u.status[st.Name] = true, status+output
+	u.services[name][st.Name], u.status[st.Name] = true, status+output
 }
 
-// removeOps take unit's service instance and its check off the node.
+// removeOps take unit's check off the node, and its service's instance
+// with the last of its units.
 func (u *unitCatalog) removeOps(unit string) []*api.TxnOp {
-	return []*api.TxnOp{registry.ServiceDeleteOp(u.machine, unit, ServiceName(unit))}
+	name := ServiceName(unit)
+	ops := []*api.TxnOp{registry.CheckDeleteOp(u.machine, unit)}
+	if units := u.services[name]; len(units) == 0 || len(units) == 1 && units[unit] {
+		ops = append(ops, registry.ServiceDeleteOp(u.machine, name))
+	}
+	return ops
 }
 
 // removed records that unit's removal went through.
 func (u *unitCatalog) removed(unit string) {
-	delete(u.registered, unit)
+	name := ServiceName(unit)
+	delete(u.services[name], unit)
+	if len(u.services[name]) == 0 {
+		delete(u.services, name)
+	}
 	delete(u.status, unit)
 }

@@ -57,9 +57,12 @@ func TestHealthInConsul(t *testing.T) {
 		return nil
 	})
 	svcs, _, err := client.Catalog().Service("web", "fleet", nil)
-	if err != nil || len(svcs) != 1 || svcs[0].ServiceMeta["fleet-unit"] != "web@1.service" ||
-		svcs[0].Node != registry.CatalogNode(svcs[0].ServiceMeta["machine-id"]) {
-		t.Fatalf("catalog entry for web@1.service: %+v %v", svcs, err)
+	if err != nil || len(svcs) != 1 || svcs[0].Node != registry.CatalogNode(svcs[0].ServiceMeta["machine-id"]) {
+		t.Fatalf("catalog entry of web: %+v %v", svcs, err)
+	}
+	if checks, _, err := client.Health().Checks("web", nil); err != nil || len(checks) != 1 ||
+		checks[0].CheckID != registry.UnitCheckID("web@1.service") || checks[0].Name != "systemd state of web@1.service" {
+		t.Fatalf("web@1.service's check: %+v %v", checks, err)
 	}
 
 	mustCtl(t, ep, "unload", "web@1")

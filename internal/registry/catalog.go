@@ -6,21 +6,24 @@ import (
 
 // A machine's units appear in Consul's catalog (and so in the Consul UI)
 // on a node of the machine's own, written straight to the catalog rather
-// than through a Consul agent: "fleet-machine-<ID>", holding one service
-// instance per unit with a check that mirrors the unit's state. The agent
-// writes a unit's entry in the same transaction as its state
-// (StateWrite), so the catalog shows what fleet knows; the leader removes
-// the node with the machine (KeepWrite). A Consul agent would sync the
-// entries one at a time and its anti-entropy would remove any it did not
-// register itself (RATIONALE.md).
+// than through a Consul agent: "fleet-machine-<ID>", holding for each
+// service name its units run under (web for web@1.service and
+// web@2.service) one service instance, and for each unit a check of that
+// instance that mirrors the unit's state. The agent writes a unit's check
+// in the same transaction as its state (StateWrite), so the catalog shows
+// what fleet knows; the leader removes the node with the machine
+// (KeepWrite). A Consul agent would sync the entries one at a time and its
+// anti-entropy would remove any it did not register itself, and an
+// instance per unit would make each registration cost in proportion to the
+// instances of its name (RATIONALE.md).
 
 // CatalogNode is the catalog node machine's units are shown on.
 func CatalogNode(machine string) string { return "fleet-machine-" + machine }
 
-// UnitServiceID is unit's service instance on its machine's node.
-func UnitServiceID(unit string) string { return "fleet-unit:" + unit }
+// ServiceInstanceID is the instance of service on a machine's node.
+func ServiceInstanceID(service string) string { return "fleet:" + service }
 
-// UnitCheckID is the check of unit's service instance.
+// UnitCheckID is unit's check on its machine's node.
 func UnitCheckID(unit string) string { return "fleet-unit-state:" + unit }
 
 // NodeOp registers m's catalog node (CatalogNode) with its address and
@@ -38,25 +41,32 @@ func NodeDeleteOp(machine string) *api.TxnOp {
 	return &api.TxnOp{Node: &api.NodeTxnOp{Verb: api.NodeDelete, Node: api.Node{Node: CatalogNode(machine)}}}
 }
 
-// ServiceOp registers unit's service instance on machine's node as s
-// (its ID is set here).
-func ServiceOp(machine, unit string, s api.AgentService) *api.TxnOp {
-	s.ID = UnitServiceID(unit)
+// ServiceOp registers s (its ID is set here) as the instance of s.Service
+// on machine's node.
+func ServiceOp(machine string, s api.AgentService) *api.TxnOp {
+	s.ID = ServiceInstanceID(s.Service)
 	return &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceSet, Node: CatalogNode(machine), Service: s}}
 }
 
-// CheckOp sets the status and output of unit's check on machine's node.
-func CheckOp(machine, unit, status, output string) *api.TxnOp {
-	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckSet, Check: api.HealthCheck{
-		Node: CatalogNode(machine), CheckID: UnitCheckID(unit), Name: "systemd state of " + unit,
-		Status: status, Output: output, ServiceID: UnitServiceID(unit)}}}
+// ServiceDeleteOp removes the instance of service, and its checks, from
+// machine's node.
+func ServiceDeleteOp(machine, service string) *api.TxnOp {
+	return &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceDelete, Node: CatalogNode(machine),
+		Service: api.AgentService{ID: ServiceInstanceID(service), Service: service}}}
 }
 
-// ServiceDeleteOp removes unit's service instance, named service, and its
-// check from machine's node.
-func ServiceDeleteOp(machine, unit, service string) *api.TxnOp {
-	return &api.TxnOp{Service: &api.ServiceTxnOp{Verb: api.ServiceDelete, Node: CatalogNode(machine),
-		Service: api.AgentService{ID: UnitServiceID(unit), Service: service}}}
+// CheckOp sets the status and output of unit's check, on the instance of
+// service on machine's node.
+func CheckOp(machine, service, unit, status, output string) *api.TxnOp {
+	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckSet, Check: api.HealthCheck{
+		Node: CatalogNode(machine), CheckID: UnitCheckID(unit), Name: "systemd state of " + unit,
+		Status: status, Output: output, ServiceID: ServiceInstanceID(service), ServiceName: service}}}
+}
+
+// CheckDeleteOp removes unit's check from machine's node.
+func CheckDeleteOp(machine, unit string) *api.TxnOp {
+	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckDelete, Check: api.HealthCheck{
+		Node: CatalogNode(machine), CheckID: UnitCheckID(unit)}}}
 }
 
 // MachineWrite is a Write of ops that concern machine as a whole (its

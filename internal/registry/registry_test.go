@@ -214,12 +214,15 @@ func TestRegistry(t *testing.T) {
 		for i := range 150 {
 			name := fmt.Sprintf("w%03d.service", i)
 			st := &registry.UnitState{Name: name, Machine: m.ID, State: registry.Launched, Active: "active"}
-			ws = append(ws, reg.StateWrite(st, sess,
-				registry.ServiceOp(m.ID, name, api.AgentService{Service: "w"}), registry.CheckOp(m.ID, name, api.HealthPassing, "up")))
+			ops := []*api.TxnOp{registry.CheckOp(m.ID, "w", name, api.HealthPassing, "up")}
+			if i == 0 {
+				ops = append([]*api.TxnOp{registry.ServiceOp(m.ID, api.AgentService{Service: "w"})}, ops...)
+			}
+			ws = append(ws, reg.StateWrite(st, sess, ops...))
 		}
 		// One write refused (a check of a service that is not there)
 		// fails alone.
-		ws = append(ws, reg.StateWrite(&registry.UnitState{Name: "bad.service", Machine: m.ID}, sess, registry.CheckOp("elsewhere", "bad.service", api.HealthPassing, "")))
+		ws = append(ws, reg.StateWrite(&registry.UnitState{Name: "bad.service", Machine: m.ID}, sess, registry.CheckOp("elsewhere", "w", "bad.service", api.HealthPassing, "")))
 		errs, err := reg.Publish(ctx, ws)
 		if err != nil {
 			t.Fatal(err)

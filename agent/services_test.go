@@ -1,0 +1,54 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+)
+
+// TestUnitCatalog: the units of one service name on a machine share one
+// service instance, each with a check of its own; the instance comes with
+// the first and goes with the last; an unchanged unit writes nothing.
+func TestUnitCatalog(t *testing.T) {
+	u := newUnitCatalog("m1", "127.0.0.1")
+	kinds := func(ops []*api.TxnOp) string {
+		var s string
+		for _, op := range ops {
+			switch {
+			case op.Service != nil:
+				s += "service-" + string(op.Service.Verb) + " "
+			case op.Check != nil:
+				s += "check-" + string(op.Check.Verb) + " "
+			}
+		}
+		return s
+	}
+	web1 := registry.UnitState{Name: "web@1.service", State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"}
+	web2 := registry.UnitState{Name: "web@2.service", State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"}
+	for _, step := range []struct {
+		name string
+		ops  func() []*api.TxnOp
+		want string
+		done func()
+	}{
+		{"the first unit", func() []*api.TxnOp { return u.ops(web1) }, "service-set check-set ", func() { u.written(web1) }},
+		{"unchanged", func() []*api.TxnOp { return u.ops(web1) }, "", nil},
+		{"a second unit of the name", func() []*api.TxnOp { return u.ops(web2) }, "check-set ", func() { u.written(web2) }},
+		{"one leaves", func() []*api.TxnOp { return u.removeOps("web@1.service") }, "check-delete ", func() { u.removed("web@1.service") }},
+		{"the last leaves", func() []*api.TxnOp { return u.removeOps("web@2.service") }, "check-delete service-delete ", func() { u.removed("web@2.service") }},
+		{"back", func() []*api.TxnOp { return u.ops(web1) }, "service-set check-set ", func() { u.written(web1) }},
+	} {
+		if got := kinds(step.ops()); got != step.want {
+			t.Fatalf("%s: %q, want %q", step.name, got, step.want)
+		}
+		if step.done != nil {
+			step.done()
+		}
+	}
+	web1.Active = "failed"
+	if got := kinds(u.ops(web1)); got != "check-set " {
+		t.Errorf("a unit that failed: %q, want its check only", got)
+	}
+}
