@@ -291,7 +291,7 @@ func TestAgentTrustsItsScheduleOnly(t *testing.T) {
 	// reported again, and one made valid runs.
 	schedule("later.service", idA)
 	testcluster.Eventually(t, 20*time.Second, settled(float64(len(planted)), "good.service", "later.service"))
-	if _, _, err := reg.WriteAll(ctx, lock, []registry.Write{reg.EntryWrite(idA, "good.service", &registry.Entry{Hash: goodHash, Desired: registry.Loaded})}); err != nil {
+	if _, err := reg.WriteAll(ctx, lock, []registry.Write{reg.EntryWrite(idA, "good.service", &registry.Entry{Hash: goodHash, Desired: registry.Loaded})}); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 20*time.Second, func() error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -91,79 +92,75 @@ func waitForVacancy(ctx context.Context, r *registry.Registry) {
 
 var errDeposed = errors.New("leader lock is no longer held by this machine")
 
-// followed are the subtrees of fleet's prefix the leader follows: all but
-// states/, which machines write with each unit they start or stop, and
-// which Reconcile does not need.
-var followed = []string{"units/", "jobs/", "placement/", "schedule/", "machines/", "machine-metadata/",
-	"policies/", "policy-default", "leader"}
+// followed are the subtrees of fleet's prefix the leader follows: what
+// others write, but for states/, which machines write with each unit they
+// start or stop, and which Reconcile does not need. owned are those only
+// the leader writes, which its View keeps.
+var (
+	followed = []string{"units/", "jobs/", "machines/", "machine-metadata/", "policies/", "policy-default", "leader"}
+	owned    = []string{"placement/", "schedule/"}
+)
 
 // lead reconciles until the lock is lost: a pass for each change of what it
-// follows. Each subtree is read by a blocking query of its own (Follow), so
-// a pass may see one subtree newer than another; after writing, the leader
-// waits for a view of the subtrees it wrote that holds its writes, so it
-// never decides again on what it has just changed.
+// follows (registry.View), and one more after each pass that wrote
+// something, until a pass writes nothing, as a pass's writes can leave work
+// for the next (a unit displaced by a replacer placed beside it).
 func lead(ctx context.Context, cfg Config, session string) error {
+	view, err := cfg.Registry.View(ctx, owned...)
+	if err != nil {
+		return err
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	snaps := make(chan *registry.Snapshot, 1)
-	go cfg.Registry.Follow(fctx, followed, time.Minute, cfg.Log, snaps)
-	var wrote map[string]uint64 // index by subtree of the last pass's writes
-	var wroteAt time.Time
+	reads := make(chan *registry.Reading, 1)
+	go view.Follow(fctx, followed, time.Minute, cfg.Log, reads)
 	for {
 		var s *registry.Snapshot
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case s = <-snaps:
-		}
-		if !holds(s, wrote) && time.Since(wroteAt) < holdsWait {
-			continue
+		case rd := <-reads:
+			s = view.Snapshot(rd)
 		}
 		if s.LeaderSession != session {
 			return errDeposed
 		}
 		start := time.Now()
 		plan := Reconcile(ctx, s, cfg.Placer)
-		at, err := write(ctx, cfg, s, plan, session)
+		wrote, err := write(ctx, cfg, view, s, plan, session)
 		if err != nil {
 			return err
 		}
-		wrote, wroteAt = at, time.Now()
 		cfg.Metrics.reconciled(start, plan)
-		// Our own writes wake the next read at once; a short pause lets a
-		// burst of changes (fleetctl start of many units) land first.
+		if wrote {
+			view.Poke()
+		}
+		// A short pause lets a burst of changes (fleetctl start of many
+		// units) land before the next pass.
 		watch.Sleep(ctx, 50*time.Millisecond)
 	}
 }
 
-// holdsWait bounds the wait for a view that holds the leader's writes: an
-// index that went backwards (Consul restored from a snapshot) never reaches
-// them.
-const holdsWait = 10 * time.Second
-
-// holds reports whether s was read after the writes at (subtree -> index).
-func holds(s *registry.Snapshot, at map[string]uint64) bool {
-	for sub, i := range at {
-		if s.Indexes[sub] < i {
-			return false
-		}
-	}
-	return true
-}
-
 // write applies plan in as few transactions as Consul allows (the schedule
-// actions, the machines' schedules, why units are unplaced) and logs each
-// change. It returns where its writes are (WriteAll), and only ErrNotLeader
-// or ctx's error: a write refused because its unit changed meanwhile is
-// decided again on the next pass.
-func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, session string) (map[string]uint64, error) {
+// actions, the machines' schedules, why units are unplaced) through view,
+// which keeps them, and logs each change. It reports whether it wrote
+// anything. A write refused because its unit changed meanwhile is decided
+// again on the next pass, on the view read again from Consul; the error is
+// ErrNotLeader, ctx's, or a failure to read the view again, after which the
+// leader starts over.
+func write(ctx context.Context, cfg Config, view *registry.View, s *registry.Snapshot, plan Plan, session string) (bool, error) {
 	ws := Writes(cfg.Registry, s, plan)
 	if len(ws) == 0 {
-		return nil, nil
+		return false, nil
 	}
-	done, at, err := cfg.Registry.WriteAll(ctx, session, ws)
+	done, err := view.WriteAll(ctx, session, ws)
 	if errors.Is(err, registry.ErrNotLeader) || ctx.Err() != nil {
-		return nil, err
+		return false, err
+	}
+	if slices.Contains(done, false) {
+		if err := view.Reload(ctx); err != nil {
+			return true, err
+		}
 	}
 	why := errChanged
 	if err != nil { // Consul refused, or failed: not a conflict
@@ -189,7 +186,7 @@ func write(ctx context.Context, cfg Config, s *registry.Snapshot, plan Plan, ses
 			cfg.Log.Warn("unit cannot be placed", "unit", u.Job.Name, "cause", string(u.Cause), "reason", u.Reason)
 		}
 	}
-	return at, nil
+	return true, nil
 }
 
 var errChanged = errors.New("unit changed since it was read; the next pass decides again")

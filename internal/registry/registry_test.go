@@ -161,7 +161,7 @@ func TestRegistry(t *testing.T) {
 		}
 		gone := reg.ScheduleWrite(&registry.Job{Name: "gone.service"}, "m3", registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}) // no such unit
 		ws = append(ws[:50], append([]registry.Write{gone}, ws[50:]...)...)
-		done, _, err := reg.WriteAll(ctx, other, ws)
+		done, err := reg.WriteAll(ctx, other, ws)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,10 +377,10 @@ func TestPlacementOutlivesItsUnit(t *testing.T) {
 	}
 	// The leader records it unplaced, which replaces the stale placement;
 	// the orphan's removal, from the read before, is refused then.
-	if done, _, err := reg.WriteAll(ctx, leader, []registry.Write{reg.UnplacedWrite(again, "no machine")}); err != nil || !done[0] {
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.UnplacedWrite(again, "no machine")}); err != nil || !done[0] {
 		t.Fatalf("unplaced write: applied %v, %v", done, err)
 	}
-	if done, _, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", orphan)}); err != nil || done[0] {
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", orphan)}); err != nil || done[0] {
 		t.Fatalf("orphan removal after the placement changed: applied %v, %v", done, err)
 	}
 	j, err = reg.Job(ctx, "db.service")
@@ -388,7 +388,7 @@ func TestPlacementOutlivesItsUnit(t *testing.T) {
 		t.Fatalf("after the unplaced write: %+v %v", j, err)
 	}
 	// A write from the stale read is refused: the placement changed.
-	if done, _, err := reg.WriteAll(ctx, leader, []registry.Write{reg.ScheduleWrite(again, "m1", registry.Entry{Hash: body.Hash().String(), Desired: registry.Launched})}); err != nil || done[0] {
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.ScheduleWrite(again, "m1", registry.Entry{Hash: body.Hash().String(), Desired: registry.Launched})}); err != nil || done[0] {
 		t.Fatalf("schedule from a stale read: applied %v, %v", done, err)
 	}
 
@@ -397,7 +397,7 @@ func TestPlacementOutlivesItsUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, _ = reg.Snapshot(ctx, 0, 0)
-	if done, _, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", s.Orphans["db.service"])}); err != nil || !done[0] {
+	if done, err := reg.WriteAll(ctx, leader, []registry.Write{reg.OrphanWrite("db.service", s.Orphans["db.service"])}); err != nil || !done[0] {
 		t.Fatalf("orphan removal: applied %v, %v", done, err)
 	}
 	if keys, _, err := client.KV().Keys("fleet/placement/", "", nil); err != nil || len(keys) != 0 {

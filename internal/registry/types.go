@@ -100,10 +100,7 @@ type UnitState struct {
 
 // Snapshot is the whole cluster as one consistent read saw it.
 type Snapshot struct {
-	Index uint64
-	// Indexes is, for a Snapshot from Follow, the index each subtree was
-	// read at; nil otherwise.
-	Indexes  map[string]uint64
+	Index    uint64
 	Jobs     map[string]*Job
 	Machines map[string]*Machine
 	States   map[string]map[string]*UnitState // unit -> machine -> state

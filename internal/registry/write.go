@@ -18,24 +18,21 @@ func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error
 	return ok, why, err
 }
 
-// txnAt is txn that also says, for each subtree of the prefix it wrote a
-// key under ("placement/", "schedule/"), the index at which it did (the
-// keys' ModifyIndex): a read of that subtree at that index or later sees
-// the write.
-func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map[string]uint64, error) {
+// txnAt is txn that also returns, by key, what Consul says of the keys the
+// transaction set (their indexes; not their values).
+func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map[string]*api.KVPair, error) {
 	ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return false, "", nil, fmt.Errorf("write to Consul: %w", err)
 	}
 	if ok {
-		at := map[string]uint64{}
+		set := make(map[string]*api.KVPair, len(resp.Results))
 		for _, res := range resp.Results {
 			if res.KV != nil {
-				sub := r.subtree(res.KV.Key)
-				at[sub] = max(at[sub], res.KV.ModifyIndex)
+				set[res.KV.Key] = res.KV
 			}
 		}
-		return true, "", at, nil
+		return true, "", set, nil
 	}
 	var why []string
 	for _, e := range resp.Errors {
@@ -45,16 +42,6 @@ func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map
 		why = append(why, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
 	}
 	return false, strings.Join(why, "; "), nil, nil
-}
-
-// subtree is the subtree of the prefix that key is in: "jobs/" for
-// fleet/jobs/web.service, "leader" for fleet/leader.
-func (r *Registry) subtree(key string) string {
-	rest := strings.TrimPrefix(key, r.prefix)
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		return rest[:i+1]
-	}
-	return rest
 }
 
 func kv(verb api.KVOp, key string, value []byte, index uint64) *api.TxnOp {
@@ -394,12 +381,18 @@ const txnBytes = 384 << 10
 // WriteAll applies ws, each fenced on session holding the leader lock, in as
 // few transactions as Consul allows. A transaction that fails because one
 // write's unit changed since it was read is retried write by write, so only
-// that write fails. It reports which writes applied and, for each subtree
-// they wrote keys under, the index a read must have to see them
-// (Snapshot.Indexes), and ErrNotLeader as soon as the lock is found lost.
-func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, map[string]uint64, error) {
+// that write fails. It reports which writes applied, and ErrNotLeader as
+// soon as the lock is found lost.
+func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]bool, error) {
+	done, _, err := r.writeAll(ctx, session, ws)
+	return done, err
+}
+
+// writeAll is WriteAll that also returns what Consul says of the keys set
+// (txnAt).
+func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]bool, map[string]*api.KVPair, error) {
 	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
-	why, index, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
+	why, set, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
 		if strings.HasPrefix(why, "op 0:") {
 			return ErrNotLeader
 		}
@@ -409,21 +402,21 @@ func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]
 	for i := range why {
 		done[i] = why[i] == ""
 	}
-	return done, index, err
+	return done, set, err
 }
 
 // applyAll applies ws in as few transactions as Consul takes, each
 // beginning with head and holding whole writes. A transaction that fails
 // is retried write by write, so only the writes that fail fail. It returns
-// for each write "" when it applied, else Consul's reasons, and where the
-// writes that applied are (txnAt); it stops with an error when Consul cannot
-// be written (unreachable, a refusal) or when stop makes one of a failed
-// transaction's reasons.
-func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, map[string]uint64, error) {
-	last := map[string]uint64{}
-	note := func(at map[string]uint64) {
-		for sub, i := range at {
-			last[sub] = max(last[sub], i)
+// for each write "" when it applied, else Consul's reasons, and what Consul
+// said of the keys the writes that applied set (txnAt); it stops with an
+// error when Consul cannot be written (unreachable, a refusal) or when stop
+// makes one of a failed transaction's reasons.
+func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
+	last := map[string]*api.KVPair{}
+	note := func(set map[string]*api.KVPair) {
+		for k, p := range set {
+			last[k] = p
 		}
 	}
 	why := make([]string, len(ws))
