@@ -39,3 +39,16 @@ func TestLoopbackUncompressed(t *testing.T) {
 		t.Fatalf("Accept-Encoding sent to a Consul on 127.0.0.1: %q", got)
 	}
 }
+
+// TestWaves: a write waits for every earlier write of its name; the
+// others go together.
+func TestWaves(t *testing.T) {
+	var ws []Write
+	for _, n := range []string{"a", "b", "a", "c", "a", "b"} {
+		ws = append(ws, Write{Name: n})
+	}
+	got := fmt.Sprint(waves(ws))
+	if want := "[[0 1 3] [2 5] [4]]"; got != want {
+		t.Fatalf("waves = %s, want %s", got, want)
+	}
+}

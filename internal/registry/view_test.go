@@ -39,20 +39,27 @@ func TestView(t *testing.T) {
 	}
 	reads := make(chan *registry.Reading, 1)
 	go view.Follow(ctx, []string{"units/", "jobs/", "machines/", "leader"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), reads)
-	next := func(what string) *registry.Snapshot {
+	// until waits for a snapshot that holds; readings of earlier changes
+	// may come first.
+	until := func(what string, holds func(*registry.Snapshot) bool) *registry.Snapshot {
 		t.Helper()
-		select {
-		case rd := <-reads:
-			return view.Snapshot(rd)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no snapshot after %s", what)
-			return nil
+		var s *registry.Snapshot
+		for limit := time.After(20 * time.Second); ; {
+			select {
+			case rd := <-reads:
+				if s = view.Snapshot(rd); holds(s) {
+					return s
+				}
+			case <-limit:
+				t.Fatalf("no snapshot after %s; the last: %+v", what, s)
+				return nil
+			}
 		}
 	}
-	s := next("the first read")
-	if j := s.Jobs["a.service"]; j == nil || j.Unit == nil || j.Target != "" || s.LeaderSession != leader {
-		t.Fatalf("first snapshot: %+v, leader %q", s.Jobs, s.LeaderSession)
-	}
+	s := until("the first read", func(s *registry.Snapshot) bool {
+		j := s.Jobs["a.service"]
+		return j != nil && j.Unit != nil && j.Target == "" && s.LeaderSession == leader
+	})
 	// The leader places the unit: the View keeps it, and a Poke shows it.
 	done, err := view.WriteAll(ctx, leader, []registry.Write{reg.ScheduleWrite(s.Jobs["a.service"], "m1",
 		registry.Entry{Hash: body.Hash().String(), Desired: registry.Launched}), reg.KeepWrite("m1", true)})
@@ -60,10 +67,9 @@ func TestView(t *testing.T) {
 		t.Fatal(done, err)
 	}
 	view.Poke()
-	s = next("a poke")
-	if j := s.Jobs["a.service"]; j.Target != "m1" || s.Schedule["m1"]["a.service"].Desired != registry.Launched || !s.Kept["m1"] {
-		t.Fatalf("after the leader's write: target %q, schedule %v, kept %v", j.Target, s.Schedule, s.Kept)
-	}
+	s = until("a poke", func(s *registry.Snapshot) bool {
+		return s.Jobs["a.service"].Target == "m1" && s.Schedule["m1"]["a.service"].Desired == registry.Launched && s.Kept["m1"]
+	})
 	// What the View kept is what Consul holds: the unit moves on a
 	// second write, whose check-and-set needs the index the first left.
 	if done, err := view.WriteAll(ctx, leader, []registry.Write{reg.UnscheduleWrite(s.Jobs["a.service"], "")}); err != nil || !done[0] {
@@ -73,10 +79,10 @@ func TestView(t *testing.T) {
 	if err := reg.SetDesired(ctx, "a.service", registry.Loaded); err != nil {
 		t.Fatal(err)
 	}
-	s = next("fleetctl's write")
-	if j := s.Jobs["a.service"]; j.Desired != registry.Loaded || j.Target != "" {
-		t.Fatalf("after a desired state change: %+v", j)
-	}
+	until("fleetctl's write", func(s *registry.Snapshot) bool {
+		j := s.Jobs["a.service"]
+		return j.Desired == registry.Loaded && j.Target == ""
+	})
 	// Reload reads Consul again, and finds what was kept.
 	full, err := reg.Snapshot(ctx, 0, 0)
 	if err != nil {
@@ -86,8 +92,7 @@ func TestView(t *testing.T) {
 		t.Fatal(err)
 	}
 	view.Poke()
-	s = next("a reload")
-	if len(s.Schedule["m1"]) != len(full.Schedule["m1"]) || s.Kept["m1"] != full.Kept["m1"] {
-		t.Fatalf("after reload: %v %v; Consul: %v %v", s.Schedule, s.Kept, full.Schedule, full.Kept)
-	}
+	until("a reload", func(s *registry.Snapshot) bool {
+		return len(s.Schedule["m1"]) == len(full.Schedule["m1"]) && s.Kept["m1"] == full.Kept["m1"]
+	})
 }

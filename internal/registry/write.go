@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/consul/api"
 
@@ -406,70 +408,153 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 }
 
 // applyAll applies ws in as few transactions as Consul takes, each
-// beginning with head and holding whole writes. A transaction that fails
-// is retried write by write, so only the writes that fail fail. It returns
-// for each write "" when it applied, else Consul's reasons, and what Consul
-// said of the keys the writes that applied set (txnAt); it stops with an
-// error when Consul cannot be written (unreachable, a refusal) or when stop
-// makes one of a failed transaction's reasons.
+// beginning with head and holding whole writes, up to txnsAtOnce of them at
+// once; a write that follows another of the same name (a unit unscheduled,
+// then scheduled) waits for it. A transaction that fails is retried write by
+// write, so only the writes that fail fail. It returns for each write ""
+// when it applied, else Consul's reasons, and what Consul said of the keys
+// the writes that applied set (txnAt); it stops with an error when Consul
+// cannot be written (unreachable, a refusal) or when stop makes one of a
+// failed transaction's reasons.
 func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
-	last := map[string]*api.KVPair{}
-	note := func(set map[string]*api.KVPair) {
-		for k, p := range set {
-			last[k] = p
+	a := &applying{r: r, head: head, ws: ws, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
+	for i := range a.why {
+		a.why[i] = "not written"
+	}
+	for _, wave := range waves(ws) {
+		chunks, err := a.chunks(wave)
+		if err != nil {
+			return a.why, a.set, err
+		}
+		errs := make([]error, len(chunks))
+		sem := make(chan struct{}, txnsAtOnce)
+		var wg sync.WaitGroup
+		for k, chunk := range chunks {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				errs[k] = a.apply(ctx, chunk)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			for _, e := range errs {
+				if e != nil {
+					return a.why, a.set, e // the first: the others are most likely the same
+				}
+			}
 		}
 	}
-	why := make([]string, len(ws))
-	for i := range why {
-		why[i] = "not written"
+	return a.why, a.set, nil
+}
+
+// txnsAtOnce is how many transactions applyAll has in flight. Consul's raft
+// leader appends the transactions that arrive together to its log in one
+// go, so a few at once cost little more than one, where one after the other
+// each waits for the one before.
+const txnsAtOnce = 8
+
+// waves groups the writes of ws (their indexes, in order) so that a write
+// comes in a later wave than every earlier write of the same name.
+func waves(ws []Write) [][]int {
+	var out [][]int
+	seen := map[string]int{}
+	for i, w := range ws {
+		k := seen[w.Name]
+		seen[w.Name] = k + 1
+		for len(out) <= k {
+			out = append(out, nil)
+		}
+		out[k] = append(out[k], i)
 	}
-	room := txnOps - len(head)
-	for start := 0; start < len(ws); {
+	return out
+}
+
+// applying is one applyAll.
+type applying struct {
+	r    *Registry
+	head api.TxnOps
+	ws   []Write
+	stop func(string) error
+
+	mu  sync.Mutex
+	why []string
+	set map[string]*api.KVPair
+}
+
+// chunks packs the writes of one wave into transactions: the most that fit
+// in each, in order.
+func (a *applying) chunks(wave []int) ([][]int, error) {
+	room := txnOps - len(a.head)
+	var out [][]int
+	for start := 0; start < len(wave); {
 		end, n := start, 0
-		for end < len(ws) && n+len(ws[end].ops) <= room {
-			n += len(ws[end].ops)
+		for end < len(wave) && n+len(a.ws[wave[end]].ops) <= room {
+			n += len(a.ws[wave[end]].ops)
 			end++
 		}
 		if end == start {
-			return why, last, fmt.Errorf("write for %s has %d operations; a transaction takes %d", ws[start].Name, len(ws[start].ops), room)
+			w := a.ws[wave[start]]
+			return nil, fmt.Errorf("write for %s has %d operations; a transaction takes %d", w.Name, len(w.ops), room)
 		}
-		ops := append(api.TxnOps{}, head...)
-		for _, w := range ws[start:end] {
-			ops = append(ops, w.ops...)
-		}
-		ok, reason, index, err := r.txnAt(ctx, ops)
-		if err == nil && !ok {
-			err = stop(reason)
-		}
-		if err != nil {
-			return why, last, err
-		}
-		note(index)
-		switch {
-		case ok:
-			for i := start; i < end; i++ {
-				why[i] = ""
-			}
-		case end-start == 1:
-			why[start] = reason
-		default:
-			for i := start; i < end; i++ {
-				ok, reason, index, err := r.txnAt(ctx, append(append(api.TxnOps{}, head...), ws[i].ops...))
-				if err == nil && !ok {
-					err = stop(reason)
-				}
-				if err != nil {
-					return why, last, err
-				}
-				note(index)
-				if why[i] = reason; ok {
-					why[i] = ""
-				}
-			}
-		}
-		start = end
+		out, start = append(out, wave[start:end]), end
 	}
-	return why, last, nil
+	return out, nil
+}
+
+// apply applies the writes of one chunk in one transaction, or when it
+// fails, each in one of its own.
+func (a *applying) apply(ctx context.Context, chunk []int) error {
+	ok, reason, err := a.txn(ctx, chunk)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return nil
+	case len(chunk) == 1:
+		a.mu.Lock()
+		a.why[chunk[0]] = reason
+		a.mu.Unlock()
+		return nil
+	}
+	for _, i := range chunk {
+		ok, reason, err := a.txn(ctx, []int{i})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.mu.Lock()
+			a.why[i] = reason
+			a.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// txn applies the writes of chunk in one transaction, and records them as
+// applied when it did.
+func (a *applying) txn(ctx context.Context, chunk []int) (bool, string, error) {
+	ops := append(api.TxnOps{}, a.head...)
+	for _, i := range chunk {
+		ops = append(ops, a.ws[i].ops...)
+	}
+	ok, reason, set, err := a.r.txnAt(ctx, ops)
+	if err == nil && !ok {
+		err = a.stop(reason)
+	}
+	if err != nil || !ok {
+		return false, reason, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, i := range chunk {
+		a.why[i] = ""
+	}
+	for k, p := range set {
+		a.set[k] = p
+	}
+	return true, "", nil
 }
 
 // StateWrite publishes unit st's state, held by the machine's session
