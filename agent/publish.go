@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // publisher writes what the agent reports (its machine, its units' states,
@@ -38,6 +39,10 @@ type publisher struct {
 
 // publishRetry is how soon a failed write is tried again.
 const publishRetry = 2 * time.Second
+
+// publishGather is how long the publisher waits after a change for more
+// before it writes: short beside the time a unit takes to start.
+const publishGather = 50 * time.Millisecond
 
 func newPublisher(cfg Config) *publisher {
 	return &publisher{cfg: cfg, record: cfg.Machine, kick: make(chan struct{}, 1), published: map[string]registry.UnitState{},
@@ -92,6 +97,11 @@ func (p *publisher) run(ctx context.Context) {
 		case <-p.kick:
 		case <-retry.C:
 		}
+		// What changes comes in bursts (a batch's loads, then its starts,
+		// then systemd's reports as each unit comes up): gathering them a
+		// moment makes one transaction of many changes, and a unit loaded
+		// and started meanwhile is written once.
+		watch.Sleep(ctx, publishGather)
 		p.mu.Lock()
 		states, machine, record, changed, meta := p.latest, p.machine, p.record, p.changed, p.meta
 		p.machine, p.changed, p.meta = false, false, nil

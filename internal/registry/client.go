@@ -63,7 +63,7 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 	// by default: on the loopback, to the local Consul agent fleetd talks
 	// to, that is CPU spent on both sides to save nothing (a tenth of a
 	// Consul server's CPU while it places units, measured).
-	cfg.Transport.DisableCompression = isLocal(cfg.Address)
+	cfg.Transport.DisableCompression = IsLocal(cfg.Address)
 	if o.Debug != nil || o.ReadBytes != nil {
 		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
 		if err != nil {
@@ -98,9 +98,9 @@ func CloseIdle(c *api.Client) {
 	}
 }
 
-// isLocal reports whether a Consul address (host:port, or a unix socket)
+// IsLocal reports whether a Consul address (host:port, or a unix socket)
 // is on this host.
-func isLocal(addr string) bool {
+func IsLocal(addr string) bool {
 	if strings.HasPrefix(addr, "unix://") {
 		return true
 	}

@@ -16,7 +16,7 @@ func TestLoopbackUncompressed(t *testing.T) {
 		gzip bool
 	}{{"127.0.0.1:8500", false}, {"localhost:8500", false}, {"[::1]:8500", false}, {"unix:///run/consul.sock", false},
 		{"10.0.0.5:8500", true}, {"consul.example.com:8500", true}} {
-		if got := !isLocal(tc.addr); got != tc.gzip {
+		if got := !IsLocal(tc.addr); got != tc.gzip {
 			t.Errorf("%s: compressed %v, want %v", tc.addr, got, tc.gzip)
 		}
 	}

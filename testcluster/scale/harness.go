@@ -352,6 +352,9 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 	cfg.Transport.MaxConnsPerHost = filesPerMachine * machines
 	cfg.Transport.MaxIdleConns = machines
 	cfg.Transport.MaxIdleConnsPerHost = machines
+	// As fleetd's client of a Consul agent on its own host asks for no
+	// gzip (registry.NewClientWith), so do the machines it stands for.
+	cfg.Transport.DisableCompression = registry.IsLocal(cfg.Address)
 	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter, states: states}}
 	c, err := api.NewClient(cfg)
 	if err != nil {
