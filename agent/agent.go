@@ -10,7 +10,6 @@ import (
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/watch"
-	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // Config is what an Agent needs.
@@ -354,27 +353,11 @@ func (a *Agent) wanted(s *registry.Snapshot) map[string]Want {
 	return Wanted(s, a.cfg.Machine.ID, a.metadata())
 }
 
-// Wanted is what a machine should run: the units scheduled to it, and the
-// global units that fleet's rules let it run (xfleet.Chain: its metadata
-// satisfies their MachineMetadata, and no unit it runs conflicts with them or
-// replaces them), global units taken in name order, as fleet's agents did.
-// Units whose desired state is inactive are left out.
+// Wanted is what a machine should run (registry.Snapshot.RunsOn), with each
+// unit's body, hash and whether to start it.
 func Wanted(s *registry.Snapshot, machine string, metadata map[string]string) map[string]Want {
 	want := map[string]Want{}
-	var scheduled, globals []*xfleet.Spec
-	for _, name := range s.JobNames() {
-		j := s.Jobs[name]
-		switch {
-		case j.Desired == registry.Inactive || j.Unit == nil:
-		case j.Global():
-			globals = append(globals, j.Spec())
-		case j.Target == machine:
-			want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
-			scheduled = append(scheduled, j.Spec())
-		}
-	}
-	for _, g := range xfleet.Globals(machine, metadata, scheduled, globals) {
-		j := s.Jobs[g.Unit]
+	for _, j := range s.RunsOn(machine, metadata) {
 		want[j.Name] = Want{Unit: j.Unit, Hash: j.Hash, Launched: j.Desired == registry.Launched}
 	}
 	return want

@@ -71,14 +71,15 @@ func (c *cli) restart(ctx context.Context, jobs []*registry.Job, b blockOptions)
 		}
 		items := []waitItem{{name: j.Name}}
 		if i >= len(scheduled) {
-			// A global unit: wait for the copy on every machine that runs it now.
+			// A global unit: wait for the copy on every machine that runs
+			// it now, or that fleet's rules give it to and has yet to report.
 			s, err := c.snapshot(ctx)
 			if err != nil {
 				return err
 			}
 			items = nil
 			for _, id := range s.MachineIDs() {
-				if s.States[j.Name][id] != nil {
+				if s.States[j.Name][id] != nil || runs(s.RunsOn(id, s.Machines[id].Metadata), j.Name) {
 					items = append(items, waitItem{name: j.Name, machine: id})
 				}
 			}
@@ -118,4 +119,14 @@ func (c *cli) cycle(ctx context.Context, j *registry.Job, items []waitItem, b bl
 		return nil
 	}
 	return c.waitForItems(ctx, items, registry.Launched, b, true)
+}
+
+// runs reports whether jobs holds the job called name.
+func runs(jobs []*registry.Job, name string) bool {
+	for _, j := range jobs {
+		if j.Name == name {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
@@ -185,10 +186,10 @@ func TestSystemdFailures(t *testing.T) {
 	_, _, _ = ctl(t, ep, "start", testcluster.WriteUnit(t, dir, "crash.service", "[Service]\nExecStart=/bin/sh -c 'sleep 0.5; exit 3'\n"))
 	client, _ := c.Consul.Client()
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		// The dead machine's instance stays in the catalog on its failed
-		// node (Consul's way); only the live one may pass.
+		// The leader drops the dead machine's catalog node; only the live
+		// machine's instance may pass.
 		web, _, err := client.Health().Service("web", "", true, nil)
-		if err != nil || len(web) != 1 || web[0].Node.Node != second.Name {
+		if err != nil || len(web) != 1 || web[0].Node.Node != registry.CatalogNode(second.MachineID) {
 			return fmt.Errorf("passing web instances: %v %v", web, err)
 		}
 		crash, _, err := client.Health().Checks("crash", nil)

@@ -177,7 +177,8 @@ func (w *waiting) destroyed(it waitItem) {
 
 // reached returns the state machine reports for job j once the item has
 // reached the wanted state there, else nil. A global copy whose machine
-// left, or no longer runs it, is no longer waited for.
+// left, or which its machine neither reports nor should run by fleet's
+// rules, is no longer waited for.
 func (w *waiting) reached(s *registry.Snapshot, j *registry.Job, it waitItem, machine string) *registry.UnitState {
 	st := s.States[j.Name][machine]
 	if it.machine == "" {
@@ -186,11 +187,11 @@ func (w *waiting) reached(s *registry.Snapshot, j *registry.Job, it waitItem, ma
 		}
 		return st
 	}
-	if s.Machines[machine] == nil || st == nil {
+	if m := s.Machines[machine]; m == nil || st == nil && !runs(s.RunsOn(machine, m.Metadata), j.Name) {
 		delete(w.pending, it)
 		return nil
 	}
-	if st.Hash != j.Hash.String() || st.State != w.want {
+	if st == nil || st.Hash != j.Hash.String() || st.State != w.want {
 		return nil
 	}
 	return st

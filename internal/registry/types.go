@@ -155,6 +155,31 @@ func (s *Snapshot) PolicyOf(j *Job) string {
 	return s.DefaultPolicy
 }
 
+// RunsOn is what a machine should run: the units scheduled to it, and the
+// global units that fleet's rules let it run (xfleet.Globals: its metadata
+// satisfies their MachineMetadata, and no unit it runs conflicts with them or
+// replaces them), global units taken in name order, as fleet's agents did.
+// Units whose desired state is inactive or whose body is missing are left out.
+func (s *Snapshot) RunsOn(machine string, metadata map[string]string) []*Job {
+	var out []*Job
+	var scheduled, globals []*xfleet.Spec
+	for _, name := range s.JobNames() {
+		j := s.Jobs[name]
+		switch {
+		case j.Desired == Inactive || j.Unit == nil:
+		case j.Global():
+			globals = append(globals, j.Spec())
+		case j.Target == machine:
+			out = append(out, j)
+			scheduled = append(scheduled, j.Spec())
+		}
+	}
+	for _, g := range xfleet.Globals(machine, metadata, scheduled, globals) {
+		out = append(out, s.Jobs[g.Unit])
+	}
+	return out
+}
+
 // JobNames returns the job names sorted.
 func (s *Snapshot) JobNames() []string {
 	names := make([]string, 0, len(s.Jobs))

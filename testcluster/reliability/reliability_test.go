@@ -200,6 +200,11 @@ func TestConsulOutage(t *testing.T) {
 		}
 	}
 	record(t, "units stopped, restarted or moved by a %s Consul outage: %d of %d\n", d, stopped, len(before))
+	if stopped > 0 {
+		for _, m := range c.Machines {
+			t.Logf("fleetd on %s:\n%s", m.MachineID, m.Log())
+		}
+	}
 	if lu := testcluster.Rows(testcluster.MustFleetctl(t, ep, "list-units", "--fields", "unit,active")); len(lu) != 6 || slices.ContainsFunc(lu, func(r []string) bool { return r[1] != "active" }) {
 		t.Errorf("list-units after the outage: %v", lu)
 	}
