@@ -237,7 +237,14 @@ func (h *Heartbeat) beat(ctx context.Context) error {
 			return fmt.Errorf("update check: %v; register again: %w", err, rerr)
 		}
 	}
-	se, _, err := h.client.Session().Info(h.ID(), (&api.QueryOptions{}).WithContext(ctx))
+	// The session lives on the Consul servers, which may not answer (an
+	// outage): the read gets until the next beat, so that the check, which
+	// the local agent alone keeps, is renewed on time whatever the servers
+	// do. A check left to lapse behind a hung read would invalidate the
+	// session once the servers are back, and move every unit of the machine.
+	rctx, cancel := context.WithTimeout(ctx, h.ttl/3)
+	defer cancel()
+	se, _, err := h.client.Session().Info(h.ID(), (&api.QueryOptions{}).WithContext(rctx))
 	if err != nil {
 		return fmt.Errorf("read session: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -167,6 +168,7 @@ func TestConsulOutage(t *testing.T) {
 	reg := c.Registry()
 	startApps(t, ep, 6)
 	before := pids(t, c, reg)
+	sessions := machineSessions(t, c)
 	pid := c.Consul.PID()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -198,6 +200,11 @@ func TestConsulOutage(t *testing.T) {
 			stopped++
 			t.Errorf("after the outage %s is on %s with MainPID %s; was on %s with %s", name, after[name].machine, after[name].pid, w.machine, w.pid)
 		}
+	}
+	// What keeps the units in place: each machine renews its check with its
+	// own Consul agent throughout, so no session lapses.
+	if got := machineSessions(t, c); !maps.Equal(got, sessions) {
+		t.Errorf("the machines' sessions changed across the outage: %v, were %v", got, sessions)
 	}
 	record(t, "units stopped, restarted or moved by a %s Consul outage: %d of %d\n", d, stopped, len(before))
 	if stopped > 0 {
@@ -392,4 +399,22 @@ func stopJobDone(t *testing.T, m *testcluster.SystemdMachine, unit string) time.
 		}
 	}
 	return last
+}
+
+// machineSessions is the session holding each machine's key, by machine.
+func machineSessions(t *testing.T, c *testcluster.SystemdCluster) map[string]string {
+	t.Helper()
+	client, err := c.Consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, _, err := client.KV().List(registry.DefaultPrefix+"machines/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range pairs {
+		out[p.Key] = p.Session
+	}
+	return out
 }
