@@ -233,7 +233,9 @@ func TestHostileGuests(t *testing.T) {
 			for attempt := 0; attempt < 2; attempt++ { // a broken instance is replaced, and fails again the same way
 				start := time.Now()
 				_, err = p.Place(ctx, request("x.service"))
-				if took := time.Since(start); took > 2*time.Second {
+				// The call's limit is 100 ms; 30 s tells a guest that was
+				// stopped on a busy host from one that never was.
+				if took := time.Since(start); took > 30*time.Second {
 					t.Errorf("the failing call took %s", took)
 				}
 				if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/leader"
+	"github.com/wasmfleet/fleet/policies"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
@@ -60,6 +62,12 @@ func runScenarioEndToEnd(t *testing.T, file string) string {
 	ep := c.Consul.URL()
 	reg := c.Registry()
 	dir := t.TempDir()
+	host, err := policies.NewHost(context.Background(), policies.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	placer := &policies.Placer{Builtin: policies.BuiltinNative(host)}
 	live := map[string]*testcluster.Machine{}
 	var out strings.Builder
 	var starts []string // consecutive start lines, started together
@@ -118,7 +126,7 @@ func runScenarioEndToEnd(t *testing.T, file string) string {
 		case "destroy":
 			mustCtl(t, ep, "destroy", f[1])
 		case "show":
-			out.WriteString(settled(t, reg, quiet))
+			out.WriteString(settled(t, reg, placer, quiet))
 			quiet = 900 * time.Millisecond
 		default:
 			t.Fatalf("%s: cannot read %q", file, line)
@@ -128,8 +136,11 @@ func runScenarioEndToEnd(t *testing.T, file string) string {
 }
 
 // settled waits until the cluster is at rest and describes it in the
-// placement-level scenario's words.
-func settled(t *testing.T, reg *registry.Registry, quiet time.Duration) string {
+// placement-level scenario's words. At rest: every unit runs where it is
+// scheduled or says why it waits, a leader's pass over what Consul holds
+// would write nothing (the leader has caught up, however busy the host),
+// and the picture stayed the same for quiet.
+func settled(t *testing.T, reg *registry.Registry, placer leader.Placer, quiet time.Duration) string {
 	t.Helper()
 	var last string
 	var since time.Time
@@ -142,6 +153,10 @@ func settled(t *testing.T, reg *registry.Registry, quiet time.Duration) string {
 		if err != nil {
 			last = ""
 			return err
+		}
+		if ws := leader.Writes(reg, s, leader.Reconcile(context.Background(), s, placer)); len(ws) > 0 {
+			last = ""
+			return fmt.Errorf("the leader's next pass would write %d keys", len(ws))
 		}
 		if desc != last {
 			last, since = desc, time.Now()
