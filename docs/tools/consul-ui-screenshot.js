@@ -1,8 +1,8 @@
 // Takes a screenshot of a Consul UI page with headless Chromium (Debian's
 // chromium package) through playwright-core:
 //
-//   npm install playwright-core
-//   node docs/tools/consul-ui-screenshot.js URL OUT.png
+//   (cd /tmp/shots-node && npm install playwright-core)   # outside the repo
+//   NODE_PATH=/tmp/shots-node/node_modules node docs/tools/consul-ui-screenshot.js URL OUT.png
 //
 // docs/consul-ui.md says how the screenshots in docs/img were made.
 const { chromium } = require('playwright-core');
