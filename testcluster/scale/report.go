@@ -248,12 +248,12 @@ func (r *Result) leaderReads() string {
 func (r *Result) seen() string {
 	var writes []string
 	for _, k := range Sorted(r.Seen) {
-		if k != "read" && k != "unreadable" {
+		if k != "read" && k != "unreadable" && k != "states" {
 			writes = append(writes, fmt.Sprintf("%d %s", r.Seen[k], k))
 		}
 	}
-	s := fmt.Sprintf("in this process, as each simulated machine's state write returned (%s), and by %d blocking reads of the real fleetds' own states/<id>/ (at most every %s)",
-		strings.Join(writes, ", "), r.Seen["read"], followPause)
+	s := fmt.Sprintf("in this process, as each simulated machine's state write returned (%s, setting %d states), and by %d blocking reads of the real fleetds' own states/<id>/ (at most every %s)",
+		strings.Join(writes, ", "), r.Seen["states"], r.Seen["read"], followPause)
 	if n := r.Seen["unreadable"]; n > 0 {
 		s += fmt.Sprintf("; %d states unreadable", n)
 	}

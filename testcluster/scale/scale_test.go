@@ -55,7 +55,7 @@ func testRun(t *testing.T, agents int) {
 			t.Errorf("simulated machine %s runs %d units; the cluster has %d acknowledged there", id, n, res.PerMachine[id])
 		}
 	}
-	if res.Elapsed <= 0 || res.Seen["PUT kv"]+res.Seen["PUT txn"] < int64(units-2*units/(machines+2)-units/4) {
+	if res.Elapsed <= 0 || res.Seen["states"] < int64(units-2*units/(machines+2)-units/4) {
 		// The two real fleetds' units are seen by reads; about 2 of 7
 		// machines' shares, with room for an uneven spread.
 		t.Errorf("completion after %s, seen as %v: want most of the %d units' state writes seen in process", res.Elapsed, res.Seen, units)

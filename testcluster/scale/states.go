@@ -48,8 +48,9 @@ func NewStateLog(prefix string) *StateLog {
 
 // Counts is how many state writes the log saw, by form ("PUT kv", "PUT
 // txn", "DELETE kv", and "read" for states learnt by Run's reads of the
-// real fleetds' states), and "unreadable" for writes to states/ whose body
-// could not be decoded (such a state is not counted as acknowledged).
+// real fleetds' states), "states" for the unit states those writes set (a
+// transaction carries many), and "unreadable" for writes to states/ whose
+// body could not be decoded (such a state is not counted as acknowledged).
 func (l *StateLog) Counts() map[string]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -253,6 +254,11 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts[w.form]++
+	for key := range w.set {
+		if strings.Count(key, "/") == 1 {
+			l.counts["states"]++
+		}
+	}
 	for _, tree := range w.trees {
 		for key := range l.latest {
 			if strings.HasPrefix(key, tree) {
