@@ -27,9 +27,9 @@ type clusterReader interface {
 var _ clusterReader = (*registry.Registry)(nil)
 
 // fixedCluster is the cluster as one snapshot saw it: every read answers
-// from that snapshot at once, since it never changes. resolveUnits reads
-// many units from one snapshot this way, and tests render commands' output
-// from a snapshot they build, with no Consul.
+// from that snapshot at once, since it never changes. Commands given many
+// units look them up in one read this way (cli.pinned), and tests render
+// commands' output from a snapshot they build, with no Consul.
 type fixedCluster struct{ s *registry.Snapshot }
 
 // Snapshot returns the snapshot.

@@ -29,18 +29,30 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	if err != nil {
 		return err
 	}
+	restore, err := c.pinned(ctx, len(units))
+	if err != nil {
+		return err
+	}
 	var destroyed []string
+	seen := map[string]bool{}
 	for _, u := range units {
 		if _, err := c.job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
 			continue
 		} else if err != nil {
+			restore()
 			return c.consulErr(err)
 		}
-		if err := reg.DestroyJob(ctx, u.name); err != nil {
-			return c.consulErr(err)
+		if !seen[u.name] {
+			seen[u.name] = true
+			destroyed = append(destroyed, u.name)
 		}
-		destroyed = append(destroyed, u.name)
-		fmt.Fprintf(c.out, "Destroyed %s\n", u.name)
+	}
+	restore()
+	if err := reg.DestroyJobs(ctx, destroyed); err != nil {
+		return c.consulErr(err)
+	}
+	for _, n := range destroyed {
+		fmt.Fprintf(c.out, "Destroyed %s\n", n)
 	}
 	if len(destroyed) == 0 {
 		fmt.Fprintln(c.out, "Units not found in registry")

@@ -53,17 +53,23 @@ func (c *cli) activate(ctx context.Context, o *lifecycleOptions, units []unitArg
 	}
 	reg, _ := c.registry()
 	var wait []string
+	var set []*registry.Job
 	verb := map[registry.DesiredState]string{registry.Loaded: "load", registry.Launched: "start"}[desired]
+	kept := res[:0:0]
 	for _, u := range res {
 		if u.existing != nil && u.existing.Desired != desired {
 			if desired == registry.Loaded && u.existing.Desired == registry.Launched {
 				fmt.Fprintf(c.errOut, "Unit %s is launched; leaving it running (use fleetctl stop to bring it to loaded)\n", u.name)
 				continue
 			}
-			if err := reg.SetDesired(ctx, u.name, desired); err != nil {
-				return c.consulErr(err)
-			}
+			set = append(set, u.existing)
 		}
+		kept = append(kept, u)
+	}
+	if err := reg.SetDesiredAll(ctx, set, desired); err != nil {
+		return c.consulErr(err)
+	}
+	for _, u := range kept {
 		if isGlobal(u) {
 			// Every eligible machine runs it; there is no one state to
 			// wait for (fleet did the same).
@@ -100,6 +106,11 @@ func (c *cli) withUnits(run func(ctx context.Context, units []unitArg) error) fu
 // existing reads every named unit, failing before any write if one is
 // missing.
 func (c *cli) existing(ctx context.Context, units []unitArg) ([]*registry.Job, error) {
+	restore, err := c.pinned(ctx, len(units))
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
 	var jobs []*registry.Job
 	for _, u := range units {
 		j, err := c.job(ctx, u.name)
@@ -210,13 +221,13 @@ func newUnloadCmd(c *cli) *cobra.Command {
 // moveTo sets every job whose desired state differs to d and waits.
 func (c *cli) moveTo(ctx context.Context, jobs []*registry.Job, d registry.DesiredState, b blockOptions, done, verb string) error {
 	reg, _ := c.registry()
+	if err := reg.SetDesiredAll(ctx, jobs, d); err != nil {
+		return c.consulErr(err)
+	}
 	var names []string
 	for _, j := range jobs {
 		if j.Desired == d {
 			continue
-		}
-		if err := reg.SetDesired(ctx, j.Name, d); err != nil {
-			return c.consulErr(err)
 		}
 		if j.Global() {
 			fmt.Fprintf(c.out, "Triggered global unit %s %s\n", j.Name, verb)

@@ -76,16 +76,11 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 	}
 	var out []resolved
 	defaultPolicy := "" // read once, when a unit names no policy
-	if len(args) >= manyUnits {
-		// One read of the whole cluster instead of one or two per unit.
-		s, err := c.snapshot(ctx)
-		if err != nil {
-			return nil, err
-		}
-		live := c.state
-		c.state = fixedCluster{s}
-		defer func() { c.state = live }()
+	restore, err := c.pinned(ctx, len(args))
+	if err != nil {
+		return nil, err
 	}
+	defer restore()
 	for _, u := range args {
 		j, err := c.job(ctx, u.name)
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
@@ -163,6 +158,25 @@ func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, erro
 		return nil, fmt.Errorf("unit %s not found: not in the registry, no local file, and no template %s in the registry or on local disk", u.name, tpl)
 	}
 	return f, nil
+}
+
+// pinned makes the cluster's unit reads answer from one read of every
+// unit's job and body while a command handles n units, when n is many
+// (manyUnits): one read instead of one or two per unit. It leaves out what
+// the commands that look units up do not need (placements, schedules,
+// states, machines), the most of a large cluster's keys. restore goes back
+// to live reads.
+func (c *cli) pinned(ctx context.Context, n int) (restore func(), err error) {
+	if n < manyUnits {
+		return func() {}, nil
+	}
+	s, err := c.subtrees(ctx, "jobs/", "units/")
+	if err != nil {
+		return nil, err
+	}
+	live := c.state
+	c.state = fixedCluster{s}
+	return func() { c.state = live }, nil
 }
 
 // manyUnits is how many unit arguments make fleetctl read the whole cluster

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +317,72 @@ func TestCreateJobs(t *testing.T) {
 		if j.Hash != want || j.Desired != desired || j.Unit == nil {
 			t.Errorf("%s: hash %s desired %s body %v", name, j.Hash.Short(), j.Desired, j.Unit != nil)
 		}
+	}
+}
+
+// TestSetDesiredAllAndDestroyJobs: desired states set for many units at
+// once, one of which changed since it was read (set again from what is
+// there now), and one already there (untouched); then many destroyed at once.
+func TestSetDesiredAllAndDestroyJobs(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	reg := registry.New(client, "")
+	tpl, _ := unitfile.Parse("[Service]\nExecStart=/bin/sleep 1000\n")
+	other, _ := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
+	var jobs []registry.NewJob
+	for i := range 150 {
+		jobs = append(jobs, registry.NewJob{Name: fmt.Sprintf("app@%d.service", i), Unit: tpl, Desired: registry.Loaded})
+	}
+	jobs[3].Desired = registry.Launched
+	if err := reg.CreateJobs(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	s, err := reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make([]*registry.Job, 0, len(s.Jobs))
+	for _, n := range s.JobNames() {
+		read = append(read, s.Jobs[n])
+	}
+	// Changed after it was read: a new body, still loaded.
+	if err := reg.ReplaceJob(ctx, s.Jobs["app@9.service"], other); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := client.KV().Get(registry.DefaultPrefix+"jobs/app@3.service", nil)
+	if err := reg.SetDesiredAll(ctx, read, registry.Launched); err != nil {
+		t.Fatal(err)
+	}
+	after, err := reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, j := range after.Jobs {
+		want := tpl.Hash()
+		if n == "app@9.service" {
+			want = other.Hash() // set again on what it became, not on what was read
+		}
+		if j.Desired != registry.Launched || j.Hash != want {
+			t.Errorf("%s: desired %s, hash %s", n, j.Desired, j.Hash.Short())
+		}
+	}
+	if p, _, _ := client.KV().Get(registry.DefaultPrefix+"jobs/app@3.service", nil); p.ModifyIndex != before.ModifyIndex {
+		t.Errorf("app@3, launched already, was written again")
+	}
+	names := after.JobNames()
+	if err := reg.DestroyJobs(ctx, names[:140]); err != nil {
+		t.Fatal(err)
+	}
+	left, err := reg.Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := left.JobNames(); !slices.Equal(got, names[140:]) {
+		t.Errorf("after destroying 140 of 150 units: %v left", got)
 	}
 }
 

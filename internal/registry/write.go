@@ -84,12 +84,57 @@ type NewJob struct {
 }
 
 // CreateJobs creates units as CreateJob does, many to a transaction (a body
-// shared by several, a template's, is written once per transaction). A
-// transaction refused because one of its units already exists is retried
-// unit by unit, and the first such unit is reported with ErrExists; the
-// others are created.
+// shared by several, a template's, is written once per transaction) and up
+// to txnsAtOnce transactions at once. A transaction refused because one of
+// its units already exists is retried unit by unit, and the first such unit
+// is reported with ErrExists; the others are created.
 func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
-	var firstErr error
+	batches := r.createBatches(jobs)
+	errs := make([]error, len(batches))
+	sem := make(chan struct{}, txnsAtOnce)
+	var wg sync.WaitGroup
+	for k, b := range batches {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok, _, err := r.txn(ctx, b.ops)
+			if err != nil || ok {
+				errs[k] = err
+				return
+			}
+			for _, j := range b.jobs {
+				if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && errs[k] == nil {
+					errs[k] = err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, ErrExists) {
+			return err // Consul could not be written: the first such error
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err // the first unit that exists, in the order given
+		}
+	}
+	return nil
+}
+
+// createBatch is one transaction of CreateJobs: its operations and the
+// units they create.
+type createBatch struct {
+	ops  api.TxnOps
+	jobs []NewJob
+}
+
+// createBatches packs jobs into transactions, in order, each within
+// Consul's bounds on operations and bytes.
+func (r *Registry) createBatches(jobs []NewJob) []createBatch {
+	var out []createBatch
 	for start := 0; start < len(jobs); {
 		var ops api.TxnOps
 		bodies := map[unitfile.Hash]bool{}
@@ -111,20 +156,10 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 			size += b
 			ops = append(ops, jobOps...)
 		}
-		ok, _, err := r.txn(ctx, ops)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			for _, j := range jobs[start:end] {
-				if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && firstErr == nil {
-					firstErr = err
-				}
-			}
-		}
+		out = append(out, createBatch{ops: ops, jobs: jobs[start:end]})
 		start = end
 	}
-	return firstErr
+	return out
 }
 
 // ReplaceJob gives the existing unit j a new body, keeping its desired state.
@@ -166,6 +201,53 @@ func (r *Registry) SetDesired(ctx context.Context, name string, d DesiredState) 
 			return err
 		}
 	}
+}
+
+// SetDesiredAll sets the desired state of jobs, as they were read, to d:
+// many to a transaction and several transactions at once (applyAll), each
+// job written back with check-and-set. A job that changed since it was read
+// is done again on its own (SetDesired), and ErrNotFound is its answer if it
+// is gone. Jobs already in d are left alone.
+func (r *Registry) SetDesiredAll(ctx context.Context, jobs []*Job, d DesiredState) error {
+	var ws []Write
+	for _, j := range jobs {
+		if j.Desired == d {
+			continue
+		}
+		obj, _ := json.Marshal(jobObject{Name: j.Name, Hash: j.Hash.String(), Desired: d})
+		ws = append(ws, Write{Name: j.Name, ops: api.TxnOps{kv(api.KVCAS, r.jobKey(j.Name), obj, j.objectIndex)}})
+	}
+	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	if err != nil {
+		return err
+	}
+	for i, w := range why {
+		if w != "" {
+			if err := r.SetDesired(ctx, ws[i].Name, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DestroyJobs is DestroyJob for many units, many to a transaction and
+// several transactions at once.
+func (r *Registry) DestroyJobs(ctx context.Context, names []string) error {
+	ws := make([]Write, len(names))
+	for i, n := range names {
+		ws[i] = Write{Name: n, ops: api.TxnOps{kv(api.KVDelete, r.jobKey(n), nil, 0)}}
+	}
+	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	if err != nil {
+		return fmt.Errorf("destroy units in Consul: %w", err)
+	}
+	for i, w := range why {
+		if w != "" {
+			return fmt.Errorf("destroy unit %s in Consul: %s", names[i], w)
+		}
+	}
+	return nil
 }
 
 // DestroyJob removes a unit's job. The leader then takes it off its machine
