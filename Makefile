@@ -122,9 +122,8 @@ bench-quick: build consul
 # /dev/shm), not dev mode, which pretty-prints every answer; scalebench
 # -consul-dev measures against dev mode.
 # The simulated machines are spread over 50 real Consul client agents (20
-# machines each, as a real cluster has an agent per machine): on the
-# server's agent alone the 10,000-unit run never settles, because that one
-# agent walks every unit's checks on each registration (BENCHMARKS.md).
+# machines each), as a real cluster has an agent per machine, holding its
+# session and heartbeat check and forwarding its requests (BENCHMARKS.md).
 # Their heartbeat TTL is raised from the harness's 30s to 120s and the real
 # fleetds' from 10s to 60s: two cores run 51 Consul processes, 1,000
 # simulated machines and both fleetds, and fleetd's default TTLs leave no
@@ -156,7 +155,7 @@ bench: build consul deps
 # join in minutes, and placement is bound by Consul and the leader's reads
 # (BENCHMARKS.md says where the time goes).
 # fleetctl starts 5,000 units per command, since each command with many
-# units reads the whole cluster once. The heartbeats' TTLs are raised
+# units reads every unit's job once. The heartbeats' TTLs are raised
 # again (machines 300s, the real fleetds 120s): 5,000 machines' renewals
 # and a leader reading 100,000 units share the two cores with 51 Consul
 # processes. The idle cluster is watched for 30 s, its traffic being
