@@ -67,7 +67,8 @@ in ~/.cache/fleet/ that "make consul" (and so "make dev") builds.
 With --systemd (root only) each machine is instead a real systemd booted in a
 throw-away container (an overlay of this host's root), running its own Consul
 client agent and fleetd with the systemd driver; its PID is the container's
-PID 1, so killing it kills the whole machine.`,
+PID 1, so killing it kills the whole machine. Its hostname, fleet-dev-N, is
+also its metadata: hostname=fleet-dev-N.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.OutOrStdout(), cmd.ErrOrStderr()) },
 	}
@@ -212,7 +213,10 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devclu
 		}
 	}
 	for i := 1; i <= o.machines; i++ {
-		md := fmt.Sprintf("hostname=machine-%d", i)
+		// The container's hostname is its hostname metadata too, so a
+		// unit's %H names a machine that list-machines shows.
+		name := fmt.Sprintf("fleet-dev-%d", i)
+		md := "hostname=" + name
 		ip := fmt.Sprintf("127.0.4.%d", i)
 		mdir := filepath.Join(dir, fmt.Sprintf("machine-%d", i))
 		if err := os.MkdirAll(mdir, 0o755); err != nil {
@@ -223,7 +227,7 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devclu
 			return stop, err
 		}
 		defer console.Close()
-		b, err := devcluster.StartBox(ctx, devcluster.BoxOptions{Name: fmt.Sprintf("fleet-dev-%d", i), IP: ip, Log: console})
+		b, err := devcluster.StartBox(ctx, devcluster.BoxOptions{Name: name, IP: ip, Log: console})
 		if err != nil {
 			return stop, err
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -159,6 +160,11 @@ func TestDevSystemd(t *testing.T) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", m.PID))
 		if strings.TrimSpace(string(comm)) != "systemd" {
 			t.Errorf("machine %s: PID %d is %q, want the container's systemd", m.ID, m.PID, comm)
+		}
+		// What %H expands to in the machine is the hostname it publishes.
+		host, err := exec.Command("nsenter", "--target", strconv.Itoa(m.PID), "--uts", "hostname").Output()
+		if err != nil || "hostname="+strings.TrimSpace(string(host)) != m.Metadata {
+			t.Errorf("machine %s: hostname %q (%v), metadata %q: want them to agree", m.ID, host, err, m.Metadata)
 		}
 	}
 	d.killMachine(st.Machines[0])
