@@ -150,10 +150,10 @@ bench: build consul deps
 
 # bench-large is one long scale run past fleet's own: 100,000 units on
 # 5,000 simulated machines spread over 50 Consul client agents (100 each),
-# written to bench-large.txt. It needs about 12 GiB of memory (a client
-# agent holds about 100 MB) and more than an hour on 2 cores: the machines
-# join in minutes, and placement is bound by Consul and the leader's reads
-# (BENCHMARKS.md says where the time goes).
+# written to bench-large.txt. It needs about 13 GiB of memory (a client
+# agent holds 100-130 MB) and about 20 minutes on 2 cores: the machines
+# join in 3 minutes, and placement is bound by the CPU the Consul
+# processes take (BENCHMARKS.md says where the time goes).
 # fleetctl starts 5,000 units per command, since each command with many
 # units reads every unit's job once. The heartbeats' TTLs are raised
 # again (machines 300s, the real fleetds 120s): 5,000 machines' renewals
