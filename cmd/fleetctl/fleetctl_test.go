@@ -244,6 +244,14 @@ func TestBadInput(t *testing.T) {
 	ep := c.Consul.URL()
 	dir := t.TempDir()
 	mustCtl(t, ep, "submit", testcluster.WriteUnit(t, dir, "ok.service", testcluster.HelloService))
+	// The cluster's own first writes (the leader keeps each machine's
+	// schedule key) are done before Consul is compared.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if dump := kvDump(t, c); !strings.Contains(dump, "/schedule/"+c.Machines[0].ID+"/=") {
+			return fmt.Errorf("the leader has not kept the machine's schedule yet:\n%s", dump)
+		}
+		return nil
+	})
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -141,6 +141,8 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 		return fmt.Errorf("%w (machine logs: %s/machine-*/fleetd.log)", err, dir)
 	}
 	metricsURLs(ctx, consul, &state)
+	// The banner first: whoever waits for the state file finds it whole.
+	printDevBanner(out, self, state)
 	if o.stateFile != "" {
 		b, _ := json.MarshalIndent(state, "", "  ")
 		if err := os.WriteFile(o.stateFile, append(b, '\n'), 0o644); err != nil {
@@ -148,7 +150,6 @@ func (o *devOptions) run(out, errOut io.Writer) error {
 		}
 		defer os.Remove(o.stateFile)
 	}
-	printDevBanner(out, self, state)
 
 	<-ctx.Done()
 	fmt.Fprintln(errOut, "stopping the cluster...")

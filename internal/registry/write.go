@@ -90,27 +90,20 @@ type NewJob struct {
 // is reported with ErrExists; the others are created.
 func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 	batches := r.createBatches(jobs)
-	errs := make([]error, len(batches))
-	sem := make(chan struct{}, txnsAtOnce)
-	var wg sync.WaitGroup
-	for k, b := range batches {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ok, _, err := r.txn(ctx, b.ops)
-			if err != nil || ok {
-				errs[k] = err
-				return
+	errs := atOnce(len(batches), func(k int) error {
+		b := batches[k]
+		ok, _, err := r.txn(ctx, b.ops)
+		if err != nil || ok {
+			return err
+		}
+		var first error
+		for _, j := range b.jobs {
+			if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && first == nil {
+				first = err
 			}
-			for _, j := range b.jobs {
-				if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && errs[k] == nil {
-					errs[k] = err
-				}
-			}
-		}()
-	}
-	wg.Wait()
+		}
+		return first
+	})
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, ErrExists) {
 			return err // Consul could not be written: the first such error
@@ -508,18 +501,7 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 		if err != nil {
 			return a.why, a.set, err
 		}
-		errs := make([]error, len(chunks))
-		sem := make(chan struct{}, txnsAtOnce)
-		var wg sync.WaitGroup
-		for k, chunk := range chunks {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				errs[k] = a.apply(ctx, chunk)
-			}()
-		}
-		wg.Wait()
+		errs := atOnce(len(chunks), func(k int) error { return a.apply(ctx, chunks[k]) })
 		if err := errors.Join(errs...); err != nil {
 			for _, e := range errs {
 				if e != nil {
@@ -536,6 +518,24 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 // go, so a few at once cost little more than one, where one after the other
 // each waits for the one before.
 const txnsAtOnce = 8
+
+// atOnce runs f for 0 to n-1, up to txnsAtOnce at a time, and returns
+// what each returned.
+func atOnce(n int, f func(k int) error) []error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, txnsAtOnce)
+	var wg sync.WaitGroup
+	for k := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[k] = f(k)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
 
 // waves groups the writes of ws (their indexes, in order) so that a write
 // comes in a later wave than every earlier write of the same name.
