@@ -168,6 +168,8 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 		compiled.Close(ctx)
 		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d (build it with this fleet's SDK)", v, wire.OldestVersion, wire.Version)
 	}
+	// The instance that proved the module is the pool's first.
+	p.created = 1
 	p.pool <- inst
 	return p, nil
 }
