@@ -90,7 +90,7 @@ type NewJob struct {
 // is reported with ErrExists; the others are created.
 func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 	batches := r.createBatches(jobs)
-	errs := atOnce(len(batches), func(k int) error {
+	errs := atOnce(len(batches), txnsAtOnce, func(k int) error {
 		b := batches[k]
 		ok, _, err := r.txn(ctx, b.ops)
 		if err != nil || ok {
@@ -210,7 +210,7 @@ func (r *Registry) SetDesiredAll(ctx context.Context, jobs []*Job, d DesiredStat
 		obj, _ := json.Marshal(jobObject{Name: j.Name, Hash: j.Hash.String(), Desired: d})
 		ws = append(ws, Write{Name: j.Name, ops: api.TxnOps{kv(api.KVCAS, r.jobKey(j.Name), obj, j.objectIndex)}})
 	}
-	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, func(string) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (r *Registry) DestroyJobs(ctx context.Context, names []string) error {
 	for i, n := range names {
 		ws[i] = Write{Name: n, ops: api.TxnOps{kv(api.KVDelete, r.jobKey(n), nil, 0)}}
 	}
-	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, func(string) error { return nil })
 	if err != nil {
 		return fmt.Errorf("destroy units in Consul: %w", err)
 	}
@@ -469,7 +469,7 @@ func (r *Registry) WriteAll(ctx context.Context, session string, ws []Write) ([]
 // (txnAt).
 func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]bool, map[string]*api.KVPair, error) {
 	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
-	why, set, err := r.applyAll(ctx, api.TxnOps{check}, ws, func(why string) error {
+	why, set, err := r.applyAll(ctx, api.TxnOps{check}, ws, txnsAtOnce, func(why string) error {
 		if strings.HasPrefix(why, "op 0:") {
 			return ErrNotLeader
 		}
@@ -483,7 +483,7 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 }
 
 // applyAll applies ws in as few transactions as Consul takes, each
-// beginning with head and holding whole writes, up to txnsAtOnce of them at
+// beginning with head and holding whole writes, up to inFlight of them at
 // once; a write that follows another of the same name (a unit unscheduled,
 // then scheduled) waits for it. A transaction that fails is retried write by
 // write, so only the writes that fail fail. It returns for each write ""
@@ -491,7 +491,7 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 // the writes that applied set (txnAt); it stops with an error when Consul
 // cannot be written (unreachable, a refusal) or when stop makes one of a
 // failed transaction's reasons.
-func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
+func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, inFlight int, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
 	a := &applying{r: r, head: head, ws: ws, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
 	for i := range a.why {
 		a.why[i] = "not written"
@@ -501,7 +501,7 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 		if err != nil {
 			return a.why, a.set, err
 		}
-		errs := atOnce(len(chunks), func(k int) error { return a.apply(ctx, chunks[k]) })
+		errs := atOnce(len(chunks), inFlight, func(k int) error { return a.apply(ctx, chunks[k]) })
 		if err := errors.Join(errs...); err != nil {
 			for _, e := range errs {
 				if e != nil {
@@ -519,11 +519,11 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, st
 // each waits for the one before.
 const txnsAtOnce = 8
 
-// atOnce runs f for 0 to n-1, up to txnsAtOnce at a time, and returns
-// what each returned.
-func atOnce(n int, f func(k int) error) []error {
+// atOnce runs f for 0 to n-1, up to inFlight at a time (in order when 1),
+// and returns what each returned.
+func atOnce(n, inFlight int, f func(k int) error) []error {
 	errs := make([]error, n)
-	sem := make(chan struct{}, txnsAtOnce)
+	sem := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
 	for k := range n {
 		sem <- struct{}{}
@@ -660,7 +660,10 @@ func (r *Registry) StateDeleteWrite(name, machine string, ops ...*api.TxnOp) Wri
 // state's key (Heartbeat.ForgetStale). The error is a failed write to
 // Consul, which failed them all.
 func (r *Registry) Publish(ctx context.Context, ws []Write) ([]error, error) {
-	why, _, err := r.applyAll(ctx, nil, ws, func(string) error { return nil })
+	// One transaction after the other, in order: a write may need what an
+	// earlier one creates (the machine's catalog node, a service its units'
+	// checks belong to).
+	why, _, err := r.applyAll(ctx, nil, ws, 1, func(string) error { return nil })
 	errs := make([]error, len(ws))
 	for i, w := range ws {
 		if why[i] == "" || err != nil {
