@@ -29,25 +29,10 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	if err != nil {
 		return err
 	}
-	restore, err := c.pinned(ctx, len(units))
+	destroyed, err := c.present(ctx, units)
 	if err != nil {
 		return err
 	}
-	var destroyed []string
-	seen := map[string]bool{}
-	for _, u := range units {
-		if _, err := c.job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
-			continue
-		} else if err != nil {
-			restore()
-			return c.consulErr(err)
-		}
-		if !seen[u.name] {
-			seen[u.name] = true
-			destroyed = append(destroyed, u.name)
-		}
-	}
-	restore()
 	if err := reg.DestroyJobs(ctx, destroyed); err != nil {
 		return c.consulErr(err)
 	}
@@ -98,4 +83,27 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 			return fmt.Errorf("units %v are destroyed but still reported by %d machine(s) after %d block attempts", destroyed, left, b.attempts)
 		}
 	}
+}
+
+// present names the given units that exist, each once, in the order given.
+func (c *cli) present(ctx context.Context, units []unitArg) ([]string, error) {
+	restore, err := c.pinned(ctx, len(units))
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
+	var names []string
+	seen := map[string]bool{}
+	for _, u := range units {
+		if _, err := c.job(ctx, u.name); errors.Is(err, registry.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, c.consulErr(err)
+		}
+		if !seen[u.name] {
+			seen[u.name] = true
+			names = append(names, u.name)
+		}
+	}
+	return names, nil
 }

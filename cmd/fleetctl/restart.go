@@ -79,7 +79,7 @@ func (c *cli) restart(ctx context.Context, jobs []*registry.Job, b blockOptions)
 			}
 			items = nil
 			for _, id := range s.MachineIDs() {
-				if s.States[j.Name][id] != nil || runs(s.RunsOn(id, s.Machines[id].Metadata), j.Name) {
+				if s.States[j.Name][id] != nil || shouldRun(s, id, j.Name) {
 					items = append(items, waitItem{name: j.Name, machine: id})
 				}
 			}
@@ -119,14 +119,4 @@ func (c *cli) cycle(ctx context.Context, j *registry.Job, items []waitItem, b bl
 		return nil
 	}
 	return c.waitForItems(ctx, items, registry.Launched, b, true)
-}
-
-// runs reports whether jobs holds the job called name.
-func runs(jobs []*registry.Job, name string) bool {
-	for _, j := range jobs {
-		if j.Name == name {
-			return true
-		}
-	}
-	return false
 }

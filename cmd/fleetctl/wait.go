@@ -187,7 +187,7 @@ func (w *waiting) reached(s *registry.Snapshot, j *registry.Job, it waitItem, ma
 		}
 		return st
 	}
-	if m := s.Machines[machine]; m == nil || st == nil && !runs(s.RunsOn(machine, m.Metadata), j.Name) {
+	if s.Machines[machine] == nil || st == nil && !shouldRun(s, machine, j.Name) {
 		delete(w.pending, it)
 		return nil
 	}
@@ -219,4 +219,15 @@ func (w *waiting) failure() error {
 		return errors.New("some units did not reach the wanted state: " + fmt.Sprint(w.failed))
 	}
 	return nil
+}
+
+// shouldRun reports whether fleet's rules have live machine run the unit
+// called name (registry.Snapshot.RunsOn).
+func shouldRun(s *registry.Snapshot, machine, name string) bool {
+	for _, j := range s.RunsOn(machine, s.Machines[machine].Metadata) {
+		if j.Name == name {
+			return true
+		}
+	}
+	return false
 }

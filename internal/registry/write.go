@@ -210,7 +210,7 @@ func (r *Registry) SetDesiredAll(ctx context.Context, jobs []*Job, d DesiredStat
 		obj, _ := json.Marshal(jobObject{Name: j.Name, Hash: j.Hash.String(), Desired: d})
 		ws = append(ws, Write{Name: j.Name, ops: api.TxnOps{kv(api.KVCAS, r.jobKey(j.Name), obj, j.objectIndex)}})
 	}
-	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, nil)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (r *Registry) DestroyJobs(ctx context.Context, names []string) error {
 	for i, n := range names {
 		ws[i] = Write{Name: n, ops: api.TxnOps{kv(api.KVDelete, r.jobKey(n), nil, 0)}}
 	}
-	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, txnsAtOnce, nil)
 	if err != nil {
 		return fmt.Errorf("destroy units in Consul: %w", err)
 	}
@@ -489,8 +489,8 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 // write, so only the writes that fail fail. It returns for each write ""
 // when it applied, else Consul's reasons, and what Consul said of the keys
 // the writes that applied set (txnAt); it stops with an error when Consul
-// cannot be written (unreachable, a refusal) or when stop makes one of a
-// failed transaction's reasons.
+// cannot be written (unreachable, a refusal) or when stop (if not nil)
+// makes one of a failed transaction's reasons.
 func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, inFlight int, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
 	a := &applying{r: r, head: head, ws: ws, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
 	for i := range a.why {
@@ -501,12 +501,9 @@ func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, in
 		if err != nil {
 			return a.why, a.set, err
 		}
-		errs := atOnce(len(chunks), inFlight, func(k int) error { return a.apply(ctx, chunks[k]) })
-		if err := errors.Join(errs...); err != nil {
-			for _, e := range errs {
-				if e != nil {
-					return a.why, a.set, e // the first: the others are most likely the same
-				}
+		for _, err := range atOnce(len(chunks), inFlight, func(k int) error { return a.apply(ctx, chunks[k]) }) {
+			if err != nil {
+				return a.why, a.set, err // the first: the others are most likely the same
 			}
 		}
 	}
@@ -622,7 +619,7 @@ func (a *applying) txn(ctx context.Context, chunk []int) (bool, string, error) {
 		ops = append(ops, a.ws[i].ops...)
 	}
 	ok, reason, set, err := a.r.txnAt(ctx, ops)
-	if err == nil && !ok {
+	if err == nil && !ok && a.stop != nil {
 		err = a.stop(reason)
 	}
 	if err != nil || !ok {
@@ -663,7 +660,7 @@ func (r *Registry) Publish(ctx context.Context, ws []Write) ([]error, error) {
 	// One transaction after the other, in order: a write may need what an
 	// earlier one creates (the machine's catalog node, a service its units'
 	// checks belong to).
-	why, _, err := r.applyAll(ctx, nil, ws, 1, func(string) error { return nil })
+	why, _, err := r.applyAll(ctx, nil, ws, 1, nil)
 	errs := make([]error, len(ws))
 	for i, w := range ws {
 		if why[i] == "" || err != nil {
