@@ -2,12 +2,15 @@ package sdk
 
 import "github.com/wasmfleet/fleet/sdk/wire"
 
+// Rejection is why a policy turned a machine down for a unit.
+type Rejection = wire.Rejection
+
 // Decision is where a policy puts a unit: Machine is the chosen machine's
 // ID, "" when none fits; Reject records why a machine was not chosen, which
 // fleetctl shows when a unit cannot be placed.
 type Decision struct {
 	Machine  string
-	Rejected []wire.Rejection
+	Rejected []Rejection
 
 	among []uint64 // LeastLoadedOf in a WebAssembly guest: the set fleetd chooses from
 }
@@ -21,7 +24,7 @@ func (d *Decision) leftToHost() bool {
 
 // Reject records why m was not chosen.
 func (d *Decision) Reject(m *Machine, reason string) {
-	d.Rejected = append(d.Rejected, wire.Rejection{Machine: m.ID, Reason: reason})
+	d.Rejected = append(d.Rejected, Rejection{Machine: m.ID, Reason: reason})
 }
 
 // RejectAll turns every machine down for one reason: for a mistake in the

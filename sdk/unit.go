@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
@@ -17,6 +18,9 @@ type Machine struct {
 	rank int // position in Machines(): comparing ranks is comparing IDs
 }
 
+// Option is one line of a unit file: Value of Name in [Section].
+type Option = wire.Option
+
 // Unit is a unit to place, or one already in the cluster. Treat it as
 // read-only.
 type Unit struct {
@@ -28,6 +32,21 @@ type Unit struct {
 	defined bool   // the cluster's definition of the unit: hosts is kept current
 	hosts   int    // on how many machines the unit is placed
 	handle  uint32 // the host's handle for the definition plus one; 0 for none
+}
+
+// NewUnit returns a unit named name with the given [X-Fleet] options, each
+// written "Name=value" as in a unit file, for tests:
+//
+//	u := sdk.NewUnit("web.service", "Policy=ssd", "Needs=disk=ssd")
+//
+// An option without "=" has an empty value.
+func NewUnit(name string, xfleet ...string) *Unit {
+	u := &Unit{Name: name}
+	for _, kv := range xfleet {
+		k, v, _ := strings.Cut(kv, "=")
+		u.Options = append(u.Options, Option{Section: "X-Fleet", Name: strings.TrimSpace(k), Value: strings.TrimSpace(v)})
+	}
+	return u
 }
 
 // body is what units with identical options share: the options, decoded

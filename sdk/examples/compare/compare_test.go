@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk"
-	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // fourMachines is a cluster of machines that differ in RAM, region and
@@ -21,16 +20,6 @@ func fourMachines() *sdk.Cluster {
 	c.PlaceUnit("b.service", "m1")
 	c.PlaceUnit("c.service", "m3")
 	return c
-}
-
-// unit is a unit with the given [X-Fleet] options, each "Name=value".
-func unit(name string, xfleet ...string) *sdk.Unit {
-	u := &sdk.Unit{Name: name}
-	for _, kv := range xfleet {
-		k, v, _ := strings.Cut(kv, "=")
-		u.Options = append(u.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
-	}
-	return u
 }
 
 func TestCompare(t *testing.T) {
@@ -69,7 +58,7 @@ func TestCompare(t *testing.T) {
 		for _, v := range tc.metadata {
 			xfleet = append(xfleet, "MachineMetadata="+v)
 		}
-		d := Place(fourMachines(), unit("x.service", xfleet...))
+		d := Place(fourMachines(), sdk.NewUnit("x.service", xfleet...))
 		got := map[string]string{}
 		for _, r := range d.Rejected {
 			got[r.Machine] = r.Reason
@@ -92,7 +81,7 @@ func allMachines(reason string) map[string]string {
 
 // TestDeprecatedSpelling: X-ConditionMachineMetadata counts too, as in fleet.
 func TestDeprecatedSpelling(t *testing.T) {
-	d := Place(fourMachines(), unit("x.service", "X-ConditionMachineMetadata=ram>4096", "MachineMetadata=disk=ssd"))
+	d := Place(fourMachines(), sdk.NewUnit("x.service", "X-ConditionMachineMetadata=ram>4096", "MachineMetadata=disk=ssd"))
 	if d.Machine != "m3" || len(d.Rejected) != 3 {
 		t.Fatalf("placed on %q turning down %v, want m3 and the three others", d.Machine, d.Rejected)
 	}
@@ -121,7 +110,7 @@ func TestCompareValues(t *testing.T) {
 }
 
 func ExamplePlace() {
-	d := Place(fourMachines(), unit("db.service", "MachineMetadata=ram>=4096 disk=ssd"))
+	d := Place(fourMachines(), sdk.NewUnit("db.service", "MachineMetadata=ram>=4096 disk=ssd"))
 	fmt.Println(d.Machine)
 	for _, r := range d.Rejected {
 		fmt.Println(r.Machine+":", r.Reason)

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk"
-	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // units returns n unit names with a prefix, for filling a machine.
@@ -30,16 +29,6 @@ func cluster(load ...int) *sdk.Cluster {
 		}
 	}
 	return c
-}
-
-// unit is a unit with the given [X-Fleet] options, each "Name=value".
-func unit(name string, xfleet ...string) *sdk.Unit {
-	u := &sdk.Unit{Name: name}
-	for _, kv := range xfleet {
-		k, v, _ := strings.Cut(kv, "=")
-		u.Options = append(u.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
-	}
-	return u
 }
 
 func TestMaxPer(t *testing.T) {
@@ -88,7 +77,7 @@ func TestMaxPer(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := Place(cluster(tc.load...), unit("x.service", tc.xfleet...))
+			d := Place(cluster(tc.load...), sdk.NewUnit("x.service", tc.xfleet...))
 			var rejected []string
 			for _, r := range d.Rejected {
 				rejected = append(rejected, r.Machine)
@@ -109,7 +98,7 @@ func TestMaxPerFills(t *testing.T) {
 	c := cluster(0, 0, 0)
 	for i := 0; i < 9; i++ {
 		name := fmt.Sprintf("web@%d.service", i)
-		d := Place(c, unit(name, "MaxPerMachine=3"))
+		d := Place(c, sdk.NewUnit(name, "MaxPerMachine=3"))
 		if d.Machine == "" {
 			t.Fatalf("%s not placed with room left: %+v", name, d.Rejected)
 		}
@@ -120,7 +109,7 @@ func TestMaxPerFills(t *testing.T) {
 			t.Errorf("%s runs %d units, want 3", m.ID, len(m.Units))
 		}
 	}
-	if d := Place(c, unit("web@9.service", "MaxPerMachine=3")); d.Machine != "" || len(d.Rejected) != 3 {
+	if d := Place(c, sdk.NewUnit("web@9.service", "MaxPerMachine=3")); d.Machine != "" || len(d.Rejected) != 3 {
 		t.Fatalf("a full cluster placed the unit: %+v", d)
 	}
 }

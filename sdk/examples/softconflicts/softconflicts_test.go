@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk"
-	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // cluster has one machine per entry, m1, m2, ..., running those units.
@@ -20,16 +19,6 @@ func cluster(units ...[]string) *sdk.Cluster {
 		}
 	}
 	return c
-}
-
-// unit is a unit with the given [X-Fleet] options, each "Name=value".
-func unit(name string, xfleet ...string) *sdk.Unit {
-	u := &sdk.Unit{Name: name}
-	for _, kv := range xfleet {
-		k, v, _ := strings.Cut(kv, "=")
-		u.Options = append(u.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
-	}
-	return u
 }
 
 func TestSoftConflicts(t *testing.T) {
@@ -103,7 +92,7 @@ func TestSoftConflicts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cluster(tc.units...)
-			d := Place(c, unit("x.service", tc.xfleet...))
+			d := Place(c, sdk.NewUnit("x.service", tc.xfleet...))
 			if d.Machine != tc.want {
 				t.Errorf("placed on %q, want %q", d.Machine, tc.want)
 			}
@@ -131,7 +120,7 @@ func TestSoftConflictsSpreads(t *testing.T) {
 	c := cluster([]string{"a.service"}, nil, nil)
 	for i := 1; i <= 6; i++ {
 		name := fmt.Sprintf("db@%d.service", i)
-		d := Place(c, unit(name, "PreferNotWith=db@*"))
+		d := Place(c, sdk.NewUnit(name, "PreferNotWith=db@*"))
 		if d.Machine == "" {
 			t.Fatalf("%s not placed: %+v", name, d.Rejected)
 		}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/wasmfleet/fleet/sdk"
-	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 // machine is one machine of a test cluster: its ID, its metadata and the
@@ -28,16 +27,6 @@ func cluster(ms ...machine) *sdk.Cluster {
 	return c
 }
 
-// unit is a unit with the given [X-Fleet] options, each "Name=value".
-func unit(name string, xfleet ...string) *sdk.Unit {
-	u := &sdk.Unit{Name: name}
-	for _, kv := range xfleet {
-		k, v, _ := strings.Cut(kv, "=")
-		u.Options = append(u.Options, wire.Option{Section: "X-Fleet", Name: k, Value: v})
-	}
-	return u
-}
-
 func zone(z string) map[string]string { return map[string]string{"zone": z} }
 
 func TestSpread(t *testing.T) {
@@ -51,12 +40,12 @@ func TestSpread(t *testing.T) {
 	}{
 		{
 			name: "empty cluster",
-			unit: unit("apache@1.service"),
+			unit: sdk.NewUnit("apache@1.service"),
 		},
 		{
 			name:     "empty zones: the lowest ID",
 			machines: []machine{{"m1", zone("a"), nil}, {"m2", zone("b"), nil}},
-			unit:     unit("apache@1.service"),
+			unit:     sdk.NewUnit("apache@1.service"),
 			want:     "m1",
 		},
 		{
@@ -66,7 +55,7 @@ func TestSpread(t *testing.T) {
 				{"m2", zone("a"), nil},
 				{"m3", zone("b"), []string{"db.service", "cache.service"}},
 			},
-			unit: unit("apache@2.service"),
+			unit: sdk.NewUnit("apache@2.service"),
 			want: "m3",
 		},
 		{
@@ -77,7 +66,7 @@ func TestSpread(t *testing.T) {
 				{"m3", zone("b"), []string{"apache@2.service", "cache.service"}},
 				{"m4", zone("b"), nil},
 			},
-			unit: unit("apache@3.service"),
+			unit: sdk.NewUnit("apache@3.service"),
 			want: "m4",
 		},
 		{
@@ -86,7 +75,7 @@ func TestSpread(t *testing.T) {
 				{"m1", zone("a"), []string{"apache@1.service"}},
 				{"m2", zone("b"), []string{"web@1.service", "web@2.service", "apachex@1.service"}},
 			},
-			unit: unit("apache@2.service"),
+			unit: sdk.NewUnit("apache@2.service"),
 			want: "m2",
 		},
 		{
@@ -95,7 +84,7 @@ func TestSpread(t *testing.T) {
 				{"m1", zone("a"), []string{"apache.service"}},
 				{"m2", zone("b"), []string{"x.service"}},
 			},
-			unit: unit("apache@2.service"),
+			unit: sdk.NewUnit("apache@2.service"),
 			want: "m2",
 		},
 		{
@@ -105,7 +94,7 @@ func TestSpread(t *testing.T) {
 				{"m2", zone("a"), []string{"apache@1.service"}},
 				{"m3", map[string]string{"rack": "r1"}, nil},
 			},
-			unit:     unit("apache@2.service"),
+			unit:     sdk.NewUnit("apache@2.service"),
 			want:     "m2",
 			rejected: []string{"m1", "m3"},
 			reason:   "no zone metadata",
@@ -117,7 +106,7 @@ func TestSpread(t *testing.T) {
 				{"m2", map[string]string{"zone": "a", "rack": "r2"}, []string{"x.service"}},
 				{"m3", map[string]string{"zone": "b"}, nil},
 			},
-			unit:     unit("apache@2.service", "SpreadBy=rack"),
+			unit:     sdk.NewUnit("apache@2.service", "SpreadBy=rack"),
 			want:     "m2",
 			rejected: []string{"m3"},
 			reason:   "no rack metadata to spread by (SpreadBy=rack)",
@@ -125,7 +114,7 @@ func TestSpread(t *testing.T) {
 		{
 			name:     "no machine has the key",
 			machines: []machine{{"m1", nil, nil}, {"m2", zone("a"), nil}},
-			unit:     unit("apache@1.service", "SpreadBy=rack", "SpreadBy=row"),
+			unit:     sdk.NewUnit("apache@1.service", "SpreadBy=rack", "SpreadBy=row"),
 			rejected: []string{"m1", "m2"},
 			reason:   "no row metadata",
 		},
@@ -156,7 +145,7 @@ func TestSpreadEvenly(t *testing.T) {
 	perZone := map[string]int{}
 	for i := 1; i <= 6; i++ {
 		name := fmt.Sprintf("apache@%d.service", i)
-		d := Place(c, unit(name))
+		d := Place(c, sdk.NewUnit(name))
 		if d.Machine == "" {
 			t.Fatalf("%s not placed: %+v", name, d.Rejected)
 		}
