@@ -32,14 +32,14 @@ A machine is named by its ID or any unique prefix of it.`,
 		Short: "Set dynamic metadata pairs on a machine",
 		Example: `  fleetctl machine-metadata set 0e4415df role=db disk=ssd
   fleetctl list-machines`,
-		Args: atLeastTwo("name a machine and one KEY=VALUE or more: fleetctl machine-metadata set MACHINE KEY=VALUE..."),
+		Args: rangeArgs(2, -1, "name a machine and one KEY=VALUE or more: fleetctl machine-metadata set MACHINE KEY=VALUE..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.setMachineMetadata(cmd.Context(), args[0], args[1:])
 		},
 	}, &cobra.Command{
 		Use:   "rm MACHINE KEY...",
 		Short: "Remove dynamic metadata keys from a machine",
-		Args:  atLeastTwo("name a machine and one KEY or more: fleetctl machine-metadata rm MACHINE KEY..."),
+		Args:  rangeArgs(2, -1, "name a machine and one KEY or more: fleetctl machine-metadata rm MACHINE KEY..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.removeMachineMetadata(cmd.Context(), args[0], args[1:])
 		},
@@ -47,10 +47,11 @@ A machine is named by its ID or any unique prefix of it.`,
 	return cmd
 }
 
-// atLeastTwo accepts a machine and one more argument or more, else says usage.
-func atLeastTwo(usage string) cobra.PositionalArgs {
+// rangeArgs accepts min to max arguments (max < 0: no upper bound), else
+// says usage: what to type, not only how many.
+func rangeArgs(min, max int, usage string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
-		if len(args) < 2 {
+		if len(args) < min || max >= 0 && len(args) > max {
 			return errors.New(usage)
 		}
 		return nil

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/starter"
 	"github.com/wasmfleet/fleet/policies"
+	"github.com/wasmfleet/fleet/sdk/wire"
 )
 
 func newPolicyCmd(c *cli) *cobra.Command {
@@ -22,9 +25,68 @@ func newPolicyCmd(c *cli) *cobra.Command {
 A unit picks one with [X-Fleet] Policy=NAME; units that name none use the
 cluster's default policy, which is fleet's own ("default") until changed.`,
 	}
-	cmd.AddCommand(newPolicyUploadCmd(c), newPolicyListCmd(c), newPolicyShowCmd(c), newPolicyRmCmd(c), newPolicyDefaultCmd(c),
-		newPolicySimulateCmd(c))
+	cmd.AddCommand(newPolicyNewCmd(c), newPolicySDKCmd(c), newPolicyUploadCmd(c), newPolicyListCmd(c), newPolicyShowCmd(c),
+		newPolicyRmCmd(c), newPolicyDefaultCmd(c), newPolicySimulateCmd(c))
 	return cmd
+}
+
+func newPolicyNewCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "new NAME [DIR]",
+		Short: "Write a Go module with a working policy, its test and the SDK, ready to build (DIR defaults to ./NAME)",
+		Long: `Write a new placement policy into DIR (./NAME unless given), which must not
+exist or be empty: a Go module with the policy (main.go), its test
+(main_test.go) and, in fleet-sdk/, the SDK this fleetctl speaks, which the
+module's go.mod points at. It builds offline with the standard Go toolchain.`,
+		Example: `  fleetctl policy new ssd
+  cd ssd && go test ./...
+  ` + starter.BuildCommand("ssd.wasm") + `
+  fleetctl policy upload ssd ssd.wasm`,
+		Args: rangeArgs(1, 2, "name the policy, and optionally its directory: fleetctl policy new NAME [DIR]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, dir := args[0], args[0]
+			if len(args) == 2 {
+				dir = args[1]
+			}
+			if err := registry.ValidatePolicyName(name); err != nil {
+				return err
+			}
+			if name == registry.BuiltinPolicy {
+				return fmt.Errorf("%q is the built-in policy's name; choose another", name)
+			}
+			if err := starter.New(dir, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "Wrote policy %s in %s, with the SDK of ABI version %d in %s. Next:\n", name, dir, wire.Version,
+				filepath.Join(dir, starter.SDKDir))
+			fmt.Fprintf(c.out, "  cd %s\n  go test ./...\n  %s\n  fleetctl policy simulate %s.wasm\n  fleetctl policy upload %s %s.wasm\n",
+				dir, starter.BuildCommand(name+".wasm"), name, name, name)
+			return nil
+		},
+	}
+}
+
+func newPolicySDKCmd(c *cli) *cobra.Command {
+	return &cobra.Command{
+		Use:   "sdk [DIR]",
+		Short: "Write the SDK this fleetctl speaks into DIR/fleet-sdk, replacing an older copy (DIR defaults to .)",
+		Long: `Write the policy SDK this fleetctl speaks into DIR/fleet-sdk, where a module
+written by "fleetctl policy new" finds it. Run it in a policy's directory
+after upgrading fleet, then rebuild the policy: a module built with an SDK
+of another ABI version is refused at upload.`,
+		Args: rangeArgs(0, 1, "name at most one directory: fleetctl policy sdk [DIR]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			if err := starter.WriteSDK(dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "Wrote the SDK of ABI version %d in %s\n", wire.Version, filepath.Join(dir, starter.SDKDir))
+			return nil
+		},
+	}
 }
 
 func newPolicyUploadCmd(c *cli) *cobra.Command {

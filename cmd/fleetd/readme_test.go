@@ -26,15 +26,8 @@ func TestReadmeWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := quickstartBlocks(t, string(readme))
+	blocks := docBlocks(t, string(readme), "## Quickstart", 5)
 	d := startDev(t, "--machines", "3")
-	export := regexp.MustCompile(`(?m)^\s*(export PATH=.*)$`).FindStringSubmatch(d.out.String())
-	if export == nil {
-		t.Fatalf("the banner has no export line:\n%s", d.out.String())
-	}
-	// fleetctl comes from the same build as the fleetd under test.
-	bin := filepath.Dir(testcluster.Binary(t, "fleetctl"))
-
 	// machine-pid prints the PID of the machine that runs a unit, from
 	// the state file: what the reader reads off the banner.
 	helper := t.TempDir()
@@ -46,39 +39,23 @@ func TestReadmeWalk(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(helper, "machine-pid"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var walk strings.Builder
-	walk.WriteString("set -e -o pipefail -x\n")
-	walk.WriteString(export[1] + "\n")
-	walk.WriteString("export PATH=" + bin + ":" + helper + ":$PATH\n")
+	var body strings.Builder
+	body.WriteString("export PATH=" + helper + ":$PATH\n")
 	replaced := 0
 	for _, b := range blocks {
 		if strings.Contains(b, "kill -9 13000") {
 			b = strings.ReplaceAll(b, "kill -9 13000", "kill -9 $(machine-pid myapp.service)")
 			replaced++
 		}
-		walk.WriteString(b)
+		body.WriteString(b)
 	}
 	if replaced != 1 {
 		t.Fatalf("the quickstart should kill one machine by PID (kill -9 13000), found %d", replaced)
 	}
-	cmd := exec.Command("bash")
-	cmd.Stdin = strings.NewReader(walk.String())
-	cmd.Dir = t.TempDir()
-	cmd.Env = os.Environ()
-	done := make(chan struct{})
-	var out []byte
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(4 * time.Minute):
-		_ = cmd.Process.Kill()
-		<-done
-		t.Fatalf("the walk did not finish in 4 minutes:\n%s", out)
-	}
-	log := string(out)
-	t.Logf("the walk:\n%s", log)
+	log, _, err := d.walk(body.String(), t.TempDir(), 4*time.Minute, nil)
+	bin := filepath.Dir(testcluster.Binary(t, "fleetctl"))
 	if err != nil {
-		t.Fatalf("the walk failed: %v\n%s", err, log)
+		t.Fatal(err)
 	}
 	for _, want := range []string{"services/website/apache@1:up", "services/website/apache@2:up"} {
 		if !strings.Contains(log, want) {
@@ -116,13 +93,14 @@ func TestReadmeWalk(t *testing.T) {
 	}
 }
 
-// quickstartBlocks is every ```sh block of the README's quickstart section,
-// in order.
-func quickstartBlocks(t *testing.T, readme string) []string {
+// docBlocks is every ```sh block of a document's section (from the heading
+// that starts with heading to the next "## "), in order; fewer than min is
+// a mistake.
+func docBlocks(t *testing.T, doc, heading string, min int) []string {
 	t.Helper()
-	_, section, ok := strings.Cut(readme, "## Quickstart")
+	_, section, ok := strings.Cut(doc, "\n"+heading)
 	if !ok {
-		t.Fatal("README has no Quickstart section")
+		t.Fatalf("no section %q", heading)
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
@@ -131,12 +109,49 @@ func quickstartBlocks(t *testing.T, readme string) []string {
 	for _, part := range strings.Split(section, "```sh\n")[1:] {
 		body, _, ok := strings.Cut(part, "```")
 		if !ok {
-			t.Fatal("unterminated ```sh block in the quickstart")
+			t.Fatalf("unterminated ```sh block in %q", heading)
 		}
 		blocks = append(blocks, body)
 	}
-	if len(blocks) < 5 {
-		t.Fatalf("only %d shell blocks in the quickstart", len(blocks))
+	if len(blocks) < min {
+		t.Fatalf("only %d shell blocks in %q", len(blocks), heading)
 	}
 	return blocks
+}
+
+// walk pastes body into one bash in dir, as a reader would into a shell
+// where they pasted the export line the banner prints: it stops at the
+// first command that fails (the error then holds the output), and is
+// stopped after limit. fleetctl is the one of this build; env is added to
+// the shell's environment. It returns bash's output and how long it took.
+func (d *devCluster) walk(body, dir string, limit time.Duration, env []string) (string, time.Duration, error) {
+	t := d.t
+	t.Helper()
+	export := regexp.MustCompile(`(?m)^\s*(export PATH=.*)$`).FindStringSubmatch(d.out.String())
+	if export == nil {
+		t.Fatalf("the banner has no export line:\n%s", d.out.String())
+	}
+	bin := filepath.Dir(testcluster.Binary(t, "fleetctl"))
+	cmd := exec.Command("bash")
+	cmd.Stdin = strings.NewReader("set -e -o pipefail -x\n" + export[1] + "\nexport PATH=" + bin + ":$PATH\n" + body)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out []byte
+	var err error
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		_ = cmd.Process.Kill()
+		<-done
+		return string(out), time.Since(start), fmt.Errorf("the walk did not finish in %s:\n%s", limit, out)
+	}
+	took := time.Since(start)
+	t.Logf("the walk (%s):\n%s", took.Round(time.Second), out)
+	if err != nil {
+		return string(out), took, fmt.Errorf("the walk failed: %v\n%s", err, out)
+	}
+	return string(out), took, nil
 }
