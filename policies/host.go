@@ -166,7 +166,8 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 	if v := uint32(res); v < wire.OldestVersion || v > wire.Version {
 		inst.close(ctx)
 		compiled.Close(ctx)
-		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d (build it with this fleet's SDK)", v, wire.OldestVersion, wire.Version)
+		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d: rebuild it against the SDK this fleet carries (fleetctl policy sdk DIR writes it into DIR/fleet-sdk)",
+			v, wire.OldestVersion, wire.Version)
 	}
 	// The instance that proved the module is the pool's first.
 	p.created = 1

@@ -183,7 +183,8 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"not wasm", []byte("#!/bin/sh\necho hi\n"), "not a WebAssembly module"},
 		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01"), "does not compile"},
 		{"too large", append([]byte("\x00asm"), make([]byte, 5<<20)...), "the limit is"},
-		{"wrong version", wat(t, "version3"), "ABI version 3"},
+		{"wrong version", wat(t, "version3"), fmt.Sprintf("policy bad: speaks ABI version 3; this fleetd speaks versions %d to %d: "+
+			"rebuild it against the SDK this fleet carries (fleetctl policy sdk DIR writes it into DIR/fleet-sdk)", wire.OldestVersion, wire.Version)},
 		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
 		{"wrong signature", wat(t, "badsig"), "wrong signature"},
 		{"optional export mistyped", wat(t, "defsig"), "export fleet_place_defined has the wrong signature"},
