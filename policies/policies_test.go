@@ -34,6 +34,26 @@ func wat(t testing.TB, name string) []byte {
 	return b
 }
 
+// goGuest builds the Go program pkg (a directory such as ./testdata/gofail,
+// or an import path) to WebAssembly with go build's flags: a policy is
+// built with -buildmode=c-shared, as docs/policies.md says; without it, go
+// build makes a command module, which Load refuses.
+func goGuest(t testing.TB, pkg string, flags ...string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".wasm")
+	args := append(append([]string{"build"}, flags...), "-trimpath", "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, o)
+	}
+	mod, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
+}
+
 func newHost(t testing.TB, cfg Config) *Host {
 	t.Helper()
 	h, err := NewHost(context.Background(), cfg)
@@ -192,6 +212,11 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
 		{"trap in initializer", wat(t, "inittrap"), "initializer"},
 		{"initializer that never ends", wat(t, "initloop"), "instantiating stopped after its time limit"},
+		// Refused before an instance is made: its exports would trap.
+		{"command module", wat(t, "command"), "policy bad: is a command module (it exports _start, which fleetd never runs): " +
+			"build it as a reactor; for Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o bad.wasm ."},
+		{"Go policy built without -buildmode=c-shared", goGuest(t, "github.com/wasmfleet/fleet/sdk/examples/maxper"),
+			"is a command module (it exports _start, which fleetd never runs)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.Load(ctx, "bad", tc.wasm, false)
