@@ -121,9 +121,9 @@ var placeDefinedExport = export{"fleet_place_defined", []api.ValueType{i32}, []a
 // # Errors
 //
 // Every rejection names the problem and, where it can, what to do: not
-// WebAssembly, too large, a forbidden import, a missing or mistyped export, a
-// command module (a Go policy built without -buildmode=c-shared), the wrong
-// ABI version, a trap in its initializer.
+// WebAssembly, too large, memory over the cap, a forbidden import, a missing
+// or mistyped export, a command module (a Go policy built without
+// -buildmode=c-shared), the wrong ABI version, a trap in its initializer.
 func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool) (*Policy, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("policy %s: "+format, append([]any{name}, args...)...)
@@ -140,6 +140,9 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
+		if why := h.memoryTooLarge(wasm); why != "" {
+			return nil, bad("%s", why)
+		}
 		return nil, bad("does not compile: %v", err)
 	}
 	if err := checkModule(compiled, name); err != nil {

@@ -194,7 +194,7 @@ func TestDefaultPolicyMatchesNative(t *testing.T) {
 // problem.
 func TestRejectedAtLoad(t *testing.T) {
 	ctx := context.Background()
-	h := newHost(t, Config{MaxModuleBytes: 4 << 20})
+	h := newHost(t, Config{MaxModuleBytes: 4 << 20, MemoryLimitMiB: 64})
 	for _, tc := range []struct {
 		name string
 		wasm []byte
@@ -217,6 +217,10 @@ func TestRejectedAtLoad(t *testing.T) {
 			"build it as a reactor; for Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o bad.wasm ."},
 		{"Go policy built without -buildmode=c-shared", goGuest(t, "github.com/wasmfleet/fleet/sdk/examples/maxper"),
 			"is a command module (it exports _start, which fleetd never runs)"},
+		{"memory over the cap at start", wat(t, "bigmemory"),
+			"policy bad: needs 125 MiB of memory at start; a policy may use 64 MiB (fleetd --policy-memory-mib)"},
+		{"memory maximum over the cap", wat(t, "bigmaxmemory"),
+			"policy bad: declares it may grow to 128 MiB of memory; a policy may use 64 MiB (fleetd --policy-memory-mib)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.Load(ctx, "bad", tc.wasm, false)
