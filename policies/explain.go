@@ -1,8 +1,12 @@
 package policies
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // What a policy's author is told when the module fails: the errors say what
@@ -76,4 +80,94 @@ func mib(b uint64) string {
 		return fmt.Sprintf("%d MiB", b>>20)
 	}
 	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// guestOutput is where an instance's stderr goes, so that a trap is reported
+// with what the guest said as it failed: a Go guest's runtime writes "panic:
+// ..." or "fatal error: out of memory" there, then a trace of every
+// goroutine. It keeps the last bytes of the first paragraph a call writes
+// (up to its first blank line), which ends with a Go runtime's message
+// whatever the guest wrote before it. Its size is fixed and each call resets
+// its length, so a guest makes fleetd neither allocate nor keep more, and a
+// call that writes nothing costs two stores.
+type guestOutput struct {
+	buf   [4 << 10]byte
+	n     int
+	ended bool // the first paragraph has ended: the rest is not kept
+}
+
+func (o *guestOutput) reset() { o.n, o.ended = 0, false }
+
+// Write keeps p's part of the first paragraph, dropping the oldest bytes when
+// the buffer is full. It never fails: the guest's write always succeeds.
+func (o *guestOutput) Write(p []byte) (int, error) {
+	written := len(p)
+	if o.ended {
+		return written, nil
+	}
+	if o.n == 0 {
+		p = bytes.TrimLeft(p, "\n") // blank lines before any text end nothing
+	}
+	for j, c := range p {
+		if c == '\n' && (j > 0 && p[j-1] == '\n' || j == 0 && o.n > 0 && o.buf[o.n-1] == '\n') {
+			p, o.ended = p[:j], true
+			break
+		}
+	}
+	if len(p) > len(o.buf) {
+		p = p[len(p)-len(o.buf):]
+	}
+	if drop := o.n + len(p) - len(o.buf); drop > 0 {
+		o.n = copy(o.buf[:], o.buf[drop:o.n])
+	}
+	o.n += copy(o.buf[o.n:], p)
+	return written, nil
+}
+
+// Bounds of what is reported of a guest's output.
+const (
+	saidLines = 4
+	saidBytes = 512
+)
+
+// said is the end of what the guest wrote in its last call: at most
+// saidLines lines and saidBytes bytes, trimmed.
+func (o *guestOutput) said() []byte {
+	s := bytes.TrimSpace(o.buf[:o.n])
+	if len(s) > saidBytes {
+		s = s[len(s)-saidBytes:]
+	}
+	for k, lines := len(s)-1, 0; k >= 0; k-- {
+		if s[k] == '\n' {
+			if lines++; lines == saidLines {
+				return s[k+1:]
+			}
+		}
+	}
+	return s
+}
+
+// explain is what fleetd can say of a trap beyond wazero's words: that the
+// guest ran out of memory, and what it wrote. Each part ends with "; ", to
+// come before the trap itself; "" when there is nothing to add. mem is nil
+// when the instance was never made.
+func (h *Host) explain(out *guestOutput, mem api.Memory) string {
+	said := out.said()
+	var b strings.Builder
+	// A guest that grew to near its cap was refused more memory, or soon
+	// would have been; a Go guest that asks for a block larger than what
+	// is left says "out of memory" without reaching the cap.
+	limit := uint64(h.cfg.MemoryLimitMiB) << 20
+	slack := max(limit/8, 4<<20) // a Go heap grows by 4 MiB arenas
+	switch {
+	case mem != nil && (uint64(mem.Size())+slack >= limit || bytes.Contains(said, []byte("out of memory"))):
+		fmt.Fprintf(&b, "it ran out of memory: it had grown to %s; %s; ", mib(uint64(mem.Size())), h.memoryCap())
+	case bytes.Contains(said, []byte("out of memory")):
+		fmt.Fprintf(&b, "it ran out of memory; %s; ", h.memoryCap())
+	}
+	if len(said) > 0 {
+		// Quoted: no byte of the guest's reaches a log or a terminal raw.
+		fmt.Fprintf(&b, "the policy wrote %q; ", said)
+	}
+	return b.String()
 }

@@ -210,7 +210,7 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"optional export mistyped", wat(t, "defsig"), "export fleet_place_defined has the wrong signature"},
 		{"forbidden import", wat(t, "import"), "env.open_socket"},
 		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
-		{"trap in initializer", wat(t, "inittrap"), "initializer"},
+		{"trap in initializer", wat(t, "inittrap"), `traps in its initializer: the policy wrote "inittrap: cannot start"; `},
 		{"initializer that never ends", wat(t, "initloop"), "instantiating stopped after its time limit"},
 		// Refused before an instance is made: its exports would trap.
 		{"command module", wat(t, "command"), "policy bad: is a command module (it exports _start, which fleetd never runs): " +
@@ -247,7 +247,7 @@ func TestHostileGuests(t *testing.T) {
 	}{
 		{"loop", "time limit"},
 		{"trap", "trapped"},
-		{"bomb", "trapped"},
+		{"bomb", "trapped: it ran out of memory: it had grown to 12.1 MiB; a policy may use 16 MiB (fleetd --policy-memory-mib); wasm error: unreachable"},
 		{"recursion", "fleet_place"}, // a stack overflow trap, or the time limit, whichever comes first
 		{"huge", "limit"},
 		{"ghost", "not a live machine"},
