@@ -3,9 +3,6 @@ package policies
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +74,7 @@ func BenchmarkPlacement(b *testing.B) {
 	// A generous time limit: this measures what the guard costs, not
 	// whether the decision fits the production limit.
 	h := newHost(b, Config{CallTimeout: 10 * time.Second})
-	goraw, gofloor := goGuest(b, "goraw"), goGuest(b, "gofloor")
+	goraw, gofloor := goGuest(b, "./testdata/goraw", "-buildmode=c-shared"), goGuest(b, "./testdata/gofloor", "-buildmode=c-shared")
 	for _, n := range []int{100, 1000, 5000} {
 		ms, placed, defs := benchClusterDefs(n)
 		defs[benchRequest.Unit] = UnitDef{Hash: fmt.Sprint(benchRequest.Options), Options: benchRequest.Options}
@@ -160,22 +157,6 @@ func BenchmarkPlacement(b *testing.B) {
 			})
 		}
 	}
-}
-
-// goGuest builds the Go policy in testdata/name to WebAssembly.
-func goGuest(b *testing.B, name string) []byte {
-	b.Helper()
-	out := filepath.Join(b.TempDir(), name+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./testdata/"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build %s: %v\n%s", name, err, o)
-	}
-	mod, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return mod
 }
 
 // BenchmarkLoad is validating and compiling the default policy: cold, and

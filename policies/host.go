@@ -120,9 +120,10 @@ var placeDefinedExport = export{"fleet_place_defined", []api.ValueType{i32}, []a
 //
 // # Errors
 //
-// Every rejection names the problem: not WebAssembly, too large, a
-// forbidden import, a missing or mistyped export, the wrong ABI version, a
-// trap in its initializer.
+// Every rejection names the problem and, where it can, what to do: not
+// WebAssembly, too large, memory over the cap, a forbidden import, a missing
+// or mistyped export, a command module (a Go policy built without
+// -buildmode=c-shared), the wrong ABI version, a trap in its initializer.
 func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool) (*Policy, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("policy %s: "+format, append([]any{name}, args...)...)
@@ -139,13 +140,12 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
+		if why := h.memoryTooLarge(wasm); why != "" {
+			return nil, bad("%s", why)
+		}
 		return nil, bad("does not compile: %v", err)
 	}
-	if err := checkImports(compiled); err != nil {
-		compiled.Close(ctx)
-		return nil, bad("%v", err)
-	}
-	if err := checkExports(compiled); err != nil {
+	if err := checkModule(compiled, name); err != nil {
 		compiled.Close(ctx)
 		return nil, bad("%v", err)
 	}
@@ -166,12 +166,38 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 	if v := uint32(res); v < wire.OldestVersion || v > wire.Version {
 		inst.close(ctx)
 		compiled.Close(ctx)
-		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d (build it with this fleet's SDK)", v, wire.OldestVersion, wire.Version)
+		return nil, bad("speaks ABI version %d; this fleetd speaks versions %d to %d: rebuild it against the SDK this fleet carries (fleetctl policy sdk DIR writes it into DIR/fleet-sdk)",
+			v, wire.OldestVersion, wire.Version)
 	}
 	// The instance that proved the module is the pool's first.
 	p.created = 1
 	p.pool <- inst
 	return p, nil
+}
+
+// checkModule checks what a module imports and exports, and that it is a
+// reactor, in the order that names the deepest problem first: a program
+// without the ABI's exports is told to use the SDK before it is told how to
+// build.
+func checkModule(c wazero.CompiledModule, name string) error {
+	if err := checkImports(c); err != nil {
+		return err
+	}
+	if err := checkExports(c); err != nil {
+		return err
+	}
+	return checkReactor(c, name)
+}
+
+// checkReactor refuses a command module, one that exports _start and not
+// _initialize, as go build makes without -buildmode=c-shared: fleetd never
+// runs _start, and a Go command's exports trap until it has run.
+func checkReactor(c wazero.CompiledModule, name string) error {
+	fns := c.ExportedFunctions()
+	if fns["_start"] == nil || fns["_initialize"] != nil {
+		return nil
+	}
+	return fmt.Errorf("is a command module (it exports _start, which fleetd never runs): build it as a reactor; for Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o %s.wasm .", name)
 }
 
 func checkImports(c wazero.CompiledModule) error {

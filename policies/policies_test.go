@@ -34,6 +34,26 @@ func wat(t testing.TB, name string) []byte {
 	return b
 }
 
+// goGuest builds the Go program pkg (a directory such as ./testdata/gofail,
+// or an import path) to WebAssembly with go build's flags: a policy is
+// built with -buildmode=c-shared, as docs/policies.md says; without it, go
+// build makes a command module, which Load refuses.
+func goGuest(t testing.TB, pkg string, flags ...string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg)+".wasm")
+	args := append(append([]string{"build"}, flags...), "-trimpath", "-o", out, pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, o)
+	}
+	mod, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
+}
+
 func newHost(t testing.TB, cfg Config) *Host {
 	t.Helper()
 	h, err := NewHost(context.Background(), cfg)
@@ -174,7 +194,7 @@ func TestDefaultPolicyMatchesNative(t *testing.T) {
 // problem.
 func TestRejectedAtLoad(t *testing.T) {
 	ctx := context.Background()
-	h := newHost(t, Config{MaxModuleBytes: 4 << 20})
+	h := newHost(t, Config{MaxModuleBytes: 4 << 20, MemoryLimitMiB: 64})
 	for _, tc := range []struct {
 		name string
 		wasm []byte
@@ -183,14 +203,24 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"not wasm", []byte("#!/bin/sh\necho hi\n"), "not a WebAssembly module"},
 		{"truncated", []byte("\x00asm\x01\x00\x00\x00\x01"), "does not compile"},
 		{"too large", append([]byte("\x00asm"), make([]byte, 5<<20)...), "the limit is"},
-		{"wrong version", wat(t, "version3"), "ABI version 3"},
+		{"wrong version", wat(t, "version3"), fmt.Sprintf("policy bad: speaks ABI version 3; this fleetd speaks versions %d to %d: "+
+			"rebuild it against the SDK this fleet carries (fleetctl policy sdk DIR writes it into DIR/fleet-sdk)", wire.OldestVersion, wire.Version)},
 		{"missing export", wat(t, "noplace"), "does not export fleet_place"},
 		{"wrong signature", wat(t, "badsig"), "wrong signature"},
 		{"optional export mistyped", wat(t, "defsig"), "export fleet_place_defined has the wrong signature"},
 		{"forbidden import", wat(t, "import"), "env.open_socket"},
 		{"mistyped kernel import", wat(t, "kernelsig"), "imports fleet.least with the wrong signature"},
-		{"trap in initializer", wat(t, "inittrap"), "initializer"},
+		{"trap in initializer", wat(t, "inittrap"), `traps in its initializer: the policy wrote "inittrap: cannot start"; `},
 		{"initializer that never ends", wat(t, "initloop"), "instantiating stopped after its time limit"},
+		// Refused before an instance is made: its exports would trap.
+		{"command module", wat(t, "command"), "policy bad: is a command module (it exports _start, which fleetd never runs): " +
+			"build it as a reactor; for Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o bad.wasm ."},
+		{"Go policy built without -buildmode=c-shared", goGuest(t, "github.com/wasmfleet/fleet/sdk/examples/maxper"),
+			"is a command module (it exports _start, which fleetd never runs)"},
+		{"memory over the cap at start", wat(t, "bigmemory"),
+			"policy bad: needs 125 MiB of memory at start; a policy may use 64 MiB (fleetd --policy-memory-mib)"},
+		{"memory maximum over the cap", wat(t, "bigmaxmemory"),
+			"policy bad: declares it may grow to 128 MiB of memory; a policy may use 64 MiB (fleetd --policy-memory-mib)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.Load(ctx, "bad", tc.wasm, false)
@@ -217,7 +247,7 @@ func TestHostileGuests(t *testing.T) {
 	}{
 		{"loop", "time limit"},
 		{"trap", "trapped"},
-		{"bomb", "trapped"},
+		{"bomb", "trapped: it ran out of memory: it had grown to 12.1 MiB; a policy may use 16 MiB (fleetd --policy-memory-mib); wasm error: unreachable"},
 		{"recursion", "fleet_place"}, // a stack overflow trap, or the time limit, whichever comes first
 		{"huge", "limit"},
 		{"ghost", "not a live machine"},

@@ -64,6 +64,7 @@ type instance struct {
 	mem                          api.Memory // mod's, looked up once
 	version, alloc, apply, place api.Function
 	placeDefined                 api.Function // nil when the module does not export it
+	out                          *guestOutput // the guest's stderr during its current call
 	gen                          uint64       // mirror generation this instance has applied
 	req                          wire.Writer  // the request being sent, reused
 	stack                        [2]uint64    // arguments and result of a call
@@ -77,9 +78,10 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	// cluster resident means often, and every collection scans the whole
 	// heap. Let it grow to most of its memory cap first.
 	limit := p.host.cfg.MemoryLimitMiB * 3 / 4
+	out := new(guestOutput)
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit)).
-		WithNanotime(steadyClock(), 1)
+		WithNanotime(steadyClock(), 1).WithStderr(out)
 	if p.compiled.ExportedFunctions()["_initialize"] != nil {
 		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
 	}
@@ -90,9 +92,9 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 		if ictx.Err() != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("instantiating stopped after its time limit of %s", p.host.cfg.InitTimeout)
 		}
-		return nil, fmt.Errorf("instantiating traps in its initializer: %w", err)
+		return nil, fmt.Errorf("instantiating traps in its initializer: %s%w", p.host.explain(out, nil), err)
 	}
-	return &instance{mod: mod, mem: mod.Memory(),
+	return &instance{mod: mod, mem: mod.Memory(), out: out,
 		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
 		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place"),
 		placeDefined: mod.ExportedFunction(placeDefinedExport.name)}, nil
@@ -138,9 +140,11 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 		return 0, errors.New("called with too many arguments")
 	}
 	copy(i.stack[:], args)
+	// A failure reports what this call wrote, not what an earlier one did.
+	i.out.reset()
 	if !p.guarded { // fleetd's own module: no deadline to keep
 		if err := f.CallWithStack(ctx, i.stack[:]); err != nil {
-			return 0, fmt.Errorf("trapped: %w", err)
+			return 0, i.trapped(p, err)
 		}
 		return i.stack[0], nil
 	}
@@ -154,9 +158,15 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 		if cctx.Err() != nil && ctx.Err() == nil {
 			return 0, fmt.Errorf("stopped after its time limit of %s", limit)
 		}
-		return 0, fmt.Errorf("trapped: %w", err)
+		return 0, i.trapped(p, err)
 	}
 	return i.stack[0], nil
+}
+
+// trapped is the error of a call that trapped: what fleetd can tell of why
+// (explain), then wazero's words, the trap and the guest's stack.
+func (i *instance) trapped(p *Policy, err error) error {
+	return fmt.Errorf("trapped: %s%w", p.host.explain(i.out, i.mem), err)
 }
 
 // send writes b into the guest through fleet_alloc and calls f with it.
@@ -218,7 +228,8 @@ func (p *Policy) release(ctx context.Context, i *instance, broken bool) {
 //
 // A trap, a timeout, an answer that does not decode or is too large, or a
 // chosen machine that is not live: the error says which, and the instance
-// that failed is discarded.
+// that failed is discarded. A trap's error quotes what the guest wrote to
+// stderr during that call, and says when it ran out of memory.
 func (p *Policy) Place(ctx context.Context, req wire.Request) (wire.Decision, error) {
 	i, err := p.acquire(ctx)
 	if err != nil {
