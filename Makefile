@@ -5,7 +5,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz
+.PHONY: build dev test test-busy consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -23,7 +23,7 @@ consul:
 # deps installs the Debian packages the tests need: systemd-container for the
 # systemd machines, iptables to cut one off the network, wabt for the
 # hand-written WebAssembly test policies, clang, lld and wasi-libc for the
-# example policy written in C.
+# example policy written in C, gcc and libc6-dev for the race detector (cgo).
 deps:
 	@missing=""; \
 	command -v systemd-nspawn >/dev/null 2>&1 || missing="$$missing systemd-container"; \
@@ -32,9 +32,11 @@ deps:
 	command -v clang >/dev/null 2>&1 || missing="$$missing clang"; \
 	command -v wasm-ld >/dev/null 2>&1 || missing="$$missing lld"; \
 	[ -e /usr/lib/wasm32-wasi/libc.a ] || missing="$$missing wasi-libc"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	[ -e /usr/include/stdio.h ] || missing="$$missing libc6-dev"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing$$missing for the systemd machine and policy tests"; \
+			echo "installing$$missing for the systemd machine, policy and race-detector tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
 			echo "missing$$missing and not root: install them (sudo apt-get install$$missing)"; \
@@ -72,10 +74,28 @@ link-check: build
 		done; rm -f $$bin.nm; \
 	done; exit $$bad
 
+# RACE_PKGS are the packages whose tests need neither root nor systemd
+# machines: make test runs them (and the SDK) under the race detector, the
+# rest without it; make test-busy runs them under the race detector while
+# every core is kept busy.
+RACE_PKGS = ./policies/... ./leader/... ./agent/... ./internal/... ./plugins/...
+RACE_RE = ^github.com/wasmfleet/fleet/(policies|leader|agent|internal|plugins)(/|$$)
 test: deps consul fmt-check vet wasm-check link-check
-	$(GO) test -count=1 -timeout 40m ./...
-	cd sdk && $(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
+	$(GO) test -race -count=1 -timeout 40m $(RACE_PKGS)
+	cd sdk && $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=200000x
+
+# test-busy runs RACE_PKGS and the SDK under the race detector three times
+# in a row while CPU hogs, one busy shell loop per core, keep every core
+# busy: what a shared CI machine does to a test's timing. The hogs are
+# stopped by PID when it ends, green or not.
+test-busy: deps consul
+	@set -e; hogs=; for i in $$(seq $$(nproc)); do sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
+	trap 'kill $$hogs' EXIT; \
+	for run in 1 2 3; do echo "== run $$run of 3, $$(nproc) CPU hogs (PIDs$$hogs)"; \
+		$(GO) test -race -count=1 -timeout 60m $(RACE_PKGS); \
+		(cd sdk && $(GO) test -race -count=1 ./...); done
 
 # fuzz runs every fuzz target for FUZZTIME each (make test: 200,000 inputs,
 # 2 to 15 seconds each here; SECURITY.md records the long runs). A finding
