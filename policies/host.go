@@ -24,7 +24,11 @@ type Config struct {
 	// and its initializer); default 2s. It is apart from CallTimeout:
 	// setting up an instance is the host's work as much as the guest's,
 	// and on a busy host takes far longer than a decision.
-	InitTimeout    time.Duration
+	InitTimeout time.Duration
+	// RetryTimeout bounds the second try of a decision that ran out of
+	// CallTimeout; default 10 times CallTimeout. A busy host can stop a
+	// decision that was on its way; a policy that loops runs out again.
+	RetryTimeout   time.Duration
 	MaxModuleBytes int // largest module accepted; default 16 MiB
 	PoolSize       int // instances per policy; default 2
 }
@@ -38,6 +42,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 2 * time.Second
+	}
+	if c.RetryTimeout <= 0 {
+		c.RetryTimeout = 10 * c.CallTimeout
 	}
 	if c.MaxModuleBytes <= 0 {
 		c.MaxModuleBytes = 16 << 20

@@ -335,3 +335,39 @@ func TestDeferredChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterTimeLimit: a decision that runs out of its time limit is
+// tried once more with RetryTimeout, and one that runs out again fails, as
+// do the policy's next decisions without a second try until one succeeds.
+// spin.wat's decision takes well over the 1 ms limit on any machine and
+// well under the 60 s of the second try on a busy one: those are the
+// margins; the infinite loop of loop.wat runs out of both.
+func TestRetryAfterTimeLimit(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t, Config{CallTimeout: time.Millisecond, RetryTimeout: time.Minute})
+	spin, err := h.Load(ctx, "spin", wat(t, "spin"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin.Sync(threeMachines(), nil)
+	for range 2 {
+		if d, err := spin.Place(ctx, request("x.service")); err != nil || d.Machine != "m1" {
+			t.Fatalf("a slow decision within its second try: %q %v, want m1", d.Machine, err)
+		}
+	}
+
+	h = newHost(t, Config{CallTimeout: time.Millisecond, RetryTimeout: 20 * time.Millisecond})
+	loop, err := h.Load(ctx, "loop", wat(t, "loop"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop.Sync(threeMachines(), nil)
+	_, err = loop.Place(ctx, request("x.service"))
+	if err == nil || !strings.Contains(err.Error(), "tried again after running out of 1ms: fleet_place stopped after its time limit of 20ms") {
+		t.Fatalf("a loop's first decision: %v, want it stopped twice, the second time after 20ms", err)
+	}
+	_, err = loop.Place(ctx, request("y.service"))
+	if err == nil || !strings.Contains(err.Error(), "time limit of 1ms; not tried again") {
+		t.Fatalf("a loop's next decision: %v, want it stopped once and not tried again", err)
+	}
+}

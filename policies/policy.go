@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -30,6 +31,11 @@ type Policy struct {
 	mu      sync.Mutex     // guards mirror and created
 	mirror  *mirror
 	created int
+
+	// slow is set while the policy's last decision ran out of time on its
+	// second try too: a policy that loops costs the leader one long try
+	// per streak of failures, not one per decision.
+	slow atomic.Bool
 
 	// native, when set, makes each instance a policy compiled into fleetd
 	// instead of a WebAssembly instance (LoadNative).
@@ -68,6 +74,7 @@ type instance struct {
 	gen                          uint64       // mirror generation this instance has applied
 	req                          wire.Writer  // the request being sent, reused
 	stack                        [2]uint64    // arguments and result of a call
+	retry                        bool         // a decision's second try: calls get RetryTimeout
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
@@ -149,6 +156,9 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 		return i.stack[0], nil
 	}
 	limit := p.host.cfg.CallTimeout
+	if i.retry {
+		limit = p.host.cfg.RetryTimeout
+	}
 	if f == i.apply {
 		limit *= applyFactor
 	}
@@ -156,11 +166,18 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 	defer cancel()
 	if err := f.CallWithStack(cctx, i.stack[:]); err != nil {
 		if cctx.Err() != nil && ctx.Err() == nil {
-			return 0, fmt.Errorf("stopped after its time limit of %s", limit)
+			return 0, timeLimitError{limit}
 		}
 		return 0, i.trapped(p, err)
 	}
 	return i.stack[0], nil
+}
+
+// timeLimitError is a call stopped after its time limit.
+type timeLimitError struct{ limit time.Duration }
+
+func (e timeLimitError) Error() string {
+	return fmt.Sprintf("stopped after its time limit of %s", e.limit)
 }
 
 // trapped is the error of a call that trapped: what fleetd can tell of why
@@ -173,7 +190,7 @@ func (i *instance) trapped(p *Policy, err error) error {
 func (i *instance) send(ctx context.Context, p *Policy, f api.Function, b []byte) (uint64, error) {
 	ptr, err := i.call(ctx, p, i.alloc, uint64(len(b)))
 	if err != nil {
-		return 0, fmt.Errorf("fleet_alloc %v", err)
+		return 0, fmt.Errorf("fleet_alloc %w", err)
 	}
 	if len(b) > 0 && !i.mem.Write(uint32(ptr), b) {
 		return 0, fmt.Errorf("fleet_alloc returned %#x, outside its memory", ptr)
@@ -231,16 +248,38 @@ func (p *Policy) release(ctx context.Context, i *instance, broken bool) {
 // that failed is discarded. A trap's error quotes what the guest wrote to
 // stderr during that call, and says when it ran out of memory.
 func (p *Policy) Place(ctx context.Context, req wire.Request) (wire.Decision, error) {
+	d, err := p.try(ctx, req, false)
+	if errors.As(err, new(timeLimitError)) && ctx.Err() == nil {
+		if p.slow.Load() {
+			err = fmt.Errorf("%w; not tried again: its last decision ran out of time on its second try too", err)
+		} else {
+			// A busy host can stop a decision that was on its way: one
+			// more try with room, on another instance.
+			if d, err = p.try(ctx, req, true); err != nil {
+				err = fmt.Errorf("tried again after running out of %s: %w", p.host.cfg.CallTimeout, err)
+			}
+			p.slow.Store(errors.As(err, new(timeLimitError)))
+		}
+	}
+	if err != nil {
+		return wire.Decision{}, fmt.Errorf("policy %s: %w", p.name, err)
+	}
+	p.slow.Store(false)
+	return d, nil
+}
+
+// try is one attempt at a decision, on an instance of the pool; retry
+// gives its calls RetryTimeout.
+func (p *Policy) try(ctx context.Context, req wire.Request, retry bool) (wire.Decision, error) {
 	i, err := p.acquire(ctx)
 	if err != nil {
-		return wire.Decision{}, fmt.Errorf("policy %s: %w", p.name, err)
+		return wire.Decision{}, err
 	}
+	i.retry = retry
 	d, err := p.place(ctx, i, req)
+	i.retry = false
 	p.release(ctx, i, err != nil)
-	if err != nil {
-		return wire.Decision{}, fmt.Errorf("policy %s: %w", p.name, err)
-	}
-	return d, nil
+	return d, err
 }
 
 func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire.Decision, error) {
@@ -284,7 +323,7 @@ func (i *instance) run(ctx context.Context, p *Policy, updates []byte, req wire.
 	if len(updates) > 0 {
 		code, err := i.send(ctx, p, i.apply, updates)
 		if err != nil {
-			return nil, fmt.Errorf("fleet_apply %v", err)
+			return nil, fmt.Errorf("fleet_apply %w", err)
 		}
 		if code != 0 {
 			return nil, fmt.Errorf("fleet_apply refused the cluster update (code %d)", code)
@@ -295,13 +334,13 @@ func (i *instance) run(ctx context.Context, p *Policy, updates []byte, req wire.
 	if defined && i.placeDefined != nil {
 		// The guest holds the unit's options: ask by handle.
 		if packed, err = i.call(ctx, p, i.placeDefined, uint64(handle)); err != nil {
-			return nil, fmt.Errorf("fleet_place_defined %v", err)
+			return nil, fmt.Errorf("fleet_place_defined %w", err)
 		}
 	} else {
 		i.req.B = i.req.B[:0]
 		req.Encode(&i.req)
 		if packed, err = i.send(ctx, p, i.place, i.req.B); err != nil {
-			return nil, fmt.Errorf("fleet_place %v", err)
+			return nil, fmt.Errorf("fleet_place %w", err)
 		}
 	}
 	ptr, n := uint32(packed>>32), uint32(packed)
