@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/fleet/internal/devcluster"
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -106,6 +107,32 @@ func StartConsulWith(t testing.TB, opts ConsulOptions) *Consul {
 	}
 	t.Cleanup(func() { c.Stop(); logf.Close() })
 	return c
+}
+
+// StartConsulServersT starts n Consul servers forming one cluster
+// (devcluster.StartConsulServers; opts.DataDir is required), their logs in
+// the test's temporary directory, stopped when the test ends.
+func StartConsulServersT(t testing.TB, opts ConsulOptions, n int) []*Consul {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "consul-servers.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Log = logf
+	if err := ensureBinary(context.Background(), &opts.Binary); err != nil {
+		t.Fatal(err)
+	}
+	servers, err := devcluster.StartConsulServers(context.Background(), opts, n)
+	if err != nil {
+		t.Fatalf("start %d consul servers: %v", n, err)
+	}
+	t.Cleanup(func() {
+		for _, s := range servers {
+			s.Stop()
+		}
+		logf.Close()
+	})
+	return servers
 }
 
 // Start starts Consul and n machines with metadata hostname=machine-N and

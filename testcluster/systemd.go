@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -25,10 +27,12 @@ type SystemdMachine struct {
 	t      testing.TB
 }
 
-// SystemdCluster is a Consul server on the host and systemd machines that
-// join it through their own Consul client agents.
+// SystemdCluster is a Consul server (or several) on the host and systemd
+// machines that join it through their own Consul client agents.
 type SystemdCluster struct {
-	Consul   *Consul
+	Consul   *Consul   // the server machines join; Servers[0] when there are several
+	Servers  []*Consul // every server, when StartSystemdServers started several
+	Agent    *ConsulAgent // with several servers, the tests' own client agent on the host (Endpoint)
 	Machines []*SystemdMachine
 	Dir      string
 	TTL      time.Duration
@@ -61,7 +65,23 @@ func StartSystemdDurable(t testing.TB, n int, ttl time.Duration) *SystemdCluster
 	return startSystemd(t, n, ttl, true)
 }
 
+// StartSystemdServers is StartSystemdDurable with a cluster of servers
+// Consul servers, as production runs three or five, each keeping its state
+// on disk. The machines' agents join the first; gossip tells them of the
+// others, so any server may fail. Tests reach Consul through Endpoint, a
+// client agent of their own on the host, as an operator's fleetctl does:
+// it outlives any server and any machine.
+func StartSystemdServers(t testing.TB, n, servers int, ttl time.Duration) *SystemdCluster {
+	t.Helper()
+	return startSystemdWith(t, n, ttl, true, servers)
+}
+
 func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool) *SystemdCluster {
+	t.Helper()
+	return startSystemdWith(t, n, ttl, durable, 1)
+}
+
+func startSystemdWith(t testing.TB, n int, ttl time.Duration, durable bool, servers int) *SystemdCluster {
 	t.Helper()
 	RequireBoxes(t)
 	// Failure detection as in a real cluster: gossip is Consul's, not dev
@@ -74,7 +94,14 @@ func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool) *Systemd
 	if durable {
 		opts.DataDir = t.TempDir()
 	}
-	c := &SystemdCluster{Consul: StartConsulWith(t, opts), Dir: t.TempDir(), TTL: ttl, gossip: client, t: t}
+	c := &SystemdCluster{Dir: t.TempDir(), TTL: ttl, gossip: client, t: t}
+	if servers > 1 {
+		c.Servers = StartConsulServersT(t, opts, servers)
+		c.Consul = c.Servers[0]
+		c.Agent = startTestsAgent(t, c.Consul.SerfLANAddr, client)
+	} else {
+		c.Consul = StartConsulWith(t, opts)
+	}
 	_, _ = rand.Read(c.net[:])
 	c.net[0] = 10 + c.net[0]%240 // stay clear of 127.0.x.x, which other tests use
 	for i := 1; i <= n; i++ {
@@ -180,13 +207,44 @@ func (c *SystemdCluster) Machine(id string) *SystemdMachine {
 	return nil
 }
 
-// Registry returns a registry client for the cluster.
+// Registry returns a registry client for the cluster, at Endpoint.
 func (c *SystemdCluster) Registry() *registry.Registry {
 	client, err := c.Consul.Client()
+	if c.Agent != nil {
+		cfg := api.DefaultConfig()
+		cfg.Address = c.Agent.HTTPAddr
+		client, err = api.NewClient(cfg)
+	}
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return registry.New(client, "")
+}
+
+// Endpoint is the Consul URL tests give fleetctl: the server's, or with
+// several servers the tests' own client agent's.
+func (c *SystemdCluster) Endpoint() string {
+	if c.Agent != nil {
+		return "http://" + c.Agent.HTTPAddr
+	}
+	return c.Consul.URL()
+}
+
+// startTestsAgent starts the tests' client agent on the host, joined at
+// join, stopped when the test ends.
+func startTestsAgent(t testing.TB, join, gossip string) *ConsulAgent {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "consul-tests-agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := StartConsulAgent(context.Background(), ConsulAgentOptions{Join: join, Bind: "127.0.0.1",
+		NodeName: "fleet-tests", Log: logf, TempDir: t.TempDir(), HCL: []string{gossip}})
+	if err != nil {
+		t.Fatalf("start the tests' consul agent: %v", err)
+	}
+	t.Cleanup(func() { a.Stop(); logf.Close() })
+	return a
 }
 
 // WaitMachines waits until exactly n machines are published.

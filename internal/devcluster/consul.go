@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -42,11 +43,13 @@ type ConsulOptions struct {
 	TLS *TLSFiles
 }
 
-// Consul is a running single-server Consul: in dev mode (in-memory state),
-// or with ConsulOptions.DataDir a server that keeps its state on disk.
+// Consul is a running Consul server: alone in dev mode (in-memory state),
+// alone with ConsulOptions.DataDir keeping its state on disk, or one of the
+// servers of a cluster StartConsulServers starts.
 type Consul struct {
 	HTTPAddr    string // host:port of the HTTP API (HTTPS with ConsulOptions.TLS)
 	SerfLANAddr string // host:port of the serf LAN port, where client agents join
+	RaftAddr    string // host:port of the server RPC port, as /v1/status/leader names the leader
 	NodeName    string
 	opts        ConsulOptions
 	args        []string
@@ -57,6 +60,14 @@ type Consul struct {
 // StartConsul starts a Consul server on loopback and free ports and waits
 // until it has a leader and its node is healthy.
 func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	return onFreePorts(ctx, func() (*Consul, error) { return startConsul(ctx, opts) })
+}
+
+func withDefaults(opts ConsulOptions) (ConsulOptions, error) {
 	if opts.Bind == "" {
 		opts.Bind = "127.0.0.1"
 	}
@@ -69,11 +80,11 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	if opts.Binary == "" {
 		bin, err := FindConsul()
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
 		opts.Binary = bin
 	}
-	return onFreePorts(ctx, func() (*Consul, error) { return startConsul(ctx, opts) })
+	return opts, nil
 }
 
 // onFreePorts runs start, which picks free ports and starts a Consul
@@ -97,6 +108,21 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	if err != nil {
 		return nil, err
 	}
+	var args []string
+	if opts.DataDir != "" {
+		args = []string{"-bootstrap-expect", "1", "-data-dir", opts.DataDir}
+	}
+	c := newServer(opts, ports, args)
+	if err := c.start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newServer is a Consul server on ports (HTTP, serf LAN, server RPC) as
+// opts says: dev mode, or with extra (its data directory and how it
+// bootstraps) a real server.
+func newServer(opts ConsulOptions, ports []int, extra []string) *Consul {
 	hcl := fmt.Sprintf("ports { http = %d, serf_lan = %d, server = %d, dns = -1, grpc = -1, grpc_tls = -1, serf_wan = -1 }",
 		ports[0], ports[1], ports[2])
 	if opts.TLS != nil {
@@ -104,9 +130,9 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 			ports[0], ports[1], ports[2], opts.TLS.tlsHCL())
 	}
 	args := []string{"agent", "-dev"}
-	if opts.DataDir != "" {
-		args = []string{"agent", "-server", "-bootstrap-expect", "1", "-data-dir", opts.DataDir, "-ui",
-			"-hcl", "performance { raft_multiplier = 1 }", "-hcl", "disable_update_check = true"}
+	if len(extra) > 0 {
+		args = append([]string{"agent", "-server", "-ui",
+			"-hcl", "performance { raft_multiplier = 1 }", "-hcl", "disable_update_check = true"}, extra...)
 	}
 	args = append(args, "-node", opts.NodeName, "-bind", opts.Bind, "-client", opts.Bind, "-hcl", hcl, "-log-level", "warn")
 	if opts.Gossip != "" {
@@ -119,16 +145,81 @@ func startConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 		args = append(args, "-hcl", fmt.Sprintf(`acl { enabled = true, default_policy = "deny", tokens { initial_management = %q, agent = %q } }`,
 			opts.ACLToken, opts.ACLToken))
 	}
-	c := &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
-		NodeName: opts.NodeName, opts: opts, args: args}
-	if err := c.start(ctx); err != nil {
+	return &Consul{HTTPAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[0]), SerfLANAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[1]),
+		RaftAddr: fmt.Sprintf("%s:%d", opts.Bind, ports[2]), NodeName: opts.NodeName, opts: opts, args: args}
+}
+
+// StartConsulServers starts n Consul servers that form one cluster, as
+// production runs three or five: n raft voters (bootstrap-expect n) that
+// join each other, each keeping its state in its own directory under
+// opts.DataDir (required) so that it can be restarted with it. The other
+// options apply to each server; node names are opts.NodeName with -1, -2,
+// and so on. It waits until the cluster has a leader and every server is
+// healthy.
+func StartConsulServers(ctx context.Context, opts ConsulOptions, n int) ([]*Consul, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("devcluster: StartConsulServers needs a DataDir for the servers' state")
+	}
+	base, err := withDefaults(opts)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return onFreePorts(ctx, func() ([]*Consul, error) { return startServers(ctx, base, n) })
+}
+
+func startServers(ctx context.Context, opts ConsulOptions, n int) ([]*Consul, error) {
+	ports, err := FreePorts(opts.Bind, 3*n)
+	if err != nil {
+		return nil, err
+	}
+	var joins []string
+	for i := range n {
+		joins = append(joins, "-retry-join", fmt.Sprintf("%s:%d", opts.Bind, ports[3*i+1]))
+	}
+	servers := make([]*Consul, n)
+	for i := range n {
+		o := opts
+		o.NodeName = fmt.Sprintf("%s-%d", opts.NodeName, i+1)
+		extra := append([]string{"-bootstrap-expect", fmt.Sprint(n), "-data-dir", filepath.Join(opts.DataDir, o.NodeName)}, joins...)
+		servers[i] = newServer(o, ports[3*i:3*i+3], extra)
+	}
+	stopAll := func() {
+		for _, c := range servers {
+			if c.cmd != nil {
+				c.Stop()
+			}
+		}
+	}
+	// All start before any is waited for: none has a leader alone.
+	for _, c := range servers {
+		if err := c.launch(); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	for _, c := range servers {
+		if err := c.waitReady(ctx, 60*time.Second); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return servers, nil
 }
 
 // start runs the Consul process and waits until it is ready.
 func (c *Consul) start(ctx context.Context) error {
+	if err := c.launch(); err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, 30*time.Second); err != nil {
+		c.Stop()
+		return err
+	}
+	return nil
+}
+
+// launch runs the Consul process.
+func (c *Consul) launch() error {
 	cmd := exec.Command(c.opts.Binary, c.args...)
 	cmd.Stdout, cmd.Stderr = c.opts.Log, c.opts.Log
 	// Its own process group, so a Ctrl-C meant for fleetd dev reaches Consul
@@ -140,10 +231,6 @@ func (c *Consul) start(ctx context.Context) error {
 	exited := make(chan struct{})
 	c.cmd, c.exited = cmd, exited
 	go func() { _ = cmd.Wait(); close(exited) }()
-	if err := c.waitReady(ctx, 30*time.Second); err != nil {
-		c.Stop()
-		return err
-	}
 	return nil
 }
 
@@ -152,13 +239,24 @@ func (c *Consul) start(ctx context.Context) error {
 // state across a restart; a dev server comes back empty.
 func (c *Consul) Restart(ctx context.Context, crash bool) error {
 	if crash {
-		_ = c.cmd.Process.Kill()
-		<-c.exited
+		c.Kill()
 	} else {
 		c.Stop()
 	}
-	return c.start(ctx)
+	return c.StartAgain(ctx)
 }
+
+// Kill stops the server at once (SIGKILL, a crash) and waits for it.
+func (c *Consul) Kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+}
+
+// StartAgain starts a stopped or killed server again on its addresses and
+// waits until it is ready: its cluster has a leader and it is healthy. A
+// server of a cluster that lost its quorum is ready only once enough of
+// the others are back too, so start those concurrently.
+func (c *Consul) StartAgain(ctx context.Context) error { return c.start(ctx) }
 
 func (c *Consul) waitReady(ctx context.Context, limit time.Duration) error {
 	client, err := c.Client()

@@ -182,11 +182,14 @@ func faultDuration() time.Duration {
 }
 
 // TestRandomFaults injects faults at random for FLEET_FAULT_DURATION into a
-// cluster of four systemd machines running plain units, instances that
-// conflict with each other, a MachineOf pair and a global unit: a machine
-// dies (and a new one replaces it), the leading machine dies, the Consul
-// server crashes and restarts, a machine's fleetd is frozen past its TTL
-// and thawed, a machine is cut off from the network and healed. After each
+// cluster of four systemd machines and three Consul servers, running plain
+// units, instances that conflict with each other, a MachineOf pair and a
+// global unit: a machine dies (and a new one replaces it), the leading
+// machine dies, a Consul server crashes and restarts with its data, the
+// server leading raft is killed (and started again once another leads),
+// two of the three servers are down for FLEET_QUORUM_LOSS, a machine's
+// fleetd is frozen past its TTL and thawed, a machine is cut off from the
+// network and healed. After each
 // fault the cluster gets two minutes to settle; if the invariants
 // (checkInvariants) do not hold by then, that is a violation. The seed is
 // logged; FLEET_FAULT_SEED repeats a run.
@@ -199,8 +202,8 @@ func TestRandomFaults(t *testing.T) {
 	t.Logf("FLEET_FAULT_SEED=%d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	const ttl = 5 * time.Second
-	c := testcluster.StartSystemdDurable(t, 4, ttl)
-	ep := c.Consul.URL()
+	c := testcluster.StartSystemdServers(t, 4, 3, ttl)
+	ep := c.Endpoint()
 	reg := c.Registry()
 	dir := t.TempDir()
 	var units []string
@@ -252,7 +255,22 @@ func TestRandomFaults(t *testing.T) {
 			replace(m, "leader")
 			return nil
 		}},
-		{"Consul server restarts", func() error { return c.Consul.Restart(context.Background(), true) }},
+		{"Consul server restarts", func() error { return c.Servers[rng.IntN(len(c.Servers))].Restart(context.Background(), true) }},
+		{"raft leader killed", func() error {
+			leader := raftLeader(t, c, nil)
+			leader.Kill()
+			raftLeader(t, c, leader)
+			return leader.StartAgain(context.Background())
+		}},
+		{"quorum lost", func() error {
+			keep := c.Servers[rng.IntN(len(c.Servers))]
+			down := slices.DeleteFunc(slices.Clone(c.Servers), func(s *testcluster.Consul) bool { return s == keep })
+			for _, s := range down {
+				s.Kill()
+			}
+			time.Sleep(quorumLoss())
+			return startTogether(down)
+		}},
 		{"fleetd frozen past its TTL", func() error {
 			m := pickLive()
 			if err := m.Fleetd.Freeze(); err != nil {
