@@ -30,8 +30,8 @@ type SystemdMachine struct {
 // SystemdCluster is a Consul server (or several) on the host and systemd
 // machines that join it through their own Consul client agents.
 type SystemdCluster struct {
-	Consul   *Consul   // the server machines join; Servers[0] when there are several
-	Servers  []*Consul // every server, when StartSystemdServers started several
+	Consul   *Consul      // the server machines join; Servers[0] when there are several
+	Servers  []*Consul    // every server, when StartSystemdServers started several
 	Agent    *ConsulAgent // with several servers, the tests' own client agent on the host (Endpoint)
 	Machines []*SystemdMachine
 	Dir      string
