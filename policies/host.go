@@ -21,7 +21,7 @@ type Config struct {
 	MemoryLimitMiB int           // guest linear memory cap; default 64
 	CallTimeout    time.Duration // per call of an untrusted module; default 100ms
 	// InitTimeout bounds instantiating an untrusted module (its memory
-	// and its initializer); default 2s. It is apart from CallTimeout:
+	// and its initializer); default 10s. It is apart from CallTimeout:
 	// setting up an instance is the host's work as much as the guest's,
 	// and on a busy host takes far longer than a decision.
 	InitTimeout time.Duration
@@ -41,7 +41,7 @@ func (c Config) withDefaults() Config {
 		c.CallTimeout = 100 * time.Millisecond
 	}
 	if c.InitTimeout <= 0 {
-		c.InitTimeout = 2 * time.Second
+		c.InitTimeout = 10 * time.Second
 	}
 	if c.RetryTimeout <= 0 {
 		c.RetryTimeout = 10 * c.CallTimeout
@@ -164,7 +164,11 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 		compiled.Close(ctx)
 		return nil, bad("%v", err)
 	}
+	// Proving the module is setting it up: the version is asked within
+	// the instantiation's bound, not a decision's.
+	inst.limit = h.cfg.InitTimeout
 	res, err := inst.call(ctx, p, inst.version)
+	inst.limit = 0
 	if err != nil {
 		inst.close(ctx)
 		compiled.Close(ctx)

@@ -69,12 +69,12 @@ type instance struct {
 	mod                          api.Module
 	mem                          api.Memory // mod's, looked up once
 	version, alloc, apply, place api.Function
-	placeDefined                 api.Function // nil when the module does not export it
-	out                          *guestOutput // the guest's stderr during its current call
-	gen                          uint64       // mirror generation this instance has applied
-	req                          wire.Writer  // the request being sent, reused
-	stack                        [2]uint64    // arguments and result of a call
-	retry                        bool         // a decision's second try: calls get RetryTimeout
+	placeDefined                 api.Function  // nil when the module does not export it
+	out                          *guestOutput  // the guest's stderr during its current call
+	gen                          uint64        // mirror generation this instance has applied
+	req                          wire.Writer   // the request being sent, reused
+	stack                        [2]uint64     // arguments and result of a call
+	limit                        time.Duration // when set, the bound of its calls instead of CallTimeout
 }
 
 func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
@@ -156,8 +156,8 @@ func (i *instance) call(ctx context.Context, p *Policy, f api.Function, args ...
 		return i.stack[0], nil
 	}
 	limit := p.host.cfg.CallTimeout
-	if i.retry {
-		limit = p.host.cfg.RetryTimeout
+	if i.limit > 0 {
+		limit = i.limit
 	}
 	if f == i.apply {
 		limit *= applyFactor
@@ -275,9 +275,11 @@ func (p *Policy) try(ctx context.Context, req wire.Request, retry bool) (wire.De
 	if err != nil {
 		return wire.Decision{}, err
 	}
-	i.retry = retry
+	if retry {
+		i.limit = p.host.cfg.RetryTimeout
+	}
 	d, err := p.place(ctx, i, req)
-	i.retry = false
+	i.limit = 0
 	p.release(ctx, i, err != nil)
 	return d, err
 }
