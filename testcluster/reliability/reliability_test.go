@@ -404,11 +404,7 @@ func stopJobDone(t *testing.T, m *testcluster.SystemdMachine, unit string) time.
 // machineSessions is the session holding each machine's key, by machine.
 func machineSessions(t *testing.T, c *testcluster.SystemdCluster) map[string]string {
 	t.Helper()
-	client, err := c.Consul.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pairs, _, err := client.KV().List(registry.DefaultPrefix+"machines/", nil)
+	pairs, _, err := c.Registry().Client().KV().List(registry.DefaultPrefix+"machines/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sync"
 	"testing"
@@ -61,6 +62,7 @@ func TestConsulServerFaults(t *testing.T) {
 	reg := c.Registry()
 	units := startApps(t, ep, 6)
 	before := pids(t, c, reg)
+	sessions := machineSessions(t, c)
 	ctx := context.Background()
 	unchanged := func(fault string) {
 		t.Helper()
@@ -75,6 +77,10 @@ func TestConsulServerFaults(t *testing.T) {
 		}
 		if err := checkInvariants(c, reg, submittedNames(units), nil); err != nil {
 			t.Errorf("after %s: %v", fault, err)
+		}
+		// What keeps the units in place: no machine's session lapses.
+		if got := machineSessions(t, c); !maps.Equal(got, sessions) {
+			t.Errorf("after %s the machines' sessions are %v; were %v", fault, got, sessions)
 		}
 		record(t, "3 Consul servers, %s: units stopped, restarted or moved %d of %d\n", fault, changed, len(before))
 		if changed > 0 {
