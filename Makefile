@@ -5,7 +5,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test test-busy reliability-long consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz
+.PHONY: build dev test test-busy reliability-long consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz release
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -13,6 +13,21 @@ build:
 
 dev: build consul
 	bin/fleetd dev --machines 3
+
+# release writes fleet's release for VERSION into dist/, replacing the one
+# there: for linux/amd64 and linux/arm64 a tarball
+# fleet-VERSION-linux-ARCH.tar.gz whose top directory of that name holds
+# fleetd and fleetctl (static, stamped with VERSION and the commit), contrib/
+# and README.md, and SHA256SUMS over the tarballs (sha256sum -c reads it).
+#   make release VERSION=v1.2.3 [ALLOW_DIRTY=1]
+# VERSION is vMAJOR.MINOR.PATCH, optionally with a -suffix. A working tree
+# with changes is refused unless ALLOW_DIRTY=1, which stamps the commit as
+# <hash>-dirty. Two runs from one commit with one Go release write the same
+# bytes; internal/release writes the tarballs, and its test builds twice
+# and compares.
+release:
+	@$(GO) build -o bin/release ./internal/release
+	@bin/release -version '$(VERSION)' -out dist $(if $(filter 1,$(ALLOW_DIRTY)),-allow-dirty)
 
 # consul builds the pinned Consul release into the user cache when no consul
 # is found (CONSUL_BIN, PATH, cache); a few minutes, once per machine.

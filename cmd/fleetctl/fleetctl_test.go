@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
@@ -301,14 +302,17 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
+// TestVersion: fleetctl version and fleetctl --version print one line, the
+// version with its commit and Go release.
 func TestVersion(t *testing.T) {
+	want := "fleetctl version " + version.String() + "\n"
 	out, _, code := ctl(t, "http://127.0.0.1:1", "version")
-	if code != 0 || !strings.HasPrefix(out, "fleetctl version ") {
-		t.Fatalf("version: exit %d %q", code, out)
+	if code != 0 || out != want {
+		t.Fatalf("version: exit %d %q, want %q", code, out, want)
 	}
 	var b bytes.Buffer
-	if code := run([]string{"--version"}, &b, &b); code != 0 || !strings.HasPrefix(b.String(), "fleetctl version ") {
-		t.Fatalf("--version: exit %d %q", code, b.String())
+	if code := run([]string{"--version"}, &b, &b); code != 0 || b.String() != want {
+		t.Fatalf("--version: exit %d %q, want %q", code, b.String(), want)
 	}
 }
 

@@ -22,6 +22,7 @@ type machineJSON struct {
 	IP       string            `json:"ip"`       // "" when the machine published none
 	Metadata map[string]string `json:"metadata"` // {} when none
 	Units    int               `json:"units"`
+	Version  string            `json:"version"` // fleetd's version; "" when the machine published none
 }
 
 func (r machineRow) json() any {
@@ -29,7 +30,7 @@ func (r machineRow) json() any {
 	if md == nil {
 		md = map[string]string{}
 	}
-	return machineJSON{Machine: r.m.ID, IP: r.m.IP, Metadata: md, Units: r.units}
+	return machineJSON{Machine: r.m.ID, IP: r.m.IP, Metadata: md, Units: r.units, Version: r.m.Version}
 }
 
 // machineUnits counts the units on each machine as the leader weighs its
@@ -62,6 +63,9 @@ var machineColumns = map[string]column[machineRow]{
 	"ip": {"IP", func(r machineRow, _ bool) string { return dash(r.m.IP) }},
 	// Not in fleet: how loaded the machine is, as the leader counts it.
 	"units": {"UNITS", func(r machineRow, _ bool) string { return strconv.Itoa(r.units) }},
+	// Not in fleet: the fleetd the machine runs, to follow a rolling
+	// upgrade; "-" for a machine whose fleetd publishes no version.
+	"version": {"VERSION", func(r machineRow, _ bool) string { return dash(r.m.Version) }},
 	"metadata": {"METADATA", func(r machineRow, _ bool) string {
 		m := r.m
 		keys := make([]string, 0, len(m.Metadata))

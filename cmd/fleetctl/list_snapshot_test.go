@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -72,4 +74,41 @@ func TestListFromSnapshot(t *testing.T) {
 		}
 		return out.String()
 	})
+}
+
+// TestListMachinesVersion: list-machines shows the fleetd version each
+// machine publishes, as a rolling upgrade leaves them mixed, and "-" (""
+// in JSON) for a machine whose older fleetd publishes none.
+func TestListMachinesVersion(t *testing.T) {
+	s := listSnapshot(t)
+	s.Machines[goldenM1].Version = "v1.2.3"
+	s.Machines[goldenM2].Version = "v1.3.0"
+	list := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		c := newCLI(&out, &errOut)
+		c.state = fixedCluster{s}
+		if code := c.execute(append([]string{"--endpoint", "http://127.0.0.1:1", "list-machines"}, args...)); code != 0 {
+			t.Fatalf("fleetctl list-machines %v: exit %d\nstderr: %s", args, code, errOut.String())
+		}
+		return out.String()
+	}
+	want := "MACHINE\t\tIP\t\tVERSION\n" +
+		"11111111...\t127.0.2.1\tv1.2.3\n" +
+		"22222222...\t127.0.2.2\tv1.3.0\n" +
+		"33333333...\t127.0.2.3\t-\n"
+	if got := list("--fields", "machine,ip,version"); got != want {
+		t.Errorf("list-machines --fields machine,ip,version:\n%s\nwant:\n%s", got, want)
+	}
+	var rows []machineJSON
+	if err := json.Unmarshal([]byte(list("-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Version)
+	}
+	if want := []string{"v1.2.3", "v1.3.0", ""}; !slices.Equal(got, want) {
+		t.Errorf("list-machines -o json versions %q, want %q", got, want)
+	}
 }

@@ -241,7 +241,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		Use:           "fleetctl",
 		Short:         "fleetctl controls a fleet cluster",
 		Long:          "fleetctl runs systemd units across a fleet cluster whose state lives in Consul.",
-		Version:       version.Version,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -278,7 +278,7 @@ func newVersionCmd(c *cli) *cobra.Command {
 		Short: "Print the version and exit",
 		Args:  cobra.NoArgs,
 		Run: func(*cobra.Command, []string) {
-			fmt.Fprintf(c.out, "fleetctl version %s\n", version.Version)
+			fmt.Fprintf(c.out, "fleetctl version %s\n", version.String())
 		},
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
@@ -155,16 +156,18 @@ func TestListOutput(t *testing.T) {
 				"load": "loaded", "hash": hash[u["unit"].(string)]})
 		}
 
+		// Every machine runs the fleetd built from this tree, which
+		// publishes its version.
 		machines := listJSON(t, ep, "list-machines", "--output=json")
 		for i, want := range []map[string]any{
-			{"machine": goldenM1, "ip": "127.0.2.1", "metadata": map[string]any{"hostname": "machine-1"}, "units": 2.0},
-			{"machine": goldenM2, "ip": "127.0.2.2", "metadata": map[string]any{"hostname": "machine-2", "disk": "ssd"}, "units": 2.0},
-			{"machine": goldenM3, "ip": "127.0.2.3", "metadata": map[string]any{"hostname": "machine-3"}, "units": 1.0},
+			{"machine": goldenM1, "ip": "127.0.2.1", "metadata": map[string]any{"hostname": "machine-1"}, "units": 2.0, "version": version.Version},
+			{"machine": goldenM2, "ip": "127.0.2.2", "metadata": map[string]any{"hostname": "machine-2", "disk": "ssd"}, "units": 2.0, "version": version.Version},
+			{"machine": goldenM3, "ip": "127.0.2.3", "metadata": map[string]any{"hostname": "machine-3"}, "units": 1.0, "version": version.Version},
 		} {
 			if len(machines) != 3 {
 				t.Fatalf("list-machines JSON has %d machines, want 3: %v", len(machines), machines)
 			}
-			checkKeys(t, "list-machines", machines[i], "machine", "ip", "metadata", "units")
+			checkKeys(t, "list-machines", machines[i], "machine", "ip", "metadata", "units", "version")
 			checkFields(t, machines[i], want)
 		}
 	})

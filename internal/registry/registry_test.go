@@ -178,7 +178,7 @@ func TestRegistry(t *testing.T) {
 
 	t.Run("machine and state keys vanish with their session", func(t *testing.T) {
 		sess := newSession(t, client)
-		m := &registry.Machine{ID: "abcdef0123456789", IP: "127.0.0.9", Metadata: map[string]string{"region": "east"}}
+		m := &registry.Machine{ID: "abcdef0123456789", IP: "127.0.0.9", Metadata: map[string]string{"region": "east"}, Version: "v1.2.3"}
 		if err := reg.PublishMachine(ctx, m, sess); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("a second session published a held state: %v %v", err, errs)
 		}
 		ms, _ := reg.Machines(ctx)
-		if len(ms) != 1 || ms[0].Metadata["region"] != "east" {
+		if len(ms) != 1 || ms[0].Metadata["region"] != "east" || ms[0].Version != "v1.2.3" {
 			t.Fatalf("machines = %+v", ms)
 		}
 		if _, err := client.Session().Destroy(sess, nil); err != nil {
