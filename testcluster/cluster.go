@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,6 +85,8 @@ type Cluster struct {
 	Dir      string
 	TTL      time.Duration
 	t        testing.TB
+	regOnce  sync.Once
+	reg      *registry.Registry
 }
 
 // StartConsulT starts a Consul server stopped when the test ends.
@@ -175,13 +178,17 @@ func (c *Cluster) AddMachineAs(id, metadata string) *Machine {
 	return m
 }
 
-// Registry returns a registry client for the cluster.
+// Registry returns the cluster's registry client, one for the cluster's
+// life (SystemdCluster.Registry says why).
 func (c *Cluster) Registry() *registry.Registry {
-	client, err := c.Consul.Client()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return registry.New(client, "")
+	c.regOnce.Do(func() {
+		client, err := c.Consul.Client()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.reg = registry.New(client, "")
+	})
+	return c.reg
 }
 
 // WaitMachines waits until exactly n machines are published.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ type SystemdCluster struct {
 	Servers  []*Consul    // every server, when StartSystemdServers started several
 	Agent    *ConsulAgent // with several servers, the tests' own client agent on the host (Endpoint)
 	Machines []*SystemdMachine
+	regOnce  sync.Once
+	reg      *registry.Registry
 	Dir      string
 	TTL      time.Duration
 	net      [2]byte // random second and third octets of the machines' 127/8 addresses
@@ -207,8 +210,16 @@ func (c *SystemdCluster) Machine(id string) *SystemdMachine {
 	return nil
 }
 
-// Registry returns a registry client for the cluster, at Endpoint.
+// Registry returns the cluster's registry client, at Endpoint: one for
+// the cluster's life, as its connections are kept for reuse. A client per
+// call kept as many idle connections open, and a long fault run reached
+// Consul's limit of connections from one address (HTTP 429).
 func (c *SystemdCluster) Registry() *registry.Registry {
+	c.regOnce.Do(func() { c.reg = c.newRegistry() })
+	return c.reg
+}
+
+func (c *SystemdCluster) newRegistry() *registry.Registry {
 	client, err := c.Consul.Client()
 	if c.Agent != nil {
 		cfg := api.DefaultConfig()
