@@ -75,7 +75,7 @@ func New(dir, name string) error {
 	if err := writeFiles(dir, files); err != nil {
 		return err
 	}
-	return WriteSDK(dir)
+	return writeSDK(dir, sdk)
 }
 
 // WriteSDK writes the SDK into dir/fleet-sdk, replacing a copy written
@@ -86,6 +86,11 @@ func WriteSDK(dir string) error {
 	if err != nil {
 		return err
 	}
+	return writeSDK(dir, sdk)
+}
+
+// writeSDK writes sdk, the archive's files, as WriteSDK says.
+func writeSDK(dir string, sdk map[string][]byte) error {
 	target := filepath.Join(dir, SDKDir)
 	if b, err := os.ReadFile(filepath.Join(target, "go.mod")); err == nil {
 		if goModule(b) != SDKModule {
@@ -128,23 +133,24 @@ func writeFiles(dir string, files map[string][]byte) error {
 }
 
 // goModule is the module path a go.mod declares.
-func goModule(gomod []byte) string {
-	for _, l := range strings.Split(string(gomod), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`)
-		}
-	}
-	return ""
-}
+func goModule(gomod []byte) string { return strings.Trim(directive(gomod, "module"), `"`) }
 
 // goDirective is the go line's version of a go.mod.
 func goDirective(gomod []byte) string {
+	if v := directive(gomod, "go"); v != "" {
+		return v
+	}
+	return "1.26"
+}
+
+// directive is the value of a go.mod's first line naming it, "" for none.
+func directive(gomod []byte, name string) string {
 	for _, l := range strings.Split(string(gomod), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "go "); ok {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), name+" "); ok {
 			return strings.TrimSpace(rest)
 		}
 	}
-	return "1.26"
+	return ""
 }
 
 // The archive is text: each file is a line "-- path --" and its content.
