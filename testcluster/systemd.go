@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -57,7 +55,7 @@ func StartSystemd(t testing.TB, n int) *SystemdCluster {
 // (tests use a short one; fleetd's default is 10 s).
 func StartSystemdTTL(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
 	t.Helper()
-	return startSystemd(t, n, ttl, false)
+	return startSystemd(t, n, ttl, false, 1)
 }
 
 // StartSystemdDurable is StartSystemdTTL with a Consul server that keeps
@@ -65,7 +63,7 @@ func StartSystemdTTL(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
 // (Consul.Restart) without losing the cluster.
 func StartSystemdDurable(t testing.TB, n int, ttl time.Duration) *SystemdCluster {
 	t.Helper()
-	return startSystemd(t, n, ttl, true)
+	return startSystemd(t, n, ttl, true, 1)
 }
 
 // StartSystemdServers is StartSystemdDurable with a cluster of servers
@@ -76,15 +74,10 @@ func StartSystemdDurable(t testing.TB, n int, ttl time.Duration) *SystemdCluster
 // it outlives any server and any machine.
 func StartSystemdServers(t testing.TB, n, servers int, ttl time.Duration) *SystemdCluster {
 	t.Helper()
-	return startSystemdWith(t, n, ttl, true, servers)
+	return startSystemd(t, n, ttl, true, servers)
 }
 
-func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool) *SystemdCluster {
-	t.Helper()
-	return startSystemdWith(t, n, ttl, durable, 1)
-}
-
-func startSystemdWith(t testing.TB, n int, ttl time.Duration, durable bool, servers int) *SystemdCluster {
+func startSystemd(t testing.TB, n int, ttl time.Duration, durable bool, servers int) *SystemdCluster {
 	t.Helper()
 	RequireBoxes(t)
 	// Failure detection as in a real cluster: gossip is Consul's, not dev
@@ -222,9 +215,7 @@ func (c *SystemdCluster) Registry() *registry.Registry {
 func (c *SystemdCluster) newRegistry() *registry.Registry {
 	client, err := c.Consul.Client()
 	if c.Agent != nil {
-		cfg := api.DefaultConfig()
-		cfg.Address = c.Agent.HTTPAddr
-		client, err = api.NewClient(cfg)
+		client, err = c.Agent.Client()
 	}
 	if err != nil {
 		c.t.Fatal(err)
@@ -236,7 +227,7 @@ func (c *SystemdCluster) newRegistry() *registry.Registry {
 // several servers the tests' own client agent's.
 func (c *SystemdCluster) Endpoint() string {
 	if c.Agent != nil {
-		return "http://" + c.Agent.HTTPAddr
+		return c.Agent.URL()
 	}
 	return c.Consul.URL()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -71,13 +70,7 @@ func TestPolicyWalk(t *testing.T) {
 		t.Errorf("web.service was not placed on the machine given an SSD (%s, %s):\n%s", ssd.ID[:8], ssd.IP, log)
 	}
 	fleetctl := func(args ...string) string {
-		cmd := exec.Command(testcluster.Binary(t, "fleetctl"), args...)
-		cmd.Env = append(os.Environ(), "FLEETCTL_ENDPOINT="+d.st.ConsulHTTPAddr)
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("fleetctl %v: %v\n%s", args, err, b)
-		}
-		return strings.TrimSpace(string(b))
+		return strings.TrimSpace(testcluster.MustFleetctl(t, d.st.ConsulHTTPAddr, args...))
 	}
 	if units := fleetctl("list-unit-files", "--no-legend"); units != "" {
 		t.Errorf("units left after the walk:\n%s", units)

@@ -53,7 +53,6 @@ func TestReadmeWalk(t *testing.T) {
 		t.Fatalf("the quickstart should kill one machine by PID (kill -9 13000), found %d", replaced)
 	}
 	log, _, err := d.walk(body.String(), t.TempDir(), 4*time.Minute, nil)
-	bin := filepath.Dir(testcluster.Binary(t, "fleetctl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +85,8 @@ func TestReadmeWalk(t *testing.T) {
 		t.Errorf("after killing %s (%s), myapp is not running elsewhere:\n%s", killed.ID, killed.IP, listing)
 	}
 	// The walk destroyed what it made.
-	ls := exec.Command(filepath.Join(bin, "fleetctl"), "list-unit-files", "--no-legend")
-	ls.Env = append(os.Environ(), "FLEETCTL_ENDPOINT="+d.st.ConsulHTTPAddr)
-	if b, err := ls.CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "" {
-		t.Errorf("units left after the walk (%v):\n%s", err, b)
+	if units := testcluster.MustFleetctl(t, d.st.ConsulHTTPAddr, "list-unit-files", "--no-legend"); strings.TrimSpace(units) != "" {
+		t.Errorf("units left after the walk:\n%s", units)
 	}
 }
 
