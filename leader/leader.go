@@ -39,7 +39,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Placer = cfg.Metrics.placer(cfg.Placer)
 	cfg.Metrics.leading(false)
+	var said string // why this machine last did not compete, if it did not
 	for ctx.Err() == nil {
+		if !mayLead(ctx, cfg, &said) {
+			continue
+		}
 		session := cfg.Session()
 		ok, err := cfg.Registry.AcquireLeader(ctx, session, cfg.MachineID)
 		if err != nil {
@@ -55,7 +59,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		cfg.Log.Info("became leader")
 		cfg.Metrics.leading(true)
-		err = lead(ctx, cfg, session)
+		if err = migrate(ctx, cfg, session); err == nil {
+			err = lead(ctx, cfg, session)
+		}
 		cfg.Metrics.leading(false)
 		if ctx.Err() != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -64,6 +70,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		}
 		cfg.Log.Warn("lost leadership", "err", err)
+		if errors.As(err, new(*registry.SchemaError)) {
+			// Keys this build cannot write: a machine that can, leads.
+			_ = cfg.Registry.ReleaseLeader(ctx, session)
+		}
 	}
 	return nil
 }
@@ -97,7 +107,7 @@ var errDeposed = errors.New("leader lock is no longer held by this machine")
 // start or stop, and which Reconcile does not need. owned are those only
 // the leader writes, which its View keeps.
 var (
-	followed = []string{"units/", "jobs/", "machines/", "machine-metadata/", "policies/", "policy-default", "leader"}
+	followed = []string{"units/", "jobs/", "machines/", "machine-metadata/", "policies/", "policy-default", "leader", "schema"}
 	owned    = []string{"placement/", "schedule/"}
 )
 
@@ -124,6 +134,9 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		}
 		if s.LeaderSession != session {
 			return errDeposed
+		}
+		if s.Schema.Version > registry.SchemaVersion { // a newer fleetd migrated the keys
+			return &registry.SchemaError{Found: s.Schema.Version, Known: registry.SchemaVersion}
 		}
 		start := time.Now()
 		plan := Reconcile(ctx, s, cfg.Placer)

@@ -180,8 +180,9 @@ func (o *agentOptions) run() error {
 	if err := o.wire(ctx, d, md); err != nil {
 		return err
 	}
-	if !o.join(ctx, d) {
-		return nil // stopped before the cluster answered
+	joined, err := o.join(ctx, d)
+	if !joined {
+		return err // nil: stopped before the cluster answered
 	}
 	log.Info("fleetd started", "version", version.Version, "ip", o.publicIP, "metadata", o.metadata, "engine", !o.disableEngine)
 	return o.serve(ctx, d, md, hup)
@@ -307,17 +308,25 @@ func (o *agentOptions) serveMetrics(d *daemon, mreg *prometheus.Registry) (strin
 }
 
 // join starts the heartbeat (session, check and service in Consul),
-// retrying until Consul answers; false when ctx ended first.
-func (o *agentOptions) join(ctx context.Context, d *daemon) bool {
+// retrying until Consul answers; false when ctx ended first, or with the
+// error when the cluster's keys are in a schema this fleetd does not know,
+// before it writes anything.
+func (o *agentOptions) join(ctx context.Context, d *daemon) (bool, error) {
 	for {
-		err := d.hb.Start(ctx)
+		err := d.reg.Writable(ctx)
+		if serr := (*registry.SchemaError)(nil); errors.As(err, &serr) {
+			return false, err
+		}
 		if err == nil {
-			return true
+			err = d.hb.Start(ctx)
+		}
+		if err == nil {
+			return true, nil
 		}
 		d.log.Error("cannot join the cluster yet, retrying", "endpoint", registry.Endpoint(o.endpoint), "err", err)
 		select {
 		case <-ctx.Done():
-			return false
+			return false, nil
 		case <-time.After(2 * time.Second):
 		}
 	}

@@ -8,6 +8,10 @@
 key_prefix "fleet/schedule/MACHINE_ID/" { policy = "read" }
 key_prefix "fleet/units/" { policy = "read" }
 
+# The key schema version, read before fleetd writes anything
+# (docs/keys.md, "Schema versions").
+key "fleet/schema" { policy = "read" }
+
 # The machine record and its units' states, held by its session.
 key "fleet/machines/MACHINE_ID" { policy = "write" }
 key_prefix "fleet/states/MACHINE_ID/" { policy = "write" }

@@ -11,6 +11,9 @@ key_prefix "fleet-chunks/" { policy = "read" }
 # has none) and every machine's schedule. Every write is fenced on holding
 # the lock. Units themselves (jobs/) are the operator's: read only here.
 key "fleet/leader" { policy = "write" }
+# The key schema version, stamped once when the leader has moved the keys
+# to its version (docs/keys.md, "Schema versions").
+key "fleet/schema" { policy = "write" }
 key_prefix "fleet/placement/" { policy = "write" }
 key_prefix "fleet/schedule/" { policy = "write" }
 # Consul applies a token's longest matching prefix: the agent policy's read of

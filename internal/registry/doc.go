@@ -14,6 +14,7 @@
 //	machines/<id>             a live machine: ID, IP, configured metadata
 //	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)
 //	leader                    the leader lock
+//	schema                    {"version"}: the layout of these keys (schema.go)
 //	policies/<name>           an uploaded placement policy's manifest
 //	policy-default            the policy of units that name none
 //

@@ -74,6 +74,9 @@ const maxTxnOps = 64
 // An invalid key or value, or more pairs than one Consul transaction
 // takes (64), is an error and nothing is written.
 func (r *Registry) SetMachineMetadata(ctx context.Context, machine string, md map[string]string) error {
+	if err := r.mayWrite(ctx, false); err != nil {
+		return err
+	}
 	if len(md) > maxTxnOps {
 		return fmt.Errorf("%d metadata pairs at once: set at most %d per call", len(md), maxTxnOps)
 	}
@@ -96,6 +99,9 @@ func (r *Registry) SetMachineMetadata(ctx context.Context, machine string, md ma
 // DeleteMachineMetadata removes the dynamic metadata keys from machine,
 // all at once. Keys that are not set are ignored.
 func (r *Registry) DeleteMachineMetadata(ctx context.Context, machine string, keys []string) error {
+	if err := r.mayWrite(ctx, false); err != nil {
+		return err
+	}
 	if len(keys) > maxTxnOps {
 		return fmt.Errorf("%d metadata keys at once: remove at most %d per call", len(keys), maxTxnOps)
 	}

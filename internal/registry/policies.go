@@ -57,6 +57,9 @@ func (r *Registry) chunkKey(sum string) string {
 // PutPolicy stores a module under name: its chunks first, then the manifest.
 // The module must have been validated; this only stores it.
 func (r *Registry) PutPolicy(ctx context.Context, name string, wasm []byte) (*PolicyManifest, error) {
+	if err := r.mayWrite(ctx, false); err != nil {
+		return nil, err
+	}
 	if err := ValidatePolicyName(name); err != nil {
 		return nil, err
 	}
@@ -173,6 +176,9 @@ func assemble(m *PolicyManifest, get func(sum string) ([]byte, error)) ([]byte, 
 
 // DeletePolicy removes a policy and the chunks no other policy uses.
 func (r *Registry) DeletePolicy(ctx context.Context, name string) error {
+	if err := r.mayWrite(ctx, false); err != nil {
+		return err
+	}
 	m, err := r.Policy(ctx, name)
 	if err != nil {
 		return err
@@ -202,6 +208,9 @@ func (r *Registry) DeletePolicy(ctx context.Context, name string) error {
 // SetDefaultPolicy makes name the policy of units that name none;
 // BuiltinPolicy restores fleet's own.
 func (r *Registry) SetDefaultPolicy(ctx context.Context, name string) error {
+	if err := r.mayWrite(ctx, false); err != nil {
+		return err
+	}
 	wo := (&api.WriteOptions{}).WithContext(ctx)
 	if name == BuiltinPolicy {
 		_, err := r.c.KV().Delete(r.defaultPolicyKey(), wo)

@@ -34,6 +34,10 @@ type Registry struct {
 
 	mu     sync.Mutex
 	bodies map[unitfile.Hash]*unitfile.File // bodies are immutable: parse each once
+
+	schemaMu   sync.Mutex
+	schema     Schema // the cluster's, as read before the first write (mayWrite)
+	schemaRead bool
 }
 
 // New returns a Registry over client with keys under prefix ("" means
@@ -222,6 +226,12 @@ func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 	d.mergeDynamic()
 	d.joinPlacements()
 	d.joinBodies(r)
+	s.Schema = shapeSchema(d.fourKey)
+	if d.schema != nil {
+		if v, err := parseSchema(d.schema); err == nil {
+			s.Schema = v
+		}
+	}
 	return s
 }
 
@@ -234,6 +244,8 @@ type decoding struct {
 	bodies  map[unitfile.Hash][]byte     // units/<hash>
 	placed  map[string]*api.KVPair       // placement/<name>
 	dynamic map[string]map[string]string // machine-metadata/<machine>/<key>
+	schema  *api.KVPair                  // the schema key, if read
+	fourKey bool                         // a key of a unit in the four-key layout was read
 }
 
 // pair reads one pair by its key's parts (the prefix cut): n of them, 0
@@ -259,6 +271,10 @@ func (d *decoding) pair(parts [3]string, n int, p *api.KVPair) {
 		if v := string(p.Value); v != "" {
 			d.s.DefaultPolicy = v
 		}
+	case n == 1 && parts[0] == "schema":
+		d.schema = p
+	case n == 3 && parts[0] == "jobs":
+		d.fourKey = true // a unit in schema version 1, which this build does not read
 	case n == 1 && parts[0] == "leader":
 		if p.Session != "" {
 			d.s.Leader, d.s.LeaderSession = string(p.Value), p.Session

@@ -69,6 +69,9 @@ type Machine struct {
 	IP       string            `json:"ip"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Version  string            `json:"version,omitempty"`
+	// Schema is the newest key schema version the machine's fleetd
+	// knows (SchemaVersion); 0 from a fleetd that publishes none.
+	Schema int `json:"schema,omitempty"`
 	// Dynamic is the part of Metadata set with fleetctl machine-metadata
 	// (machine-metadata/<id>/ keys), merged over what the agent published;
 	// nil when there is none. It is never published with the machine.
@@ -127,6 +130,9 @@ type Snapshot struct {
 	// (fleetctl destroy removes only the unit's job). Read only when the
 	// snapshot holds jobs/ too.
 	Orphans map[string]uint64
+	// Schema is the key schema the keys read are in: the schema key's, or
+	// without one what their shape says (ReadSchema), which needs jobs/.
+	Schema Schema
 }
 
 // Rejection is why a schedule entry is not run: a key that is no unit name,

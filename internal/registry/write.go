@@ -66,6 +66,9 @@ func (r *Registry) objectOps(name string, f *unitfile.File, desired DesiredState
 // CreateJob stores a new unit in the given desired state. It fails with
 // ErrExists if a unit of that name is already there.
 func (r *Registry) CreateJob(ctx context.Context, name string, f *unitfile.File, desired DesiredState) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	ok, why, err := r.txn(ctx, r.objectOps(name, f, desired, 0))
 	if err != nil {
 		return err
@@ -89,6 +92,9 @@ type NewJob struct {
 // its units already exists is retried unit by unit, and the first such unit
 // is reported with ErrExists; the others are created.
 func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	batches := r.createBatches(jobs)
 	errs := atOnce(len(batches), txnsAtOnce, func(k int) error {
 		b := batches[k]
@@ -158,6 +164,9 @@ func (r *Registry) createBatches(jobs []NewJob) []createBatch {
 // ReplaceJob gives the existing unit j a new body, keeping its desired state.
 // It fails if j changed since it was read.
 func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	ok, why, err := r.txn(ctx, r.objectOps(j.Name, f, j.Desired, j.objectIndex))
 	if err != nil {
 		return err
@@ -172,6 +181,9 @@ func (r *Registry) ReplaceJob(ctx context.Context, j *Job, f *unitfile.File) err
 // ErrNotFound. The job is read and written back with check-and-set, again
 // if it changed in between.
 func (r *Registry) SetDesired(ctx context.Context, name string, d DesiredState) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	for {
 		p, _, err := r.c.KV().Get(r.jobKey(name), (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
@@ -202,6 +214,9 @@ func (r *Registry) SetDesired(ctx context.Context, name string, d DesiredState) 
 // is done again on its own (SetDesired), and ErrNotFound is its answer if it
 // is gone. Jobs already in d are left alone.
 func (r *Registry) SetDesiredAll(ctx context.Context, jobs []*Job, d DesiredState) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	var ws []Write
 	for _, j := range jobs {
 		if j.Desired == d {
@@ -227,6 +242,9 @@ func (r *Registry) SetDesiredAll(ctx context.Context, jobs []*Job, d DesiredStat
 // DestroyJobs is DestroyJob for many units, many to a transaction and
 // several transactions at once.
 func (r *Registry) DestroyJobs(ctx context.Context, names []string) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	ws := make([]Write, len(names))
 	for i, n := range names {
 		ws[i] = Write{Name: n, ops: api.TxnOps{kv(api.KVDelete, r.jobKey(n), nil, 0)}}
@@ -247,6 +265,9 @@ func (r *Registry) DestroyJobs(ctx context.Context, names []string) error {
 // and removes its placement; the machine sees the unit gone and unloads it.
 // The body stays, as other units (instances of one template) may share it.
 func (r *Registry) DestroyJob(ctx context.Context, name string) error {
+	if err := r.mayWrite(ctx, true); err != nil {
+		return err
+	}
 	_, err := r.c.KV().Delete(r.jobKey(name), (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("destroy unit %s in Consul: %w", name, err)
@@ -313,11 +334,13 @@ func (r *Registry) Leader(ctx context.Context, waitIndex uint64) (string, uint64
 	return string(p.Value), meta.LastIndex, nil
 }
 
-// PublishMachine writes m, held by session so it vanishes when the session
-// dies. It fails if another live session holds the key: two machines with
-// one ID.
+// PublishMachine writes m, with the schema version this build knows, held
+// by session so it vanishes when the session dies. It fails if another
+// live session holds the key: two machines with one ID.
 func (r *Registry) PublishMachine(ctx context.Context, m *Machine, session string) error {
-	b, _ := json.Marshal(m)
+	published := *m
+	published.Schema = SchemaVersion
+	b, _ := json.Marshal(&published)
 	ok, _, err := r.c.KV().Acquire(&api.KVPair{Key: r.machineKey(m.ID), Value: b, Session: session},
 		(&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
