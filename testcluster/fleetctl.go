@@ -54,14 +54,21 @@ const fleetctlLimit = 5 * time.Minute
 // code. Tests of fleetctl's own package run its code in process instead.
 func Fleetctl(t testing.TB, endpoint string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return FleetctlAt(t, Binary(t, "fleetctl"), endpoint, args...)
+}
+
+// FleetctlAt is Fleetctl with the fleetctl binary at path, such as an
+// earlier release's (BinariesAt).
+func FleetctlAt(t testing.TB, path, endpoint string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), fleetctlLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Binary(t, "fleetctl"), append([]string{"--endpoint", endpoint}, args...)...)
+	cmd := exec.CommandContext(ctx, path, append([]string{"--endpoint", endpoint}, args...)...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	var exit *exec.ExitError
 	if err := cmd.Run(); err != nil && (!errors.As(err, &exit) || ctx.Err() != nil) {
-		t.Fatalf("run fleetctl %v: %v\nstdout: %s\nstderr: %s", args, err, out.String(), errOut.String())
+		t.Fatalf("run %s %v: %v\nstdout: %s\nstderr: %s", path, args, err, out.String(), errOut.String())
 	}
 	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
@@ -70,9 +77,15 @@ func Fleetctl(t testing.TB, endpoint string, args ...string) (stdout, stderr str
 // test unless fleetctl exits 0, and returns its standard output.
 func MustFleetctl(t testing.TB, endpoint string, args ...string) string {
 	t.Helper()
-	out, errOut, code := Fleetctl(t, endpoint, args...)
+	return MustFleetctlAt(t, Binary(t, "fleetctl"), endpoint, args...)
+}
+
+// MustFleetctlAt is MustFleetctl with the fleetctl binary at path.
+func MustFleetctlAt(t testing.TB, path, endpoint string, args ...string) string {
+	t.Helper()
+	out, errOut, code := FleetctlAt(t, path, endpoint, args...)
 	if code != 0 {
-		t.Fatalf("fleetctl %v: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+		t.Fatalf("%s %v: exit %d\nstdout: %s\nstderr: %s", path, args, code, out, errOut)
 	}
 	return out
 }

@@ -22,7 +22,8 @@ type SystemdMachine struct {
 	Consul *BoxProcess
 	Fleetd *BoxProcess
 	dir    string
-	args   []string
+	args   []string // "env", MachineSetup.Env, then fleetd's path and flags
+	bin    int      // the index of fleetd's path in args
 	t      testing.TB
 }
 
@@ -119,6 +120,7 @@ type MachineSetup struct {
 	Prepare  [][]string // commands run in the box before fleetd starts
 	Env      []string   // K=V for fleetd's environment
 	Extra    []string   // more fleetd agent flags
+	Fleetd   string     // the fleetd binary; "" for the tree's build (Binary)
 }
 
 // AddMachineWith boots one more systemd machine set up as s says.
@@ -148,8 +150,12 @@ func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
 			c.t.Fatalf("prepare box %s: %v: %v\n%s", box.Name, cmd, err, out)
 		}
 	}
-	args := slices.Concat([]string{"env"}, s.Env, box.FleetdArgs(Binary(c.t, "fleetd"), metadata, c.TTL), s.Extra)
-	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: args}
+	fleetd := s.Fleetd
+	if fleetd == "" {
+		fleetd = Binary(c.t, "fleetd")
+	}
+	args := slices.Concat([]string{"env"}, s.Env, box.FleetdArgs(fleetd, metadata, c.TTL), s.Extra)
+	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: args, bin: 1 + len(s.Env)}
 	m.StartFleetd()
 	c.Machines = append(c.Machines, m)
 	return m
@@ -168,6 +174,18 @@ func (m *SystemdMachine) StartFleetd() {
 // StopFleetd stops the machine's fleetd with SIGTERM, as "systemctl stop
 // fleetd" would; its units keep running.
 func (m *SystemdMachine) StopFleetd() { m.Fleetd.Stop() }
+
+// Upgrade is one step of a rolling upgrade: it stops the machine's fleetd
+// as StopFleetd does, its units running on, and at once starts the fleetd
+// binary at path in its place with the same arguments. Back within the
+// heartbeat TTL, the new fleetd is to keep the machine's session and adopt
+// its units, none moved or restarted (TestRollingUpgrade checks it).
+func (m *SystemdMachine) Upgrade(path string) {
+	m.t.Helper()
+	m.StopFleetd()
+	m.args[m.bin] = path
+	m.StartFleetd()
+}
 
 // Log returns what the machine's fleetd logged, for failure messages.
 func (m *SystemdMachine) Log() string {

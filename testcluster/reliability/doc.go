@@ -10,7 +10,9 @@
 // (testcluster.StartSystemd), which need root and systemd-nspawn, and
 // iptables for the partitions. The tests drive the cluster as an operator
 // does, with the fleetctl binary testcluster.Main builds
-// (testcluster.Fleetctl), and read its state from Consul.
+// (testcluster.Fleetctl), and read its state from Consul. The rolling
+// upgrade test also runs an earlier commit's fleetd and fleetctl
+// (testcluster.BinariesAt) beside the tree's.
 //
 // Their figures are RELIABILITY.md's: make reliability runs them at full
 // length and writes reliability.txt; make test runs them shorter.

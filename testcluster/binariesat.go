@@ -1,0 +1,157 @@
+package testcluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// BinariesAt returns fleetd and fleetctl built from an earlier commit of
+// this repository, for tests that run old and new releases side by side
+// (a rolling upgrade). Their version is v0.0.0-<the commit's first 12 hex
+// digits>, so a machine running one is told apart from one running the
+// tree's build (Main's).
+//
+// The first call for a commit checks it out in a detached git worktree
+// and builds both there (static, without the caller's GOFLAGS) into the
+// user cache, not under /tmp, where systemd boxes see a fresh tmpfs:
+// ~/.cache/fleet/at-<commit>/bin. Later calls, in this process or another,
+// reuse that build. A build that was interrupted is not taken for done: the
+// binaries are built in a temporary directory renamed into place, and a
+// lock file keeps two test processes from building one commit at once.
+//
+// # Errors
+//
+// It fails the test when the commit is not in the repository, which in a
+// shallow clone is the usual case, saying to run git fetch --unshallow.
+func BinariesAt(t testing.TB, commit string) (fleetd, fleetctl string) {
+	t.Helper()
+	dir, err := buildAt(commit)
+	if err != nil {
+		t.Fatalf("testcluster: fleetd and fleetctl at %s: %v", commit, err)
+	}
+	return filepath.Join(dir, "fleetd"), filepath.Join(dir, "fleetctl")
+}
+
+// buildAt returns the directory holding fleetd and fleetctl built from
+// commit, building them first if no earlier run did.
+func buildAt(commit string) (string, error) {
+	root, err := git("", "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", fmt.Errorf("find the repository from the test's directory: %w", err)
+	}
+	full, err := git(root, "rev-parse", "--verify", "--quiet", commit+"^{commit}")
+	if err != nil {
+		if shallow, _ := git(root, "rev-parse", "--is-shallow-repository"); shallow == "true" {
+			return "", fmt.Errorf("commit %s is not in %s, a shallow clone: run git fetch --unshallow", commit, root)
+		}
+		return "", fmt.Errorf("commit %s is not in %s: git fetch the branch that has it", commit, root)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	at := filepath.Join(cache, "fleet", "at-"+full[:12])
+	bin := filepath.Join(at, "bin")
+	if built(bin) {
+		return bin, nil
+	}
+	if err := os.MkdirAll(at, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockFile(filepath.Join(at, "lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if built(bin) { // another process built it while this one waited
+		return bin, nil
+	}
+	return bin, buildInWorktree(root, full, at, bin)
+}
+
+// built reports whether dir holds both binaries: it exists only once a
+// build finished (buildInWorktree renames it into place).
+func built(dir string) bool {
+	for _, name := range []string{"fleetd", "fleetctl"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// buildInWorktree checks commit out in a detached worktree of the
+// repository at root, under at, builds fleetd and fleetctl there into a
+// temporary directory renamed to bin once both are built, and removes the
+// worktree.
+func buildInWorktree(root, commit, at, bin string) error {
+	src := filepath.Join(at, "src")
+	// The leftovers of an interrupted build, if any.
+	_, _ = git(root, "worktree", "remove", "--force", src)
+	partial, _ := filepath.Glob(filepath.Join(at, "bin-building-*"))
+	for _, dir := range append(partial, src) {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	_, _ = git(root, "worktree", "prune")
+	if _, err := git(root, "worktree", "add", "--detach", src, commit); err != nil {
+		return err
+	}
+	defer func() { _, _ = git(root, "worktree", "remove", "--force", src) }()
+	tmp, err := os.MkdirTemp(at, "bin-building-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	const pkg = "github.com/wasmfleet/fleet/internal/version"
+	ldflags := fmt.Sprintf("-X %s.Version=v0.0.0-%s -X %s.Commit=%s", pkg, commit[:12], pkg, commit)
+	for _, name := range []string{"fleetd", "fleetctl"} {
+		cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", filepath.Join(tmp, name), "./cmd/"+name)
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s at %s: %v\n%s", name, commit, err, out)
+		}
+	}
+	return os.Rename(tmp, bin)
+}
+
+// lockFile takes an exclusive lock on path, waiting for another process
+// that holds it, and returns its release. The kernel releases it if this
+// process dies.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// git runs git in dir (the current directory when "") and returns its
+// trimmed standard output.
+func git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
