@@ -27,8 +27,8 @@ import (
 //
 // # Errors
 //
-// It fails the test when the commit is not in the repository, which in a
-// shallow clone is the usual case, saying to run git fetch --unshallow.
+// A commit the repository lacks (a clone made with --depth) is fetched
+// from its origin first; it fails the test when that fails too.
 func BinariesAt(t testing.TB, commit string) (fleetd, fleetctl string) {
 	t.Helper()
 	dir, err := buildAt(commit)
@@ -47,10 +47,10 @@ func buildAt(commit string) (string, error) {
 	}
 	full, err := git(root, "rev-parse", "--verify", "--quiet", commit+"^{commit}")
 	if err != nil {
-		if shallow, _ := git(root, "rev-parse", "--is-shallow-repository"); shallow == "true" {
-			return "", fmt.Errorf("commit %s is not in %s, a shallow clone: run git fetch --unshallow", commit, root)
-		}
-		return "", fmt.Errorf("commit %s is not in %s: git fetch the branch that has it", commit, root)
+		full, err = fetchCommit(root, commit)
+	}
+	if err != nil {
+		return "", err
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -73,6 +73,23 @@ func buildAt(commit string) (string, error) {
 		return bin, nil
 	}
 	return bin, buildInWorktree(root, full, at, bin)
+}
+
+// fetchCommit fetches commit from the repository's origin, as a clone
+// made with --depth lacks it (CI's may), and returns its full hash.
+func fetchCommit(root, commit string) (string, error) {
+	fetch := []string{"fetch", "--quiet", "origin"}
+	if shallow, _ := git(root, "rev-parse", "--is-shallow-repository"); shallow == "true" {
+		fetch = append(fetch, "--unshallow")
+	}
+	if _, err := git(root, fetch...); err != nil {
+		return "", fmt.Errorf("commit %s is not in %s, and fetching it failed (%v): git fetch --unshallow, or fetch the branch that has it", commit, root, err)
+	}
+	full, err := git(root, "rev-parse", "--verify", "--quiet", commit+"^{commit}")
+	if err != nil {
+		return "", fmt.Errorf("commit %s is in neither %s nor its origin: fetch the branch that has it", commit, root)
+	}
+	return full, nil
 }
 
 // built reports whether dir holds both binaries: it exists only once a

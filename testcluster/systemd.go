@@ -121,6 +121,9 @@ type MachineSetup struct {
 	Env      []string   // K=V for fleetd's environment
 	Extra    []string   // more fleetd agent flags
 	Fleetd   string     // the fleetd binary; "" for the tree's build (Binary)
+	// Without lists switches of the usual fleetd command line (Box.FleetdArgs)
+	// to leave out, for an earlier fleetd that lacks them ("--pprof").
+	Without []string
 }
 
 // AddMachineWith boots one more systemd machine set up as s says.
@@ -154,7 +157,8 @@ func (c *SystemdCluster) AddMachineWith(s MachineSetup) *SystemdMachine {
 	if fleetd == "" {
 		fleetd = Binary(c.t, "fleetd")
 	}
-	args := slices.Concat([]string{"env"}, s.Env, box.FleetdArgs(fleetd, metadata, c.TTL), s.Extra)
+	flags := slices.DeleteFunc(box.FleetdArgs(fleetd, metadata, c.TTL), func(a string) bool { return slices.Contains(s.Without, a) })
+	args := slices.Concat([]string{"env"}, s.Env, flags, s.Extra)
 	m := &SystemdMachine{Box: box, Consul: client, dir: dir, t: c.t, args: args, bin: 1 + len(s.Env)}
 	m.StartFleetd()
 	c.Machines = append(c.Machines, m)

@@ -67,7 +67,7 @@ func TestRollingUpgrade(t *testing.T) {
 
 	handoffs := 0
 	for step := 1; step <= len(c.Machines); step++ {
-		m, leads := u.next(oldV)
+		m, leads := nextOld(t, c, reg, oldV)
 		if leads {
 			handoffs++
 		}
@@ -249,10 +249,7 @@ func (u *upgrade) now() (map[string]where, map[onMachine]string, map[string]stri
 			}
 		}
 	}
-	files := map[string]string{}
-	for _, r := range testcluster.Rows(testcluster.MustFleetctl(u.t, u.ep, "list-unit-files", "--full", "--fields", "unit,dstate,target")) {
-		files[r[0]] = strings.Join(r[1:], " ")
-	}
+	files := unitFiles(u.t, testcluster.Binary(u.t, "fleetctl"), u.ep)
 	return pids(u.t, u.c, u.reg), global, files, machineSessions(u.t, u.c)
 }
 
@@ -298,26 +295,6 @@ func (u *upgrade) unchanged(what string) {
 	if err := checkInvariants(u.c, u.reg, u.submitted, nil); err != nil {
 		u.t.Errorf("after %s: %v", what, err)
 	}
-}
-
-// next is the machine to upgrade next: the leader when it runs fleetd
-// oldV, else the first machine that does; leads says which it is.
-func (u *upgrade) next(oldV string) (m *testcluster.SystemdMachine, leads bool) {
-	u.t.Helper()
-	s, err := u.reg.Snapshot(context.Background(), 0, 0)
-	if err != nil {
-		u.t.Fatal(err)
-	}
-	if l := s.Machines[s.Leader]; l != nil && l.Version == oldV {
-		return u.c.Machine(s.Leader), true
-	}
-	for _, m := range u.c.Machines {
-		if p := s.Machines[m.MachineID]; p != nil && p.Version == oldV {
-			return m, false
-		}
-	}
-	u.t.Fatalf("no machine runs fleetd %s any more", oldV)
-	return nil, false
 }
 
 // leaderAt is the machine that held the leader key at some point, and the
@@ -367,11 +344,7 @@ func (u *upgrade) oldFleetctlWorks(ctl, newV string) {
 		versions[m.MachineID] = newV
 	}
 	checkListedVersions(t, ctl, u.ep, versions, "the upgrade")
-	files := map[string]string{}
-	for _, r := range testcluster.Rows(testcluster.MustFleetctlAt(t, ctl, u.ep, "list-unit-files", "--full", "--fields", "unit,dstate,target")) {
-		files[r[0]] = strings.Join(r[1:], " ")
-	}
-	if !maps.Equal(files, u.files) {
+	if files := unitFiles(t, ctl, u.ep); !maps.Equal(files, u.files) {
 		t.Errorf("the old fleetctl's list-unit-files (unit: dstate target) is %v; the current one's was %v", files, u.files)
 	}
 	want := map[onMachine]string{}
