@@ -40,7 +40,7 @@ func (c *cli) noUnits() error {
 // unit, per fleet's matrix.
 func (c *cli) activate(ctx context.Context, o *lifecycleOptions, units []unitArg, desired registry.DesiredState, replaceFrom []registry.DesiredState) error {
 	for _, u := range units {
-		if err := checkActivatable(u.name, desired); err != nil {
+		if err := registry.CheckActivatable(u.name, desired); err != nil {
 			return err
 		}
 	}

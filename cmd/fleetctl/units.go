@@ -9,7 +9,6 @@ import (
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
-	"github.com/wasmfleet/fleet/sdk/xfleet"
 )
 
 // unitArg is one unit named on the command line.
@@ -76,6 +75,16 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 	}
 	var out []resolved
 	defaultPolicy := "" // read once, when a unit names no policy
+	policyOnce := func() (string, error) {
+		if defaultPolicy == "" {
+			d, err := reg.DefaultPolicy(ctx)
+			if err != nil {
+				return "", c.consulErr(err)
+			}
+			defaultPolicy = d
+		}
+		return defaultPolicy, nil
+	}
 	restore, err := c.pinned(ctx, len(args))
 	if err != nil {
 		return nil, err
@@ -109,16 +118,7 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 			}
 		}
 		if r.file != nil {
-			custom := xfleet.Read(u.name, r.file.Options).Policy != ""
-			if !custom {
-				if defaultPolicy == "" {
-					if defaultPolicy, err = reg.DefaultPolicy(ctx); err != nil {
-						return nil, c.consulErr(err)
-					}
-				}
-				custom = defaultPolicy != registry.BuiltinPolicy
-			}
-			if err := xfleet.Validate(u.name, r.file.Options, custom); err != nil {
+			if err := registry.ValidateBody(u.name, r.file, policyOnce); err != nil {
 				return nil, err
 			}
 		}
@@ -196,7 +196,7 @@ func (c *cli) job(ctx context.Context, name string) (*registry.Job, error) {
 func (c *cli) create(ctx context.Context, units []resolved, desired registry.DesiredState) error {
 	reg, _ := c.registry()
 	for _, u := range units {
-		if err := checkActivatable(u.name, desired); err != nil {
+		if err := registry.CheckActivatable(u.name, desired); err != nil {
 			return err
 		}
 	}
@@ -215,15 +215,4 @@ func (c *cli) create(ctx context.Context, units []resolved, desired registry.Des
 	// New units go in shared transactions: one write per couple of dozen
 	// units, not one per unit.
 	return c.consulErr(reg.CreateJobs(ctx, fresh))
-}
-
-// checkActivatable refuses to load or start a template: only its instances
-// run.
-func checkActivatable(name string, desired registry.DesiredState) error {
-	ni := unitfile.ParseName(name)
-	if ni.IsTemplate() && desired != registry.Inactive {
-		return fmt.Errorf("cannot activate template %q: a template can only be submitted; start an instance such as %s",
-			name, ni.Prefix+"@1"+ni.Suffix)
-	}
-	return nil
 }

@@ -138,3 +138,26 @@ func (f *File) HasSection(section string) bool {
 	}
 	return false
 }
+
+// FromOptions makes a File of options given one by one, as fleet's HTTP API
+// sends a unit, with Parse's checks of the file they make: an option that
+// would be stored differently from what was sent (a value with surrounding
+// blanks, a name holding '=') is refused.
+func FromOptions(opts []Option) (*File, error) {
+	if len(opts) > MaxOptions {
+		return nil, fmt.Errorf("unit has %d options; the limit is %d", len(opts), MaxOptions)
+	}
+	f, err := Parse((&File{Options: opts}).String())
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Options) != len(opts) {
+		return nil, fmt.Errorf("unit's %d options read back as %d from its unit file", len(opts), len(f.Options))
+	}
+	for i, o := range f.Options {
+		if w := opts[i]; o != w {
+			return nil, fmt.Errorf("option [%s] %s=%q would be stored as [%s] %s=%q", w.Section, w.Name, w.Value, o.Section, o.Name, o.Value)
+		}
+	}
+	return f, nil
+}
