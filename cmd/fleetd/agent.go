@@ -23,6 +23,7 @@ import (
 	"github.com/wasmfleet/fleet/agent/execdriver"
 	"github.com/wasmfleet/fleet/agent/systemd"
 	"github.com/wasmfleet/fleet/internal/config"
+	"github.com/wasmfleet/fleet/internal/fleetapi"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 	"github.com/wasmfleet/fleet/leader"
@@ -48,6 +49,11 @@ type agentOptions struct {
 	leaveOnStop   bool
 	systemdUser   bool
 	apiAddr       string
+
+	fleetAPISocket string
+	fleetAPIGroup  string
+	tokenLimit     int
+
 	policyMemory  int
 	policyTimeout time.Duration
 	policyNative  bool
@@ -109,6 +115,9 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
 	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
 	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
+	f.StringVar(&o.fleetAPISocket, "fleet-api-socket", defaultFleetAPISocket, `unix socket serving fleet's HTTP API v1 to fleet's own fleetctl and Go client ("" for none)`)
+	f.StringVar(&o.fleetAPIGroup, "fleet-api-group", "", "group (name or GID) that may use --fleet-api-socket too: the socket is then 0660 instead of 0600")
+	f.IntVar(&o.tokenLimit, "token-limit", fleetapi.DefaultTokenLimit, "items per page of fleet's HTTP API (fleet's token_limit), 1 to 65535")
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
 	// A benchmark baseline (docs/policies.md), not an operator's option.
@@ -199,6 +208,8 @@ type daemon struct {
 	leave bool
 	reg   *registry.Registry
 	api   net.Listener // where the inspect server answers fleetctl
+	// fleetAPI is where fleet's HTTP API v1 is served (fleetapi.go).
+	fleetAPI []net.Listener
 
 	metrics       *metricsServer
 	agentMetrics  *agent.Metrics
@@ -228,6 +239,9 @@ func (o *agentOptions) settle() (map[string]string, error) {
 	if o.publicIP == "" {
 		o.publicIP = detectIP()
 	}
+	if o.tokenLimit < 1 || o.tokenLimit > 0xffff {
+		return nil, fmt.Errorf("--token-limit %d: use 1 to 65535", o.tokenLimit)
+	}
 	if o.agentTTL < time.Second {
 		return nil, fmt.Errorf("--agent-ttl %s is too short: use at least 1s", o.agentTTL)
 	}
@@ -254,6 +268,9 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 	d.inspector = inspector
 	if d.api, err = net.Listen("tcp", o.apiAddr); err != nil {
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
+	}
+	if err := o.listenFleetAPI(d); err != nil {
+		return err
 	}
 	metricsAddr, err := o.serveMetrics(d, mreg)
 	if err != nil {
@@ -340,6 +357,7 @@ func (o *agentOptions) serve(ctx context.Context, d *daemon, md map[string]strin
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { d.serveInspect(ctx) })
+	wg.Go(func() { o.serveFleetAPI(ctx, d) })
 	wg.Go(func() { d.hb.Run(hbCtx) })
 	if !o.disableEngine {
 		wg.Go(func() { o.lead(ctx, d) })

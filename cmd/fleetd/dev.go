@@ -45,6 +45,9 @@ type devStateMachine struct {
 	PID      int    `json:"pid"`
 	Metadata string `json:"metadata"`
 	Metrics  string `json:"metrics,omitempty"` // URL of its Prometheus metrics
+	// FleetAPI is the endpoint of its fleet HTTP API v1, for fleet's own
+	// fleetctl (--driver API --endpoint) and Go client.
+	FleetAPI string `json:"fleet_api,omitempty"`
 }
 
 func newDevCmd() *cobra.Command {
@@ -186,7 +189,7 @@ func (o *devOptions) startProcesses(ctx context.Context, self string, consul *de
 			return stop, err
 		}
 		machines = append(machines, m)
-		state.Machines = append(state.Machines, devStateMachine{ID: m.ID, IP: m.IP, PID: m.PID(), Metadata: md})
+		state.Machines = append(state.Machines, devStateMachine{ID: m.ID, IP: m.IP, PID: m.PID(), Metadata: md, FleetAPI: m.FleetAPI})
 		go func() {
 			select {
 			case <-m.Exited():
@@ -241,7 +244,10 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devclu
 			return stop, err
 		}
 		fleetds = append(fleetds, f)
-		state.Machines = append(state.Machines, devStateMachine{ID: b.MachineID, IP: ip, PID: b.PID(), Metadata: md})
+		// fleetd serves fleet's API on the box's own /var/run/fleet.sock,
+		// as on a real machine; the host reaches it through the box's root.
+		state.Machines = append(state.Machines, devStateMachine{ID: b.MachineID, IP: ip, PID: b.PID(), Metadata: md,
+			FleetAPI: fmt.Sprintf("unix:///proc/%d/root%s", b.PID(), defaultFleetAPISocket)})
 	}
 	return stop, nil
 }

@@ -143,8 +143,41 @@ func TestDev(t *testing.T) {
 			t.Errorf("list-machines lacks %+v:\n%s", m, lm)
 		}
 	}
+	for _, m := range st.Machines {
+		sock := strings.TrimPrefix(m.FleetAPI, "unix://")
+		if !strings.HasPrefix(sock, st.DataDir+"/") {
+			t.Errorf("machine %s: fleet_api %q is not under the data directory %s", m.ID, m.FleetAPI, st.DataDir)
+		}
+		if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+			t.Errorf("machine %s: %s is not a socket of mode 0600: %v %v", m.ID, sock, fi, err)
+		}
+		checkFleetAPI(t, m.FleetAPI, st.Machines)
+	}
 	d.killMachine(st.Machines[0])
 	d.stop(st.ConsulPID, st.Machines[1].PID, st.Machines[2].PID)
+	for _, m := range st.Machines[1:] {
+		if _, err := os.Stat(strings.TrimPrefix(m.FleetAPI, "unix://")); !os.IsNotExist(err) {
+			t.Errorf("machine %s left its socket behind: %v", m.ID, err)
+		}
+	}
+}
+
+// checkFleetAPI lists the machines on a fleet API endpoint (unix://...)
+// and checks they are the cluster's.
+func checkFleetAPI(t *testing.T, endpoint string, machines []devStateMachine) {
+	t.Helper()
+	var page struct {
+		Machines []struct{ ID string } `json:"machines"`
+	}
+	c := testcluster.FleetAPIClient(endpoint)
+	resp, err := c.Get("http://domain-sock/fleet/v1/machines")
+	if err == nil {
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+	}
+	if err != nil || len(page.Machines) != len(machines) {
+		t.Errorf("GET %s/fleet/v1/machines: %+v %v; want %d machines", endpoint, page, err, len(machines))
+	}
 }
 
 // TestDevSystemd is the same with --systemd: each machine is a systemd
@@ -166,6 +199,7 @@ func TestDevSystemd(t *testing.T) {
 		if err != nil || "hostname="+strings.TrimSpace(string(host)) != m.Metadata {
 			t.Errorf("machine %s: hostname %q (%v), metadata %q: want them to agree", m.ID, host, err, m.Metadata)
 		}
+		checkFleetAPI(t, m.FleetAPI, st.Machines)
 	}
 	d.killMachine(st.Machines[0])
 	d.stop(st.ConsulPID, st.Machines[1].PID)

@@ -26,12 +26,20 @@ type MachineOptions struct {
 	Env       []string      // more environment (KEY=value) for fleetd and so for its units
 }
 
+// maxSocketPath is the longest path a unix socket can have on Linux
+// (sun_path, less its terminating NUL).
+const maxSocketPath = 107
+
 // Machine is a fleetd agent running as its own process, so it can be killed
 // alone like a real machine.
 type Machine struct {
 	ID, IP, Dir string
-	cmd         *exec.Cmd
-	exited      chan struct{}
+	// FleetAPI is the endpoint of the machine's fleet HTTP API
+	// (unix://<Dir>/fleet.sock), for fleet's own fleetctl --driver API
+	// and Go client; "" when Dir's path is too long for a socket.
+	FleetAPI string
+	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 // NewMachineID returns a random 32-hex-character ID like /etc/machine-id.
@@ -70,6 +78,11 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 	if opts.Prefix != "" {
 		args = append(args, "--key-prefix", opts.Prefix)
 	}
+	sock := filepath.Join(opts.Dir, "fleet.sock")
+	if len(sock) > maxSocketPath {
+		sock = ""
+	}
+	args = append(args, "--fleet-api-socket", sock)
 	args = append(args, opts.Extra...)
 	logf, err := os.OpenFile(filepath.Join(opts.Dir, "fleetd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -86,6 +99,9 @@ func StartMachine(opts MachineOptions) (*Machine, error) {
 		return nil, fmt.Errorf("start machine %s: %w", opts.ID, err)
 	}
 	m := &Machine{ID: opts.ID, IP: opts.IP, Dir: opts.Dir, cmd: cmd, exited: make(chan struct{})}
+	if sock != "" {
+		m.FleetAPI = "unix://" + sock
+	}
 	go func() { _ = cmd.Wait(); close(m.exited) }()
 	return m, nil
 }

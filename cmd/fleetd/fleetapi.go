@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/wasmfleet/fleet/internal/fleetapi"
+	"github.com/wasmfleet/fleet/internal/version"
+)
+
+// defaultFleetAPISocket is where fleet's own fleetctl and Go client look
+// for fleet's HTTP API (their default endpoint is unix:///var/run/fleet.sock).
+const defaultFleetAPISocket = "/var/run/fleet.sock"
+
+// listenFleetAPI opens the unix socket that serves fleet's HTTP API v1
+// (--fleet-api-socket; "" for none): mode 0600, or 0660 owned by
+// --fleet-api-group. A socket left by a fleetd that is gone is replaced.
+// When the default path cannot be used (fleetd is not root, say) the API
+// is off and a warning says why; a path asked for must work.
+func (o *agentOptions) listenFleetAPI(d *daemon) error {
+	if o.fleetAPISocket == "" {
+		return nil
+	}
+	l, err := listenUnix(o.fleetAPISocket, o.fleetAPIGroup)
+	if err != nil {
+		if o.loaded["fleet-api-socket"] != defaultFleetAPISocket || o.cmdline["fleet-api-socket"] != "" || o.fleetAPIGroup != "" {
+			return fmt.Errorf("fleet's HTTP API on --fleet-api-socket: %w", err)
+		}
+		d.log.Warn("no fleet HTTP API: the default socket cannot be used; set --fleet-api-socket (\"\" for none)", "err", err)
+		return nil
+	}
+	d.fleetAPI = append(d.fleetAPI, l)
+	d.log.Info("serving fleet's HTTP API", "endpoint", "unix://"+o.fleetAPISocket)
+	return nil
+}
+
+// listenUnix listens on a unix socket at path, readable and writable by
+// root alone, or also by group when one is named (a name or a GID).
+func listenUnix(path, group string) (net.Listener, error) {
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return nil, fmt.Errorf("no group %q: %w", group, err)
+			}
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("group %q has GID %q", group, g.Gid)
+		}
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+		err = os.Chown(path, -1, gid)
+	}
+	if err == nil {
+		err = os.Chmod(path, mode)
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("set the mode of %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// removeStaleSocket removes the socket at path if nothing answers on it.
+// Anything else there is an error: another fleetd serving, or a file that
+// is no socket.
+func removeStaleSocket(path string) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use: another fleetd serves it", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%s exists and cannot be checked: %w", path, err)
+	}
+	return os.Remove(path)
+}
+
+// serveFleetAPI answers fleet's HTTP API on every listener until ctx is
+// done.
+func (o *agentOptions) serveFleetAPI(ctx context.Context, d *daemon) {
+	if len(d.fleetAPI) == 0 {
+		return
+	}
+	api := &fleetapi.Server{Consul: d.reg.Client(), Prefix: o.prefix, TokenLimit: o.tokenLimit,
+		Version: version.Version, Log: d.log.With("role", "fleet-api")}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	for _, l := range d.fleetAPI {
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("fleet HTTP API stopped", "err", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	<-ctx.Done()
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shut)
+	for range d.fleetAPI {
+		<-done
+	}
+}
