@@ -266,3 +266,25 @@ func copyTree(src, dst string) error {
 		return os.WriteFile(to, b, 0o644)
 	})
 }
+
+// BuildProgram builds the Go program whose source is in dir (a main
+// package) against the original fleet's packages, in a module of fleet's
+// pinned dependencies, and returns the binary: for programs that use
+// fleet's Go client (github.com/coreos/fleet/client). Its old dependencies
+// never enter fleet's own go.mod.
+func (o *OrigFleet) BuildProgram(t testing.TB, dir string) string {
+	t.Helper()
+	work := t.TempDir()
+	if err := copyTree(dir, work); err != nil {
+		t.Fatal(err)
+	}
+	mod := o.goMod("origfleet.test/"+filepath.Base(dir), o.ugorji(), o.Src())
+	if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(mod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(work, filepath.Base(dir))
+	if _, err := goCmd(context.Background(), work, "build", "-o", bin, "."); err != nil {
+		t.Fatalf("build %s against fleet %s: %v", dir, OrigFleetVersion, err)
+	}
+	return bin
+}

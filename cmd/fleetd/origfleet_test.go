@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,25 @@ func (s *origSession) refused(t *testing.T) {
 	}
 	if us := s.units(); len(us) != 0 {
 		t.Errorf("refused input left units: %v", us)
+	}
+}
+
+// TestOriginalClientPackage runs testdata/origclient, a program written
+// with CoreOS fleet's own Go client package, against a fleetd dev cluster
+// over the fleet API, and checks with our fleetctl what it left: its unit
+// loaded on a machine, its template and instance gone.
+func TestOriginalClientPackage(t *testing.T) {
+	orig := testcluster.OrigFleetT(t)
+	bin := orig.BuildProgram(t, "testdata/origclient")
+	d := startDev(t, "--machines", "2")
+	cmd := exec.Command(bin, d.st.Machines[1].FleetAPI, "2")
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "ok\n" {
+		t.Fatalf("origclient: %v\n%s", err, out)
+	}
+	s := &origSession{t: t, orig: orig, d: d}
+	us := s.units()
+	if u := us["client.service"]; len(us) != 1 || u.DState != "loaded" || u.State != "loaded" || u.Target == "" {
+		t.Errorf("units after origclient: %+v, want client.service alone, loaded", us)
 	}
 }
