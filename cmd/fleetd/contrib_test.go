@@ -86,17 +86,24 @@ func TestContrib(t *testing.T) {
 		return
 	}
 	consul := literalBlock(t, string(ign), "name: consul.service", "contents")
-	for name, body := range map[string]string{
+	socket, err := os.ReadFile("../../contrib/fleet.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	units := map[string]string{
 		// verify wants the programs to exist: stand-ins for those a
 		// machine gets from Ignition or Flatcar.
 		"fleetd.service": strings.ReplaceAll(string(svc), "/opt/bin/fleetd", "/bin/true"),
 		"consul.service": strings.ReplaceAll(consul, "/usr/bin/docker", "/bin/true"),
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		"fleet.socket":   string(socket),
+	}
+	for name, body := range units {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command(analyze, "verify", p).CombinedOutput(); err != nil || len(out) > 0 {
+	}
+	for name := range units {
+		if out, err := exec.Command(analyze, "verify", filepath.Join(dir, name)).CombinedOutput(); err != nil || len(out) > 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", name, err, out)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
+
 	"github.com/wasmfleet/fleet/internal/fleetapi"
 	"github.com/wasmfleet/fleet/internal/version"
 )
@@ -20,12 +22,26 @@ import (
 // for fleet's HTTP API (their default endpoint is unix:///var/run/fleet.sock).
 const defaultFleetAPISocket = "/var/run/fleet.sock"
 
-// listenFleetAPI opens the unix socket that serves fleet's HTTP API v1
-// (--fleet-api-socket; "" for none): mode 0600, or 0660 owned by
+// listenFleetAPI takes the sockets systemd passes fleetd (socket
+// activation: contrib/fleet.socket), or else opens the unix socket that
+// serves fleet's HTTP API v1 (--fleet-api-socket; "" for none): mode 0600, or 0660 owned by
 // --fleet-api-group. A socket left by a fleetd that is gone is replaced.
 // When the default path cannot be used (fleetd is not root, say) the API
 // is off and a warning says why; a path asked for must work.
 func (o *agentOptions) listenFleetAPI(d *daemon) error {
+	activated, err := activation.Listeners()
+	if err != nil {
+		return fmt.Errorf("the sockets systemd passed: %w", err)
+	}
+	for _, l := range activated {
+		if l != nil { // a passed descriptor that is no stream socket is not ours
+			d.fleetAPI = append(d.fleetAPI, l)
+		}
+	}
+	if len(d.fleetAPI) > 0 {
+		d.log.Info("serving fleet's HTTP API on the sockets systemd passed (fleet.socket); --fleet-api-socket is not created", "sockets", len(d.fleetAPI))
+		return nil
+	}
 	if o.fleetAPISocket == "" {
 		return nil
 	}

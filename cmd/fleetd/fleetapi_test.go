@@ -1,13 +1,19 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/wasmfleet/fleet/testcluster"
 )
 
 // TestListenUnix checks the socket of fleet's HTTP API: its modes, a stale
@@ -58,5 +64,58 @@ func TestListenUnix(t *testing.T) {
 	}
 	if _, err := listenUnix(path, ""); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("a regular file in the way: %v", err)
+	}
+}
+
+// TestSocketActivation starts fleetd as systemd does for fleet.socket,
+// with the API's socket passed as descriptor 3, and reaches the API on it;
+// fleetd creates no socket of its own then.
+func TestSocketActivation(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	dir := t.TempDir()
+	sock, own := filepath.Join(dir, "activated.sock"), filepath.Join(dir, "own.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// sh sets LISTEN_PID to its own PID, which fleetd keeps through exec.
+	cmd := exec.Command("sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@"`, testcluster.Binary(t, "fleetd"), "agent",
+		"--endpoint", consul.URL(), "--machine-id", testcluster.NewMachineID(), "--public-ip", "127.0.0.1",
+		"--driver", "exec", "--units-dir", filepath.Join(dir, "units"), "--logs-dir", filepath.Join(dir, "logs"),
+		"--config", "", "--api-addr", "127.0.0.1:0", "--metrics-addr", "", "--fleet-api-socket", own)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = log, log, []*os.File{f}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	}()
+	testcluster.Eventually(t, time.Minute, func() error {
+		c := testcluster.FleetAPIClient("unix://" + sock)
+		c.Timeout = 10 * time.Second // a socket nobody accepts on holds a request forever
+		resp, err := c.Get("http://domain-sock/fleet/v1/machines")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var page struct{ Machines []struct{ ID string } }
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || len(page.Machines) != 1 {
+			return fmt.Errorf("machines %+v %v; fleetd's log:\n%s", page, err, log.String())
+		}
+		return nil
+	})
+	if _, err := os.Stat(own); !os.IsNotExist(err) {
+		t.Errorf("fleetd created --fleet-api-socket beside the activated socket: %v", err)
 	}
 }
