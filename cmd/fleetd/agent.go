@@ -52,6 +52,7 @@ type agentOptions struct {
 
 	fleetAPISocket string
 	fleetAPIGroup  string
+	fleetAPIAddr   string
 	tokenLimit     int
 
 	policyMemory  int
@@ -117,6 +118,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
 	f.StringVar(&o.fleetAPISocket, "fleet-api-socket", defaultFleetAPISocket, `unix socket serving fleet's HTTP API v1 to fleet's own fleetctl and Go client ("" for none)`)
 	f.StringVar(&o.fleetAPIGroup, "fleet-api-group", "", "group (name or GID) that may use --fleet-api-socket too: the socket is then 0660 instead of 0600")
+	f.StringVar(&o.fleetAPIAddr, "fleet-api-addr", "", "also serve fleet's HTTP API over TCP (host:port), to requests with a Consul ACL token (Authorization: Bearer or X-Consul-Token), each acting with that token's rights; \"\" for none")
 	f.IntVar(&o.tokenLimit, "token-limit", fleetapi.DefaultTokenLimit, "items per page of fleet's HTTP API (fleet's token_limit), 1 to 65535")
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
@@ -209,7 +211,8 @@ type daemon struct {
 	reg   *registry.Registry
 	api   net.Listener // where the inspect server answers fleetctl
 	// fleetAPI is where fleet's HTTP API v1 is served (fleetapi.go).
-	fleetAPI []net.Listener
+	fleetAPI    []net.Listener
+	fleetAPITCP net.Listener // --fleet-api-addr
 
 	metrics       *metricsServer
 	agentMetrics  *agent.Metrics
@@ -270,6 +273,9 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
 	if err := o.listenFleetAPI(d); err != nil {
+		return err
+	}
+	if err := o.listenFleetAPITCP(d); err != nil {
 		return err
 	}
 	metricsAddr, err := o.serveMetrics(d, mreg)

@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/user"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/fleetapi"
+	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/version"
 )
 
@@ -120,29 +124,58 @@ func removeStaleSocket(path string) error {
 	return os.Remove(path)
 }
 
-// serveFleetAPI answers fleet's HTTP API on every listener until ctx is
-// done.
-func (o *agentOptions) serveFleetAPI(ctx context.Context, d *daemon) {
-	if len(d.fleetAPI) == 0 {
-		return
+// listenFleetAPITCP opens --fleet-api-addr, where fleet's HTTP API answers
+// only requests that carry a Consul ACL token, each acting with exactly
+// that token's rights; "" (the default) for none.
+func (o *agentOptions) listenFleetAPITCP(d *daemon) error {
+	if o.fleetAPIAddr == "" {
+		return nil
 	}
-	api := &fleetapi.Server{Consul: d.reg.Client(), Prefix: o.prefix, TokenLimit: o.tokenLimit,
+	l, err := net.Listen("tcp", o.fleetAPIAddr)
+	if err != nil {
+		return fmt.Errorf("fleet's HTTP API on --fleet-api-addr: %w", err)
+	}
+	d.fleetAPITCP = l
+	d.log.Info("serving fleet's HTTP API to requests with a Consul ACL token", "endpoint", "http://"+l.Addr().String())
+	return nil
+}
+
+// serveFleetAPI answers fleet's HTTP API on every listener until ctx is
+// done: as this fleetd on its sockets, with each request's own token on
+// --fleet-api-addr.
+func (o *agentOptions) serveFleetAPI(ctx context.Context, d *daemon) {
+	api := fleetapi.Server{Consul: d.reg.Client(), Prefix: o.prefix, TokenLimit: o.tokenLimit,
 		Version: version.Version, Log: d.log.With("role", "fleet-api")}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	for _, l := range d.fleetAPI {
-		go func() {
+	var wg sync.WaitGroup
+	if len(d.fleetAPI) > 0 {
+		wg.Go(func() { serveHTTP(ctx, d.log, api.Handler(), d.fleetAPI...) })
+	}
+	if d.fleetAPITCP != nil {
+		tokens := &fleetapi.TokenClients{
+			New:   func(token string) (*consulapi.Client, error) { return registry.NewClient(o.endpoint, token) },
+			Close: registry.CloseIdle,
+		}
+		withTokens := api
+		withTokens.Consul, withTokens.ClientFor = nil, tokens.ClientFor
+		wg.Go(func() { serveHTTP(ctx, d.log, withTokens.Handler(), d.fleetAPITCP) })
+	}
+	wg.Wait()
+}
+
+// serveHTTP serves h on listeners until ctx is done.
+func serveHTTP(ctx context.Context, log *slog.Logger, h http.Handler, listeners ...net.Listener) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Go(func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error("fleet HTTP API stopped", "err", err)
+				log.Error("fleet HTTP API stopped", "addr", l.Addr().String(), "err", err)
 			}
-			done <- struct{}{}
-		}()
+		})
 	}
 	<-ctx.Done()
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shut)
-	for range d.fleetAPI {
-		<-done
-	}
+	wg.Wait()
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,13 +68,19 @@ func TestListenUnix(t *testing.T) {
 	}
 }
 
-// TestSocketActivation starts fleetd as systemd does for fleet.socket,
+// TestFleetAPIListeners starts fleetd as systemd does for fleet.socket,
 // with the API's socket passed as descriptor 3, and reaches the API on it;
-// fleetd creates no socket of its own then.
-func TestSocketActivation(t *testing.T) {
+// fleetd creates no socket of its own then. Its --fleet-api-addr answers
+// only requests with a token.
+func TestFleetAPIListeners(t *testing.T) {
 	consul := testcluster.StartConsulT(t)
 	dir := t.TempDir()
 	sock, own := filepath.Join(dir, "activated.sock"), filepath.Join(dir, "own.sock")
+	ports, err := testcluster.FreePorts("127.0.0.1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +96,8 @@ func TestSocketActivation(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@"`, testcluster.Binary(t, "fleetd"), "agent",
 		"--endpoint", consul.URL(), "--machine-id", testcluster.NewMachineID(), "--public-ip", "127.0.0.1",
 		"--driver", "exec", "--units-dir", filepath.Join(dir, "units"), "--logs-dir", filepath.Join(dir, "logs"),
-		"--config", "", "--api-addr", "127.0.0.1:0", "--metrics-addr", "", "--fleet-api-socket", own)
+		"--config", "", "--api-addr", "127.0.0.1:0", "--metrics-addr", "", "--fleet-api-socket", own,
+		"--fleet-api-addr", tcp)
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr, cmd.ExtraFiles = log, log, []*os.File{f}
 	if err := cmd.Start(); err != nil {
@@ -117,5 +125,20 @@ func TestSocketActivation(t *testing.T) {
 	})
 	if _, err := os.Stat(own); !os.IsNotExist(err) {
 		t.Errorf("fleetd created --fleet-api-socket beside the activated socket: %v", err)
+	}
+	// This Consul has no ACLs, so any token reads; none is refused.
+	for token, want := range map[string]int{"": 401, "any": 200} {
+		req, _ := http.NewRequest("GET", "http://"+tcp+"/fleet/v1/machines", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("--fleet-api-addr with token %q: %d, want %d", token, resp.StatusCode, want)
+		}
 	}
 }

@@ -19,10 +19,7 @@ func (s *Server) machines(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errOnlyGetPatch
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	ms, err := reg.Machines(r.Context())
 	if err != nil {
 		return err
@@ -43,10 +40,7 @@ func (s *Server) units(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return errOnlyGet
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	// What list-unit-files reads: no schedule entries, metadata or policies.
 	snap, err := reg.Subtrees(r.Context(), "units/", "jobs/", "placement/", "states/")
 	if err != nil {
@@ -76,10 +70,7 @@ func (s *Server) unit(w http.ResponseWriter, r *http.Request, name string) error
 	default:
 		return errUnitMethods
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	j, err := job(r, reg, name)
 	if err != nil {
 		return err
@@ -111,10 +102,7 @@ func (s *Server) states(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
 		return errOnlyGet
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	snap, err := reg.Subtrees(r.Context(), "states/")
 	if err != nil {
 		return err
@@ -154,10 +142,7 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request, name string) erro
 	if r.Method != http.MethodGet {
 		return errOnlyGet
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	j, err := job(r, reg, name)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package fleetapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -23,9 +24,9 @@ type Server struct {
 	// Consul is the client every request reads and writes with, unless
 	// ClientFor is set.
 	Consul *api.Client
-	// ClientFor, when set, gives the client a request acts with (the
-	// request's own ACL token, say); an error refuses the request with
-	// the *Error it is, else 401.
+	// ClientFor, when set, gives the client a request acts with
+	// (TokenClients: the request's own ACL token); an *Error it returns
+	// is the answer, any other error a 500.
 	ClientFor func(r *http.Request) (*api.Client, error)
 	Prefix    string // fleet's key prefix; "" is registry.DefaultPrefix
 	// TokenLimit is the number of items in a page, 1 to 65535; 0 is
@@ -67,6 +68,14 @@ var Prefixes = []string{"/fleet/v1", "/v1-alpha"}
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Server", "fleetd/"+s.Version)
+		// Who asks is settled first: nothing is answered to a request
+		// that may not be, not even why its body is wrong.
+		c, err := s.client(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), clientKey{}, c))
 		for _, p := range Prefixes {
 			if r.URL.Path == p || r.URL.Path == p+"/" {
 				s.fail(w, r, errorf(http.StatusMethodNotAllowed, ""))
@@ -110,21 +119,29 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	}
 }
 
+// clientKey holds the Consul client of a request in its context.
+type clientKey struct{}
+
+// client is the Consul client request r acts with.
+func (s *Server) client(r *http.Request) (*api.Client, error) {
+	if s.ClientFor == nil {
+		return s.Consul, nil
+	}
+	c, err := s.ClientFor(r)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
 // registry is what a request reads and writes with: a Registry of its own,
 // so the key schema is read afresh for each write.
-func (s *Server) registry(r *http.Request) (*registry.Registry, error) {
-	c := s.Consul
-	if s.ClientFor != nil {
-		var err error
-		if c, err = s.ClientFor(r); err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				return nil, e
-			}
-			return nil, errorf(http.StatusUnauthorized, err.Error())
-		}
-	}
-	return registry.New(c, s.Prefix), nil
+func (s *Server) registry(r *http.Request) *registry.Registry {
+	return registry.New(r.Context().Value(clientKey{}).(*api.Client), s.Prefix)
 }
 
 // fail sends err as fleet's error body: an *Error as it is, a refusal of

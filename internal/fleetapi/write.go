@@ -60,10 +60,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string) error 
 			return errorf(http.StatusBadRequest, err.Error())
 		}
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	j, err := reg.Job(r.Context(), name)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -178,10 +175,7 @@ func notFound(err error) error {
 }
 
 func (s *Server) destroy(w http.ResponseWriter, r *http.Request, name string) error {
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	if _, err := job(r, reg, name); err != nil {
 		return err
 	}
@@ -217,11 +211,9 @@ func (s *Server) patchMachines(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	reg, err := s.registry(r)
-	if err != nil {
-		return err
-	}
+	reg := s.registry(r)
 	for _, op := range ops {
+		var err error
 		if op.Op == "remove" {
 			err = reg.DeleteMachineMetadata(r.Context(), op.machine, []string{op.key})
 		} else {
