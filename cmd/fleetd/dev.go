@@ -203,6 +203,9 @@ func (o *devOptions) startProcesses(ctx context.Context, self string, consul *de
 	return stop, nil
 }
 
+// boxFleetAPISocket is where a box's fleetd serves fleet's HTTP API.
+const boxFleetAPISocket = "/run/fleet.sock"
+
 // startBoxes starts each machine as a systemd box running a Consul client
 // agent and fleetd with the systemd driver.
 func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devcluster.Consul, dir string, state *devState) (func(), error) {
@@ -239,15 +242,17 @@ func (o *devOptions) startBoxes(ctx context.Context, self string, consul *devclu
 		if _, err := b.StartConsulClient(consul.Bin(), consul.SerfLANAddr, filepath.Join(mdir, "consul.log")); err != nil {
 			return stop, err
 		}
-		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), b.FleetdArgs(self, md, o.agentTTL)...)
+		// fleet's API on the box's own /run, which the host reaches
+		// through the box's root (/var/run, a link to /run, would resolve
+		// to the host's from outside).
+		args := append(b.FleetdArgs(self, md, o.agentTTL), "--fleet-api-socket", boxFleetAPISocket)
+		f, err := b.Start(filepath.Join(mdir, "fleetd.log"), args...)
 		if err != nil {
 			return stop, err
 		}
 		fleetds = append(fleetds, f)
-		// fleetd serves fleet's API on the box's own /var/run/fleet.sock,
-		// as on a real machine; the host reaches it through the box's root.
 		state.Machines = append(state.Machines, devStateMachine{ID: b.MachineID, IP: ip, PID: b.PID(), Metadata: md,
-			FleetAPI: fmt.Sprintf("unix:///proc/%d/root%s", b.PID(), defaultFleetAPISocket)})
+			FleetAPI: fmt.Sprintf("unix:///proc/%d/root%s", b.PID(), boxFleetAPISocket)})
 	}
 	return stop, nil
 }

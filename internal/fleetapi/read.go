@@ -75,12 +75,25 @@ func (s *Server) unit(w http.ResponseWriter, r *http.Request, name string) error
 	if err != nil {
 		return err
 	}
-	states, err := reg.Subtrees(r.Context(), "states/")
+	states, err := statesOf(r, reg, j)
 	if err != nil {
 		return err
 	}
 	s.send(w, http.StatusOK, unitOf(j, states))
 	return nil
+}
+
+// statesOf reads the states that can matter to j: those its machine
+// reports (fleetctl polls a unit four times a second while it waits, so
+// not every machine's), or every machine's for a global unit.
+func statesOf(r *http.Request, reg *registry.Registry, j *registry.Job) (*registry.Snapshot, error) {
+	switch {
+	case j.Global():
+		return reg.Subtrees(r.Context(), "states/")
+	case j.Target == "":
+		return &registry.Snapshot{}, nil
+	}
+	return reg.Subtrees(r.Context(), "states/"+j.Target+"/")
 }
 
 // job reads the unit name: errUnitNotFound when there is none, or when
@@ -147,7 +160,7 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request, name string) erro
 	if err != nil {
 		return err
 	}
-	snap, err := reg.Subtrees(r.Context(), "states/")
+	snap, err := statesOf(r, reg, j)
 	if err != nil {
 		return err
 	}

@@ -381,3 +381,18 @@ func TestMachineMetadata(t *testing.T) {
 		t.Errorf("discovery: %d %.100s", code, body)
 	}
 }
+
+// TestGlobal reads a global unit: no machine and no current state of its
+// own, as fleet answered, and the state a machine running it reports.
+func TestGlobal(t *testing.T) {
+	w := newWorld(t, 0)
+	body := `{"desiredState":"launched","options":[{"section":"Service","name":"ExecStart","value":"/bin/true"},{"section":"X-Fleet","name":"Global","value":"true"}]}`
+	code, got, _ := w.do("PUT", "/fleet/v1/units/g.service", body)
+	expect(t, "create", code, got, 201, "")
+	j := w.job("g.service")
+	w.report(j, registry.Launched, "active", "running")
+	code, got, _ = w.do("GET", "/fleet/v1/units/g.service", "")
+	expect(t, "get", code, got, 200, `{"desiredState":"launched","name":"g.service","options":[{"name":"ExecStart","section":"Service","value":"/bin/true"},{"name":"Global","section":"X-Fleet","value":"true"}]}`)
+	code, got, _ = w.do("GET", "/fleet/v1/state/g.service", "")
+	expect(t, "state", code, got, 200, `{"hash":"`+j.Hash.String()+`","machineID":"`+machineID+`","name":"g.service","systemdActiveState":"active","systemdLoadState":"loaded","systemdSubState":"running"}`)
+}
