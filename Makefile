@@ -1,11 +1,12 @@
 # fleet: two commands for a newcomer.
 #   make dev    builds fleetd and fleetctl into bin/, gets a consul (make consul)
 #               and runs a 3-machine local cluster
-#   make test   gets everything the tests need (a real Consul), then vets and tests
+#   make test   gets everything the tests need (a real Consul, fleet v1.0.0's
+#               own fleetctl), then vets and tests
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: build dev test test-busy reliability-long consul deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz release
+.PHONY: build dev test test-busy reliability-long consul origfleet deps vet fmt-check wasm-check link-check reliability bench bench-quick bench-large bench-systemd fuzz release
 
 build:
 	$(GO) build -o bin/fleetd ./cmd/fleetd
@@ -34,6 +35,12 @@ release:
 # fleetd dev only looks for one: make dev depends on this target.
 consul:
 	@$(GO) run ./testcluster/ensureconsul >/dev/null
+
+# origfleet builds CoreOS fleet v1.0.0's own fleetctl from the Go module
+# proxy into the user cache (~/.cache/fleet/origfleet-v1.0.0/), once per
+# machine: the fleet HTTP API tests drive it (docs/migrating.md).
+origfleet:
+	@$(GO) run ./testcluster/ensureorigfleet >/dev/null
 
 # deps installs the Debian packages the tests need: systemd-container for the
 # systemd machines, iptables to cut one off the network, wabt for the
@@ -95,7 +102,7 @@ link-check: build
 # every core is kept busy.
 RACE_PKGS = ./policies/... ./leader/... ./agent/... ./internal/... ./plugins/...
 RACE_RE = ^github.com/wasmfleet/fleet/(policies|leader|agent|internal|plugins)(/|$$)
-test: deps consul fmt-check vet wasm-check link-check
+test: deps consul origfleet fmt-check vet wasm-check link-check
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -E '$(RACE_RE)')
 	$(GO) test -race -count=1 -timeout 40m $(RACE_PKGS)
 	cd sdk && $(GO) test -race -count=1 ./...
