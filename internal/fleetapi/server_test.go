@@ -396,3 +396,22 @@ func TestGlobal(t *testing.T) {
 	code, got, _ = w.do("GET", "/fleet/v1/state/g.service", "")
 	expect(t, "state", code, got, 200, `{"hash":"`+j.Hash.String()+`","machineID":"`+machineID+`","name":"g.service","systemdActiveState":"active","systemdLoadState":"loaded","systemdSubState":"running"}`)
 }
+
+// TestNewerSchema refuses writes with 503 when the cluster's keys are in a
+// schema this build does not know, and writes nothing; reads still answer.
+func TestNewerSchema(t *testing.T) {
+	w := newWorld(t, 0)
+	if _, err := w.client.KV().Put(&api.KVPair{Key: "fleet/schema", Value: []byte(`{"version":99}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := w.keys()
+	code, body, _ := w.do("PUT", "/fleet/v1/units/hello.service", helloBody)
+	if code != 503 || !strings.Contains(body, "schema version 99") {
+		t.Errorf("create on a newer schema: %d %s", code, body)
+	}
+	if after := w.keys(); !maps.Equal(before, after) {
+		t.Errorf("a refused request wrote: %v -> %v", before, after)
+	}
+	code, body, _ = w.do("GET", "/fleet/v1/units", "")
+	expect(t, "list", code, body, 200, "{}")
+}
