@@ -48,15 +48,15 @@ func (e *Error) Error() string { return e.Message }
 func errorf(code int, msg string) *Error { return &Error{Code: code, Message: msg} }
 
 var (
-	errNullOption     = errors.New("an option is null")
-	errUnitNotFound   = errorf(http.StatusNotFound, "unit does not exist")
-	errStateNotFound  = errorf(http.StatusNotFound, "unit state does not exist")
-	errOnlyGet        = errorf(http.StatusMethodNotAllowed, "only GET supported against this resource")
-	errOnlyGetPatch   = errorf(http.StatusMethodNotAllowed, "only GET and PATCH supported against this resource")
-	errUnitMethods    = errorf(http.StatusMethodNotAllowed, "only GET, PUT and DELETE supported against this resource")
-	errBadPageToken   = errorf(http.StatusBadRequest, "invalid value for nextPageToken")
-	errNotJSON        = errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-	errNoPathNotFound = errorf(http.StatusNotFound, "not found")
+	errNullOption    = errors.New("an option is null")
+	errUnitNotFound  = errorf(http.StatusNotFound, "unit does not exist")
+	errStateNotFound = errorf(http.StatusNotFound, "unit state does not exist")
+	errOnlyGet       = errorf(http.StatusMethodNotAllowed, "only GET supported against this resource")
+	errOnlyGetPatch  = errorf(http.StatusMethodNotAllowed, "only GET and PATCH supported against this resource")
+	errUnitMethods   = errorf(http.StatusMethodNotAllowed, "only GET, PUT and DELETE supported against this resource")
+	errBadPageToken  = errorf(http.StatusBadRequest, "invalid value for nextPageToken")
+	errNotJSON       = errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+	errNoSuchPath    = errorf(http.StatusNotFound, "not found")
 )
 
 // Prefixes are the paths the API is served under: fleet's and its legacy
@@ -90,7 +90,7 @@ func (s *Server) Handler() http.Handler {
 			s.fail(w, r, errorf(http.StatusMethodNotAllowed, ""))
 			return
 		}
-		s.fail(w, r, errNoPathNotFound)
+		s.fail(w, r, errNoSuchPath)
 	})
 }
 
@@ -112,7 +112,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, path string) {
 	case collection == "state" && name != "":
 		err = s.state(w, r, name)
 	default:
-		err = errNoPathNotFound
+		err = errNoSuchPath
 	}
 	if err != nil {
 		s.fail(w, r, err)
