@@ -70,8 +70,8 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		}
 		cfg.Log.Warn("lost leadership", "err", err)
-		if errors.As(err, new(*registry.SchemaError)) {
-			// Keys this build cannot write: a machine that can, leads.
+		if errors.As(err, new(*registry.SchemaError)) || errors.As(err, new(*cannotLeadError)) {
+			// Keys this build cannot lead: a machine that can, leads.
 			_ = cfg.Registry.ReleaseLeader(ctx, session)
 		}
 	}

@@ -31,23 +31,33 @@ func leadBlocker(s registry.Schema, machines map[string]*registry.Machine) strin
 		s.Version, strings.Join(short, ", "), registry.SchemaVersion, registry.SchemaVersion)
 }
 
+// leadable reads what leadBlocker decides on and returns its answer: in
+// one read when the keys are in this build's schema, as they usually are.
+func leadable(ctx context.Context, r *registry.Registry) (string, error) {
+	s, err := r.ReadSchema(ctx)
+	if err != nil {
+		return "", err
+	}
+	if s.Stamped && s.Version == registry.SchemaVersion {
+		return "", nil
+	}
+	live, err := r.Subtrees(ctx, "machines/")
+	if err != nil {
+		return "", err
+	}
+	return leadBlocker(s, live.Machines), nil
+}
+
 // mayLead reports whether this build may compete for the leader lock now
 // (leadBlocker). When it may not, it logs why (once for each new reason,
-// said holds the last) and waits a while before it answers false.
+// said holds the last) and waits a while before it answers false. When
+// Consul does not answer it may: the lock cannot be taken either, and
+// Run's retry of that is the one to wait on, so that a leader is elected
+// as soon as Consul is back (migrate asks again under the lock).
 func mayLead(ctx context.Context, cfg Config, said *string) bool {
-	s, err := cfg.Registry.ReadSchema(ctx)
-	if err == nil && s.Stamped && s.Version == registry.SchemaVersion {
-		return true // the usual case, in one read
-	}
-	var why string
-	if err == nil {
-		var live *registry.Snapshot
-		if live, err = cfg.Registry.Subtrees(ctx, "machines/"); err == nil {
-			why = leadBlocker(s, live.Machines)
-		}
-	}
+	why, err := leadable(ctx, cfg.Registry)
 	if err != nil {
-		why = err.Error()
+		return true
 	}
 	if why == "" {
 		*said = ""
@@ -61,11 +71,26 @@ func mayLead(ctx context.Context, cfg Config, said *string) bool {
 	return false
 }
 
+// cannotLeadError is a lock taken that this build must give up
+// (leadBlocker).
+type cannotLeadError struct{ why string }
+
+func (e *cannotLeadError) Error() string { return e.why }
+
 // migrate brings the keys to this build's schema, under the lock session
-// holds, before the first reconcile pass, and logs what it did. After a
-// failure it waits a while before it answers.
+// holds, before the first reconcile pass, and logs what it did: when no
+// live machine keeps it from leading, which it asks again now that it
+// holds the lock (a *cannotLeadError when one does). After a failure it
+// waits a while before it answers.
 func migrate(ctx context.Context, cfg Config, session string) error {
-	m, err := cfg.Registry.Migrate(ctx, session)
+	why, err := leadable(ctx, cfg.Registry)
+	if why != "" {
+		return &cannotLeadError{why}
+	}
+	var m *registry.Migration
+	if err == nil {
+		m, err = cfg.Registry.Migrate(ctx, session)
+	}
 	if err != nil {
 		// Run competes again at once: a refusal (the token may not write
 		// the keys, say) would be retried without pause.
