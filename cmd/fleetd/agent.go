@@ -53,7 +53,10 @@ type agentOptions struct {
 	fleetAPISocket string
 	fleetAPIGroup  string
 	fleetAPIAddr   string
-	tokenLimit     int
+	// fleetAPIOwnToken lets a request on --fleet-api-addr without a token
+	// from a loopback address act with fleetd's own token.
+	fleetAPIOwnToken bool
+	tokenLimit       int
 
 	policyMemory  int
 	policyTimeout time.Duration
@@ -119,6 +122,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.fleetAPISocket, "fleet-api-socket", defaultFleetAPISocket, `unix socket serving fleet's HTTP API v1 to fleet's own fleetctl and Go client ("" for none)`)
 	f.StringVar(&o.fleetAPIGroup, "fleet-api-group", "", "group (name or GID) that may use --fleet-api-socket too: the socket is then 0660 instead of 0600")
 	f.StringVar(&o.fleetAPIAddr, "fleet-api-addr", "", "also serve fleet's HTTP API over TCP (host:port), to requests with a Consul ACL token (Authorization: Bearer or X-Consul-Token), each acting with that token's rights; \"\" for none")
+	f.BoolVar(&o.fleetAPIOwnToken, "fleet-api-own-token-on-loopback", false, "on --fleet-api-addr, let a request without a token that comes from a loopback address act with fleetd's own token (as on --fleet-api-socket); requests with a token still act with theirs, others without one are still refused")
 	f.IntVar(&o.tokenLimit, "token-limit", fleetapi.DefaultTokenLimit, "items per page of fleet's HTTP API (fleet's token_limit), 1 to 65535")
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
