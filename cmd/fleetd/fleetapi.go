@@ -133,12 +133,13 @@ func (o *agentOptions) listenFleetAPITCP(d *daemon) error {
 	if o.fleetAPIAddr == "" {
 		return nil
 	}
-	l, err := net.Listen("tcp", o.fleetAPIAddr)
+	l, err := d.listenTCP(o.fleetAPIAddr)
 	if err != nil {
 		return fmt.Errorf("fleet's HTTP API on --fleet-api-addr: %w", err)
 	}
 	d.fleetAPITCP = l
-	d.log.Info("serving fleet's HTTP API to requests with a Consul ACL token", "endpoint", "http://"+l.Addr().String())
+	d.log.Info("serving fleet's HTTP API to requests with a Consul ACL token", "endpoint", d.scheme()+"://"+l.Addr().String(),
+		"own_token_on_loopback", o.fleetAPIOwnToken)
 	return nil
 }
 
