@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -58,7 +59,7 @@ func ServerConfig(o ServerOptions) (*tls.Config, error) {
 	}
 	if err := verifyServed(pair, consul, o.PublicIP); err != nil {
 		return nil, fmt.Errorf("the certificate fleetd serves on --api-addr and --fleet-api-addr (%s: %s) would not pass fleetctl's check: %w; "+
-			"it must name this machine's --public-ip, allow server authentication, and be signed by the CA in CONSUL_CACERT "+
+			"it must name this machine's --public-ip, allow server authentication, and be signed by the CA in CONSUL_CACERT when one is set "+
 			"(consul tls cert create -client -additional-ipaddress %s makes one), or set --api-cert-file and --api-key-file to one that does",
 			from, certFile, err, o.PublicIP)
 	}
@@ -66,8 +67,9 @@ func ServerConfig(o ServerOptions) (*tls.Config, error) {
 }
 
 // verifyServed checks pair as fleetctl will: for the machine's IP, for
-// server authentication, against the CA fleetd trusts for Consul (the
-// system's when none is set).
+// server authentication, and against the CA fleetd trusts for Consul when
+// it names one (CONSUL_CACERT, CONSUL_CAPATH; without one, which CA
+// fleetctl trusts is not known here).
 func verifyServed(pair tls.Certificate, consul api.TLSConfig, ip string) error {
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
@@ -76,6 +78,17 @@ func verifyServed(pair tls.Certificate, consul api.TLSConfig, ip string) error {
 	roots, err := rootCAs(consul)
 	if err != nil {
 		return err
+	}
+	if roots == nil {
+		if err := leaf.VerifyHostname(ip); err != nil {
+			return err
+		}
+		if len(leaf.ExtKeyUsage) > 0 && !slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+			return u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
+		}) {
+			return errors.New("x509: certificate specifies an incompatible key usage: it does not allow server authentication")
+		}
+		return nil
 	}
 	inter := x509.NewCertPool()
 	for _, der := range pair.Certificate[1:] {

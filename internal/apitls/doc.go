@@ -10,7 +10,8 @@
 //     ServerConfig settles it, and refuses at start a certificate fleetctl
 //     could not verify: one that does not name the machine's public IP,
 //     does not allow server authentication, or is not signed by the CA
-//     fleetd trusts for Consul.
+//     fleetd trusts for Consul (when it names one: CONSUL_CACERT or
+//     CONSUL_CAPATH).
 //   - Each machine publishes its endpoint's scheme in its fleet-agent
 //     service in Consul (meta SchemeMeta); URL reads it back.
 //   - fleetctl follows that scheme (Client). Over https it verifies the
