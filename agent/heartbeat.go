@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/apitls"
 )
 
 // Heartbeat keeps this machine alive in Consul.
@@ -29,6 +31,9 @@ type Heartbeat struct {
 	// Port is where the machine's InspectServer listens, registered with
 	// the fleet-agent service so fleetctl finds it. Set before Start.
 	Port int
+	// Scheme is the scheme Port answers ("https" or "http"), registered
+	// as the service's apitls.SchemeMeta. Set before Start.
+	Scheme string
 	// MetricsAddr is where fleetd serves Prometheus metrics ("" when it
 	// does not), shown as the service's metrics-addr meta. Set before
 	// Start; SetMetricsAddr changes it later.
@@ -135,6 +140,9 @@ func (h *Heartbeat) register(ctx context.Context) error {
 	}
 	if h.MetricsAddr != "" {
 		meta["metrics-addr"] = h.MetricsAddr
+	}
+	if h.Scheme != "" {
+		meta[apitls.SchemeMeta] = h.Scheme // after the machine's metadata: it is not theirs to set
 	}
 	h.mu.Unlock()
 	reg := &api.AgentServiceRegistration{

@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/agent"
+	"github.com/wasmfleet/fleet/internal/apitls"
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
@@ -42,11 +41,7 @@ func (c *cli) agentURL(ctx context.Context, name string) (string, error) {
 		if s.ServiceMeta["machine-id"] != j.Target || s.ServicePort == 0 {
 			continue
 		}
-		addr := s.ServiceAddress
-		if addr == "" {
-			addr = s.Address
-		}
-		return "http://" + net.JoinHostPort(addr, strconv.Itoa(s.ServicePort)), nil
+		return apitls.URL(s), nil
 	}
 	return "", fmt.Errorf("machine %s running %s is not reachable: it has no fleet-agent service in Consul", registry.ShortID(j.Target), name)
 }
@@ -62,12 +57,21 @@ func (c *cli) fetch(ctx context.Context, name, path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.opts.token != "" {
-		req.Header.Set("X-Consul-Token", c.opts.token)
-	} else if t := c.envToken(); t != "" {
-		req.Header.Set("X-Consul-Token", t)
+	token := c.opts.token
+	if token == "" {
+		token = c.envToken()
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
+	}
+	hc, err := apitls.Client(base, c.endpoint(), token != "")
+	if err != nil {
+		return fmt.Errorf("reach the machine running %s: %w", name, err)
+	}
+	resp, err := hc.Do(req)
+	if verr := apitls.VerifyErr(base, err); verr != nil {
+		return verr
+	}
 	if err != nil {
 		return fmt.Errorf("reach the machine running %s at %s: %w", name, base, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,11 @@ import (
 // consul CLI's variables alone: CONSUL_HTTP_ADDR=https://...,
 // CONSUL_CACERT, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY (or CONSUL_HTTP_SSL
 // for the scheme). A fleetd machine so configured joins and runs a unit
-// fleetctl starts. Without the CA, without a client certificate, or with an
-// http:// address, fleetctl fails with one line saying what to set, and
-// fleetd keeps retrying and logs why.
+// fleetctl starts, and serves fleetctl status and journal over TLS with its
+// client certificate. Without the CA, without a client certificate, or with
+// an http:// address, fleetctl fails with one line saying what to set, and
+// fleetd keeps retrying and logs why; fleetctl sends nothing to a machine
+// whose certificate it cannot verify.
 func TestTLSConsul(t *testing.T) {
 	dir := t.TempDir()
 	pki, err := testcluster.GenerateTLS(filepath.Join(dir, "tls"))
@@ -137,7 +140,18 @@ func TestTLSConsul(t *testing.T) {
 
 	// A machine configured by the same variables (and no --endpoint) joins
 	// and runs the unit.
-	startMachine := func(i int, env []string) *testcluster.Machine {
+	// Each machine's client certificate names its IP, as "consul tls cert
+	// create -client -additional-ipaddress" makes it: fleetd serves it to
+	// fleetctl status and journal too.
+	machineCert := func(p *testcluster.TLSFiles, i int) (string, string) {
+		t.Helper()
+		cert, key, err := p.IssueMachine(fmt.Sprintf("machine-%d", i), net.ParseIP(fmt.Sprintf("127.0.2.%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "CONSUL_CLIENT_CERT=" + cert, "CONSUL_CLIENT_KEY=" + key
+	}
+	startMachine := func(i int, env []string, extra ...string) *testcluster.Machine {
 		t.Helper()
 		m, err := testcluster.StartMachine(testcluster.MachineOptions{
 			Fleetd: testcluster.Binary(t, "fleetd"),
@@ -145,6 +159,7 @@ func TestTLSConsul(t *testing.T) {
 			Dir:    filepath.Join(dir, fmt.Sprintf("machine-%d", i)),
 			TTL:    2 * time.Second,
 			Env:    env,
+			Extra:  extra,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +167,8 @@ func TestTLSConsul(t *testing.T) {
 		t.Cleanup(m.Stop)
 		return m
 	}
-	m := startMachine(1, tlsEnv)
+	m1Cert, m1Key := machineCert(pki, 1)
+	m := startMachine(1, []string{addr, ca, m1Cert, m1Key})
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		out, errOut, code := fleetctl(tlsEnv, "list-machines", "--no-legend", "--full")
 		if f := strings.Fields(out); code != 0 || len(f) < 2 || f[0] != m.ID || f[1] != m.IP {
@@ -170,10 +186,12 @@ func TestTLSConsul(t *testing.T) {
 	if err := m.CheckRunning("tlsapp.service"); err != nil {
 		t.Fatal(err)
 	}
+	machineInspectOverTLS(t, mustFleetctl, append(tlsEnv, "CONSUL_HTTP_TOKEN=caller-token"))
 
 	// A machine without the CA does not join, and its log says why and
 	// where it tried.
-	lost := startMachine(2, []string{addr, cert, key})
+	lostCert, lostKey := machineCert(pki, 2)
+	lost := startMachine(2, []string{addr, lostCert, lostKey})
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		log, _ := os.ReadFile(filepath.Join(lost.Dir, "fleetd.log"))
 		if s := string(log); !strings.Contains(s, "cannot join the cluster yet") || !strings.Contains(s, "certificate signed by unknown authority") ||
@@ -186,5 +204,57 @@ func TestTLSConsul(t *testing.T) {
 		t.Fatalf("list-machines: %v; want only %s", got, m.ID)
 	}
 	lost.Stop()
+
+	// A machine serving a certificate of another CA (which its own
+	// CONSUL_CACERT also trusts): fleetctl, trusting only Consul's CA,
+	// cannot verify it and sends it nothing, token or not.
+	other, err := testcluster.GenerateTLS(filepath.Join(dir, "tls-other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "both-cas.pem")
+	ca1, _ := os.ReadFile(pki.CACert)
+	ca2, _ := os.ReadFile(other.CACert)
+	if err := os.WriteFile(bundle, append(ca1, ca2...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m3Cert, m3Key := machineCert(pki, 3)
+	servedCert, servedKey := machineCert(other, 3)
+	m3 := startMachine(3, []string{addr, "CONSUL_CACERT=" + bundle, m3Cert, m3Key},
+		"--api-cert-file", strings.TrimPrefix(servedCert, "CONSUL_CLIENT_CERT="), "--api-key-file", strings.TrimPrefix(servedKey, "CONSUL_CLIENT_KEY="))
+	pinned := testcluster.WriteUnit(t, dir, "pinned.service", testcluster.HelloService+"\n[X-Fleet]\nMachineID="+m3.ID+"\n")
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		_, errOut, code := fleetctl(tlsEnv, "start", pinned)
+		if code != 0 {
+			log, _ := os.ReadFile(filepath.Join(m3.Dir, "fleetd.log"))
+			return fmt.Errorf("start on machine 3: exit %d %s\nfleetd.log:\n%s", code, errOut, log)
+		}
+		return nil
+	})
+	for _, env := range [][]string{tlsEnv, append(tlsEnv, "CONSUL_HTTP_TOKEN=caller-token")} {
+		_, errOut, code := fleetctl(env, "status", "pinned")
+		if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 ||
+			!strings.Contains(errOut, "cannot verify the TLS certificate of the machine at https://127.0.2.3:") ||
+			!strings.Contains(errOut, "fleetctl sent it nothing") || !strings.Contains(errOut, "set CONSUL_CACERT") {
+			t.Errorf("status of a unit on a machine fleetctl cannot verify: exit %d %q", code, errOut)
+		}
+	}
+	m3.Stop()
 	m.Stop()
+}
+
+// machineInspectOverTLS checks fleetctl status and journal, with env, get
+// unit tlsapp's status and output from the machine running it, which
+// serves them over TLS only.
+func machineInspectOverTLS(t *testing.T, mustFleetctl func([]string, ...string) string, env []string) {
+	t.Helper()
+	if out := mustFleetctl(env, "status", "tlsapp"); !strings.Contains(out, "tlsapp.service") {
+		t.Errorf("status over TLS: %q", out)
+	}
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if out := mustFleetctl(env, "journal", "--lines", "1", "tlsapp"); strings.TrimSpace(out) != "Hello World" {
+			return fmt.Errorf("journal over TLS: %q", out)
+		}
+		return nil
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/agent/execdriver"
 	"github.com/wasmfleet/fleet/agent/systemd"
+	"github.com/wasmfleet/fleet/internal/apitls"
 	"github.com/wasmfleet/fleet/internal/config"
 	"github.com/wasmfleet/fleet/internal/fleetapi"
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -49,11 +51,16 @@ type agentOptions struct {
 	leaveOnStop   bool
 	systemdUser   bool
 	apiAddr       string
+	apiCertFile   string
+	apiKeyFile    string
 
 	fleetAPISocket string
 	fleetAPIGroup  string
 	fleetAPIAddr   string
-	tokenLimit     int
+	// fleetAPIOwnToken lets a request on --fleet-api-addr without a token
+	// from a loopback address act with fleetd's own token.
+	fleetAPIOwnToken bool
+	tokenLimit       int
 
 	policyMemory  int
 	policyTimeout time.Duration
@@ -116,9 +123,12 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.logsDir, "logs-dir", "/var/log/fleet", "where the exec driver writes each unit's output")
 	f.BoolVar(&o.disableEngine, "disable-engine", false, "never become leader (this machine only runs units)")
 	f.StringVar(&o.apiAddr, "api-addr", ":54728", "where this machine serves unit status and journal to fleetctl (host:port; port 0 picks one)")
+	f.StringVar(&o.apiCertFile, "api-cert-file", "", "certificate (PEM) served on --api-addr and --fleet-api-addr, which are then TLS; default when fleetd reaches Consul over TLS: CONSUL_CLIENT_CERT (docs/tls.md)")
+	f.StringVar(&o.apiKeyFile, "api-key-file", "", "private key (PEM) of --api-cert-file; default when fleetd reaches Consul over TLS: CONSUL_CLIENT_KEY")
 	f.StringVar(&o.fleetAPISocket, "fleet-api-socket", defaultFleetAPISocket, `unix socket serving fleet's HTTP API v1 to fleet's own fleetctl and Go client ("" for none)`)
 	f.StringVar(&o.fleetAPIGroup, "fleet-api-group", "", "group (name or GID) that may use --fleet-api-socket too: the socket is then 0660 instead of 0600")
 	f.StringVar(&o.fleetAPIAddr, "fleet-api-addr", "", "also serve fleet's HTTP API over TCP (host:port), to requests with a Consul ACL token (Authorization: Bearer or X-Consul-Token), each acting with that token's rights; \"\" for none")
+	f.BoolVar(&o.fleetAPIOwnToken, "fleet-api-own-token-on-loopback", false, "on --fleet-api-addr, let a request without a token that comes from a loopback address act with fleetd's own token (as on --fleet-api-socket); requests with a token still act with theirs, others without one are still refused")
 	f.IntVar(&o.tokenLimit, "token-limit", fleetapi.DefaultTokenLimit, "items per page of fleet's HTTP API (fleet's token_limit), 1 to 65535")
 	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
@@ -210,6 +220,8 @@ type daemon struct {
 	leave bool
 	reg   *registry.Registry
 	api   net.Listener // where the inspect server answers fleetctl
+	// tls is what api and fleetAPITCP serve TLS with; nil for plain HTTP.
+	tls *tls.Config
 	// fleetAPI is where fleet's HTTP API v1 is served (fleetapi.go).
 	fleetAPI    []net.Listener
 	fleetAPITCP net.Listener // --fleet-api-addr
@@ -218,6 +230,23 @@ type daemon struct {
 	agentMetrics  *agent.Metrics
 	leaderMetrics *leader.Metrics
 	hb            *agent.Heartbeat
+}
+
+// listenTCP listens on addr, over TLS when d serves TLS.
+func (d *daemon) listenTCP(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || d.tls == nil {
+		return l, err
+	}
+	return tls.NewListener(l, d.tls), nil
+}
+
+// scheme is the scheme of d's TCP endpoints.
+func (d *daemon) scheme() string {
+	if d.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // close stops what outlives a failed start: the metrics server.
@@ -269,7 +298,10 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 		return fmt.Errorf("driver %s cannot show unit status", o.driver)
 	}
 	d.inspector = inspector
-	if d.api, err = net.Listen("tcp", o.apiAddr); err != nil {
+	if d.tls, err = apitls.ServerConfig(apitls.ServerOptions{Endpoint: o.endpoint, CertFile: o.apiCertFile, KeyFile: o.apiKeyFile, PublicIP: o.publicIP}); err != nil {
+		return err
+	}
+	if d.api, err = d.listenTCP(o.apiAddr); err != nil {
 		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
 	if err := o.listenFleetAPI(d); err != nil {
@@ -283,7 +315,7 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 		return err
 	}
 	d.hb = agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, d.log)
-	d.hb.Port = d.api.Addr().(*net.TCPAddr).Port
+	d.hb.Port, d.hb.Scheme = d.api.Addr().(*net.TCPAddr).Port, d.scheme()
 	d.hb.MetricsAddr, d.hb.Metrics = metricsAddr, d.agentMetrics
 	return nil
 }

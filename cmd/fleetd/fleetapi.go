@@ -126,17 +126,20 @@ func removeStaleSocket(path string) error {
 
 // listenFleetAPITCP opens --fleet-api-addr, where fleet's HTTP API answers
 // only requests that carry a Consul ACL token, each acting with exactly
-// that token's rights; "" (the default) for none.
+// that token's rights (and, with --fleet-api-own-token-on-loopback, those
+// without one from a loopback address, acting with fleetd's own); "" (the
+// default) for none.
 func (o *agentOptions) listenFleetAPITCP(d *daemon) error {
 	if o.fleetAPIAddr == "" {
 		return nil
 	}
-	l, err := net.Listen("tcp", o.fleetAPIAddr)
+	l, err := d.listenTCP(o.fleetAPIAddr)
 	if err != nil {
 		return fmt.Errorf("fleet's HTTP API on --fleet-api-addr: %w", err)
 	}
 	d.fleetAPITCP = l
-	d.log.Info("serving fleet's HTTP API to requests with a Consul ACL token", "endpoint", "http://"+l.Addr().String())
+	d.log.Info("serving fleet's HTTP API to requests with a Consul ACL token", "endpoint", d.scheme()+"://"+l.Addr().String(),
+		"own_token_on_loopback", o.fleetAPIOwnToken)
 	return nil
 }
 
@@ -154,6 +157,9 @@ func (o *agentOptions) serveFleetAPI(ctx context.Context, d *daemon) {
 		tokens := &fleetapi.TokenClients{
 			New:   func(token string) (*consulapi.Client, error) { return registry.NewClient(o.endpoint, token) },
 			Close: registry.CloseIdle,
+		}
+		if o.fleetAPIOwnToken {
+			tokens.OwnOnLoopback = d.reg.Client()
 		}
 		withTokens := api
 		withTokens.Consul, withTokens.ClientFor = nil, tokens.ClientFor

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -91,24 +92,68 @@ func GenerateTLS(dir string) (*TLSFiles, error) {
 		}},
 	}
 	for _, l := range leaves {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		l.tmpl.NotBefore, l.tmpl.NotAfter = now, now.Add(25*time.Hour)
-		l.tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := createCert(l.tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, err
-		}
-		if err := writePEM(l.cert, "CERTIFICATE", der, 0o644); err != nil {
-			return nil, err
-		}
-		if err := writeKey(l.key, key); err != nil {
+		if err := issue(l.cert, l.key, l.tmpl, ca, caKey); err != nil {
 			return nil, err
 		}
 	}
 	return f, nil
+}
+
+// IssueMachine writes a certificate for a fleet machine, signed by the CA,
+// into name.pem and name-key.pem beside the others, and returns their
+// paths. Like the one "consul tls cert create -client -additional-ipaddress"
+// makes, it serves as a client's toward Consul and as a server's for
+// fleetctl (fleetd's --api-addr): it names localhost, 127.0.0.1 and ips.
+func (f *TLSFiles) IssueMachine(name string, ips ...net.IP) (cert, key string, err error) {
+	ca, caKey, err := f.loadCA()
+	if err != nil {
+		return "", "", err
+	}
+	cert, key = filepath.Join(f.Dir, name+".pem"), filepath.Join(f.Dir, name+"-key.pem")
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: name},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	return cert, key, issue(cert, key, tmpl, ca, caKey)
+}
+
+// loadCA reads the CA's certificate and key back.
+func (f *TLSFiles) loadCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	pair, err := tls.LoadX509KeyPair(f.CACert, f.CAKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load the CA of %s: %w", f.Dir, err)
+	}
+	ca, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("the CA key %s is not ECDSA", f.CAKey)
+	}
+	return ca, key, nil
+}
+
+// issue signs tmpl with the CA for a new key, valid from an hour ago for
+// a day, and writes the certificate and the key.
+func issue(certPath, keyPath string, tmpl, ca *x509.Certificate, caKey *ecdsa.PrivateKey) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl.NotBefore = time.Now().Add(-time.Hour) // some slack for clocks
+	tmpl.NotAfter = tmpl.NotBefore.Add(25 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := createCert(tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der, 0o644); err != nil {
+		return err
+	}
+	return writeKey(keyPath, key)
 }
 
 func createCert(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) ([]byte, error) {

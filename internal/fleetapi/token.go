@@ -1,6 +1,7 @@
 package fleetapi
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,12 +25,18 @@ func RequestToken(r *http.Request) string {
 
 // TokenClients gives each request a Consul client holding the request's
 // own ACL token and nothing else, so the request may do exactly what that
-// token may (Server.ClientFor). A request without one is refused with 401.
+// token may (Server.ClientFor). A request without one is refused with 401,
+// unless OwnOnLoopback is set and it comes from a loopback address.
 type TokenClients struct {
 	// New makes a client for a token.
 	New func(token string) (*api.Client, error)
 	// Close, when set, releases a client that is dropped.
 	Close func(*api.Client)
+	// OwnOnLoopback, when set, is the client (fleetd's own, with fleetd's
+	// token) a request without a token acts with when it comes from a
+	// loopback address: a process on the machine gets what the unix
+	// socket gives it. A request with a token still acts with its own.
+	OwnOnLoopback *api.Client
 
 	mu      sync.Mutex
 	clients map[string]*api.Client
@@ -43,6 +50,9 @@ const maxTokenClients = 64
 func (tc *TokenClients) ClientFor(r *http.Request) (*api.Client, error) {
 	token := RequestToken(r)
 	if token == "" {
+		if tc.OwnOnLoopback != nil && fromLoopback(r) {
+			return tc.OwnOnLoopback, nil
+		}
 		return nil, errNoToken
 	}
 	tc.mu.Lock()
@@ -64,4 +74,15 @@ func (tc *TokenClients) ClientFor(r *http.Request) (*api.Client, error) {
 	}
 	tc.clients[token] = c
 	return c, nil
+}
+
+// fromLoopback reports whether r came from a loopback address (all of
+// 127.0.0.0/8, and ::1).
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

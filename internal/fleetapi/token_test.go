@@ -85,6 +85,60 @@ func TestTokens(t *testing.T) {
 	if _, err := w.reg.Job(context.Background(), "nope.service"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("read as admin: %v", err)
 	}
+	t.Run("own token on loopback", func(t *testing.T) { ownOnLoopback(t, w, consul.URL(), viewer, operator) })
+}
+
+// ownOnLoopback serves the API as fleetd's TCP listener does with
+// --fleet-api-own-token-on-loopback, fleetd's own token being a viewer's: a
+// request without a token from loopback acts as the viewer (reads, is
+// refused writes); one with a token acts with exactly that token; one
+// without a token from elsewhere is refused.
+func ownOnLoopback(t *testing.T, w *world, consulURL, viewer, operator string) {
+	own, err := registry.NewClient(consulURL, viewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &fleetapi.TokenClients{New: func(tok string) (*api.Client, error) { return registry.NewClient(consulURL, tok) },
+		Close: registry.CloseIdle, OwnOnLoopback: own}
+	srv := httptest.NewServer((&fleetapi.Server{ClientFor: tc.ClientFor, Version: "test"}).Handler())
+	t.Cleanup(srv.Close)
+	lw := &world{t: t, client: w.client, reg: w.reg, srv: srv}
+	ownBody := strings.Replace(helloBody, "hello.service", "own.service", 1)
+	for _, c := range []struct {
+		name, method, path, body string
+		header                   [2]string
+		code                     int
+		message                  string
+	}{
+		{"no token reads as fleetd", "GET", "/fleet/v1/units", "", [2]string{}, 200, "hello.service"},
+		{"no token writes as fleetd", "PUT", "/fleet/v1/units/own.service", ownBody, [2]string{}, 403, "Permission denied"},
+		{"unknown token", "GET", "/fleet/v1/units", "", [2]string{"X-Consul-Token", "nope"}, 403, "ACL not found"},
+		{"operator writes with its own", "PUT", "/fleet/v1/units/own.service", ownBody, [2]string{"X-Consul-Token", operator}, 201, ""},
+	} {
+		before := lw.keys()
+		code, body := lw.doWith(c.method, c.path, c.body, c.header)
+		if code != c.code || !strings.Contains(body, c.message) {
+			t.Errorf("%s: got %d %s, want %d with %q", c.name, code, body, c.code, c.message)
+		}
+		if after := lw.keys(); code >= 400 && !maps.Equal(before, after) {
+			t.Errorf("%s: a refused request wrote: %v -> %v", c.name, before, after)
+		}
+	}
+	// Every address of 127.0.0.0/8 is loopback, so the refusal of a
+	// request from elsewhere is checked on the request alone.
+	for addr, loopback := range map[string]bool{"127.0.0.1:4000": true, "127.0.2.9:4000": true, "[::1]:4000": true,
+		"10.0.0.7:4000": false, "[2001:db8::1]:4000": false} {
+		r := httptest.NewRequest("GET", "/fleet/v1/units", nil)
+		r.RemoteAddr = addr
+		c, err := tc.ClientFor(r)
+		if loopback && (err != nil || c != own) {
+			t.Errorf("no token from %s: %v, %v; want fleetd's own client", addr, c, err)
+		}
+		var ferr *fleetapi.Error
+		if !loopback && (!errors.As(err, &ferr) || ferr.Code != http.StatusUnauthorized) {
+			t.Errorf("no token from %s: %v, %v; want 401", addr, c, err)
+		}
+	}
 }
 
 // doWith sends a JSON request with one more header.

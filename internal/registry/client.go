@@ -38,20 +38,7 @@ type ClientOptions struct {
 
 // NewClientWith is NewClient with options.
 func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error) {
-	cfg := api.DefaultConfig()
-	if endpoint != "" {
-		switch {
-		case strings.HasPrefix(endpoint, "http://"):
-			// The scheme stays DefaultConfig's: http, or https when
-			// CONSUL_HTTP_SSL=true, which the consul CLI never downgrades.
-			cfg.Address = strings.TrimPrefix(endpoint, "http://")
-		case strings.HasPrefix(endpoint, "https://"):
-			cfg.Scheme, cfg.Address = "https", strings.TrimPrefix(endpoint, "https://")
-		default:
-			cfg.Address = endpoint
-		}
-		cfg.Address = strings.TrimSuffix(cfg.Address, "/")
-	}
+	cfg := consulConfig(endpoint)
 	if token != "" {
 		cfg.Token = token
 	}
@@ -83,6 +70,35 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 	}
 	transports.Store(c, cfg.Transport)
 	return c, nil
+}
+
+// ConsulTLS is how a client NewClient(endpoint, ...) makes reaches Consul:
+// whether over TLS (https), and the TLS settings the environment gives it
+// (CONSUL_CACERT, CONSUL_CAPATH, CONSUL_CLIENT_CERT, ...).
+func ConsulTLS(endpoint string) (api.TLSConfig, bool) {
+	cfg := consulConfig(endpoint)
+	return cfg.TLSConfig, cfg.Scheme == "https" || strings.HasPrefix(cfg.Address, "https://")
+}
+
+// consulConfig is the consul CLI's configuration from the environment,
+// with endpoint (a URL or host:port) winning over CONSUL_HTTP_ADDR.
+func consulConfig(endpoint string) *api.Config {
+	cfg := api.DefaultConfig()
+	if endpoint == "" {
+		return cfg
+	}
+	switch {
+	case strings.HasPrefix(endpoint, "http://"):
+		// The scheme stays DefaultConfig's: http, or https when
+		// CONSUL_HTTP_SSL=true, which the consul CLI never downgrades.
+		cfg.Address = strings.TrimPrefix(endpoint, "http://")
+	case strings.HasPrefix(endpoint, "https://"):
+		cfg.Scheme, cfg.Address = "https", strings.TrimPrefix(endpoint, "https://")
+	default:
+		cfg.Address = endpoint
+	}
+	cfg.Address = strings.TrimSuffix(cfg.Address, "/")
+	return cfg
 }
 
 // transports holds each client's transport, for CloseIdle.
