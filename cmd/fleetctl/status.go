@@ -38,10 +38,14 @@ func (c *cli) agentURL(ctx context.Context, name string) (string, error) {
 		return "", c.consulErr(err)
 	}
 	for _, s := range svcs {
-		if s.ServiceMeta["machine-id"] != j.Target || s.ServicePort == 0 {
+		switch {
+		case s.ServiceMeta["machine-id"] != j.Target, apitls.Served(s) && s.ServicePort == 0:
 			continue
+		case apitls.Served(s):
+			return apitls.URL(s), nil
 		}
-		return apitls.URL(s), nil
+		return "", fmt.Errorf("machine %s running %s serves no status or journal: its fleetd reaches Consul over TLS and has no certificate for its address to serve them with (its log says what to set; docs/tls.md)",
+			registry.ShortID(j.Target), name)
 	}
 	return "", fmt.Errorf("machine %s running %s is not reachable: it has no fleet-agent service in Consul", registry.ShortID(j.Target), name)
 }

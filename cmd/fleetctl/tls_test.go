@@ -240,6 +240,21 @@ func TestTLSConsul(t *testing.T) {
 		}
 	}
 	m3.Stop()
+
+	// A machine whose Consul client certificate names no address of its
+	// own: it runs its units, serves no status, and fleetctl says so.
+	m4 := startMachine(4, []string{addr, "CONSUL_CACERT=" + pki.CACert, "CONSUL_CLIENT_CERT=" + pki.ClientCert, "CONSUL_CLIENT_KEY=" + pki.ClientKey})
+	unserved := testcluster.WriteUnit(t, dir, "unserved.service", testcluster.HelloService+"\n[X-Fleet]\nMachineID="+m4.ID+"\n")
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if _, errOut, code := fleetctl(tlsEnv, "start", unserved); code != 0 {
+			return fmt.Errorf("start on machine 4: exit %d %s", code, errOut)
+		}
+		return m4.CheckRunning("unserved.service")
+	})
+	if _, errOut, code := fleetctl(tlsEnv, "status", "unserved"); code == 0 || !strings.Contains(errOut, "serves no status or journal") {
+		t.Errorf("status of a unit on a machine serving no status: exit %d %q", code, errOut)
+	}
+	m4.Stop()
 	m.Stop()
 }
 

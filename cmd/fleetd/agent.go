@@ -298,11 +298,8 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 		return fmt.Errorf("driver %s cannot show unit status", o.driver)
 	}
 	d.inspector = inspector
-	if d.tls, err = apitls.ServerConfig(apitls.ServerOptions{Endpoint: o.endpoint, CertFile: o.apiCertFile, KeyFile: o.apiKeyFile, PublicIP: o.publicIP}); err != nil {
+	if err := o.listenInspect(d); err != nil {
 		return err
-	}
-	if d.api, err = d.listenTCP(o.apiAddr); err != nil {
-		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
 	}
 	if err := o.listenFleetAPI(d); err != nil {
 		return err
@@ -315,7 +312,10 @@ func (o *agentOptions) wire(ctx context.Context, d *daemon, md map[string]string
 		return err
 	}
 	d.hb = agent.NewHeartbeat(client, o.machineID, o.publicIP, md, o.agentTTL, d.log)
-	d.hb.Port, d.hb.Scheme = d.api.Addr().(*net.TCPAddr).Port, d.scheme()
+	d.hb.Scheme = apitls.NotServedScheme
+	if d.api != nil {
+		d.hb.Port, d.hb.Scheme = d.api.Addr().(*net.TCPAddr).Port, d.scheme()
+	}
 	d.hb.MetricsAddr, d.hb.Metrics = metricsAddr, d.agentMetrics
 	return nil
 }
@@ -436,8 +436,32 @@ func (o *agentOptions) serve(ctx context.Context, d *daemon, md map[string]strin
 	return err
 }
 
+// listenInspect settles what fleetd's TCP endpoints serve (apitls) and
+// opens --api-addr. A certificate it may not serve by default turns both
+// TCP endpoints off, logged, rather than stopping a machine whose units
+// must run on (apitls.ErrNotServed).
+func (o *agentOptions) listenInspect(d *daemon) error {
+	var err error
+	d.tls, err = apitls.ServerConfig(apitls.ServerOptions{Endpoint: o.endpoint, CertFile: o.apiCertFile, KeyFile: o.apiKeyFile, PublicIP: o.publicIP})
+	if errors.Is(err, apitls.ErrNotServed) {
+		d.log.Error("no TLS certificate to serve", "err", err)
+		o.fleetAPIAddr = ""
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.api, err = d.listenTCP(o.apiAddr); err != nil {
+		return fmt.Errorf("listen for fleetctl status and journal on --api-addr %s: %w", o.apiAddr, err)
+	}
+	return nil
+}
+
 // serveInspect answers fleetctl status and journal until ctx is done.
 func (d *daemon) serveInspect(ctx context.Context) {
+	if d.api == nil {
+		return // not served (listenInspect)
+	}
 	srv := &agent.InspectServer{Registry: d.reg, Inspector: d.inspector, Log: d.log.With("role", "inspect"),
 		Has: func(name string) bool { return d.driver.State(name).Load != "not-found" }}
 	if err := srv.Serve(ctx, d.api); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleetAPI := fmt.Sprintf("%s:%d", ip, ports[0])
+	fleetAPI := net.JoinHostPort(ip, strconv.Itoa(ports[0]))
 	addr, ca := "CONSUL_HTTP_ADDR="+consul.URL(), "CONSUL_CACERT="+pki.CACert
 	start := func(name string, env []string, extra ...string) *testcluster.Machine {
 		t.Helper()
@@ -121,21 +122,64 @@ func TestServeTLS(t *testing.T) {
 	}
 	m.Stop()
 
-	// Certificates fleetd refuses to serve, each with what to set.
+	// Consul's client certificate, fleetd's default, when it cannot serve:
+	// the machine runs on, serving neither TCP endpoint, and says what to
+	// set; fleetctl is told the machine serves no status.
+	for _, c := range []struct {
+		name      string
+		env       []string
+		want      []string
+		published bool // this Consul wants a client certificate: without one fleetd cannot join
+	}{
+		{"none", []string{addr, ca}, []string{"has no certificate", "set --api-cert-file and --api-key-file (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)", ip}, false},
+		{"not for the machine", []string{addr, ca, "CONSUL_CLIENT_CERT=" + pki.ClientCert, "CONSUL_CLIENT_KEY=" + pki.ClientKey},
+			[]string{"(CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY: " + pki.ClientCert + ") would not pass fleetctl's check", "must name this machine's --public-ip"}, true},
+	} {
+		m := start("unserved-"+strings.ReplaceAll(c.name, " ", "-"), c.env, "--fleet-api-addr", fleetAPI)
+		testcluster.Eventually(t, 30*time.Second, func() error {
+			log, _ := os.ReadFile(filepath.Join(m.Dir, "fleetd.log"))
+			for _, w := range append(c.want, "runs its units all the same") {
+				if !strings.Contains(string(log), w) {
+					return fmt.Errorf("%s: fleetd.log does not say %q:\n%s", c.name, w, log)
+				}
+			}
+			if !c.published {
+				return nil
+			}
+			svcs, _, err := client.Catalog().Service("fleet-agent", "", nil)
+			for _, s := range svcs {
+				if s.ServiceMeta["machine-id"] == m.ID && !apitls.Served(s) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s: the machine is not published as serving no status (%v)", c.name, err)
+		})
+		select {
+		case <-m.Exited():
+			t.Errorf("%s: fleetd stopped", c.name)
+		default:
+		}
+		if conn, err := net.DialTimeout("tcp", fleetAPI, 5*time.Second); err == nil {
+			conn.Close()
+			t.Errorf("%s: --fleet-api-addr %s is served without a certificate", c.name, fleetAPI)
+		}
+		m.Stop()
+	}
+
+	// A certificate given on the command line that cannot serve stops
+	// fleetd, saying what to set.
 	for _, c := range []struct {
 		name  string
-		env   []string
 		extra []string
 		want  []string
 	}{
-		{"none", []string{addr, ca}, nil, []string{"has no certificate", "set --api-cert-file and --api-key-file (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)", ip}},
-		{"not for the machine", []string{addr, ca, "CONSUL_CLIENT_CERT=" + pki.ClientCert, "CONSUL_CLIENT_KEY=" + pki.ClientKey}, nil,
-			[]string{"(CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY: " + pki.ClientCert + ") would not pass fleetctl's check", "must name this machine's --public-ip"}},
-		{"missing file", []string{addr, ca}, []string{"--api-cert-file", filepath.Join(dir, "nope.pem"), "--api-key-file", key},
+		{"missing file", []string{"--api-cert-file", filepath.Join(dir, "nope.pem"), "--api-key-file", key},
 			[]string{"load the certificate fleetd serves", "nope.pem"}},
-		{"cert without key", []string{addr, ca}, []string{"--api-cert-file", cert}, []string{"--api-cert-file and --api-key-file go together"}},
+		{"not for the machine", []string{"--api-cert-file", pki.ClientCert, "--api-key-file", pki.ClientKey},
+			[]string{"would not pass fleetctl's check", "must name this machine's --public-ip"}},
+		{"cert without key", []string{"--api-cert-file", cert}, []string{"--api-cert-file and --api-key-file go together"}},
 	} {
-		bad := start("bad-"+strings.ReplaceAll(c.name, " ", "-"), c.env, c.extra...)
+		bad := start("bad-"+strings.ReplaceAll(c.name, " ", "-"), []string{addr, ca}, c.extra...)
 		select {
 		case <-bad.Exited():
 		case <-time.After(time.Minute):

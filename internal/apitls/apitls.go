@@ -21,6 +21,19 @@ import (
 // the scheme of its --api-addr: "https", or "http" (also when absent).
 const SchemeMeta = "api-scheme"
 
+// ErrNotServed marks a ServerConfig error that turns the TCP endpoints off
+// rather than stopping fleetd: Consul is reached over TLS and the
+// certificate fleetd would serve by default, Consul's client certificate,
+// is missing or would not pass fleetctl's check. A machine upgraded onto
+// such a configuration keeps running its units; what fleetd cannot serve
+// safely it does not serve at all. A certificate given with --api-cert-file
+// is never excused: a mistake there stops fleetd.
+var ErrNotServed = errors.New("fleetd serves neither --api-addr (fleetctl status and journal) nor --fleet-api-addr on this machine, which runs its units all the same")
+
+// NotServedScheme is SchemeMeta's value on a machine whose fleetd serves no
+// status and journal (ErrNotServed).
+const NotServedScheme = "none"
+
 // ServerOptions is what ServerConfig settles TLS from.
 type ServerOptions struct {
 	Endpoint string // fleetd's Consul endpoint (--endpoint; "" for CONSUL_HTTP_ADDR)
@@ -49,19 +62,27 @@ func ServerConfig(o ServerOptions) (*tls.Config, error) {
 		certFile, keyFile, from = consul.CertFile, consul.KeyFile, "CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY"
 	}
 	if certFile == "" || keyFile == "" {
-		return nil, fmt.Errorf("fleetd reaches Consul over TLS, so it serves --api-addr and --fleet-api-addr over TLS too, and has no certificate for them: "+
+		return nil, fmt.Errorf("%w: it reaches Consul over TLS, so it serves them over TLS only, and has no certificate for them: "+
 			"set --api-cert-file and --api-key-file (or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY) to a certificate naming this machine's --public-ip %s, "+
-			"signed by the CA fleetctl trusts (CONSUL_CACERT)", o.PublicIP)
+			"signed by the CA fleetctl trusts (CONSUL_CACERT)", ErrNotServed, o.PublicIP)
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load the certificate fleetd serves on --api-addr and --fleet-api-addr (%s: %s, %s): %w", from, certFile, keyFile, err)
+	if err == nil {
+		err = verifyServed(pair, consul, o.PublicIP)
+		if err != nil {
+			err = fmt.Errorf("the certificate fleetd serves on --api-addr and --fleet-api-addr (%s: %s) would not pass fleetctl's check: %w; "+
+				"it must name this machine's --public-ip, allow server authentication, and be signed by the CA in CONSUL_CACERT when one is set "+
+				"(consul tls cert create -client -additional-ipaddress %s makes one), or set --api-cert-file and --api-key-file to one that does",
+				from, certFile, err, o.PublicIP)
+		}
+	} else {
+		err = fmt.Errorf("load the certificate fleetd serves on --api-addr and --fleet-api-addr (%s: %s, %s): %w", from, certFile, keyFile, err)
 	}
-	if err := verifyServed(pair, consul, o.PublicIP); err != nil {
-		return nil, fmt.Errorf("the certificate fleetd serves on --api-addr and --fleet-api-addr (%s: %s) would not pass fleetctl's check: %w; "+
-			"it must name this machine's --public-ip, allow server authentication, and be signed by the CA in CONSUL_CACERT when one is set "+
-			"(consul tls cert create -client -additional-ipaddress %s makes one), or set --api-cert-file and --api-key-file to one that does",
-			from, certFile, err, o.PublicIP)
+	switch {
+	case err != nil && o.CertFile == "":
+		return nil, fmt.Errorf("%w: %w", ErrNotServed, err)
+	case err != nil:
+		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -112,7 +133,8 @@ func rootCAs(consul api.TLSConfig) (*x509.CertPool, error) {
 }
 
 // URL is where a machine's fleet-agent service instance s answers
-// fleetctl status and journal, with the scheme the machine publishes.
+// fleetctl status and journal, with the scheme the machine publishes
+// (never NotServedScheme's machine: ask Served first).
 func URL(s *api.CatalogService) string {
 	addr := s.ServiceAddress
 	if addr == "" {
@@ -124,6 +146,10 @@ func URL(s *api.CatalogService) string {
 	}
 	return scheme + "://" + net.JoinHostPort(addr, strconv.Itoa(s.ServicePort))
 }
+
+// Served reports whether the machine of fleet-agent service instance s
+// serves status and journal (ErrNotServed).
+func Served(s *api.CatalogService) bool { return s.ServiceMeta[SchemeMeta] != NotServedScheme }
 
 // ErrClearText refuses to send a token over plain HTTP.
 var ErrClearText = errors.New("refusing to send your Consul token in clear text")
