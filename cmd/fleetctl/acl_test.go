@@ -243,3 +243,81 @@ func TestACLRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestACLPoliciesBeforeSchemaVersions: a machine whose token holds the
+// agent and leader policies of a release before key schema versions (no
+// rule for fleet/schema) still joins, leads and runs what an operator
+// starts: it cannot check or stamp the schema version, and says so, but an
+// upgrade of fleetd before its policies costs no machine its units.
+func TestACLPoliciesBeforeSchemaVersions(t *testing.T) {
+	const root = "root-token"
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{ACLToken: root})
+	admin, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CONSUL_HTTP_TOKEN", "")
+	t.Setenv("FLEETCTL_TOKEN", "")
+	earlier := func(role, machine string) string {
+		var kept []string
+		for _, line := range strings.Split(aclRules(t, role, machine, consul.NodeName), "\n") {
+			if !strings.Contains(line, `"fleet/schema"`) {
+				kept = append(kept, line)
+			}
+		}
+		return strings.Join(kept, "\n")
+	}
+	n := 0
+	token := func(rules ...string) string {
+		t.Helper()
+		var links []*api.ACLTokenPolicyLink
+		for _, r := range rules {
+			n++
+			p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: fmt.Sprintf("earlier-%d", n), Rules: r}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			links = append(links, &api.ACLTokenPolicyLink{ID: p.ID})
+		}
+		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: links}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.SecretID
+	}
+	dir := t.TempDir()
+	var machines []*testcluster.Machine
+	for i, roles := range [][]string{{"agent", "leader"}, {"agent"}} {
+		id := testcluster.NewMachineID()
+		var rules []string
+		for _, r := range roles {
+			rules = append(rules, earlier(r, id))
+		}
+		extra := []string{"--token", token(rules...)}
+		if len(roles) == 1 {
+			extra = append(extra, "--disable-engine")
+		}
+		m, err := testcluster.StartMachine(testcluster.MachineOptions{Fleetd: testcluster.Binary(t, "fleetd"), ConsulURL: consul.URL(),
+			ID: id, IP: fmt.Sprintf("127.0.2.%d", 8+i), Dir: filepath.Join(dir, fmt.Sprintf("machine-%d", i+1)), TTL: 2 * time.Second, Extra: extra})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		machines = append(machines, m)
+	}
+	operator := token(aclRules(t, "operator", "", consul.NodeName))
+	// One unit on each machine: the agent-only one joined too.
+	for i, m := range machines {
+		unit := testcluster.WriteUnit(t, dir, fmt.Sprintf("hello%d.service", i), testcluster.HelloService+"\n[X-Fleet]\nMachineID="+m.ID+"\n")
+		testcluster.Eventually(t, 30*time.Second, func() error {
+			if out, errOut, code := ctl(t, consul.URL(), "--token", operator, "start", "--no-block", unit); code != 0 {
+				return fmt.Errorf("start: exit %d\n%s%s", code, out, errOut)
+			}
+			return m.CheckRunning(filepath.Base(unit))
+		})
+	}
+	log, _ := os.ReadFile(filepath.Join(machines[0].Dir, "fleetd.log"))
+	if !strings.Contains(string(log), "key schema version not stamped") {
+		t.Errorf("the leader's fleetd.log does not say it could not stamp the schema version:\n%s", log)
+	}
+}

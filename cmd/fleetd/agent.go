@@ -372,6 +372,12 @@ func (o *agentOptions) join(ctx context.Context, d *daemon) (bool, error) {
 		if serr := (*registry.SchemaError)(nil); errors.As(err, &serr) {
 			return false, err
 		}
+		if pe, denied := registry.AsPermissionError(err); denied {
+			// An agent token from before schema versions: the check cannot
+			// be made, and refusing would cost the machine its units.
+			d.log.Warn("cannot read the key schema version: the machine's Consul token may not; add the schema rule of contrib/acl/agent.hcl to its policy", "err", pe.What)
+			err = nil
+		}
 		if err == nil {
 			err = d.hb.Start(ctx)
 		}

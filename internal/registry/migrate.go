@@ -19,6 +19,11 @@ type Migration struct {
 	From, To int
 	Units    int               // units moved to this build's layout
 	Kept     map[string]string // keys it could not move, left where they are, each with why
+	// Unstamped is Consul's refusal to write the schema key when nothing
+	// else was to change (the keys are already in this build's layout): a
+	// leader token from before schema versions (contrib/acl/leader.hcl)
+	// may not write it. The leader leads all the same; "" when stamped.
+	Unstamped string
 }
 
 // errMigrationRaced is a migration step refused because a key changed
@@ -58,6 +63,10 @@ func (r *Registry) Migrate(ctx context.Context, session string) (*Migration, err
 	}
 	stamp, _ := json.Marshal(schemaValue{Version: SchemaVersion})
 	ok, err := r.fenced(ctx, session, kv(api.KVCAS, r.schemaKey(), stamp, s.index))
+	if pe, denied := AsPermissionError(err); denied && m.From == SchemaVersion {
+		m.Unstamped = pe.What
+		return m, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("write the key schema version: %w", err)
 	}
