@@ -58,21 +58,9 @@ func buildAt(commit string) (string, error) {
 	}
 	at := filepath.Join(cache, "fleet", "at-"+full[:12])
 	bin := filepath.Join(at, "bin")
-	if built(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(at, 0o755); err != nil {
-		return "", err
-	}
-	unlock, err := lockFile(filepath.Join(at, "lock"))
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if built(bin) { // another process built it while this one waited
-		return bin, nil
-	}
-	return bin, buildInWorktree(root, full, at, bin)
+	return bin, buildOnce(bin, func() bool { return built(bin) }, func(tmp string) error {
+		return buildInWorktree(root, full, at, tmp)
+	})
 }
 
 // fetchCommit fetches commit from the repository's origin, as a clone
@@ -93,7 +81,7 @@ func fetchCommit(root, commit string) (string, error) {
 }
 
 // built reports whether dir holds both binaries: it exists only once a
-// build finished (buildInWorktree renames it into place).
+// build finished (buildOnce renames it into place).
 func built(dir string) bool {
 	for _, name := range []string{"fleetd", "fleetctl"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
@@ -104,40 +92,71 @@ func built(dir string) bool {
 }
 
 // buildInWorktree checks commit out in a detached worktree of the
-// repository at root, under at, builds fleetd and fleetctl there into a
-// temporary directory renamed to bin once both are built, and removes the
-// worktree.
-func buildInWorktree(root, commit, at, bin string) error {
+// repository at root, under at, builds fleetd and fleetctl there into
+// dir, and removes the worktree.
+func buildInWorktree(root, commit, at, dir string) error {
 	src := filepath.Join(at, "src")
-	// The leftovers of an interrupted build, if any.
+	// What an interrupted build left, if anything.
 	_, _ = git(root, "worktree", "remove", "--force", src)
-	partial, _ := filepath.Glob(filepath.Join(at, "bin-building-*"))
-	for _, dir := range append(partial, src) {
-		if err := os.RemoveAll(dir); err != nil {
-			return err
-		}
+	if err := os.RemoveAll(src); err != nil {
+		return err
 	}
 	_, _ = git(root, "worktree", "prune")
 	if _, err := git(root, "worktree", "add", "--detach", src, commit); err != nil {
 		return err
 	}
 	defer func() { _, _ = git(root, "worktree", "remove", "--force", src) }()
-	tmp, err := os.MkdirTemp(at, "bin-building-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
 	const pkg = "github.com/wasmfleet/fleet/internal/version"
 	ldflags := fmt.Sprintf("-X %s.Version=v0.0.0-%s -X %s.Commit=%s", pkg, commit[:12], pkg, commit)
 	for _, name := range []string{"fleetd", "fleetctl"} {
-		cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", filepath.Join(tmp, name), "./cmd/"+name)
+		cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", filepath.Join(dir, name), "./cmd/"+name)
 		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s at %s: %v\n%s", name, commit, err, out)
 		}
 	}
-	return os.Rename(tmp, bin)
+	return nil
+}
+
+// buildOnce makes dir, a directory of the user cache that a build fills,
+// once per machine: done reports whether it is there, and build fills
+// tmp, a fresh directory beside dir that then takes dir's place in one
+// rename, so a build cut short leaves nothing done would take for
+// finished. Builds of one dir at once, in this process or another, wait
+// for each other (a lock file beside it), and the one that waited finds
+// the work done; what an interrupted build left beside dir is removed.
+func buildOnce(dir string, done func() bool, build func(tmp string) error) error {
+	if done() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if done() { // built by another while this one waited
+		return nil
+	}
+	partial, _ := filepath.Glob(dir + ".building-*")
+	for _, p := range partial {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp(parent, filepath.Base(dir)+".building-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
 }
 
 // lockFile takes an exclusive lock on path, waiting for another process

@@ -110,33 +110,14 @@ func BuildOrigFleet(ctx context.Context, progress io.Writer) (*OrigFleet, error)
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(cache, "fleet")
-	o := &OrigFleet{Dir: filepath.Join(root, "origfleet-"+OrigFleetVersion)}
-	if _, err := os.Stat(o.Fleetctl()); err == nil {
-		return o, nil
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, err
-	}
-	unlock, err := lockFile(o.Dir + ".lock")
+	o := &OrigFleet{Dir: filepath.Join(cache, "fleet", "origfleet-"+OrigFleetVersion)}
+	done := func() bool { _, err := os.Stat(o.Fleetctl()); return err == nil }
+	err = buildOnce(o.Dir, done, func(work string) error {
+		fmt.Fprintf(progress, "origfleet: building fleet %s into %s\n", OrigFleetVersion, o.Dir)
+		return (&OrigFleet{Dir: work}).build(ctx)
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer unlock()
-	if _, err := os.Stat(o.Fleetctl()); err == nil {
-		return o, nil // built while we waited
-	}
-	work, err := os.MkdirTemp(root, "origfleet-build-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-	fmt.Fprintf(progress, "origfleet: building fleet %s into %s\n", OrigFleetVersion, o.Dir)
-	if err := (&OrigFleet{Dir: work}).build(ctx); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(work, o.Dir); err != nil {
-		return nil, fmt.Errorf("put the built fleet in place: %w", err)
 	}
 	return o, nil
 }
