@@ -61,16 +61,30 @@ func shapeSchema(fourKey bool) Schema {
 
 // ReadSchema reads which schema the cluster's keys are in.
 func (r *Registry) ReadSchema(ctx context.Context) (Schema, error) {
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	p, _, err := r.c.KV().Get(r.schemaKey(), q)
+	s, stamped, err := r.stampedSchema(ctx)
+	if err != nil || stamped {
+		return s, err
+	}
+	return r.shapeOf(ctx)
+}
+
+// stampedSchema reads the schema key; stamped is false when there is none.
+func (r *Registry) stampedSchema(ctx context.Context) (s Schema, stamped bool, err error) {
+	p, _, err := r.c.KV().Get(r.schemaKey(), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return Schema{}, fmt.Errorf("read the key schema version from Consul: %w", err)
+		return Schema{}, false, fmt.Errorf("read the key schema version from Consul: %w", err)
 	}
-	if p != nil {
-		return parseSchema(p)
+	if p == nil {
+		return Schema{}, false, nil
 	}
-	// A unit in the four-key layout shows as a directory under jobs/.
-	keys, _, err := r.c.KV().Keys(r.prefix+"jobs/", "/", q)
+	s, err = parseSchema(p)
+	return s, true, err
+}
+
+// shapeOf is the schema of a cluster without a schema key, from its keys'
+// shape: a unit in the four-key layout shows as a directory under jobs/.
+func (r *Registry) shapeOf(ctx context.Context) (Schema, error) {
+	keys, _, err := r.c.KV().Keys(r.prefix+"jobs/", "/", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return Schema{}, fmt.Errorf("read the key schema from Consul: %w", err)
 	}
@@ -118,23 +132,16 @@ func (r *Registry) mayWrite(ctx context.Context, jobs bool) error {
 	if ok {
 		return checkSchema(s, jobs)
 	}
-	if !jobs {
-		// The schema key alone answers: without one the keys are in a
-		// version this build knows. A machine's agent may read no more
-		// (contrib/acl/agent.hcl).
-		p, _, err := r.c.KV().Get(r.schemaKey(), (&api.QueryOptions{}).WithContext(ctx))
-		if err != nil {
-			return fmt.Errorf("read the key schema version from Consul: %w", err)
-		}
-		if p == nil {
-			return nil
-		}
-		if s, err = parseSchema(p); err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if s, err = r.ReadSchema(ctx); err != nil {
+	s, stamped, err := r.stampedSchema(ctx)
+	switch {
+	case err != nil:
+		return err
+	case !stamped && !jobs:
+		// Without the key the keys are in a version this build knows; a
+		// machine's agent may read no more (contrib/acl/agent.hcl).
+		return nil
+	case !stamped:
+		if s, err = r.shapeOf(ctx); err != nil {
 			return err
 		}
 	}
