@@ -31,22 +31,23 @@ func leadBlocker(s registry.Schema, machines map[string]*registry.Machine) strin
 		s.Version, strings.Join(short, ", "), registry.SchemaVersion, registry.SchemaVersion)
 }
 
-// leadable reads what leadBlocker decides on and returns its answer: in
-// one read when the keys are in this build's schema, as they usually are.
-func leadable(ctx context.Context, r *registry.Registry) (string, error) {
-	s, err := r.ReadSchema(ctx)
-	if err != nil {
-		return "", err
-	}
-	if s.Stamped && s.Version == registry.SchemaVersion {
-		return "", nil
+// leadable reads what leadBlocker decides on and returns its answer with
+// the schema read: in one read when the keys are stamped in this build's
+// schema (current), as they usually are.
+func leadable(ctx context.Context, r *registry.Registry) (s registry.Schema, why string, err error) {
+	if s, err = r.ReadSchema(ctx); err != nil || current(s) {
+		return s, "", err
 	}
 	live, err := r.Subtrees(ctx, "machines/")
 	if err != nil {
-		return "", err
+		return s, "", err
 	}
-	return leadBlocker(s, live.Machines), nil
+	return s, leadBlocker(s, live.Machines), nil
 }
+
+// current reports whether s is stamped in this build's schema: nothing to
+// migrate.
+func current(s registry.Schema) bool { return s.Stamped && s.Version == registry.SchemaVersion }
 
 // mayLead reports whether this build may compete for the leader lock now
 // (leadBlocker). When it may not, it logs why (once for each new reason,
@@ -55,7 +56,7 @@ func leadable(ctx context.Context, r *registry.Registry) (string, error) {
 // Run's retry of that is the one to wait on, so that a leader is elected
 // as soon as Consul is back (migrate asks again under the lock).
 func mayLead(ctx context.Context, cfg Config, said *string) bool {
-	why, err := leadable(ctx, cfg.Registry)
+	_, why, err := leadable(ctx, cfg.Registry)
 	if err != nil {
 		return true
 	}
@@ -83,9 +84,12 @@ func (e *cannotLeadError) Error() string { return e.why }
 // holds the lock (a *cannotLeadError when one does). After a failure it
 // waits a while before it answers.
 func migrate(ctx context.Context, cfg Config, session string) error {
-	why, err := leadable(ctx, cfg.Registry)
-	if why != "" {
+	s, why, err := leadable(ctx, cfg.Registry)
+	switch {
+	case why != "":
 		return &cannotLeadError{why}
+	case err == nil && current(s):
+		return nil
 	}
 	var m *registry.Migration
 	if err == nil {
