@@ -127,15 +127,7 @@ func (s *Server) client(r *http.Request) (*api.Client, error) {
 	if s.ClientFor == nil {
 		return s.Consul, nil
 	}
-	c, err := s.ClientFor(r)
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return nil, e
-		}
-		return nil, err
-	}
-	return c, nil
+	return s.ClientFor(r) // an *Error in its error is answered as such (fail)
 }
 
 // registry is what a request reads and writes with: a Registry of its own,
