@@ -22,13 +22,15 @@ type clusterReader interface {
 	// Job reads one unit with its body; registry.ErrNotFound when there is
 	// no such unit.
 	Job(ctx context.Context, name string) (*registry.Job, error)
+	// JobsNamed reads the named units' jobs and bodies, and nothing else.
+	JobsNamed(ctx context.Context, names []string) (*registry.Snapshot, error)
 }
 
 var _ clusterReader = (*registry.Registry)(nil)
 
 // fixedCluster is the cluster as one snapshot saw it: every read answers
 // from that snapshot at once, since it never changes. Commands given many
-// units look them up in one read this way (cli.pinned), and tests render
+// units look them up in a few reads this way (cli.pinned), and tests render
 // commands' output from a snapshot they build, with no Consul.
 type fixedCluster struct{ s *registry.Snapshot }
 
@@ -39,6 +41,11 @@ func (f fixedCluster) Snapshot(context.Context, uint64, time.Duration) (*registr
 
 // Subtrees returns the whole snapshot, which holds any part asked for.
 func (f fixedCluster) Subtrees(context.Context, ...string) (*registry.Snapshot, error) {
+	return f.s, nil
+}
+
+// JobsNamed returns the whole snapshot, which holds any unit asked for.
+func (f fixedCluster) JobsNamed(context.Context, []string) (*registry.Snapshot, error) {
 	return f.s, nil
 }
 

@@ -87,7 +87,7 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 
 // present names the given units that exist, each once, in the order given.
 func (c *cli) present(ctx context.Context, units []unitArg) ([]string, error) {
-	restore, err := c.pinned(ctx, len(units))
+	restore, err := c.pinned(ctx, units)
 	if err != nil {
 		return nil, err
 	}

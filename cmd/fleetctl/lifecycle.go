@@ -106,7 +106,7 @@ func (c *cli) withUnits(run func(ctx context.Context, units []unitArg) error) fu
 // existing reads every named unit, failing before any write if one is
 // missing.
 func (c *cli) existing(ctx context.Context, units []unitArg) ([]*registry.Job, error) {
-	restore, err := c.pinned(ctx, len(units))
+	restore, err := c.pinned(ctx, units)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/testcluster"
 )
@@ -22,7 +23,8 @@ import (
 // mode as the tests and fleetd dev run it (consul=dev), which pretty-prints
 // every answer.
 // The goal is 300 ms at this size; the scale harness measures the same
-// commands with its cluster still busy (BENCHMARKS.md).
+// commands with its cluster still busy (BENCHMARKS.md). Last, it times
+// fleetctl start --no-block of 500 new instances in that cluster.
 //
 //	go test -run '^$' -bench '^BenchmarkList$' -count 6 ./cmd/fleetctl/
 func BenchmarkList(b *testing.B) {
@@ -58,6 +60,9 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 		b.Fatal(err)
 	}
 	hash := body.Hash().String()
+	// Stamped with its key schema, as the leader of a running cluster
+	// stamps it.
+	put("fleet/schema", map[string]int{"version": registry.SchemaVersion})
 	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "fleet/units/" + hash, Value: []byte(body.String())}})
 	const machines, perMachine = 1000, 10
 	for m := range machines {
@@ -105,4 +110,30 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 			}
 		})
 	}
+	// Starting 500 new instances of a template: fleetctl reads what it
+	// needs of those 500 units, whatever the cluster holds.
+	tpl := b.TempDir() + "/bench@.service"
+	if err := os.WriteFile(tpl, []byte("[Unit]\nDescription=bench %i\n\n[Service]\nExecStart=/bin/sleep infinity\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if code := run([]string{"--endpoint", consul.URL(), "submit", tpl}, out, io.Discard); code != 0 {
+		b.Fatalf("submit: exit %d", code)
+	}
+	var names []string
+	for i := range 500 {
+		names = append(names, fmt.Sprintf("bench@%d.service", machines*perMachine+i))
+	}
+	b.Run("start-500/units=10000", func(b *testing.B) {
+		for b.Loop() {
+			if code := run(append([]string{"--endpoint", consul.URL(), "start", "--no-block"}, names...), out, io.Discard); code != 0 {
+				b.Fatalf("start: exit %d", code)
+			}
+			// Destroyed again, untimed, so that each start finds 10,000.
+			b.StopTimer()
+			if code := run(append([]string{"--endpoint", consul.URL(), "destroy"}, names...), out, io.Discard); code != 0 {
+				b.Fatalf("destroy: exit %d", code)
+			}
+			b.StartTimer()
+		}
+	})
 }

@@ -85,7 +85,7 @@ func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, al
 		}
 		return defaultPolicy, nil
 	}
-	restore, err := c.pinned(ctx, len(args))
+	restore, err := c.pinned(ctx, args)
 	if err != nil {
 		return nil, err
 	}
@@ -160,19 +160,32 @@ func (c *cli) fromTemplate(ctx context.Context, u unitArg) (*unitfile.File, erro
 	return f, nil
 }
 
-// pinned makes the cluster's unit reads answer from one read of every
-// unit's job and body while a command handles n units, when n is many
-// (manyUnits): one read instead of one or two per unit. It leaves out what
-// the commands that look units up do not need (placements, schedules,
-// states, machines), the most of a large cluster's keys. restore goes back
-// to live reads.
-func (c *cli) pinned(ctx context.Context, n int) (restore func(), err error) {
-	if n < manyUnits {
+// pinned makes the cluster's unit reads answer from one read of the given
+// units' jobs and bodies, and their templates', while a command handles
+// many of them (manyUnits): a few transactions instead of one or two reads
+// per unit, and in proportion to the units named, not to the cluster.
+// restore goes back to live reads.
+func (c *cli) pinned(ctx context.Context, units []unitArg) (restore func(), err error) {
+	if len(units) < manyUnits {
 		return func() {}, nil
 	}
-	s, err := c.subtrees(ctx, "jobs/", "units/")
+	r, err := c.reader()
 	if err != nil {
 		return nil, err
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, u := range units {
+		for _, n := range []string{u.name, unitfile.ParseName(u.name).Template()} {
+			if n != "" && !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	s, err := r.JobsNamed(ctx, names)
+	if err != nil {
+		return nil, c.consulErr(err)
 	}
 	live := c.state
 	c.state = fixedCluster{s}
