@@ -203,14 +203,13 @@ bench: build consul deps
 # bench-large is one long scale run past fleet's own: 100,000 units on
 # 5,000 simulated machines spread over 50 Consul client agents (100 each),
 # written to bench-large.txt. It needs about 13 GiB of memory (a client
-# agent holds 100-130 MB) and about 20 minutes on 2 cores: the machines
+# agent holds 100-130 MB) and about 15 minutes on 2 cores: the machines
 # join in 3 minutes, and placement is bound by the CPU the Consul
-# processes take (BENCHMARKS.md says where the time goes).
-# fleetctl starts 5,000 units per command, since each command with many
-# units reads every unit's job once. The heartbeats' TTLs are raised
-# again (machines 300s, the real fleetds 120s): 5,000 machines' renewals
-# and a leader reading 100,000 units share the two cores with 51 Consul
-# processes. The idle cluster is watched for 30 s, its traffic being
+# processes take (BENCHMARKS.md says where the time goes). fleetctl
+# starts 5,000 units per command, twenty commands in all. The heartbeats'
+# TTLs are raised again (machines 300s, the real fleetds 120s): 5,000
+# machines' renewals and a leader reading 100,000 units share the two
+# cores with 51 Consul processes. The idle cluster is watched for 30 s, its traffic being
 # bursty at this size, and Consul given 10 minutes to settle, which
 # covers the client agents' deferred check syncs.
 BENCH_LARGE_TIMEOUT ?= 120m

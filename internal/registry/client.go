@@ -51,19 +51,18 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 	// to, that is CPU spent on both sides to save nothing (a tenth of a
 	// Consul server's CPU while it places units, measured).
 	cfg.Transport.DisableCompression = IsLocal(cfg.Address)
-	if o.Debug != nil || o.ReadBytes != nil {
-		hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
-		if err != nil {
-			return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
-		}
-		if o.ReadBytes != nil {
-			hc.Transport = readCountingTransport{next: hc.Transport, add: o.ReadBytes}
-		}
-		if o.Debug != nil {
-			hc.Transport = debugTransport{next: hc.Transport, w: o.Debug}
-		}
-		cfg.HttpClient = hc
+	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
+	if err != nil {
+		return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
 	}
+	if o.ReadBytes != nil {
+		hc.Transport = readCountingTransport{next: hc.Transport, add: o.ReadBytes}
+	}
+	if o.Debug != nil {
+		hc.Transport = debugTransport{next: hc.Transport, w: o.Debug}
+	}
+	hc.Transport = bodyTransport{next: hc.Transport}
+	cfg.HttpClient = hc
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)

@@ -52,7 +52,7 @@ func (v *View) Poke() {
 func (v *View) Reload(ctx context.Context) error {
 	own := map[string]*api.KVPair{}
 	for _, sub := range v.owned {
-		pairs, _, err := v.r.c.KV().List(v.r.prefix+sub, (&api.QueryOptions{}).WithContext(ctx))
+		pairs, _, err := v.r.list(v.r.prefix+sub, (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("read fleet state from Consul: %w", err)
 		}
@@ -155,7 +155,7 @@ func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration
 		reads := make(chan read, 1)
 		go watch.Follow(ctx, log, "reading fleet's state from Consul failed, retrying", reads, func(index uint64) (read, uint64, error) {
 			q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
-			pairs, meta, err := r.c.KV().List(r.prefix+name, q)
+			pairs, meta, err := r.list(r.prefix+name, q)
 			if err != nil {
 				return read{}, 0, err
 			}

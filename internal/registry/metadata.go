@@ -123,7 +123,7 @@ func (r *Registry) DeleteMachineMetadata(ctx context.Context, machine string, ke
 // Snapshot is; the index returned is the one to wait on next.
 func (r *Registry) DynamicMetadata(ctx context.Context, machine string, waitIndex uint64, wait time.Duration) (map[string]string, uint64, error) {
 	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
-	pairs, meta, err := r.c.KV().List(r.dynamicPrefix(machine), q)
+	pairs, meta, err := r.list(r.dynamicPrefix(machine), q)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read dynamic metadata of machine %s: %w", machine, err)
 	}

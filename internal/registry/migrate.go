@@ -87,7 +87,7 @@ var fourKeyLeaves = []string{"object", "desired", "target", "unplaced"}
 // migrateUnits moves every unit of the four-key layout to a job and a
 // placement.
 func (r *Registry) migrateUnits(ctx context.Context, session string, m *Migration) error {
-	pairs, _, err := r.c.KV().List(r.prefix+"jobs/", (&api.QueryOptions{}).WithContext(ctx))
+	pairs, _, err := r.list(r.prefix+"jobs/", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("read units to migrate: %w", err)
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -92,5 +94,59 @@ func TestJobsNamed(t *testing.T) {
 	// Three transactions of jobs and one of the two bodies, and nothing else.
 	if n := len(rec.reqs); n != 4 || slices.ContainsFunc(rec.reqs, func(r string) bool { return !strings.HasPrefix(r, "PUT /v1/txn") }) {
 		t.Errorf("requests to Consul: %q, want 4 transactions", rec.reqs)
+	}
+}
+
+// TestListedAsConsulsClientLists: a client made by NewClientWith, which
+// decodes list answers in one pass of its own, reads the same Snapshot as
+// Consul's API client does, odd keys and all, and its blocking reads wake
+// at the change they wait for.
+func TestListedAsConsulsClientLists(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	plain, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := registry.NewClientWith(consul.URL(), "", registry.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var jobs []registry.NewJob
+	for _, n := range []string{"a.service", `b\x2dc.service`, "d@1.service", "d@é.service", "e@.service"} {
+		jobs = append(jobs, registry.NewJob{Name: n, Unit: mustParse(t, "[Service]\nExecStart=/bin/echo "+n+"\n"), Desired: registry.Loaded})
+	}
+	if err := registry.New(plain, "fleet/").CreateJobs(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"machines/m1": `{"id":"m1","ip":"127.0.0.1","metadata":{"a":"<&>"}}`, "states/m1/a.service": `{"name":"a.service","machine":"m1","hash":"x","state":"loaded"}`, "odd/\"key\"é&<>": "\x00\xff"} {
+		if _, err := plain.KV().Put(&api.KVPair{Key: "fleet/" + k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := registry.New(plain, "fleet/").Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := registry.New(fast, "fleet/").Snapshot(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("snapshot read in one pass:\n%+v\nwith Consul's client:\n%+v", got, want)
+	}
+	woke := make(chan *registry.Snapshot, 1)
+	go func() {
+		s, err := registry.New(fast, "fleet/").Snapshot(ctx, got.Index, time.Minute)
+		if err != nil {
+			t.Error(err)
+		}
+		woke <- s
+	}()
+	if _, err := plain.KV().Put(&api.KVPair{Key: "fleet/machines/m2", Value: []byte(`{"id":"m2","ip":"127.0.0.2"}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-woke; s == nil || s.Index <= got.Index || s.Machines["m2"] == nil {
+		t.Errorf("blocking read woke with %+v, want machine m2 past index %d", s, got.Index)
 	}
 }

@@ -94,7 +94,7 @@ type placement struct {
 // prefix changed after waitIndex, or after wait.
 func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
 	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
-	pairs, meta, err := r.c.KV().List(r.prefix, q)
+	pairs, meta, err := r.list(r.prefix, q)
 	if err != nil {
 		return nil, fmt.Errorf("read fleet state from Consul: %w", err)
 	}
@@ -118,7 +118,7 @@ func (r *Registry) Snapshot(ctx context.Context, waitIndex uint64, wait time.Dur
 func (r *Registry) MachineSchedule(ctx context.Context, machine string, waitIndex uint64, wait time.Duration) (*Snapshot, error) {
 	q := (&api.QueryOptions{WaitIndex: waitIndex, WaitTime: wait}).WithContext(ctx)
 	dir := r.prefix + "schedule/" + machine + "/"
-	pairs, meta, err := r.c.KV().List(dir, q)
+	pairs, meta, err := r.list(dir, q)
 	if err != nil {
 		return nil, fmt.Errorf("read this machine's schedule from Consul: %w", err)
 	}
@@ -312,7 +312,7 @@ func (d *decoding) job(name string, p *api.KVPair) {
 	j := &Job{Name: name, objectIndex: p.ModifyIndex, created: p.CreateIndex}
 	d.s.Jobs[name] = j
 	var o jobObject
-	if json.Unmarshal(p.Value, &o) == nil {
+	if unmarshalJob(p.Value, &o) == nil {
 		j.Hash, _ = unitfile.ParseHash(o.Hash)
 		j.Desired = o.Desired
 	}
@@ -322,7 +322,7 @@ func (d *decoding) job(name string, p *api.KVPair) {
 // the machine and unit its key does.
 func (d *decoding) state(machine, name string, value []byte) {
 	var st UnitState
-	if json.Unmarshal(value, &st) != nil || st.Name != name || st.Machine != machine {
+	if unmarshalState(value, &st) != nil || st.Name != name || st.Machine != machine {
 		return
 	}
 	if d.s.States[name] == nil {
@@ -489,7 +489,7 @@ func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pairs, meta, err := r.c.KV().List(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx))
+			pairs, meta, err := r.list(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx))
 			if err != nil {
 				errs[i] = fmt.Errorf("read fleet state from Consul: %w", err)
 				return
@@ -512,11 +512,11 @@ func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, er
 // Machines lists the live machines, sorted by ID, each with its dynamic
 // metadata merged over what it was configured with.
 func (r *Registry) Machines(ctx context.Context) ([]*Machine, error) {
-	pairs, meta, err := r.c.KV().List(r.prefix+"machines/", (&api.QueryOptions{}).WithContext(ctx))
+	pairs, meta, err := r.list(r.prefix+"machines/", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read machines from Consul: %w", err)
 	}
-	dynamic, _, err := r.c.KV().List(r.prefix+"machine-metadata/", (&api.QueryOptions{}).WithContext(ctx))
+	dynamic, _, err := r.list(r.prefix+"machine-metadata/", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read machine metadata from Consul: %w", err)
 	}
