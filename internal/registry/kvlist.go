@@ -160,20 +160,33 @@ func (s *scanner) end() bool {
 	return s.i == len(s.b)
 }
 
-// pair reads one KV pair object.
-func (s *scanner) pair() (*api.KVPair, bool) {
-	p := &api.KVPair{}
+// object reads a JSON object, calling member with each member's name to
+// read its value; false when no object comes next or member fails.
+func (s *scanner) object(member func(name string) bool) bool {
 	if !s.byte('{') {
-		return nil, false
+		return false
 	}
 	if s.byte('}') {
-		return p, true
+		return true
 	}
 	for {
 		name, ok := s.str()
-		if !ok || !s.byte(':') {
-			return nil, false
+		if !ok || !s.byte(':') || !member(name) {
+			return false
 		}
+		if s.byte('}') {
+			return true
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// pair reads one KV pair object.
+func (s *scanner) pair() (*api.KVPair, bool) {
+	p := &api.KVPair{}
+	ok := s.object(func(name string) (ok bool) {
 		switch name {
 		case "Key":
 			p.Key, ok = s.str()
@@ -193,19 +206,10 @@ func (s *scanner) pair() (*api.KVPair, bool) {
 			p.CreateIndex, ok = s.uint()
 		case "ModifyIndex":
 			p.ModifyIndex, ok = s.uint()
-		default:
-			ok = false
 		}
-		if !ok {
-			return nil, false
-		}
-		if s.byte('}') {
-			return p, true
-		}
-		if !s.byte(',') {
-			return nil, false
-		}
-	}
+		return ok
+	})
+	return p, ok
 }
 
 // str reads a JSON string: a slice of b copied when it has no escapes,
@@ -277,33 +281,15 @@ func (s *scanner) uint() (uint64, bool) {
 }
 
 // scanStrings reads a JSON object whose values are all strings, handing
-// each member to set; ok is false when b is anything else, or set refuses
-// a member (a name it does not know), and the caller then hands b to
+// each member to set; false when b is anything else, or set refuses a
+// member (a name it does not know), and the caller then hands b to
 // encoding/json.
-func scanStrings(b []byte, set func(name, value string) bool) (ok bool) {
+func scanStrings(b []byte, set func(name, value string) bool) bool {
 	s := scanner{b: b}
-	if !s.byte('{') {
-		return false
-	}
-	if s.byte('}') {
-		return s.end()
-	}
-	for {
-		name, ok := s.str()
-		if !ok || !s.byte(':') {
-			return false
-		}
-		value, ok := s.str()
-		if !ok || !set(name, value) {
-			return false
-		}
-		if s.byte('}') {
-			return s.end()
-		}
-		if !s.byte(',') {
-			return false
-		}
-	}
+	return s.object(func(name string) bool {
+		v, ok := s.str()
+		return ok && set(name, v)
+	}) && s.end()
 }
 
 // unmarshalState is json.Unmarshal of a unit's state, in one pass when it
