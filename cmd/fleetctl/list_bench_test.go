@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // BenchmarkList times fleetctl's list commands, in process, against a real
-// Consul holding what 10,000 launched units on 1,000 machines leave there:
+// Consul holding what 10,000 launched units on 1,000 machines leave there
+// (FLEET_BENCH_LIST_UNITS=100000: 100,000 units on 5,000 machines):
 // instances of one template (one body), each with its job, placement,
 // schedule entry and state, and the machine records. The Consul is a
 // single-node server as clusters run it (consul=server), and one in dev
@@ -27,6 +29,7 @@ import (
 // fleetctl start --no-block of 500 new instances in that cluster.
 //
 //	go test -run '^$' -bench '^BenchmarkList$' -count 6 ./cmd/fleetctl/
+//	FLEET_BENCH_LIST_UNITS=100000 go test -run '^$' -bench '^BenchmarkList$/consul=server/list' -count 6 ./cmd/fleetctl/
 func BenchmarkList(b *testing.B) {
 	for _, mode := range []string{"server", "dev"} {
 		b.Run("consul="+mode, func(b *testing.B) {
@@ -64,7 +67,15 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 	// stamps it.
 	put("fleet/schema", map[string]int{"version": registry.SchemaVersion})
 	ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "fleet/units/" + hash, Value: []byte(body.String())}})
-	const machines, perMachine = 1000, 10
+	units, perMachine := 10000, 10
+	if v := os.Getenv("FLEET_BENCH_LIST_UNITS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 20 || n%20 != 0 {
+			b.Fatalf("FLEET_BENCH_LIST_UNITS=%q: want a number of units, a multiple of 20", v)
+		}
+		units, perMachine = n, 20
+	}
+	machines := units / perMachine
 	for m := range machines {
 		id := fmt.Sprintf("%032x", m+1)
 		put("fleet/machines/"+id, map[string]any{"id": id, "ip": fmt.Sprintf("127.1.%d.%d", m/250, m%250+1), "metadata": map[string]string{"hostname": fmt.Sprintf("sim-%d", m+1)}})
@@ -102,7 +113,7 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 	}
 	defer out.Close()
 	for _, cmd := range []string{"list-units", "list-unit-files"} {
-		b.Run(cmd+"/units=10000", func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/units=%d", cmd, units), func(b *testing.B) {
 			for b.Loop() {
 				if code := run([]string{"--endpoint", consul.URL(), cmd}, out, io.Discard); code != 0 {
 					b.Fatalf("%s: exit %d", cmd, code)
@@ -123,12 +134,12 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 	for i := range 500 {
 		names = append(names, fmt.Sprintf("bench@%d.service", machines*perMachine+i))
 	}
-	b.Run("start-500/units=10000", func(b *testing.B) {
+	b.Run(fmt.Sprintf("start-500/units=%d", units), func(b *testing.B) {
 		for b.Loop() {
 			if code := run(append([]string{"--endpoint", consul.URL(), "start", "--no-block"}, names...), out, io.Discard); code != 0 {
 				b.Fatalf("start: exit %d", code)
 			}
-			// Destroyed again, untimed, so that each start finds 10,000.
+			// Destroyed again, untimed, so that each start finds as many.
 			b.StopTimer()
 			if code := run(append([]string{"--endpoint", consul.URL(), "destroy"}, names...), out, io.Discard); code != 0 {
 				b.Fatalf("destroy: exit %d", code)
