@@ -14,10 +14,10 @@ import (
 )
 
 // list reads every key under prefix, as KV().List does. On a client made
-// by NewClientWith, the answer's body is taken as it arrives
-// (bodyTransport) and decoded by decodeKVList, which does in one pass what
-// encoding/json's reflection does in several: at 100,000 keys, most of the
-// time a list read takes in the reading process.
+// by NewClientWith, the answer's body is set aside whole (bodyTransport)
+// and decoded by decodeKVList, which does in one pass what encoding/json's
+// reflection does in several: at 100,000 keys, most of the CPU a list read
+// costs the process that reads it.
 func (r *Registry) list(prefix string, q *api.QueryOptions) (api.KVPairs, *api.QueryMeta, error) {
 	sink := &bodySink{}
 	q = q.WithContext(context.WithValue(q.Context(), bodySinkKey{}, sink))
