@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/hashicorp/consul/api"
 
@@ -26,34 +25,20 @@ func (r *Registry) JobsNamed(ctx context.Context, names []string) (*Snapshot, er
 	if err != nil {
 		return nil, err
 	}
-	s := r.decode(pairs, 0)
-	// Bodies are immutable: one read each, and none this Registry parsed
-	// before.
+	// Then the bodies the jobs name, each once; decode joins them.
 	var bodyKeys []string
 	seen := map[unitfile.Hash]bool{}
-	r.mu.Lock()
-	for _, j := range s.Jobs {
-		if _, known := r.bodies[j.Hash]; !known && !seen[j.Hash] {
+	for _, j := range r.decode(pairs, 0).Jobs {
+		if !seen[j.Hash] {
 			seen[j.Hash] = true
 			bodyKeys = append(bodyKeys, r.unitKey(j.Hash))
 		}
 	}
-	r.mu.Unlock()
 	bodies, err := r.getKeys(ctx, bodyKeys)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range bodies {
-		if h, err := unitfile.ParseHash(p.Key[len(r.prefix+"units/"):]); err == nil {
-			r.parse(h, p.Value)
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, j := range s.Jobs {
-		j.Unit = r.bodies[j.Hash]
-	}
-	return s, nil
+	return r.decode(append(pairs, bodies...), 0), nil
 }
 
 // getKeys reads keys (full keys, under the prefix) in read-only
@@ -61,8 +46,7 @@ func (r *Registry) JobsNamed(ctx context.Context, names []string) (*Snapshot, er
 // time. A key Consul does not hold is left out of the answer.
 func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, error) {
 	chunks := slices.Collect(slices.Chunk(keys, txnOps))
-	got := make([]api.KVPairs, len(chunks))
-	var mu sync.Mutex
+	got := make([]api.KVPairs, len(chunks)) // each transaction fills its own
 	errs := atOnce(len(chunks), txnsAtOnce, func(k int) error {
 		ops := make(api.TxnOps, 0, len(chunks[k]))
 		for _, key := range chunks[k] {
@@ -73,22 +57,17 @@ func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, err
 			return fmt.Errorf("read fleet state from Consul: %w", err)
 		}
 		if !ok {
-			for _, e := range resp.Errors {
-				if isPermissionDenied(e.What) {
-					return fmt.Errorf("read fleet state from Consul: %w", &PermissionError{What: e.What})
-				}
+			why, denied := rolledBack(resp)
+			if denied != nil {
+				return fmt.Errorf("read fleet state from Consul: %w", denied)
 			}
-			return fmt.Errorf("read fleet state from Consul: %v", resp.Errors)
+			return fmt.Errorf("read fleet state from Consul: %s", why)
 		}
-		var pairs api.KVPairs
 		for _, res := range resp.Results {
 			if res.KV != nil && res.KV.ModifyIndex != 0 {
-				pairs = append(pairs, &api.KVPair{Key: res.KV.Key, Value: res.KV.Value, CreateIndex: res.KV.CreateIndex, ModifyIndex: res.KV.ModifyIndex, Session: res.KV.Session, Flags: res.KV.Flags})
+				got[k] = append(got[k], res.KV)
 			}
 		}
-		mu.Lock()
-		got[k] = pairs
-		mu.Unlock()
 		return nil
 	})
 	for _, err := range errs {

@@ -36,14 +36,24 @@ func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map
 		}
 		return true, "", set, nil
 	}
-	var why []string
-	for _, e := range resp.Errors {
-		if isPermissionDenied(e.What) { // a refusal, not a conflict: retrying cannot help
-			return false, "", nil, fmt.Errorf("write to Consul: %w", &PermissionError{What: e.What})
-		}
-		why = append(why, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
+	why, denied := rolledBack(resp)
+	if denied != nil {
+		return false, "", nil, fmt.Errorf("write to Consul: %w", denied)
 	}
-	return false, strings.Join(why, "; "), nil, nil
+	return false, why, nil, nil
+}
+
+// rolledBack is why Consul rolled a transaction back: its reasons, or a
+// refusal by ACL, which is no conflict, and retrying cannot help.
+func rolledBack(resp *api.TxnResponse) (why string, denied *PermissionError) {
+	var whys []string
+	for _, e := range resp.Errors {
+		if isPermissionDenied(e.What) {
+			return "", &PermissionError{What: e.What}
+		}
+		whys = append(whys, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
+	}
+	return strings.Join(whys, "; "), nil
 }
 
 func kv(verb api.KVOp, key string, value []byte, index uint64) *api.TxnOp {
