@@ -239,3 +239,15 @@ func Eventually(t testing.TB, limit time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// ClearConsulEnv unsets, for the rest of the test, every variable by
+// which the consul CLI (and so fleetd and fleetctl) is told where Consul is
+// and how to reach it, so that only what the test sets counts and nothing
+// from the tester's shell.
+func ClearConsulEnv(t testing.TB) {
+	for _, k := range []string{"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_SSL",
+		"CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT", "CONSUL_CAPATH", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",
+		"CONSUL_TLS_SERVER_NAME"} {
+		t.Setenv(k, "")
+	}
+}

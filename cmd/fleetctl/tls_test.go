@@ -53,11 +53,9 @@ func TestTLSConsul(t *testing.T) {
 	}
 
 	// Nothing from the tester's shell: only what each call gives.
-	for _, k := range []string{"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_SSL",
-		"CONSUL_HTTP_SSL_VERIFY", "CONSUL_CACERT", "CONSUL_CAPATH", "CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY",
-		"CONSUL_TLS_SERVER_NAME", "FLEETCTL_ENDPOINT", "FLEETCTL_TOKEN"} {
-		t.Setenv(k, "")
-	}
+	testcluster.ClearConsulEnv(t)
+	t.Setenv("FLEETCTL_ENDPOINT", "")
+	t.Setenv("FLEETCTL_TOKEN", "")
 	addr, ca, cert, key := "CONSUL_HTTP_ADDR="+consul.URL(), "CONSUL_CACERT="+pki.CACert,
 		"CONSUL_CLIENT_CERT="+pki.ClientCert, "CONSUL_CLIENT_KEY="+pki.ClientKey
 	tlsEnv := []string{addr, ca, cert, key}

@@ -32,10 +32,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{TLS: pki})
-	for _, k := range []string{"CONSUL_HTTP_ADDR", "CONSUL_HTTP_TOKEN", "CONSUL_HTTP_SSL", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_CAPATH",
-		"CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_TLS_SERVER_NAME"} {
-		t.Setenv(k, "")
-	}
+	testcluster.ClearConsulEnv(t)
 	t.Setenv("CONSUL_CACERT", pki.CACert) // what fleetctl verifies machines with
 	const ip = "127.0.3.1"
 	cert, key, err := pki.IssueMachine("machine-1", net.ParseIP(ip))

@@ -12,21 +12,13 @@ import (
 
 	"github.com/wasmfleet/fleet/internal/apitls"
 	"github.com/wasmfleet/fleet/internal/devcluster"
+	"github.com/wasmfleet/fleet/testcluster"
 )
-
-// clearConsulEnv leaves only what each case sets of the consul CLI's
-// variables.
-func clearConsulEnv(t *testing.T) {
-	for _, k := range []string{"CONSUL_HTTP_ADDR", "CONSUL_HTTP_SSL", "CONSUL_CACERT", "CONSUL_CAPATH",
-		"CONSUL_CLIENT_CERT", "CONSUL_CLIENT_KEY", "CONSUL_HTTP_SSL_VERIFY", "CONSUL_TLS_SERVER_NAME"} {
-		t.Setenv(k, "")
-	}
-}
 
 // TestServerConfig: when fleetd serves TLS, with which certificate, and
 // which certificates it refuses, each with what to set.
 func TestServerConfig(t *testing.T) {
-	clearConsulEnv(t)
+	testcluster.ClearConsulEnv(t)
 	dir := t.TempDir()
 	pki, err := devcluster.GenerateTLS(filepath.Join(dir, "ca"))
 	if err != nil {
@@ -104,7 +96,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // one it cannot verify; over http it refuses to send a token when it
 // reaches Consul over TLS; it follows no redirect.
 func TestClient(t *testing.T) {
-	clearConsulEnv(t)
+	testcluster.ClearConsulEnv(t)
 	dir := t.TempDir()
 	pki, err := devcluster.GenerateTLS(filepath.Join(dir, "ca"))
 	if err != nil {
