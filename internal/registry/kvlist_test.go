@@ -95,16 +95,16 @@ func TestReadBody(t *testing.T) {
 	for _, want := range [][]byte{nil, []byte("[]"), bytes.Repeat([]byte("0123456789abcdef"), 700000)} { // 11.2 MB: many pieces
 		for _, size := range []int64{-1, int64(len(want))} {
 			for name, r := range map[string]io.Reader{"whole": bytes.NewReader(want), "by halves": iotest.HalfReader(bytes.NewReader(want)), "one byte at a time": iotest.OneByteReader(bytes.NewReader(want[:min(len(want), 300000)]))} {
-				w := want
+				w, told := want, size
 				if name == "one byte at a time" {
 					w = want[:min(len(want), 300000)]
-					if size >= 0 {
-						size = int64(len(w))
+					if told >= 0 {
+						told = int64(len(w))
 					}
 				}
-				got, err := readBody(r, size)
+				got, err := readBody(r, told)
 				if err != nil || !bytes.Equal(got, w) {
-					t.Errorf("%d bytes, size %d, %s: read %d bytes, %v", len(w), size, name, len(got), err)
+					t.Errorf("%d bytes, size %d, %s: read %d bytes, %v", len(w), told, name, len(got), err)
 				}
 			}
 		}
