@@ -27,7 +27,7 @@ func leadBlocker(s registry.Schema, machines map[string]*registry.Machine) strin
 	for i, id := range blockers {
 		short[i] = registry.ShortID(id)
 	}
-	return fmt.Sprintf("the cluster's units are in key schema version %d, and the fleetd of %s cannot read version %d, to which this fleetd would move them; this machine competes for the leader lock once every machine runs a fleetd that knows version %d",
+	return fmt.Sprintf("the cluster's keys are in schema version %d, and the fleetd of %s cannot read version %d, to which this fleetd would move them; this machine competes for the leader lock once every machine runs a fleetd that knows version %d",
 		s.Version, strings.Join(short, ", "), registry.SchemaVersion, registry.SchemaVersion)
 }
 
@@ -105,7 +105,7 @@ func migrate(ctx context.Context, cfg Config, session string) error {
 		return nil
 	}
 	if m.Unstamped != "" {
-		cfg.Log.Warn("key schema version not stamped: the leader's Consul token may not write it; add the schema rule of contrib/acl/leader.hcl to its policy", "err", m.Unstamped)
+		cfg.Log.Warn("key schema version not stamped: the leader's Consul token may not write it, and the machines report their units' states in the older layout, one key each; add the schema rule of contrib/acl/leader.hcl to its policy", "err", m.Unstamped)
 		return nil
 	}
 	for key, why := range m.Kept {

@@ -10,7 +10,10 @@
 //	placement/<name>          {"machine"} or {"unplaced"}, with the job's
 //	                          CreateIndex: where the leader put the unit, or
 //	                          why it could not (only the leader writes it)
-//	states/<machine>/<name>   what that machine reports for the unit
+//	states/<machine>/         what that machine reports for its units,
+//	                          by name (schema version 3, states.go)
+//	states/<machine>/<name>   what that machine reports for one unit
+//	                          the machine key does not hold
 //	machines/<id>             a live machine: ID, IP, configured metadata
 //	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)
 //	leader                    the leader lock

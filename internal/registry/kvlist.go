@@ -296,33 +296,37 @@ func scanStrings(b []byte, set func(name, value string) bool) bool {
 // is the object of strings agents write (every state, at 100,000 units
 // most of what list-units reads).
 func unmarshalState(b []byte, st *UnitState) error {
-	if scanStrings(b, func(name, v string) bool {
-		switch name {
-		case "name":
-			st.Name = v
-		case "machine":
-			st.Machine = v
-		case "hash":
-			st.Hash = v
-		case "state":
-			st.State = DesiredState(v)
-		case "load":
-			st.Load = v
-		case "active":
-			st.Active = v
-		case "sub":
-			st.Sub = v
-		case "error":
-			st.Error = v
-		default:
-			return false
-		}
-		return true
-	}) {
+	if scanStrings(b, st.set) {
 		return nil
 	}
 	*st = UnitState{}
 	return json.Unmarshal(b, st)
+}
+
+// set sets the field of st whose JSON name is name to v; false when st
+// has no such field of strings.
+func (st *UnitState) set(name, v string) bool {
+	switch name {
+	case "name":
+		st.Name = v
+	case "machine":
+		st.Machine = v
+	case "hash":
+		st.Hash = v
+	case "state":
+		st.State = DesiredState(v)
+	case "load":
+		st.Load = v
+	case "active":
+		st.Active = v
+	case "sub":
+		st.Sub = v
+	case "error":
+		st.Error = v
+	default:
+		return false
+	}
+	return true
 }
 
 // unmarshalJob is json.Unmarshal of a job, in one pass when it is the

@@ -116,3 +116,36 @@ func TestReadBody(t *testing.T) {
 		t.Error("a failed read is no error")
 	}
 }
+
+// TestUnmarshalMachineStates: a machine key reads as encoding/json reads
+// it into states by unit name, in one pass or not.
+func TestUnmarshalMachineStates(t *testing.T) {
+	for _, b := range []string{
+		`{"web@1.service":{"hash":"3f2a","state":"launched","load":"loaded","active":"active","sub":"running"},"db.service":{"hash":"9","state":"loaded","load":"error","active":"failed","sub":"failed","error":"x \"y\"\n"}}`,
+		"{ \"a\\\\x2db.service\" : { \"hash\" : \"\" } }", `{}`,
+		`{"a.service":{"Hash":"h","ACTIVE":"active"}}`,                          // names matched as encoding/json matches them
+		`{"a.service":{"hash":"h","name":"b","machine":"m","extra":[1,{}]}}`,    // members it does not keep
+		`{"a.service":{"hash":"1"},"a.service":{"sub":"x"}}`,                    // the last one wins
+		`{"a.service":{"hash":1}}`, `{"a.service":"x"}`, `[]`, `{"a":{}} x`, ``, // errors
+	} {
+		got, err := unmarshalMachineStates([]byte(b))
+		var v map[string]machineState
+		wantErr := json.Unmarshal([]byte(b), &v)
+		if (err == nil) != (wantErr == nil) {
+			t.Errorf("%s: error %v; encoding/json: %v", b, err, wantErr)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if len(got) != len(v) {
+			t.Errorf("%s: %d units, encoding/json %d", b, len(got), len(v))
+		}
+		for name, m := range v {
+			want := UnitState{Hash: m.Hash, State: m.State, Load: m.Load, Active: m.Active, Sub: m.Sub, Error: m.Error}
+			if got[name] == nil || *got[name] != want {
+				t.Errorf("%s: %s is %+v, encoding/json %+v", b, name, got[name], want)
+			}
+		}
+	}
+}

@@ -19,10 +19,11 @@ type Migration struct {
 	From, To int
 	Units    int               // units moved to this build's layout
 	Kept     map[string]string // keys it could not move, left where they are, each with why
-	// Unstamped is Consul's refusal to write the schema key when nothing
-	// else was to change (the keys are already in this build's layout): a
+	// Unstamped is Consul's refusal to write the schema key when no unit
+	// was to move (the units are already in this build's layout): a
 	// leader token from before schema versions (contrib/acl/leader.hcl)
-	// may not write it. The leader leads all the same; "" when stamped.
+	// may not write it. The leader leads all the same, and the agents go
+	// on writing a key per unit's state; "" when stamped.
 	Unstamped string
 }
 
@@ -63,7 +64,7 @@ func (r *Registry) Migrate(ctx context.Context, session string) (*Migration, err
 	}
 	stamp, _ := json.Marshal(schemaValue{Version: SchemaVersion})
 	ok, err := r.fenced(ctx, session, kv(api.KVCAS, r.schemaKey(), stamp, s.index))
-	if pe, denied := AsPermissionError(err); denied && m.From == SchemaVersion {
+	if pe, denied := AsPermissionError(err); denied && m.From >= jobsSince {
 		m.Unstamped = pe.What
 		return m, nil
 	}

@@ -260,6 +260,8 @@ func (d *decoding) pair(parts [3]string, n int, p *api.KVPair) {
 		d.job(parts[1], p)
 	case n == 2 && parts[0] == "placement":
 		d.placed[parts[1]] = p
+	case n == 3 && parts[0] == "states" && parts[2] == "":
+		d.machineStates(parts[1], p.Value)
 	case n == 3 && parts[0] == "states":
 		d.state(parts[1], parts[2], p.Value)
 	case n == 2 && parts[0] == "policies":

@@ -17,14 +17,20 @@ import (
 //
 //	1  a unit is four keys under jobs/<name>/: object, desired, target, unplaced
 //	2  a unit is its job, jobs/<name>, and its placement, placement/<name>
+//	3  a machine reports its units' states in one key, states/<machine>/
+//	   (states.go); units are as in 2
 //
 // The schema key (<prefix>schema) holds the version from 2 on. A cluster
 // without it is read from its keys' shape: version 1 if any unit is in
 // the four-key layout, else 2.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // unstamped is the last version whose clusters may have no schema key.
 const unstamped = 2
+
+// jobsSince is the first version whose units (jobs/, placement/) are laid
+// out as this build writes them.
+const jobsSince = 2
 
 // Schema is the layout a cluster's keys are in.
 type Schema struct {
@@ -108,10 +114,10 @@ func (e *SchemaError) Error() string {
 }
 
 // checkSchema is the rule for writing to a cluster in schema s: never to a
-// newer schema than this build knows, and a unit (jobs/) only in this
-// build's own schema.
+// newer schema than this build knows, and a unit (jobs/) only in a schema
+// whose units are laid out as this build writes them.
 func checkSchema(s Schema, jobs bool) error {
-	if s.Version > SchemaVersion || jobs && s.Version < SchemaVersion {
+	if s.Version > SchemaVersion || jobs && s.Version < jobsSince {
 		return &SchemaError{Found: s.Version, Known: SchemaVersion}
 	}
 	return nil
@@ -157,10 +163,11 @@ func (r *Registry) setSchema(s Schema) {
 
 // SchemaBlockers are the live machines that keep a cluster in schema s
 // from moving to SchemaVersion: those whose fleetd does not know it (an
-// earlier fleetd publishes no schema). None when s needs no unit moved.
+// earlier fleetd publishes no schema), and would not read what the
+// others write once it is stamped (the units' states in machine keys).
 func SchemaBlockers(s Schema, machines map[string]*Machine) []string {
-	if s.Version >= unstamped {
-		return nil // at most the schema key is written, which no fleetd reads
+	if s.Version >= SchemaVersion {
+		return nil
 	}
 	var ids []string
 	for id, m := range machines {

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -86,7 +87,7 @@ func TestMigrateFourKeyUnits(t *testing.T) {
 	if !errors.As(err, &serr) || serr.Found != 1 {
 		t.Fatalf("creating a unit in a four-key cluster: %v, want a SchemaError", err)
 	}
-	if !strings.Contains(err.Error(), "every machine's fleetd knows version 2") {
+	if !strings.Contains(err.Error(), fmt.Sprintf("every machine's fleetd knows version %d", registry.SchemaVersion)) {
 		t.Errorf("the refusal does not say what to do: %v", err)
 	}
 	if err := reg.Writable(ctx); err != nil {
@@ -223,26 +224,31 @@ func TestNewerSchemaIsNotWritten(t *testing.T) {
 		t.Error("refused writes changed Consul")
 	}
 	putKeys(t, client, map[string]string{"fleet/schema": "three"})
-	if err := registry.New(client, "").Writable(ctx); err == nil || !strings.Contains(err.Error(), `not a schema version such as {"version":2}`) {
+	if err := registry.New(client, "").Writable(ctx); err == nil || !strings.Contains(err.Error(), fmt.Sprintf(`not a schema version such as {"version":%d}`, registry.SchemaVersion)) {
 		t.Errorf("a garbled schema key: %v", err)
 	}
 }
 
-// TestSchemaBlockers: only a migration that moves units waits for the
-// machines whose fleetd would not read the result.
+// TestSchemaBlockers: a cluster waits to move to this build's schema for
+// the machines whose fleetd would not read the result: units moved, or
+// states in machine keys.
 func TestSchemaBlockers(t *testing.T) {
 	machines := map[string]*registry.Machine{
-		"old": {ID: "old"},
-		"new": {ID: "new", Schema: registry.SchemaVersion},
+		"old":   {ID: "old", Schema: 2},
+		"older": {ID: "older"},
+		"new":   {ID: "new", Schema: registry.SchemaVersion},
 	}
-	if got := registry.SchemaBlockers(registry.Schema{Version: 1}, machines); !slices.Equal(got, []string{"old"}) {
-		t.Errorf("blockers of a move from version 1: %v, want [old]", got)
+	for from := 1; from < registry.SchemaVersion; from++ {
+		if got := registry.SchemaBlockers(registry.Schema{Version: from}, machines); !slices.Equal(got, []string{"old", "older"}) {
+			t.Errorf("blockers of a move from version %d: %v, want [old older]", from, got)
+		}
 	}
-	if got := registry.SchemaBlockers(registry.Schema{Version: 2}, machines); got != nil {
-		t.Errorf("blockers of stamping version 2: %v, want none", got)
+	if got := registry.SchemaBlockers(registry.Schema{Version: registry.SchemaVersion}, machines); got != nil {
+		t.Errorf("blockers in this build's version: %v, want none", got)
 	}
 	delete(machines, "old")
+	delete(machines, "older")
 	if got := registry.SchemaBlockers(registry.Schema{Version: 1}, machines); got != nil {
-		t.Errorf("blockers once every machine knows version 2: %v", got)
+		t.Errorf("blockers once every machine knows version %d: %v", registry.SchemaVersion, got)
 	}
 }
