@@ -33,7 +33,10 @@ type publisher struct {
 	meta    map[string]string             // metadata for the catalog to show; nil when shown
 	kick    chan struct{}                 // capacity 1: something to write
 
-	published map[string]registry.UnitState // what is in Consul; the publisher's own
+	published map[string]registry.UnitState // what is in Consul in keys of their own; the publisher's own
+	inMachine map[string]registry.UnitState // what the machine key holds (registry.MachineStatesWrite)
+	byMachine bool                          // the cluster's schema has machine keys: write them
+	checked   time.Time                     // when the schema was last read for byMachine
 	node      []*api.TxnOp                  // the machine's catalog node to write, nil when written
 }
 
@@ -90,12 +93,15 @@ func (p *publisher) run(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	layout := time.NewTimer(layoutIdle)
+	defer layout.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.kick:
 		case <-retry.C:
+		case <-layout.C:
 		}
 		// What changes comes in bursts (a batch's loads, then its starts,
 		// then systemd's reports as each unit comes up): gathering them a
@@ -118,8 +124,10 @@ func (p *publisher) run(ctx context.Context) {
 				ok = false
 			}
 		}
+		p.readLayout(ctx)
 		if machine {
 			clear(p.published) // the new session holds none of them
+			p.inMachine = nil
 			p.catalog.reset()
 			p.node = p.catalog.nodeOps(&record)
 		} else if changed && p.node == nil {
@@ -141,7 +149,37 @@ func (p *publisher) run(ctx context.Context) {
 		if !ok && ctx.Err() == nil {
 			retry.Reset(publishRetry)
 		}
+		if !p.byMachine {
+			layout.Reset(layoutIdle)
+		}
 	}
+}
+
+// layoutCheck is how often at most an agent that writes a key per unit's
+// state reads whether the cluster's schema has machine keys yet: when it
+// has something to write, one small read beside the write, and when idle
+// once every layoutIdle; never again once it has.
+const (
+	layoutCheck = time.Second
+	layoutIdle  = 30 * time.Second
+)
+
+// readLayout reads whether the states go in the machine key, until they
+// do: the leader stamps that schema only once, and never takes it back.
+func (p *publisher) readLayout(ctx context.Context) {
+	if p.byMachine || time.Since(p.checked) < layoutCheck {
+		return
+	}
+	p.checked = time.Now()
+	by, err := p.cfg.Registry.StatesByMachine(ctx)
+	if err != nil {
+		p.cfg.Log.Debug("reading the key schema failed; states stay in a key per unit", "err", err)
+		return
+	}
+	if by != p.byMachine {
+		p.cfg.Log.Info("the cluster's key schema has machine keys: unit states go in this machine's key from now on", "most", registry.MachineStatesMax)
+	}
+	p.byMachine = by
 }
 
 func (p *publisher) writeMachine(ctx context.Context, m *registry.Machine) error {
@@ -167,50 +205,140 @@ func (p *publisher) write(ctx context.Context, w func() error) error {
 // whether every write went through; what failed is written again on the
 // next sync.
 func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
-	reg, session := p.cfg.Registry, p.cfg.Heartbeat.ID()
-	var ws []registry.Write
-	var done []func() // what each write's success records
+	var pw pending
 	if p.node != nil {
-		ws = append(ws, registry.MachineWrite(p.cfg.Machine.ID, p.node...))
-		done = append(done, func() { p.node = nil })
+		pw.add(registry.MachineWrite(p.cfg.Machine.ID, p.node...), func() { p.node = nil })
 	}
-	for _, name := range slices.Sorted(maps.Keys(states)) {
-		st := states[name]
-		if p.published[name] == st {
-			continue
-		}
-		ws = append(ws, reg.StateWrite(&st, session, p.catalog.ops(st)...))
-		done = append(done, func() { p.published[name] = st; p.catalog.written(st) })
-	}
-	for _, name := range slices.Sorted(maps.Keys(p.published)) {
-		if _, here := states[name]; here {
-			continue
-		}
-		ws = append(ws, reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...))
-		done = append(done, func() { delete(p.published, name); p.catalog.removed(name) })
-	}
-	if len(ws) == 0 {
+	keyed := p.keyed(states)
+	p.machineKeyWrites(&pw, states, keyed)
+	p.unitKeyWrites(&pw, states, keyed)
+	if len(pw.ws) == 0 {
 		return true
 	}
-	errs, err := reg.Publish(ctx, ws)
+	errs, err := p.cfg.Registry.Publish(ctx, pw.ws)
 	if err != nil {
-		p.cfg.Log.Warn("publishing unit states failed", "units", len(ws), "err", err)
+		p.cfg.Log.Warn("publishing unit states failed", "writes", len(pw.ws), "err", err)
 		return false
 	}
 	ok := true
 	for i, err := range errs {
 		if err == nil {
-			done[i]()
+			pw.done[i]()
 			continue
 		}
 		ok = false
-		p.cfg.Log.Warn("publishing unit state failed", "write", ws[i].Name, "err", err)
+		p.cfg.Log.Warn("publishing unit state failed", "write", pw.ws[i].Name, "err", err)
 		var held *registry.HeldError
 		if errors.As(err, &held) {
 			p.cfg.Heartbeat.ForgetStale(ctx, held.Holder) // the next sync writes it again
 		}
 	}
 	return ok
+}
+
+// pending is the writes of one sync, each with what its success records.
+type pending struct {
+	ws   []registry.Write
+	done []func()
+}
+
+func (pw *pending) add(w registry.Write, done func()) {
+	pw.ws, pw.done = append(pw.ws, w), append(pw.done, done)
+}
+
+// keyed is what of states goes in the machine key (registry.MachineStatesWrite):
+// nothing until the cluster's schema has machine keys; then the units
+// already there, and others in name order while there is room.
+func (p *publisher) keyed(states map[string]registry.UnitState) map[string]registry.UnitState {
+	keyed := map[string]registry.UnitState{}
+	if !p.byMachine {
+		return keyed
+	}
+	for name := range p.inMachine {
+		if st, ok := states[name]; ok {
+			keyed[name] = st
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		if len(keyed) >= registry.MachineStatesMax {
+			break
+		}
+		keyed[name] = states[name]
+	}
+	return keyed
+}
+
+// machineKeyOps is how many catalog operations at most go in the machine
+// key's own write, so that it fits a transaction beside the machine's
+// catalog node; the rest go in writes of their own after it.
+const machineKeyOps = 60
+
+// machineKeyWrites writes the machine key when keyed differs from what it
+// holds, with the catalog entries of its units that changed (and of the
+// units that left it for good), and the catalog entries alone when only
+// those are behind.
+func (p *publisher) machineKeyWrites(pw *pending, states, keyed map[string]registry.UnitState) {
+	type entry struct {
+		name string
+		ops  []*api.TxnOp
+		done func()
+	}
+	var entries []entry
+	for _, name := range slices.Sorted(maps.Keys(keyed)) {
+		st := keyed[name]
+		if ops := p.catalog.ops(st); len(ops) > 0 {
+			entries = append(entries, entry{name, ops, func() { p.catalog.written(st) }})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.inMachine)) {
+		if _, here := states[name]; !here {
+			entries = append(entries, entry{name, p.catalog.removeOps(name), func() { p.catalog.removed(name) }})
+		}
+	}
+	if !maps.Equal(keyed, p.inMachine) {
+		var ops []*api.TxnOp
+		var dones []func()
+		for len(entries) > 0 && len(ops)+len(entries[0].ops) <= machineKeyOps {
+			ops, dones = append(ops, entries[0].ops...), append(dones, entries[0].done)
+			entries = entries[1:]
+		}
+		w := p.cfg.Registry.MachineStatesWrite(p.cfg.Machine.ID, slices.Collect(maps.Values(keyed)), p.cfg.Heartbeat.ID(), ops...)
+		pw.add(w, func() {
+			p.inMachine = keyed
+			for _, d := range dones {
+				d()
+			}
+		})
+	}
+	for _, e := range entries {
+		pw.add(registry.CatalogWrite(e.name, e.ops...), e.done)
+	}
+}
+
+// unitKeyWrites writes the state of each unit not in the machine key that
+// differs from what was last written, with its catalog entry, and removes
+// the keys of units no longer here (and their catalog entries) or now in
+// the machine key.
+func (p *publisher) unitKeyWrites(pw *pending, states, keyed map[string]registry.UnitState) {
+	reg, session := p.cfg.Registry, p.cfg.Heartbeat.ID()
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		st := states[name]
+		if _, in := keyed[name]; in || p.published[name] == st {
+			continue
+		}
+		pw.add(reg.StateWrite(&st, session, p.catalog.ops(st)...), func() { p.published[name] = st; p.catalog.written(st) })
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.published)) {
+		_, here := states[name]
+		if _, in := keyed[name]; here && !in {
+			continue
+		}
+		if here { // moved to the machine key, which the writes before this one write
+			pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID), func() { delete(p.published, name) })
+			continue
+		}
+		pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...), func() { delete(p.published, name); p.catalog.removed(name) })
+	}
 }
 
 // leave removes every unit's state and the machine's catalog node: the
