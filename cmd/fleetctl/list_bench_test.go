@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,13 +80,14 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 	for m := range machines {
 		id := fmt.Sprintf("%032x", m+1)
 		put("fleet/machines/"+id, map[string]any{"id": id, "ip": fmt.Sprintf("127.1.%d.%d", m/250, m%250+1), "metadata": map[string]string{"hostname": fmt.Sprintf("sim-%d", m+1)}})
+		states := map[string]map[string]string{} // the machine key, as its agent writes it
 		for u := range perMachine {
 			name := fmt.Sprintf("bench@%d.service", m*perMachine+u)
 			put("fleet/jobs/"+name, map[string]string{"name": name, "hash": hash, "desired": "launched"})
 			put("fleet/schedule/"+id+"/"+name, map[string]string{"hash": hash, "desired": "launched"})
-			put("fleet/states/"+id+"/"+name, map[string]string{"name": name, "machine": id, "hash": hash,
-				"state": "launched", "load": "loaded", "active": "active", "sub": "running"})
+			states[name] = map[string]string{"hash": hash, "state": "launched", "load": "loaded", "active": "active", "sub": "running"}
 		}
+		put("fleet/states/"+id+"/", states)
 	}
 	flush := func() {
 		if len(ops) > 0 {
@@ -112,6 +114,11 @@ func benchmarkList(b *testing.B, consul *testcluster.Consul) {
 		b.Fatal(err)
 	}
 	defer out.Close()
+	// Every unit is listed once, from its machine's key.
+	var listed bytes.Buffer
+	if code := run([]string{"--endpoint", consul.URL(), "list-units", "--no-legend"}, &listed, io.Discard); code != 0 || strings.Count(listed.String(), "\n") != units {
+		b.Fatalf("list-units: exit %d, %d lines for %d units", code, strings.Count(listed.String(), "\n"), units)
+	}
 	for _, cmd := range []string{"list-units", "list-unit-files"} {
 		b.Run(fmt.Sprintf("%s/units=%d", cmd, units), func(b *testing.B) {
 			for b.Loop() {

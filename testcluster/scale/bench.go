@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -725,7 +726,17 @@ func (b *bench) followStates(ctx context.Context, machine string) {
 		}
 		states := make(map[string][]byte, len(pairs))
 		for _, p := range pairs {
-			states[strings.TrimPrefix(p.Key, prefix)] = p.Value
+			unit := strings.TrimPrefix(p.Key, prefix)
+			if unit != "" {
+				states[unit] = p.Value
+				continue
+			}
+			var keyed map[string]json.RawMessage // the machine key
+			if json.Unmarshal(p.Value, &keyed) == nil {
+				for u, v := range keyed {
+					states[u] = v
+				}
+			}
 		}
 		b.sim.States.observe(machine, states, time.Now())
 		// An index that went back (a Consul restored from a snapshot)

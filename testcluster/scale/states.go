@@ -18,8 +18,9 @@ import (
 // every unit is acknowledged without reading states/, which at 10,000
 // units and more is a read that loads the Consul being measured.
 //
-// A state is keyed by its Consul key, states/<machine>/<unit>, and is
-// acknowledged when the latest write of that key says launched and active.
+// A state is keyed by its Consul key, states/<machine>/<unit>, or by its
+// machine key, states/<machine>/, and is acknowledged when the latest write
+// of that key says launched and active.
 // Both forms an agent writes a state in are read: a KV PUT of the state
 // (with ?acquire=<session>), counted when Consul answers true, and a
 // transaction (PUT /v1/txn) whose KV operations set, lock, cas or unlock the
@@ -118,10 +119,11 @@ func (w *Await) Missing() int {
 	return w.missing
 }
 
-// set records that the latest write of key (machine/unit) says acked, or,
+// set records that the latest write of key (machine/unit, or
+// machine//unit for a unit in its machine key) says acked, or,
 // with gone, that the key was deleted; l.mu is held.
 func (l *StateLog) set(key string, acked, gone bool, now time.Time) {
-	unit := key[strings.IndexByte(key, '/')+1:]
+	unit := key[strings.LastIndexByte(key, '/')+1:]
 	was := l.latest[key]
 	if gone {
 		delete(l.latest, key)
@@ -249,16 +251,15 @@ func (l *StateLog) parse(r *http.Request, body []byte) *stateWrite {
 	return nil
 }
 
-// apply records w, which Consul applied, at now.
+// apply records w, which Consul applied, at now. A machine key
+// (<machine>/, registry.MachineStatesWrite) sets its units' states, under
+// keys of their own (<machine>//<unit>) so that a unit moving between its
+// key and the machine's is never taken for gone, and removes those of
+// units it no longer holds.
 func (l *StateLog) apply(w *stateWrite, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts[w.form]++
-	for key := range w.set {
-		if strings.Count(key, "/") == 1 {
-			l.counts["states"]++
-		}
-	}
 	for _, tree := range w.trees {
 		for key := range l.latest {
 			if strings.HasPrefix(key, tree) {
@@ -267,19 +268,49 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 		}
 	}
 	for _, key := range w.deleted {
-		if strings.Count(key, "/") == 1 {
+		if machine, ok := strings.CutSuffix(key, "/"); ok && !strings.Contains(machine, "/") {
+			l.machineKey(machine, nil, now)
+		} else if strings.Count(key, "/") == 1 {
 			l.set(key, false, true, now)
 		}
 	}
 	for key, v := range w.set {
+		if machine, ok := strings.CutSuffix(key, "/"); ok && !strings.Contains(machine, "/") {
+			var units map[string]json.RawMessage
+			if json.Unmarshal(v, &units) != nil {
+				l.unreadable++
+			}
+			l.machineKey(machine, units, now)
+			continue
+		}
 		if strings.Count(key, "/") != 1 {
 			continue // not states/<machine>/<unit>
 		}
+		l.counts["states"]++
 		acked, ok := launchedActive(v)
 		if !ok {
 			l.unreadable++
 		}
 		l.set(key, acked, false, now)
+	}
+}
+
+// machineKey records that machine's key holds units (unit: its state's
+// value), and no others; l.mu is held.
+func (l *StateLog) machineKey(machine string, units map[string]json.RawMessage, now time.Time) {
+	in := machine + "//"
+	for key := range l.latest {
+		if u, ok := strings.CutPrefix(key, in); ok && units[u] == nil {
+			l.set(key, false, true, now)
+		}
+	}
+	for u, v := range units {
+		l.counts["states"]++
+		acked, ok := launchedActive(v)
+		if !ok {
+			l.unreadable++
+		}
+		l.set(in+u, acked, false, now)
 	}
 }
 

@@ -184,3 +184,42 @@ func TestStateLogAwaitLater(t *testing.T) {
 		t.Errorf("b.service, gone from m2, still counted")
 	}
 }
+
+// TestStateLogMachineKey: the units of a machine key are acknowledged as
+// it says, a unit that moves from a key of its own into the machine key in
+// one transaction stays acknowledged, and a unit the machine key no longer
+// holds, or the key deleted, is gone.
+func TestStateLogMachineKey(t *testing.T) {
+	log := NewStateLog("fleet")
+	machineKey := func(units ...string) []byte {
+		v := map[string]json.RawMessage{}
+		for _, u := range units {
+			name, active, _ := strings.Cut(u, "=")
+			v[name] = state(name, "m1", active)
+		}
+		b, _ := json.Marshal(v)
+		return b
+	}
+	missing := func(units ...string) int { return log.Await(units).Missing() }
+	log.apply(&stateWrite{form: "PUT txn", set: map[string][]byte{"m1/c.service": state("c.service", "m1", "active")}}, time.Now())
+	log.apply(&stateWrite{form: "PUT txn", set: map[string][]byte{"m1/": machineKey("a.service=active", "b.service=activating")}}, time.Now())
+	if missing("a.service") != 0 || missing("b.service") != 1 {
+		t.Errorf("a.service active and b.service activating in the machine key: %d and %d missing, want 0 and 1", missing("a.service"), missing("b.service"))
+	}
+	log.apply(&stateWrite{form: "PUT txn", set: map[string][]byte{"m1/": machineKey("a.service=active", "b.service=active", "c.service=active")},
+		deleted: []string{"m1/c.service"}}, time.Now())
+	if n := missing("a.service", "b.service", "c.service"); n != 0 {
+		t.Errorf("%d units missing once all three are active in the machine key", n)
+	}
+	log.apply(&stateWrite{form: "PUT txn", set: map[string][]byte{"m1/": machineKey("b.service=active", "c.service=active")}}, time.Now())
+	if missing("a.service") != 1 || missing("b.service", "c.service") != 0 {
+		t.Error("a.service, no longer in the machine key, still counted, or the others not")
+	}
+	log.apply(&stateWrite{form: "PUT txn", deleted: []string{"m1/"}}, time.Now())
+	if n := missing("b.service", "c.service"); n != 2 {
+		t.Errorf("%d of the machine key's 2 units missing once it is deleted, want 2", n)
+	}
+	if c := log.Counts(); c["states"] != 8 || c["unreadable"] != 0 {
+		t.Errorf("counts %v, want 8 states (1 + 2 + 3 + 2, each state a write carried) and none unreadable", c)
+	}
+}
