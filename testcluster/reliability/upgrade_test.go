@@ -334,8 +334,12 @@ func checkListedVersions(t *testing.T, ctl, ep string, versions map[string]strin
 }
 
 // oldFleetctlWorks checks that the fleetctl at ctl, an old one, reads the
-// upgraded cluster (every machine at fleetd newV) as the current one does,
-// and starts and destroys a unit in it, which the current fleetctl sees.
+// machines and unit files of the upgraded cluster (every machine at fleetd
+// newV) as the current one does, and starts and destroys a unit in it,
+// which the current fleetctl sees. The units' states it does not read:
+// the cluster is in key schema version 3, where each machine reports its
+// states in its machine key (docs/keys.md), so its list-units lists none,
+// and it starts the unit without waiting for a state it cannot see.
 func (u *upgrade) oldFleetctlWorks(ctl, newV string) {
 	u.t.Helper()
 	t := u.t
@@ -354,13 +358,19 @@ func (u *upgrade) oldFleetctlWorks(ctl, newV string) {
 	for k := range u.global {
 		want[k] = "active"
 	}
-	if got := listedUnits(t, ctl, u.ep); !maps.Equal(got, want) {
-		t.Errorf("the old fleetctl's list-units (unit, machine: active) is %v, want %v", got, want)
+	if got := listedUnits(t, testcluster.Binary(t, "fleetctl"), u.ep); !maps.Equal(got, want) {
+		t.Errorf("the current fleetctl's list-units (unit, machine: active) is %v, want %v", got, want)
 	}
+	testcluster.Eventually(t, upgradeSettle, func() error {
+		if got := listedUnits(t, ctl, u.ep); len(got) != 0 {
+			return fmt.Errorf("the old fleetctl's list-units lists %v: the machines did not move their states to their machine keys", got)
+		}
+		return nil
+	})
 
 	// A unit the old fleetctl writes.
 	canary := testcluster.WriteUnit(t, t.TempDir(), "canary.service", testcluster.HelloService)
-	testcluster.MustFleetctlAt(t, ctl, u.ep, "start", canary)
+	testcluster.MustFleetctlAt(t, ctl, u.ep, "start", "--no-block", canary)
 	var on *testcluster.SystemdMachine
 	testcluster.Eventually(t, upgradeSettle, func() error {
 		id := testcluster.ScheduledOn(t, u.reg, "canary.service")
