@@ -57,7 +57,11 @@ func newListUnitsCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rows []unitRow
+			n := 0
+			for _, byMachine := range s.States {
+				n += len(byMachine)
+			}
+			rows := make([]unitRow, 0, n)
 			for name, byMachine := range s.States {
 				for id, st := range byMachine {
 					id := id
