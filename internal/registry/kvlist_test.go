@@ -128,7 +128,7 @@ func TestUnmarshalMachineStates(t *testing.T) {
 		`{"a.service":{"hash":"1"},"a.service":{"sub":"x"}}`,                    // the last one wins
 		`{"a.service":{"hash":1}}`, `{"a.service":"x"}`, `[]`, `{"a":{}} x`, ``, // errors
 	} {
-		got, err := unmarshalMachineStates([]byte(b))
+		got, err := unmarshalMachineStates([]byte(b), map[string]string{})
 		var v map[string]machineState
 		wantErr := json.Unmarshal([]byte(b), &v)
 		if (err == nil) != (wantErr == nil) {

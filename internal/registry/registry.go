@@ -245,6 +245,7 @@ type decoding struct {
 	placed  map[string]*api.KVPair       // placement/<name>
 	dynamic map[string]map[string]string // machine-metadata/<machine>/<key>
 	schema  *api.KVPair                  // the schema key, if read
+	intern  map[string]string            // values of machine keys, each kept once (unmarshalMachineStates)
 	fourKey bool                         // a key of a unit in the four-key layout was read
 }
 
