@@ -212,6 +212,7 @@ func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitSta
 	keyed := p.keyed(states)
 	p.machineKeyWrites(&pw, states, keyed)
 	p.unitKeyWrites(&pw, states, keyed)
+	p.serviceWrites(&pw, states)
 	if len(pw.ws) == 0 {
 		return true
 	}
@@ -338,6 +339,18 @@ func (p *publisher) unitKeyWrites(pw *pending, states, keyed map[string]registry
 			continue
 		}
 		pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...), func() { delete(p.published, name); p.catalog.removed(name) })
+	}
+}
+
+// serviceWrites remove, after the units' own removals, the service
+// instances none of whose units is left.
+func (p *publisher) serviceWrites(pw *pending, states map[string]registry.UnitState) {
+	alive := map[string]bool{}
+	for name := range states {
+		alive[ServiceName(name)] = true
+	}
+	for _, svc := range p.catalog.gone(alive) {
+		pw.add(registry.CatalogWrite("service "+svc, registry.ServiceDeleteOp(p.cfg.Machine.ID, svc)), func() { p.catalog.serviceRemoved(svc) })
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +116,22 @@ func TestPublisherMovesToMachineKey(t *testing.T) {
 		unit(fmt.Sprintf("many@%d.service", i), "active")
 	}
 	sync("more units than the key takes", registry.MachineStatesMax, 3)
+	for name := range states {
+		if strings.HasPrefix(name, "many@") {
+			delete(states, name)
+		}
+	}
+	sync("every unit of a service removed at once", 2, 0)
+	node, _, err := client.Catalog().Node(registry.CatalogNode(id), nil)
+	if err != nil || node == nil {
+		t.Fatalf("catalog node: %v %v", node, err)
+	}
+	if svc := node.Services[registry.ServiceInstanceID("many")]; svc != nil {
+		t.Errorf("service instance %s left on the node after all its units were removed", svc.ID)
+	}
+	if node.Services[registry.ServiceInstanceID("web")] == nil {
+		t.Error("service instance of web, which still has units, is gone")
+	}
 	clear(states)
 	p.node = []*api.TxnOp{registry.NodeDeleteOp(id)}
 	sync("left", 0, 0)

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
@@ -104,23 +105,33 @@ func (u *unitCatalog) written(st registry.UnitState) {
 	u.services[name][st.Name], u.status[st.Name] = true, status+output
 }
 
-// removeOps take unit's check off the node, and its service's instance
-// with the last of its units.
+// removeOps take unit's check off the node. Its service's instance goes
+// apart, once no unit of the service is left (gone).
 func (u *unitCatalog) removeOps(unit string) []*api.TxnOp {
-	name := ServiceName(unit)
-	ops := []*api.TxnOp{registry.CheckDeleteOp(u.machine, unit)}
-	if units := u.services[name]; len(units) == 0 || len(units) == 1 && units[unit] {
-		ops = append(ops, registry.ServiceDeleteOp(u.machine, name))
-	}
-	return ops
+	return []*api.TxnOp{registry.CheckDeleteOp(u.machine, unit)}
 }
 
-// removed records that unit's removal went through.
+// removed records that unit's removal went through. Its service stays
+// recorded, with no unit, until its instance is removed (serviceRemoved).
 func (u *unitCatalog) removed(unit string) {
-	name := ServiceName(unit)
-	delete(u.services[name], unit)
-	if len(u.services[name]) == 0 {
-		delete(u.services, name)
-	}
+	delete(u.services[ServiceName(unit)], unit)
 	delete(u.status, unit)
 }
+
+// gone is the services whose instance is written and none of whose units
+// is on the machine (alive holds the services of those that are), in
+// order: each unit's removal takes its own check, and the instance goes
+// once, however many of its units leave together.
+func (u *unitCatalog) gone(alive map[string]bool) []string {
+	var out []string
+	for name := range u.services {
+		if !alive[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// serviceRemoved records that service's instance was removed.
+func (u *unitCatalog) serviceRemoved(service string) { delete(u.services, service) }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/consul/api"
@@ -10,7 +11,8 @@ import (
 
 // TestUnitCatalog: the units of one service name on a machine share one
 // service instance, each with a check of its own; the instance comes with
-// the first and goes with the last; an unchanged unit writes nothing.
+// the first and goes once the last is gone; an unchanged unit writes
+// nothing.
 func TestUnitCatalog(t *testing.T) {
 	u := newUnitCatalog("m1", "127.0.0.1")
 	kinds := func(ops []*api.TxnOp) string {
@@ -37,7 +39,13 @@ func TestUnitCatalog(t *testing.T) {
 		{"unchanged", func() []*api.TxnOp { return u.ops(web1) }, "", nil},
 		{"a second unit of the name", func() []*api.TxnOp { return u.ops(web2) }, "check-set ", func() { u.written(web2) }},
 		{"one leaves", func() []*api.TxnOp { return u.removeOps("web@1.service") }, "check-delete ", func() { u.removed("web@1.service") }},
-		{"the last leaves", func() []*api.TxnOp { return u.removeOps("web@2.service") }, "check-delete service-delete ", func() { u.removed("web@2.service") }},
+		{"the last leaves", func() []*api.TxnOp { return u.removeOps("web@2.service") }, "check-delete ", func() { u.removed("web@2.service") }},
+		{"its instance goes once none is left", func() []*api.TxnOp {
+			if gone := u.gone(map[string]bool{"db": true}); !slices.Equal(gone, []string{"web"}) {
+				t.Fatalf("services gone %v, want [web]", gone)
+			}
+			return []*api.TxnOp{registry.ServiceDeleteOp("m1", "web")}
+		}, "service-delete ", func() { u.serviceRemoved("web") }},
 		{"back", func() []*api.TxnOp { return u.ops(web1) }, "service-set check-set ", func() { u.written(web1) }},
 	} {
 		if got := kinds(step.ops()); got != step.want {
