@@ -328,10 +328,15 @@ func (d *decoding) state(machine, name string, value []byte) {
 	if unmarshalState(value, &st) != nil || st.Name != name || st.Machine != machine {
 		return
 	}
-	if d.s.States[name] == nil {
-		d.s.States[name] = map[string]*UnitState{}
+	d.addState(&st)
+}
+
+// addState puts st in the snapshot's states under its unit and machine.
+func (d *decoding) addState(st *UnitState) {
+	if d.s.States[st.Name] == nil {
+		d.s.States[st.Name] = map[string]*UnitState{}
 	}
-	d.s.States[name][machine] = &st
+	d.s.States[st.Name][st.Machine] = st
 }
 
 // schedule reads schedule/<machine>/<name>, and the schedule's directory

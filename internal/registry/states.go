@@ -82,10 +82,7 @@ func (d *decoding) machineStates(machine string, value []byte) {
 	}
 	for name, st := range states {
 		st.Name, st.Machine = name, machine
-		if d.s.States[name] == nil {
-			d.s.States[name] = map[string]*UnitState{}
-		}
-		d.s.States[name][machine] = st
+		d.addState(st)
 	}
 }
 
