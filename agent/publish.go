@@ -176,7 +176,7 @@ func (p *publisher) readLayout(ctx context.Context) {
 		p.cfg.Log.Debug("reading the key schema failed; states stay in a key per unit", "err", err)
 		return
 	}
-	if by != p.byMachine {
+	if by {
 		p.cfg.Log.Info("the cluster's key schema has machine keys: unit states go in this machine's key from now on", "most", registry.MachineStatesMax)
 	}
 	p.byMachine = by
@@ -331,14 +331,14 @@ func (p *publisher) unitKeyWrites(pw *pending, states, keyed map[string]registry
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.published)) {
 		_, here := states[name]
-		if _, in := keyed[name]; here && !in {
-			continue
-		}
-		if here { // moved to the machine key, which the writes before this one write
+		_, in := keyed[name]
+		switch {
+		case here && !in: // still in its own key
+		case here: // moved to the machine key, which the writes before this one write
 			pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID), func() { delete(p.published, name) })
-			continue
+		default:
+			pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...), func() { delete(p.published, name); p.catalog.removed(name) })
 		}
-		pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...), func() { delete(p.published, name); p.catalog.removed(name) })
 	}
 }
 

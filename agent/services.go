@@ -22,12 +22,12 @@ import (
 type unitCatalog struct {
 	machine  string
 	ip       string
-	services map[string]map[string]bool // service name -> the units written under it
-	status   map[string]string          // check status+output written, per unit
+	services map[string]map[string]bool    // service name -> the units written under it
+	checked  map[string]registry.UnitState // per unit, the state its check was last written for
 }
 
 func newUnitCatalog(machine, ip string) *unitCatalog {
-	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, status: map[string]string{}}
+	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, checked: map[string]registry.UnitState{}}
 }
 
 // ServiceName is the Consul service a unit appears under: the unit name
@@ -69,7 +69,7 @@ func Health(st registry.UnitState) (status, output string) {
 // (nodeOps), and every unit with it.
 func (u *unitCatalog) reset() {
 	clear(u.services)
-	clear(u.status)
+	clear(u.checked)
 }
 
 // nodeOps write the machine's catalog node afresh: with a new session, or
@@ -80,7 +80,9 @@ func (u *unitCatalog) nodeOps(m *registry.Machine) []*api.TxnOp {
 
 // ops are the catalog writes that bring st's unit up to date: its
 // service's instance when none is written yet, its check when its status
-// or output changed.
+// or output changed. A unit whose state is the one its check was written
+// for costs a comparison: the publisher asks for every unit in its
+// machine key at each write of it.
 func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
 	var ops []*api.TxnOp
 	name := ServiceName(st.Name)
@@ -88,11 +90,18 @@ func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
 		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: name, Tags: []string{"fleet"}, Address: u.ip,
 			Meta: map[string]string{"machine-id": u.machine}}))
 	}
-	status, output := Health(st)
-	if u.status[st.Name] != status+output {
+	if prev, had := u.checked[st.Name]; !had || prev != st && !sameHealth(prev, st) {
+		status, output := Health(st)
 		ops = append(ops, registry.CheckOp(u.machine, name, st.Name, status, output))
 	}
 	return ops
+}
+
+// sameHealth reports whether a and b show as the same check.
+func sameHealth(a, b registry.UnitState) bool {
+	sa, oa := Health(a)
+	sb, ob := Health(b)
+	return sa == sb && oa == ob
 }
 
 // written records that st's ops went through.
@@ -101,8 +110,7 @@ func (u *unitCatalog) written(st registry.UnitState) {
 	if u.services[name] == nil {
 		u.services[name] = map[string]bool{}
 	}
-	status, output := Health(st)
-	u.services[name][st.Name], u.status[st.Name] = true, status+output
+	u.services[name][st.Name], u.checked[st.Name] = true, st
 }
 
 // removeOps take unit's check off the node. Its service's instance goes
@@ -115,7 +123,7 @@ func (u *unitCatalog) removeOps(unit string) []*api.TxnOp {
 // recorded, with no unit, until its instance is removed (serviceRemoved).
 func (u *unitCatalog) removed(unit string) {
 	delete(u.services[ServiceName(unit)], unit)
-	delete(u.status, unit)
+	delete(u.checked, unit)
 }
 
 // gone is the services whose instance is written and none of whose units

@@ -37,6 +37,7 @@ func TestUnitCatalog(t *testing.T) {
 	}{
 		{"the first unit", func() []*api.TxnOp { return u.ops(web1) }, "service-set check-set ", func() { u.written(web1) }},
 		{"unchanged", func() []*api.TxnOp { return u.ops(web1) }, "", nil},
+		{"changed, but not as its check shows it", func() []*api.TxnOp { w := web1; w.Hash = "3f2a"; return u.ops(w) }, "", nil},
 		{"a second unit of the name", func() []*api.TxnOp { return u.ops(web2) }, "check-set ", func() { u.written(web2) }},
 		{"one leaves", func() []*api.TxnOp { return u.removeOps("web@1.service") }, "check-delete ", func() { u.removed("web@1.service") }},
 		{"the last leaves", func() []*api.TxnOp { return u.removeOps("web@2.service") }, "check-delete ", func() { u.removed("web@2.service") }},
