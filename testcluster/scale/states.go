@@ -176,12 +176,25 @@ func (l *StateLog) observe(machine string, states map[string][]byte, now time.Ti
 		}
 	}
 	for u, v := range states {
-		acked, ok := launchedActive(v)
-		if !ok {
-			l.unreadable++
-		}
-		l.set(machine+"/"+u, acked, false, now)
+		l.setValue(machine+"/"+u, v, now)
 	}
+}
+
+// setValue records that the latest write of key says value, a unit's
+// state; l.mu is held.
+func (l *StateLog) setValue(key string, value []byte, now time.Time) {
+	acked, ok := launchedActive(value)
+	if !ok {
+		l.unreadable++
+	}
+	l.set(key, acked, false, now)
+}
+
+// machineOf is the machine whose machine key key is (<machine>/), if it
+// is one.
+func machineOf(key string) (string, bool) {
+	machine, ok := strings.CutSuffix(key, "/")
+	return machine, ok && !strings.Contains(machine, "/")
 }
 
 // launchedActive decodes a state's value: whether it says launched and
@@ -268,14 +281,14 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 		}
 	}
 	for _, key := range w.deleted {
-		if machine, ok := strings.CutSuffix(key, "/"); ok && !strings.Contains(machine, "/") {
+		if machine, ok := machineOf(key); ok {
 			l.machineKey(machine, nil, now)
 		} else if strings.Count(key, "/") == 1 {
 			l.set(key, false, true, now)
 		}
 	}
 	for key, v := range w.set {
-		if machine, ok := strings.CutSuffix(key, "/"); ok && !strings.Contains(machine, "/") {
+		if machine, ok := machineOf(key); ok {
 			var units map[string]json.RawMessage
 			if json.Unmarshal(v, &units) != nil {
 				l.unreadable++
@@ -287,11 +300,7 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 			continue // not states/<machine>/<unit>
 		}
 		l.counts["states"]++
-		acked, ok := launchedActive(v)
-		if !ok {
-			l.unreadable++
-		}
-		l.set(key, acked, false, now)
+		l.setValue(key, v, now)
 	}
 }
 
@@ -306,11 +315,7 @@ func (l *StateLog) machineKey(machine string, units map[string]json.RawMessage, 
 	}
 	for u, v := range units {
 		l.counts["states"]++
-		acked, ok := launchedActive(v)
-		if !ok {
-			l.unreadable++
-		}
-		l.set(in+u, acked, false, now)
+		l.setValue(in+u, v, now)
 	}
 }
 
