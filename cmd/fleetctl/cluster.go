@@ -19,6 +19,9 @@ type clusterReader interface {
 	// Subtrees reads only the named parts of the cluster ("states/",
 	// "machines/", ...), as list-units and list-unit-files do.
 	Subtrees(ctx context.Context, names ...string) (*registry.Snapshot, error)
+	// UnitStates reads every unit's state on every machine, and the
+	// machines, as list-units shows them.
+	UnitStates(ctx context.Context) (*registry.StateList, error)
 	// Job reads one unit with its body; registry.ErrNotFound when there is
 	// no such unit.
 	Job(ctx context.Context, name string) (*registry.Job, error)
@@ -42,6 +45,11 @@ func (f fixedCluster) Snapshot(context.Context, uint64, time.Duration) (*registr
 // Subtrees returns the whole snapshot, which holds any part asked for.
 func (f fixedCluster) Subtrees(context.Context, ...string) (*registry.Snapshot, error) {
 	return f.s, nil
+}
+
+// UnitStates lists the snapshot's states.
+func (f fixedCluster) UnitStates(context.Context) (*registry.StateList, error) {
+	return f.s.StateList(), nil
 }
 
 // JobsNamed returns the whole snapshot, which holds any unit asked for.

@@ -24,7 +24,7 @@ func (r unitFileRow) target(full bool) string {
 	if r.j.Target == "" {
 		return "-"
 	}
-	return machineLabel(r.s, r.j.Target, full)
+	return machineLabel(r.s.Machines, r.j.Target, full)
 }
 
 // state is the current state; "" for a global unit, which has one per machine.

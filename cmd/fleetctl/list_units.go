@@ -1,18 +1,21 @@
 package main
 
 import (
-	"sort"
-
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 )
 
 type unitRow struct {
-	st      *registry.UnitState
-	machine string
-	ip      string // "" when the machine is gone
-	label   func(full bool) string
+	st *registry.UnitState
+	on *unitMachine
+}
+
+// unitMachine is the machine of a unit's row, labelled once for all its
+// rows.
+type unitMachine struct {
+	ip          string // "" when the machine is gone
+	short, full string // machineLabel's
 }
 
 // unitJSON is one element of list-units --output json: a unit on one machine.
@@ -27,15 +30,20 @@ type unitJSON struct {
 }
 
 func (r unitRow) json() any {
-	return unitJSON{Unit: r.st.Name, Machine: r.machine, MachineIP: r.ip, Active: r.st.Active, Sub: r.st.Sub, Load: r.st.Load, Hash: r.st.Hash}
+	return unitJSON{Unit: r.st.Name, Machine: r.st.Machine, MachineIP: r.on.ip, Active: r.st.Active, Sub: r.st.Sub, Load: r.st.Load, Hash: r.st.Hash}
 }
 
 var unitColumns = map[string]column[unitRow]{
-	"unit":    {"UNIT", func(r unitRow, _ bool) string { return r.st.Name }},
-	"machine": {"MACHINE", func(r unitRow, full bool) string { return r.label(full) }},
-	"active":  {"ACTIVE", func(r unitRow, _ bool) string { return dash(r.st.Active) }},
-	"sub":     {"SUB", func(r unitRow, _ bool) string { return dash(r.st.Sub) }},
-	"load":    {"LOAD", func(r unitRow, _ bool) string { return dash(r.st.Load) }},
+	"unit": {"UNIT", func(r unitRow, _ bool) string { return r.st.Name }},
+	"machine": {"MACHINE", func(r unitRow, full bool) string {
+		if full {
+			return r.on.full
+		}
+		return r.on.short
+	}},
+	"active": {"ACTIVE", func(r unitRow, _ bool) string { return dash(r.st.Active) }},
+	"sub":    {"SUB", func(r unitRow, _ bool) string { return dash(r.st.Sub) }},
+	"load":   {"LOAD", func(r unitRow, _ bool) string { return dash(r.st.Load) }},
 	"hash": {"HASH", func(r unitRow, full bool) string {
 		if full || len(r.st.Hash) < 7 {
 			return dash(r.st.Hash)
@@ -53,32 +61,27 @@ func newListUnitsCmd(c *cli) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// States and machines only: a constant two reads, without
 			// every unit's body and job (BENCHMARKS.md, list-units).
-			s, err := c.subtrees(cmd.Context(), "states/", "machines/")
+			r, err := c.reader()
 			if err != nil {
 				return err
 			}
-			n := 0
-			for _, byMachine := range s.States {
-				n += len(byMachine)
+			list, err := r.UnitStates(cmd.Context())
+			if err != nil {
+				return c.consulErr(err)
 			}
-			rows := make([]unitRow, 0, n)
-			for name, byMachine := range s.States {
-				for id, st := range byMachine {
-					id := id
-					st.Name = name
-					r := unitRow{st: st, machine: id, label: func(full bool) string { return machineLabel(s, id, full) }}
-					if m := s.Machines[id]; m != nil {
-						r.ip = m.IP
+			rows := make([]unitRow, len(list.States))
+			machines := map[string]*unitMachine{}
+			for i, st := range list.States {
+				on := machines[st.Machine]
+				if on == nil {
+					on = &unitMachine{short: machineLabel(list.Machines, st.Machine, false), full: machineLabel(list.Machines, st.Machine, true)}
+					if m := list.Machines[st.Machine]; m != nil {
+						on.ip = m.IP
 					}
-					rows = append(rows, r)
+					machines[st.Machine] = on
 				}
+				rows[i] = unitRow{st: st, on: on}
 			}
-			sort.Slice(rows, func(i, j int) bool {
-				if rows[i].st.Name != rows[j].st.Name {
-					return rows[i].st.Name < rows[j].st.Name
-				}
-				return rows[i].machine < rows[j].machine
-			})
 			return printList(c.out, o, unitColumns, rows, unitRow.json)
 		},
 	}

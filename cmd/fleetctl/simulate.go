@@ -206,7 +206,7 @@ func (c *cli) printSimulation(before *registry.Snapshot, out map[string]leader.O
 		if id == "" {
 			return "-"
 		}
-		return machineLabel(before, id, full)
+		return machineLabel(before.Machines, id, full)
 	}
 	cols := map[string]column[simulated]{
 		"unit":  {"UNIT", func(r simulated, _ bool) string { return r.Unit }},

@@ -22,8 +22,8 @@ type blockOptions struct {
 
 // machineLabel is how fleetctl shows a machine: 8 characters of its ID, "...",
 // and its IP.
-func machineLabel(s *registry.Snapshot, id string, full bool) string {
-	m := s.Machines[id]
+func machineLabel(machines map[string]*registry.Machine, id string, full bool) string {
+	m := machines[id]
 	label := registry.ShortID(id) + "..."
 	if full {
 		label = id
@@ -153,13 +153,13 @@ func (w *waiting) check(s *registry.Snapshot, it waitItem) {
 	}
 	if w.active && st.Active != "active" {
 		if st.Active == "failed" {
-			w.c.live.printf(w.c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", it.name, machineLabel(s, machine, false), st.Active, st.Sub)
+			w.c.live.printf(w.c.errOut, "Unit %s failed on %s: ACTIVE=%s SUB=%s\n", it.name, machineLabel(s.Machines, machine, false), st.Active, st.Sub)
 			w.failed = append(w.failed, it.name)
 			delete(w.pending, it)
 		}
 		return
 	}
-	w.c.live.printf(w.c.out, "Unit %s %s on %s\n", it.name, w.want, machineLabel(s, machine, false))
+	w.c.live.printf(w.c.out, "Unit %s %s on %s\n", it.name, w.want, machineLabel(s.Machines, machine, false))
 	delete(w.pending, it)
 }
 

@@ -2,12 +2,16 @@ package registry
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -22,6 +26,14 @@ func TestDecodeKVList(t *testing.T) {
 		{Key: "fleet/jobs/a\\x2db<&>\"q\"\u00e9\u2028.service", Value: []byte{0, 1, 2, 0xff, '"', '\\'}, Flags: 42},
 		{Key: "fleet/machines/", Value: nil},
 		{Key: "fleet/empty", Value: []byte{}, Namespace: "ns", Partition: "p"},
+	}
+	// Values longer than decodeInPlace's piece, and around its size.
+	for _, n := range []int{3071, 3072, 3073, 6144, 10000} {
+		v := make([]byte, n)
+		for i := range v {
+			v[i] = byte(i*7 + n)
+		}
+		pairs = append(pairs, &api.KVPair{Key: fmt.Sprintf("fleet/units/%d", n), Value: v})
 	}
 	compact, _ := json.Marshal(pairs)
 	indented, _ := json.MarshalIndent(pairs, "", "    ")
@@ -41,22 +53,54 @@ func TestDecodeKVList(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &want); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		got, err := decodeKVList([]byte(body))
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: decoded\n%s, %v\nwant\n%s", name, show(got), err, show(want))
+		_, whole := scanKVList([][]byte{[]byte(body)}, false, joinMin)
+		for _, inPlace := range []bool{false, true} {
+			got, err := decodeKVList([][]byte{[]byte(body)}, inPlace)
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s (in place %v): decoded\n%s, %v\nwant\n%s", name, inPlace, show(got), err, show(want))
+			}
+			// In pieces, joined where a pair spans them, it reads the same.
+			for _, size := range []int{1, 2, 7, 100, 5000} {
+				for _, join := range []int{1, 3, 64, joinMin} {
+					got, ok := scanKVList(pieces([]byte(body), size), inPlace, join)
+					if ok && inPlace {
+						ok = decodeValues(got) == nil
+					}
+					if ok != whole || ok && !reflect.DeepEqual(got, want) {
+						t.Errorf("%s (in place %v) in pieces of %d, joined by %d: read %v (whole: %v)\n%s\nwant\n%s", name, inPlace, size, join, ok, whole, show(got), show(want))
+					}
+				}
+			}
 		}
 	}
-	if _, ok := scanKVList(compact); !ok {
-		t.Error("the one pass did not read a compact answer")
-	}
-	if _, ok := scanKVList(indented); !ok {
-		t.Error("the one pass did not read an indented answer")
-	}
-	for _, bad := range []string{"", "{}", `[{"Key":"a"}`, `[{"Key":"a"}]x`, `[{"Key":"a",}]`, `[{"Value":"!!"}]`, `[{"ModifyIndex":18446744073709551616}]`, `[{"ModifyIndex":1e3}]`, `[{"Flags":-1}]`} {
-		if got, err := decodeKVList([]byte(bad)); err == nil || !strings.Contains(err.Error(), "not a list of keys") {
-			t.Errorf("%q: decoded %s, %v; want an error", bad, show(got), err)
+	for _, inPlace := range []bool{false, true} {
+		if _, ok := scanKVList([][]byte{slices.Clone(compact)}, inPlace, joinMin); !ok {
+			t.Errorf("the one pass (in place %v) did not read a compact answer", inPlace)
+		}
+		if _, ok := scanKVList([][]byte{slices.Clone(indented)}, inPlace, joinMin); !ok {
+			t.Errorf("the one pass (in place %v) did not read an indented answer", inPlace)
+		}
+		for _, bad := range []string{"", "{}", `[{"Key":"a"}`, `[{"Key":"a"}]x`, `[{"Key":"a",}]`, `[{"Value":"!!"}]`, `[{"Value":"YQ=` + strings.Repeat("A", 5000) + `"}]`,
+			`[{"ModifyIndex":18446744073709551616}]`, `[{"ModifyIndex":1e3}]`, `[{"Flags":-1}]`} {
+			for _, size := range []int{1, 3, len(bad) + 1} {
+				if got, err := decodeKVList(pieces([]byte(bad), size), inPlace); err == nil || !strings.Contains(err.Error(), "not a list of keys") {
+					t.Errorf("%.40q (in place %v, pieces of %d): decoded %s, %v; want an error", bad, inPlace, size, show(got), err)
+				}
+			}
 		}
 	}
+}
+
+// pieces cuts b into pieces of size bytes, the last one shorter.
+func pieces(b []byte, size int) [][]byte {
+	var out [][]byte
+	for len(b) > size {
+		out, b = append(out, b[:size:size]), b[size:]
+	}
+	if len(b) > 0 {
+		out = append(out, b)
+	}
+	return out
 }
 
 func show(pairs api.KVPairs) string {
@@ -103,7 +147,7 @@ func TestReadBody(t *testing.T) {
 					}
 				}
 				got, err := readBody(r, told)
-				if err != nil || !bytes.Equal(got, w) {
+				if err != nil || !bytes.Equal(bytes.Join(got, nil), w) {
 					t.Errorf("%d bytes, size %d, %s: read %d bytes, %v", len(w), told, name, len(got), err)
 				}
 			}
@@ -123,10 +167,11 @@ func TestUnmarshalMachineStates(t *testing.T) {
 	for _, b := range []string{
 		`{"web@1.service":{"hash":"3f2a","state":"launched","load":"loaded","active":"active","sub":"running"},"db.service":{"hash":"9","state":"loaded","load":"error","active":"failed","sub":"failed","error":"x \"y\"\n"}}`,
 		"{ \"a\\\\x2db.service\" : { \"hash\" : \"\" } }", `{}`,
-		`{"a.service":{"Hash":"h","ACTIVE":"active"}}`,                          // names matched as encoding/json matches them
-		`{"a.service":{"hash":"h","name":"b","machine":"m","extra":[1,{}]}}`,    // members it does not keep
-		`{"a.service":{"hash":"1"},"a.service":{"sub":"x"}}`,                    // the last one wins
-		`{"a.service":{"hash":1}}`, `{"a.service":"x"}`, `[]`, `{"a":{}} x`, ``, // errors
+		`{"a.service":{"Hash":"h","ACTIVE":"active"}}`,                              // names matched as encoding/json matches them
+		`{"a.service":{"hash":"h","name":"b","machine":"m","extra":[1,{}]}}`,        // members it does not keep
+		`{"a.service":{"hash":"1"},"a.service":{"sub":"x"}}`,                        // the last one wins
+		`{"b.service":{"sub":"1"},"a.service":{"sub":"2"},"b.service":{"sub":"3"}}`, // out of order
+		`{"a.service":{"hash":1}}`, `{"a.service":"x"}`, `[]`, `{"a":{}} x`, ``,     // errors
 	} {
 		got, err := unmarshalMachineStates([]byte(b), map[string]string{})
 		var v map[string]machineState
@@ -138,13 +183,74 @@ func TestUnmarshalMachineStates(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if len(got) != len(v) {
-			t.Errorf("%s: %d units, encoding/json %d", b, len(got), len(v))
+		byName := map[string]UnitState{}
+		for _, st := range got {
+			byName[st.Name] = st
+		}
+		if len(got) != len(v) || len(byName) != len(v) {
+			t.Errorf("%s: %d states of %d units, encoding/json %d units", b, len(got), len(byName), len(v))
 		}
 		for name, m := range v {
-			want := UnitState{Hash: m.Hash, State: m.State, Load: m.Load, Active: m.Active, Sub: m.Sub, Error: m.Error}
-			if got[name] == nil || *got[name] != want {
-				t.Errorf("%s: %s is %+v, encoding/json %+v", b, name, got[name], want)
+			want := UnitState{Name: name, Hash: m.Hash, State: m.State, Load: m.Load, Active: m.Active, Sub: m.Sub, Error: m.Error}
+			if byName[name] != want {
+				t.Errorf("%s: %s is %+v, encoding/json %+v", b, name, byName[name], want)
+			}
+		}
+	}
+}
+
+// FuzzDecodeKVList: whatever Consul answers, and however its body comes
+// in pieces, the one pass, with values decoded apart or in place, reads it
+// as encoding/json does, or fails as it does. Consul writes valid UTF-8 only, which encoding/json would
+// otherwise mend and the one pass keeps.
+func FuzzDecodeKVList(f *testing.F) {
+	for _, seed := range []string{
+		`[{"Key":"fleet/states/0a/","CreateIndex":7,"ModifyIndex":9,"LockIndex":1,"Flags":0,"Value":"eyJhIjp7fX0=","Session":"5a3c"}]`,
+		`[{"Key":"a","Value":null},{"Key":"b","Value":""}]`, `[]`, `[{"Key":"a","Value":"YQ==","Extra":[1]}]`,
+		`[{"Key":"a","Value":"Y\u0051=="}]`, `[{"Key":"a","Value":"YQ=="}`, `{}`,
+	} {
+		f.Add([]byte(seed), uint8(3), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, size, join uint8) {
+		if !utf8.Valid(b) {
+			return
+		}
+		var want api.KVPairs
+		wantErr := json.Unmarshal(b, &want)
+		for _, inPlace := range []bool{false, true} {
+			got, err := decodeKVList([][]byte{slices.Clone(b)}, inPlace)
+			if (err == nil) != (wantErr == nil) || err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q (in place %v): decoded %s, %v; encoding/json %s, %v", b, inPlace, show(got), err, show(want), wantErr)
+			}
+			// In pieces of size bytes, joined by join where a pair spans
+			// them, the one pass reads it as whole.
+			all, whole := scanKVList([][]byte{slices.Clone(b)}, inPlace, joinMin)
+			if whole && inPlace {
+				whole = decodeValues(all) == nil
+			}
+			cut, ok := scanKVList(pieces(slices.Clone(b), int(size%64)+1), inPlace, int(join%16)+1)
+			if ok && inPlace {
+				ok = decodeValues(cut) == nil
+			}
+			if ok != whole || ok && !reflect.DeepEqual(cut, want) {
+				t.Fatalf("%q (in place %v) in pieces of %d joined by %d: read %s, %v; whole: %v", b, inPlace, size%64+1, join%16+1, show(cut), ok, whole)
+			}
+		}
+	})
+}
+
+// TestSpecial: special finds a quote, a backslash or a control byte
+// anywhere among eight, whatever the others are.
+func TestSpecial(t *testing.T) {
+	isSpecial := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	for _, fill := range []byte{'a', 0x20, 0x21, '"' + 1, '\\' + 1, 0x7f, 0x80, 0xff} {
+		for pos := range 8 {
+			for v := range 256 {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(v)
+				if got, want := special(binary.LittleEndian.Uint64(b)), isSpecial(byte(v)) || isSpecial(fill); got != want {
+					t.Fatalf("special(%q) = %v", b, got)
+				}
 			}
 		}
 	}

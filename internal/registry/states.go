@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -80,40 +81,68 @@ func (d *decoding) machineStates(machine string, value []byte) {
 	if err != nil {
 		return
 	}
-	for name, st := range states {
-		st.Name, st.Machine = name, machine
-		d.addState(st)
+	d.lastMachine, d.lastStart = machine, len(d.list)
+	for i := range states {
+		states[i].Machine = machine
+		d.addState(&states[i])
 	}
 }
 
 // unmarshalMachineStates is json.Unmarshal of a machine key into states
-// by unit name, in one pass when it is the object agents write. Values
-// other than names come from intern when they are there, and are kept
-// there (up to internMax): most are a few words and the hashes of a few
-// templates, and at 100,000 units their copies were a tenth of what
-// list-units allocated.
-func unmarshalMachineStates(b []byte, intern map[string]string) (map[string]*UnitState, error) {
-	out := map[string]*UnitState{}
+// by unit name, each state named, in one pass when it is the object
+// agents write. Values other than names come from intern when they are
+// there, and are kept there (up to internMax): most are a few words and
+// the hashes of a few templates, and at 100,000 units their copies were a
+// tenth of what list-units allocated. A name the object gives twice keeps
+// its last state, as with json.Unmarshal.
+func unmarshalMachineStates(b []byte, intern map[string]string) ([]UnitState, error) {
+	// Each state is an object of strings: as many as its closing braces
+	// but the key's own, or fewer when a string holds one.
+	out := make([]UnitState, 0, max(bytes.Count(b, []byte{'}'})-1, 0))
 	s := scanner{b: b}
 	if s.object(func(name string) bool {
-		st := &UnitState{}
-		out[name] = st
+		out = append(out, UnitState{Name: name})
+		st := &out[len(out)-1]
 		return s.object(func(field string) bool {
 			v, ok := s.interned(intern)
 			return ok && st.set(field, v) && field != "name" && field != "machine"
 		})
 	}) && s.end() {
-		return out, nil
+		return lastOfEachName(out), nil
 	}
 	var v map[string]machineState
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, err
 	}
-	clear(out)
+	out = out[:0]
 	for name, m := range v {
-		out[name] = &UnitState{Hash: m.Hash, State: m.State, Load: m.Load, Active: m.Active, Sub: m.Sub, Error: m.Error}
+		out = append(out, UnitState{Name: name, Hash: m.Hash, State: m.State, Load: m.Load, Active: m.Active, Sub: m.Sub, Error: m.Error})
 	}
 	return out, nil
+}
+
+// lastOfEachName drops from states each state whose name a later one
+// has. Agents write the names in order, with none twice, which it checks
+// first.
+func lastOfEachName(states []UnitState) []UnitState {
+	sorted := true
+	for i := 1; i < len(states) && sorted; i++ {
+		sorted = states[i-1].Name < states[i].Name
+	}
+	if sorted {
+		return states
+	}
+	last := make(map[string]int, len(states))
+	for i, st := range states {
+		last[st.Name] = i
+	}
+	kept := states[:0]
+	for i, st := range states {
+		if last[st.Name] == i {
+			kept = append(kept, st)
+		}
+	}
+	return kept
 }
 
 // internMax bounds the values a decode keeps for reuse.

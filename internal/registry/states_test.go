@@ -37,20 +37,39 @@ func TestMachineStates(t *testing.T) {
 	}
 	keyed[7].Error = `"quoted" and long ` + string(make([]byte, 200))
 	own := st("db.service", "m2", "activating")
-	errs, err := r.Publish(ctx, []registry.Write{r.MachineStatesWrite("m1", keyed, session), r.StateWrite(&own, session)})
-	if err != nil || errs[0] != nil || errs[1] != nil {
+	// A unit in its machine's key and in a key of its own, as while its
+	// agent moves it from one to the other, reads as its own key says.
+	moved := st("web@3.service", "m1", "failed")
+	errs, err := r.Publish(ctx, []registry.Write{r.MachineStatesWrite("m1", keyed, session), r.StateWrite(&own, session), r.StateWrite(&moved, session)})
+	if err != nil || errs[0] != nil || errs[1] != nil || errs[2] != nil {
 		t.Fatalf("publish: %v %v", err, errs)
 	}
+	want := append(append([]registry.UnitState{}, keyed...), own)
+	want[3] = moved
 	s, err := r.Subtrees(ctx, "states/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.States) != len(keyed)+1 {
-		t.Errorf("%d units read, want %d", len(s.States), len(keyed)+1)
+	if len(s.States) != len(want) {
+		t.Errorf("%d units read, want %d", len(s.States), len(want))
 	}
-	for _, want := range append(keyed, own) {
+	for _, want := range want {
 		if got := s.States[want.Name][want.Machine]; got == nil || *got != want {
 			t.Errorf("%s on %s read as %+v, want %+v", want.Name, want.Machine, got, want)
+		}
+	}
+	// UnitStates lists the same states, sorted, as the snapshot's list.
+	list, err := r.UnitStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := s.StateList().States
+	if len(list.States) != len(want) || len(sorted) != len(want) {
+		t.Fatalf("UnitStates lists %d states, the snapshot %d, want %d", len(list.States), len(sorted), len(want))
+	}
+	for i, got := range list.States {
+		if *got != *sorted[i] || (i > 0 && got.Name <= list.States[i-1].Name) {
+			t.Errorf("UnitStates' state %d is %+v after %+v; the snapshot's %+v", i, got, list.States[max(i-1, 0)], sorted[i])
 		}
 	}
 	p, _, err := client.KV().Get("fleet/states/m1/", nil)

@@ -2,7 +2,9 @@ package registry
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/sdk/xfleet"
@@ -99,6 +101,36 @@ type UnitState struct {
 	Active  string       `json:"active"`
 	Sub     string       `json:"sub"`
 	Error   string       `json:"error,omitempty"` // the init system's complaint, if any
+}
+
+// StateList is every unit's state on every machine, as list-units shows
+// them.
+type StateList struct {
+	States   []*UnitState // sorted by SortStates
+	Machines map[string]*Machine
+	Index    uint64
+}
+
+// SortStates sorts states by unit, and a unit's by machine.
+func SortStates(states []*UnitState) {
+	slices.SortFunc(states, func(a, b *UnitState) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Machine, b.Machine)
+	})
+}
+
+// StateList lists the snapshot's states as UnitStates reads them.
+func (s *Snapshot) StateList() *StateList {
+	var list []*UnitState
+	for _, byMachine := range s.States {
+		for _, st := range byMachine {
+			list = append(list, st)
+		}
+	}
+	SortStates(list)
+	return &StateList{States: list, Machines: s.Machines, Index: s.Index}
 }
 
 // Snapshot is the whole cluster as one consistent read saw it.
