@@ -51,19 +51,23 @@ func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], ro
 			return fmt.Errorf("invalid field %q in --fields; valid fields: %s", names[i], strings.Join(valid, ", "))
 		}
 	}
-	var cells [][]string
+	cells := make([][]string, 0, len(rows)+1)
+	chosen := make([]column[R], len(names))
+	for i, n := range names {
+		chosen[i] = cols[n]
+	}
 	if !o.noLegend {
 		hs := make([]string, len(names))
-		for i, n := range names {
-			hs[i] = cols[n].header
+		for i, c := range chosen {
+			hs[i] = c.header
 		}
 		cells = append(cells, hs)
 	}
 	flat := make([]string, len(rows)*len(names)) // one allocation for every row's cells
 	for k, r := range rows {
 		vs := flat[k*len(names) : (k+1)*len(names)]
-		for i, n := range names {
-			vs[i] = cols[n].value(r, o.full)
+		for i, c := range chosen {
+			vs[i] = c.value(r, o.full)
 		}
 		cells = append(cells, vs)
 	}
@@ -89,7 +93,8 @@ func writeAligned(w io.Writer, rows [][]string) error {
 	var widths []int
 	for _, r := range rows {
 		for j, c := range r {
-			if strings.ContainsAny(c, "\t\n\v\f") || strings.IndexByte(c, tabwriter.Escape) >= 0 {
+			n, plain := cellWidth(c)
+			if !plain {
 				return writeTabwriter(bw, rows)
 			}
 			if j == len(r)-1 {
@@ -98,7 +103,7 @@ func writeAligned(w io.Writer, rows [][]string) error {
 			if j == len(widths) {
 				widths = append(widths, 0)
 			}
-			widths[j] = max(widths[j], utf8.RuneCountInString(c)+alignPadding)
+			widths[j] = max(widths[j], n+alignPadding)
 		}
 	}
 	for j := range widths {
@@ -111,13 +116,29 @@ func writeAligned(w io.Writer, rows [][]string) error {
 			if j == len(r)-1 {
 				break
 			}
-			for n := (widths[j] - utf8.RuneCountInString(c) + alignTabWidth - 1) / alignTabWidth; n > 0; n -= len(tabs) {
+			n, _ := cellWidth(c)
+			for n := (widths[j] - n + alignTabWidth - 1) / alignTabWidth; n > 0; n -= len(tabs) {
 				bw.WriteString(tabs[:min(n, len(tabs))])
 			}
 		}
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// cellWidth is how many characters c is as tabwriter counts them, and
+// false when c holds one tabwriter gives a meaning. Most cells are ASCII
+// without control characters, which it reads once.
+func cellWidth(c string) (int, bool) {
+	for i := 0; i < len(c); i++ {
+		if b := c[i]; b < 0x20 || b >= utf8.RuneSelf {
+			if strings.ContainsAny(c, "\t\n\v\f") || strings.IndexByte(c, tabwriter.Escape) >= 0 {
+				return 0, false
+			}
+			return utf8.RuneCountInString(c), true
+		}
+	}
+	return len(c), true
 }
 
 // writeTabwriter writes rows through text/tabwriter.
