@@ -26,9 +26,9 @@ func (r *Registry) list(prefix string, q *api.QueryOptions) (api.KVPairs, *api.Q
 
 // listAs is list, whose values with inPlace are decoded where they lie in
 // the answer instead of each into a copy of its own: for a reader that
-// keeps no value past its read (UnitStates), since a value kept keeps the
-// whole answer. At 100,000 units the copies were a sixth of what
-// list-units allocated.
+// keeps no value past its read (decode copies what it keeps), since a
+// value kept keeps a piece of the answer of up to 4 MiB. At 100,000
+// units the copies were a sixth of what list-units allocated.
 func (r *Registry) listAs(prefix string, q *api.QueryOptions, inPlace bool) (api.KVPairs, *api.QueryMeta, error) {
 	sink := &bodySink{}
 	q = q.WithContext(context.WithValue(q.Context(), bodySinkKey{}, sink))

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/unitfile"
 )
 
 // TestDecodeKVList: Consul's list answers, compact as a server writes them
@@ -253,5 +255,58 @@ func TestSpecial(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDecodeKeepsNoValue: a snapshot decoded from values that lie in the
+// answer (subtrees) holds nothing of them: overwriting the answer changes
+// nothing in it, nor in the list of states decoded flat.
+func TestDecodeKeepsNoValue(t *testing.T) {
+	body, err := unitfile.Parse("[Unit]\nDescription=a\n\n[Service]\nExecStart=/bin/true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := body.Hash().String()
+	state := `{"hash":"` + h + `","state":"launched","load":"loaded","active":"active","sub":"running"}`
+	pairs := api.KVPairs{
+		{Key: "fleet/jobs/a.service", Value: []byte(`{"name":"a.service","hash":"` + h + `","desired":"launched"}`), CreateIndex: 5},
+		{Key: "fleet/leader", Value: []byte("m1"), Session: "s1"},
+		{Key: "fleet/machine-metadata/m1/disk", Value: []byte("ssd")},
+		{Key: "fleet/machines/m1", Value: []byte(`{"id":"m1","ip":"10.0.0.1","metadata":{"role":"web"}}`)},
+		{Key: "fleet/placement/a.service", Value: []byte(`{"machine":"m1","job":5}`)},
+		{Key: "fleet/policies/spread", Value: []byte(`{"name":"spread","sha256":"ab","size":3,"chunks":["ab"]}`)},
+		{Key: "fleet/policy-default", Value: []byte("spread")},
+		{Key: "fleet/schedule/m1/", Value: []byte{}},
+		{Key: "fleet/schedule/m1/a.service", Value: []byte(`{"hash":"` + h + `","desired":"launched"}`)},
+		{Key: "fleet/schema", Value: []byte(`{"version":3}`)},
+		{Key: "fleet/states/m1/", Value: []byte(`{"a.service":` + state + `,"c.service":` + state + `}`)},
+		{Key: "fleet/states/m1/b.service", Value: []byte(`{"name":"b.service","machine":"m1","hash":"` + h + `","state":"loaded","error":"no"}`)},
+		{Key: "fleet/units/" + h, Value: []byte(body.String())},
+	}
+	answer, _ := json.Marshal(pairs)
+	r := New(nil, "")
+	want := r.decode(pairs, 7)
+	_, wantList := r.decodeAs(pairs, 7, true)
+	if len(want.Jobs) != 1 || want.Jobs["a.service"].Unit == nil || len(want.States) != 3 || len(wantList) != 3 || want.Machines["m1"] == nil {
+		t.Fatalf("the keys decode as %+v", want)
+	}
+
+	inPlace := slices.Clone(answer)
+	read, err := decodeKVList([][]byte{inPlace}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := r.decode(read, 7)
+	_, gotList := r.decodeAs(read, 7, true)
+	for i := range inPlace {
+		inPlace[i] = 'x'
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("once the answer is overwritten, the snapshot is\n%+v\nwant\n%+v", got, want)
+	}
+	SortStates(gotList)
+	SortStates(wantList)
+	if !reflect.DeepEqual(gotList, wantList) {
+		t.Errorf("once the answer is overwritten, the states are %+v, want %+v", gotList, wantList)
 	}
 }

@@ -198,7 +198,9 @@ func (r *Registry) checkedBody(ctx context.Context, h unitfile.Hash) (*unitfile.
 }
 
 // decode reads the pairs of one List under the prefix into a Snapshot at
-// index. A key that is none of fleet's is left out.
+// index. A key that is none of fleet's is left out. It keeps no pair's
+// Value: what it keeps it copies, so that values may lie in the answer
+// (subtrees).
 func (r *Registry) decode(pairs api.KVPairs, index uint64) *Snapshot {
 	s, _ := r.decodeAs(pairs, index, false)
 	return s
@@ -518,7 +520,7 @@ func (r *Registry) Job(ctx context.Context, name string) (*Job, error) {
 // subtree while fleetctl decodes another; they are not one consistent
 // view, and Index is the first one's.
 func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, error) {
-	pairs, index, err := r.subtrees(ctx, names, false)
+	pairs, index, err := r.subtrees(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -531,8 +533,7 @@ func (r *Registry) Subtrees(ctx context.Context, names ...string) (*Snapshot, er
 // snapshot's map of states by unit, which at 100,000 units was a fifth of
 // what list-units allocated.
 func (r *Registry) UnitStates(ctx context.Context) (*StateList, error) {
-	// Nothing keeps a value past the decode, which copies what it keeps.
-	pairs, index, err := r.subtrees(ctx, []string{"states/", "machines/"}, true)
+	pairs, index, err := r.subtrees(ctx, []string{"states/", "machines/"})
 	if err != nil {
 		return nil, err
 	}
@@ -541,9 +542,10 @@ func (r *Registry) UnitStates(ctx context.Context) (*StateList, error) {
 	return &StateList{States: list, Machines: s.Machines, Index: index}, nil
 }
 
-// subtrees lists the named parts of the cluster at once (listAs), and
-// returns their pairs with the index of the first.
-func (r *Registry) subtrees(ctx context.Context, names []string, inPlace bool) (api.KVPairs, uint64, error) {
+// subtrees lists the named parts of the cluster at once, and returns
+// their pairs with the index of the first. The values are decoded in
+// place (listAs): what reads them is a decode, which keeps none.
+func (r *Registry) subtrees(ctx context.Context, names []string) (api.KVPairs, uint64, error) {
 	parts := make([]api.KVPairs, len(names))
 	errs := make([]error, len(names))
 	var index uint64
@@ -552,7 +554,7 @@ func (r *Registry) subtrees(ctx context.Context, names []string, inPlace bool) (
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pairs, meta, err := r.listAs(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx), inPlace)
+			pairs, meta, err := r.listAs(r.prefix+n, (&api.QueryOptions{}).WithContext(ctx), true)
 			if err != nil {
 				errs[i] = fmt.Errorf("read fleet state from Consul: %w", err)
 				return
