@@ -27,8 +27,12 @@ import (
 // BenchOptions configure Run.
 type BenchOptions struct {
 	Fleetd, Fleetctl string // the binaries (testcluster.BuildBinaries)
-	Machines         int    // simulated machines, beside the two real fleetds
-	Units            int    // units started, instances of one template
+	// CompareFleetctl, when set, is another fleetctl binary (an earlier
+	// build, say) whose list commands are timed too, each run beside
+	// Fleetctl's, against the same cluster.
+	CompareFleetctl string
+	Machines        int // simulated machines, beside the two real fleetds
+	Units           int // units started, instances of one template
 	// FleetdArgs are more flags for the leading fleetd (such as the one
 	// that selects the native build of the default policy).
 	FleetdArgs []string
@@ -93,6 +97,8 @@ type Result struct {
 	AgentsBaseline          map[string]int64 // the agents' requests while idle, over BaselineWindow
 
 	ListUnits, ListUnitFiles []time.Duration // 5 runs each
+	// The same with BenchOptions.CompareFleetctl; nil without it.
+	CompareListUnits, CompareListUnitFiles []time.Duration
 	// Unsettled is how fast Consul's raft log still grew (entries/s) when
 	// Run stopped waiting for it to settle; 0 when it settled.
 	Unsettled            float64
@@ -130,7 +136,10 @@ func Run(ctx context.Context, o BenchOptions) (res *Result, err error) {
 	if o.Chunk == 0 {
 		o.Chunk = 500
 	}
-	for _, bin := range []*string{&o.Fleetd, &o.Fleetctl} {
+	for _, bin := range []*string{&o.Fleetd, &o.Fleetctl, &o.CompareFleetctl} {
+		if *bin == "" {
+			continue // no fleetctl to compare with
+		}
 		if *bin, err = filepath.Abs(*bin); err != nil {
 			return nil, err
 		}
@@ -527,20 +536,26 @@ func (b *bench) countOperations(ctx context.Context, at marks, after Metrics) {
 }
 
 // timeLists times fleetctl list-units and list-unit-files, five runs
-// each, and checks that each lists at least the units started.
+// each, and checks that each lists at least the units started; with
+// CompareFleetctl, that binary's runs are interleaved with them.
 func (b *bench) timeLists(ctx context.Context, units int) error {
 	b.logf("timing fleetctl list-units and list-unit-files")
+	type timed struct {
+		bin, cmd string
+		into     *[]time.Duration
+	}
+	lists := []timed{{b.o.Fleetctl, "list-units", &b.res.ListUnits}, {b.o.Fleetctl, "list-unit-files", &b.res.ListUnitFiles}}
+	if b.o.CompareFleetctl != "" {
+		lists = append(lists, timed{b.o.CompareFleetctl, "list-units", &b.res.CompareListUnits}, timed{b.o.CompareFleetctl, "list-unit-files", &b.res.CompareListUnitFiles})
+	}
 	for range 5 {
-		for _, l := range []struct {
-			cmd  string
-			into *[]time.Duration
-		}{{"list-units", &b.res.ListUnits}, {"list-unit-files", &b.res.ListUnitFiles}} {
-			took, rows, err := b.list(ctx, l.cmd)
+		for _, l := range lists {
+			took, rows, err := b.list(ctx, l.bin, l.cmd)
 			if err != nil {
 				return err
 			}
 			if rows < units {
-				return fmt.Errorf("fleetctl %s printed %d rows, want at least %d", l.cmd, rows, units)
+				return fmt.Errorf("%s %s printed %d rows, want at least %d", l.bin, l.cmd, rows, units)
 			}
 			*l.into = append(*l.into, took)
 		}
@@ -659,8 +674,8 @@ func (b *bench) fleetctl(ctx context.Context, args ...string) error {
 
 // list runs "fleetctl CMD" and returns its wall time and how many rows it
 // printed (the header left out).
-func (b *bench) list(ctx context.Context, cmdName string) (time.Duration, int, error) {
-	cmd := exec.CommandContext(ctx, b.o.Fleetctl, "--endpoint", b.consul.URL(), cmdName)
+func (b *bench) list(ctx context.Context, fleetctl, cmdName string) (time.Duration, int, error) {
+	cmd := exec.CommandContext(ctx, fleetctl, "--endpoint", b.consul.URL(), cmdName)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	t := time.Now()

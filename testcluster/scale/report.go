@@ -183,6 +183,11 @@ func (r *Result) printConsul(p printer) {
 func (r *Result) printProcesses(p printer) {
 	p("list-units", "median %s of 5 (%s)", ms(Median(r.ListUnits)), msList(r.ListUnits))
 	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
+	if len(r.CompareListUnits) > 0 {
+		p("  compared fleetctl", "list-units median %s (%s), list-unit-files median %s (%s); ratios %.2f, %.2f",
+			ms(Median(r.CompareListUnits)), msList(r.CompareListUnits), ms(Median(r.CompareListUnitFiles)), msList(r.CompareListUnitFiles),
+			float64(Median(r.ListUnits))/float64(Median(r.CompareListUnits)), float64(Median(r.ListUnitFiles))/float64(Median(r.CompareListUnitFiles)))
+	}
 	p("leader fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.LeaderRSS)/1024, float64(r.LeaderHWM)/1024)
 	p("idle fleetd memory", "VmRSS %.1f MB, VmHWM %.1f MB", float64(r.IdleRSS)/1024, float64(r.IdleHWM)/1024)
 	agentsRSS := ""

@@ -44,6 +44,7 @@ func main() {
 	flag.IntVar(&o.ConsulAgents, "consul-agents", 50, "Consul client agents to spread the simulated machines over, round-robin, at most one per machine (0: all on the server's agent)")
 	flag.StringVar(&o.Fleetd, "fleetd", "", "fleetd binary (default: build one)")
 	flag.StringVar(&o.Fleetctl, "fleetctl", "", "fleetctl binary (default: build one)")
+	flag.StringVar(&o.CompareFleetctl, "compare-fleetctl", "", "another fleetctl binary (an earlier build) whose list-units and list-unit-files are timed beside -fleetctl's")
 	flag.StringVar(&o.Dir, "dir", "", "keep logs and the unit file here (default: a temporary directory, removed)")
 	flag.BoolVar(&o.ConsulDev, "consul-dev", false, "run the Consul server in dev mode (as tests and fleetd dev do; it pretty-prints every answer) instead of as a real single-node server with its data in memory")
 	flag.StringVar(&agentHCL, "consul-agent-hcl", "", "more HCL for every Consul client agent (one block)")
