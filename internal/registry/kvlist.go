@@ -430,7 +430,8 @@ func (s *scanner) uint() (uint64, bool) {
 		}
 		n = n*10 + d
 	}
-	return n, s.i > start
+	// JSON writes no leading zero: "00" is none of its numbers.
+	return n, s.i > start && (s.b[start] != '0' || s.i == start+1)
 }
 
 // scanStrings reads a JSON object whose values are all strings, handing

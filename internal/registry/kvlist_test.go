@@ -83,7 +83,7 @@ func TestDecodeKVList(t *testing.T) {
 			t.Errorf("the one pass (in place %v) did not read an indented answer", inPlace)
 		}
 		for _, bad := range []string{"", "{}", `[{"Key":"a"}`, `[{"Key":"a"}]x`, `[{"Key":"a",}]`, `[{"Value":"!!"}]`, `[{"Value":"YQ=` + strings.Repeat("A", 5000) + `"}]`,
-			`[{"ModifyIndex":18446744073709551616}]`, `[{"ModifyIndex":1e3}]`, `[{"Flags":-1}]`} {
+			`[{"ModifyIndex":18446744073709551616}]`, `[{"ModifyIndex":1e3}]`, `[{"Flags":-1}]`, `[{"LockIndex":00}]`} {
 			for _, size := range []int{1, 3, len(bad) + 1} {
 				if got, err := decodeKVList(pieces([]byte(bad), size), inPlace); err == nil || !strings.Contains(err.Error(), "not a list of keys") {
 					t.Errorf("%.40q (in place %v, pieces of %d): decoded %s, %v; want an error", bad, inPlace, size, show(got), err)
