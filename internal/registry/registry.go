@@ -345,12 +345,22 @@ func (d *decoding) state(machine, name string, value []byte) {
 	if unmarshalState(value, &st) != nil || st.Name != name || st.Machine != machine {
 		return
 	}
+	// A state read from a unit's own key replaces the one its machine's
+	// key gave it, read just before: in the snapshot's map by overwriting
+	// it, in a flat list here.
+	if d.flat && machine == d.lastMachine {
+		for i, had := range d.list[d.lastStart:] {
+			if had.Name == name {
+				d.list[d.lastStart+i] = &st
+				return
+			}
+		}
+	}
 	d.addState(&st)
 }
 
 // addState puts st in the snapshot's states under its unit and machine,
-// or when decoding flat in its list (UnitStates). A state read from a unit's
-// own key replaces the one its machine's key gave it, read just before.
+// or when decoding flat in its list (UnitStates).
 func (d *decoding) addState(st *UnitState) {
 	if !d.flat {
 		if d.s.States[st.Name] == nil {
@@ -358,14 +368,6 @@ func (d *decoding) addState(st *UnitState) {
 		}
 		d.s.States[st.Name][st.Machine] = st
 		return
-	}
-	if st.Machine == d.lastMachine {
-		for i, had := range d.list[d.lastStart:] {
-			if had.Name == st.Name {
-				d.list[d.lastStart+i] = st
-				return
-			}
-		}
 	}
 	d.list = append(d.list, st)
 }
