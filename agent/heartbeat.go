@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/apitls"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // Heartbeat keeps this machine alive in Consul.
@@ -213,10 +214,16 @@ func (h *Heartbeat) newSession(ctx context.Context) error {
 	return nil
 }
 
-// Run keeps the check passing every third of the TTL and replaces the session
-// if Consul invalidated it (after an outage longer than the TTL, say). It
-// returns when ctx is done.
+// sessionWait is how long a read of the session waits for it to change
+// (a blocking query): Consul answers at once when the session is
+// invalidated, and otherwise after about this long.
+const sessionWait = 5 * time.Minute
+
+// Run keeps the check passing every third of the TTL and, apart
+// (followSession), replaces the session when Consul invalidates it (after
+// an outage longer than the TTL, say). It returns when ctx is done.
 func (h *Heartbeat) Run(ctx context.Context) {
+	go h.followSession(ctx)
 	tick := time.NewTicker(h.ttl / 3)
 	defer tick.Stop()
 	for {
@@ -236,6 +243,8 @@ func (h *Heartbeat) Run(ctx context.Context) {
 	}
 }
 
+// beat renews the check. It goes to the local agent alone, which keeps
+// the check, so it is on time whatever the Consul servers do.
 func (h *Heartbeat) beat(ctx context.Context) error {
 	err := h.client.Agent().UpdateTTLOpts(h.CheckID(), "fleetd alive", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
@@ -245,22 +254,68 @@ func (h *Heartbeat) beat(ctx context.Context) error {
 			return fmt.Errorf("update check: %v; register again: %w", err, rerr)
 		}
 	}
-	// The session lives on the Consul servers, which may not answer (an
-	// outage): the read gets until the next beat, so that the check, which
-	// the local agent alone keeps, is renewed on time whatever the servers
-	// do. A check left to lapse behind a hung read would invalidate the
-	// session once the servers are back, and move every unit of the machine.
-	rctx, cancel := context.WithTimeout(ctx, h.ttl/3)
-	defer cancel()
-	se, _, err := h.client.Session().Info(h.ID(), (&api.QueryOptions{}).WithContext(rctx))
-	if err != nil {
-		return fmt.Errorf("read session: %w", err)
-	}
-	if se == nil {
-		h.log.Warn("session was invalidated; creating a new one", "session", h.ID())
-		return h.newSession(ctx)
-	}
 	return nil
+}
+
+// followSession waits on the session with blocking queries and creates a
+// new one when Consul invalidated it. The session lives on the Consul
+// servers: a machine thus asks them about it once in sessionWait, not at
+// every beat, and learns of an invalidation as soon as they do. A failed
+// read (the servers unreachable) is retried at the beat's pace.
+func (h *Heartbeat) followSession(ctx context.Context) {
+	var (
+		id    string
+		index uint64
+	)
+	for ctx.Err() == nil {
+		if cur := h.ID(); cur != id {
+			id, index = cur, 0
+		}
+		alive, next, err := h.waitSession(ctx, id, index)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			h.Metrics.sessionReadFailed()
+			h.log.Warn("reading the machine's session failed; units keep running, retrying", "err", err)
+			watch.Sleep(ctx, h.ttl/3)
+		case !alive:
+			h.log.Warn("session was invalidated; creating a new one", "session", id)
+			if err := h.replaceSession(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("creating a new session failed, retrying", "err", err)
+				watch.Sleep(ctx, h.ttl/3)
+			}
+		case next < index:
+			index = 0 // Consul restored a snapshot: its indexes start over
+		default:
+			index = next
+		}
+	}
+}
+
+// waitSession reads session id once it changed since index (at once for
+// index 0), or after sessionWait, and reports whether it is alive.
+func (h *Heartbeat) waitSession(ctx context.Context, id string, index uint64) (alive bool, next uint64, err error) {
+	// Consul adds up to a sixteenth of the wait; past that, a read that
+	// hangs is given up.
+	ctx, cancel := context.WithTimeout(ctx, sessionWait+sessionWait/8)
+	defer cancel()
+	se, meta, err := h.client.Session().Info(id, (&api.QueryOptions{WaitIndex: index, WaitTime: sessionWait}).WithContext(ctx))
+	if err != nil {
+		return false, 0, fmt.Errorf("read session: %w", err)
+	}
+	return se != nil, meta.LastIndex, nil
+}
+
+// replaceSession creates a new session after the old one was
+// invalidated. It renews the check first: a session cannot be bound to a
+// check that went critical, as the check of a fleetd that was frozen
+// longer than the TTL has.
+func (h *Heartbeat) replaceSession(ctx context.Context) error {
+	if err := h.beat(ctx); err != nil {
+		return err
+	}
+	return h.newSession(ctx)
 }
 
 // ForgetStale destroys session if it is an earlier session of this machine

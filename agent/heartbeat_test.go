@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +176,86 @@ func TestStaleSessionForgotten(t *testing.T) {
 	if se, _, _ := client.Session().Info(stale, nil); se != nil {
 		t.Error("the stale session is still alive")
 	}
+}
+
+// countingTransport counts the requests a Consul client makes, by path.
+type countingTransport struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.paths[req.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// count is how many requests went to paths starting with prefix.
+func (c *countingTransport) count(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for p, k := range c.paths {
+		if strings.HasPrefix(p, prefix) {
+			n += k
+		}
+	}
+	return n
+}
+
+// TestSessionReadOnChange runs a heartbeat against a real Consul and counts
+// its requests: it renews its check at every beat, but asks the servers
+// about its session once and then waits on it (a blocking query), instead
+// of reading it at every beat, which costs Consul's servers a read per
+// machine every third of the TTL. It still replaces its session at once
+// when the session is destroyed.
+func TestSessionReadOnChange(t *testing.T) {
+	const id = "00112233445566778899aabbccddeeff"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	consul := testcluster.StartConsulT(t)
+	rt := &countingTransport{paths: map[string]int{}}
+	cfg := api.DefaultConfig()
+	cfg.Address = consul.HTTPAddr
+	cfg.HttpClient = &http.Client{Transport: rt}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := agent.NewHeartbeat(client, id, "127.0.0.7", nil, 2*time.Second, slog.New(slog.DiscardHandler))
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { hb.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	const beats = 6
+	testcluster.Eventually(t, 60*time.Second, func() error {
+		if n := rt.count("/v1/agent/check/update/"); n < 1+beats { // Start's own, then the beats
+			return fmt.Errorf("%d check updates, want %d beats", n, beats)
+		}
+		return nil
+	})
+	// The first read answers at once, the second waits: at most one more
+	// may have been retried after a hiccup.
+	if n := rt.count("/v1/session/info/"); n > 3 {
+		t.Errorf("%d reads of the session over %d beats: the heartbeat reads its session at every beat", n, beats)
+	}
+
+	old := hb.ID()
+	if _, err := client.Session().Destroy(old, nil); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if hb.ID() == old {
+			return fmt.Errorf("still on the destroyed session")
+		}
+		se, _, err := client.Session().Info(hb.ID(), nil)
+		if err != nil || se == nil {
+			return fmt.Errorf("new session %s: %v, %v", hb.ID(), se, err)
+		}
+		return nil
+	})
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	driverOps       *prometheus.CounterVec
 	renewals        prometheus.Counter
 	renewalFailures prometheus.Counter
+	readFailures    prometheus.Counter
 	sessions        prometheus.Counter
 	rejected        prometheus.Gauge
 	rejections      prometheus.Counter
@@ -30,9 +31,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "Calls of the unit driver (systemd over D-Bus, or exec) by operation (load, start, stop, unload, sync) and result (ok, error)."},
 			[]string{"op", "result"}),
 		renewals: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_session_renewals_total",
-			Help: "Heartbeats: the TTL check the machine's Consul session is bound to passed again and the session was confirmed alive."}),
+			Help: "Heartbeats: the TTL check the machine's Consul session is bound to passed again."}),
 		renewalFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_session_renewal_failures_total",
-			Help: "Heartbeats that failed (Consul unreachable, say); the TTL runs on meanwhile."}),
+			Help: "Heartbeats that failed (the local Consul agent unreachable, say); the TTL runs on meanwhile."}),
+		readFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_session_read_failures_total",
+			Help: "Reads of the machine's Consul session that failed (the Consul servers unreachable, say), retried every third of the TTL; the session is otherwise read once in five minutes, and at once when Consul invalidates it."}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_sessions_created_total",
 			Help: "Consul sessions this fleetd created: one at start unless it re-attached, then one per session Consul invalidated."}),
 		rejected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleet_agent_schedule_rejected",
@@ -40,7 +43,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		rejections: prometheus.NewCounter(prometheus.CounterOpts{Name: "fleet_agent_schedule_rejections_total",
 			Help: "Rejected schedule entries logged: one per entry the agent rejected, and again each time such an entry changes."}),
 	}
-	r.MustRegister(m.units, m.driverOps, m.renewals, m.renewalFailures, m.sessions, m.rejected, m.rejections)
+	r.MustRegister(m.units, m.driverOps, m.renewals, m.renewalFailures, m.readFailures, m.sessions, m.rejected, m.rejections)
 	return m
 }
 
@@ -114,6 +117,13 @@ func (m *Metrics) renewal(err error) {
 	if err != nil {
 		m.renewalFailures.Inc()
 	}
+}
+
+func (m *Metrics) sessionReadFailed() {
+	if m == nil {
+		return
+	}
+	m.readFailures.Inc()
 }
 
 func (m *Metrics) sessionCreated() {

@@ -83,6 +83,7 @@ func TestMetrics(t *testing.T) {
 			"fleet_agent_units":                          dto.MetricType_GAUGE,
 			"fleet_agent_session_renewals_total":         dto.MetricType_COUNTER,
 			"fleet_agent_session_renewal_failures_total": dto.MetricType_COUNTER,
+			"fleet_agent_session_read_failures_total":    dto.MetricType_COUNTER,
 			"fleet_agent_sessions_created_total":         dto.MetricType_COUNTER,
 			"fleet_leader_is_leader":                     dto.MetricType_GAUGE,
 			"fleet_leader_reconciles_total":              dto.MetricType_COUNTER,

@@ -7,10 +7,10 @@ import (
 )
 
 // filesPerMachine is what a simulated machine holds open at most
-// (newClient's pool): a connection for each of its agent's two blocking
-// queries (its schedule and its dynamic metadata) and one for its other
-// requests.
-const filesPerMachine = 3
+// (newClient's pool): a connection for each of its three blocking queries
+// (its agent's schedule and dynamic metadata, its heartbeat's session) and
+// one for its other requests.
+const filesPerMachine = 4
 
 // ensureFiles makes sure this process may open enough files for machines
 // simulated machines and what it needs besides (Consul agents' pipes,

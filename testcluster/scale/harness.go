@@ -345,7 +345,7 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
 	cfg.Scheme = "http"
 	// At most filesPerMachine connections a machine, one kept idle: its
-	// two blocking queries hold theirs while they wait, and its other
+	// three blocking queries hold theirs while they wait, and its other
 	// requests share the rest, waiting for one when all are busy. Without
 	// a bound, a burst of wakes at 5,000 machines opens more connections
 	// than this process may have files.
