@@ -34,6 +34,12 @@ type ClientOptions struct {
 	// decodes), which fleetd exports as fleet_consul_read_bytes_total.
 	// It is called from many goroutines at once.
 	ReadBytes func(n int)
+	// Transport, when set, adjusts the HTTP transport before use (its
+	// connection pool), and Wrap wraps what sends each request (to count
+	// them): for a harness whose one client stands for many fleetds, so
+	// that they read and decode as fleetd does.
+	Transport func(*http.Transport)
+	Wrap      func(http.RoundTripper) http.RoundTripper
 }
 
 // NewClientWith is NewClient with options.
@@ -51,9 +57,15 @@ func NewClientWith(endpoint, token string, o ClientOptions) (*api.Client, error)
 	// to, that is CPU spent on both sides to save nothing (a tenth of a
 	// Consul server's CPU while it places units, measured).
 	cfg.Transport.DisableCompression = IsLocal(cfg.Address)
+	if o.Transport != nil {
+		o.Transport(cfg.Transport)
+	}
 	hc, err := api.NewHttpClient(cfg.Transport, cfg.TLSConfig)
 	if err != nil {
 		return nil, fmt.Errorf("configure Consul client for %s: %w", cfg.Address, err)
+	}
+	if o.Wrap != nil {
+		hc.Transport = o.Wrap(hc.Transport)
 	}
 	if o.ReadBytes != nil {
 		hc.Transport = readCountingTransport{next: hc.Transport, add: o.ReadBytes}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -63,6 +64,10 @@ type BenchOptions struct {
 	// where there is one: dev mode also pretty-prints every HTTP answer,
 	// which at 10,000 units makes reads about twice the bytes.
 	ConsulDev bool
+	// CPUProfile, when set, receives a CPU profile of this process (the
+	// simulated machines and the harness) from the first submit until
+	// every unit is acknowledged.
+	CPUProfile io.Writer
 }
 
 // Result is what Run measured.
@@ -466,6 +471,12 @@ func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (t
 		go func() { defer reads.Done(); b.followStates(readCtx, m.ID) }()
 	}
 	defer func() { stopReads(); reads.Wait() }()
+	if b.o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(b.o.CPUProfile); err != nil {
+			return time.Now(), fmt.Errorf("scale: CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	waitCtx, stopWait := context.WithCancel(ctx)
 	defer stopWait()

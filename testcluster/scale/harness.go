@@ -341,24 +341,28 @@ func (h *Harness) Stop(leave bool) {
 // of filesPerMachine connections a machine, counting requests
 // and, with states, recording the unit states written.
 func newClient(endpoint string, machines int, counter *RequestCounter, states *StateLog) (*api.Client, *http.Transport, error) {
-	cfg := api.DefaultConfig()
-	cfg.Address = strings.TrimSuffix(strings.TrimPrefix(endpoint, "http://"), "/")
-	cfg.Scheme = "http"
-	// At most filesPerMachine connections a machine, one kept idle: its
-	// three blocking queries hold theirs while they wait, and its other
-	// requests share the rest, waiting for one when all are busy. Without
-	// a bound, a burst of wakes at 5,000 machines opens more connections
-	// than this process may have files.
-	cfg.Transport.MaxConnsPerHost = filesPerMachine * machines
-	cfg.Transport.MaxIdleConns = machines
-	cfg.Transport.MaxIdleConnsPerHost = machines
-	// As fleetd's client of a Consul agent on its own host asks for no
-	// gzip (registry.NewClientWith), so do the machines it stands for.
-	cfg.Transport.DisableCompression = registry.IsLocal(cfg.Address)
-	cfg.HttpClient = &http.Client{Transport: &countingTransport{next: cfg.Transport, counter: counter, states: states}}
-	c, err := api.NewClient(cfg)
+	// The client is fleetd's (registry.NewClientWith): it reads and
+	// decodes Consul's answers as the fleetds it stands for do.
+	var transport *http.Transport
+	c, err := registry.NewClientWith(endpoint, "", registry.ClientOptions{
+		Transport: func(t *http.Transport) {
+			// At most filesPerMachine connections a machine, one kept
+			// idle: its three blocking queries hold theirs while they
+			// wait, and its other requests share the rest, waiting for
+			// one when all are busy. Without a bound, a burst of wakes
+			// at 5,000 machines opens more connections than this
+			// process may have files.
+			t.MaxConnsPerHost = filesPerMachine * machines
+			t.MaxIdleConns = machines
+			t.MaxIdleConnsPerHost = machines
+			transport = t
+		},
+		Wrap: func(next http.RoundTripper) http.RoundTripper {
+			return &countingTransport{next: next, counter: counter, states: states}
+		},
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("consul client for %s: %w", endpoint, err)
 	}
-	return c, cfg.Transport, nil
+	return c, transport, nil
 }

@@ -31,8 +31,9 @@ type StateLog struct {
 	prefix string // the fleet prefix's states/: "fleet/states/"
 
 	mu         sync.Mutex
-	latest     map[string]bool // machine/unit: its latest write says launched and active
-	acked      map[string]int  // unit: machines whose latest write says so
+	latest     map[string]bool            // machine/unit: its latest write says launched and active
+	byMachine  map[string]map[string]bool // machine: its keys in latest, so that a write of one machine's states costs what that machine holds
+	acked      map[string]int             // unit: machines whose latest write says so
 	counts     map[string]int64
 	unreadable int64 // state writes whose body could not be decoded
 	waits      []*Await
@@ -44,7 +45,7 @@ func NewStateLog(prefix string) *StateLog {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &StateLog{prefix: prefix + "states/", latest: map[string]bool{}, acked: map[string]int{}, counts: map[string]int64{}}
+	return &StateLog{prefix: prefix + "states/", latest: map[string]bool{}, byMachine: map[string]map[string]bool{}, acked: map[string]int{}, counts: map[string]int64{}}
 }
 
 // Counts is how many state writes the log saw, by form ("PUT kv", "PUT
@@ -124,12 +125,18 @@ func (w *Await) Missing() int {
 // with gone, that the key was deleted; l.mu is held.
 func (l *StateLog) set(key string, acked, gone bool, now time.Time) {
 	unit := key[strings.LastIndexByte(key, '/')+1:]
+	machine, _, _ := strings.Cut(key, "/")
 	was := l.latest[key]
 	if gone {
 		delete(l.latest, key)
+		delete(l.byMachine[machine], key)
 		acked = false
 	} else {
 		l.latest[key] = acked
+		if l.byMachine[machine] == nil {
+			l.byMachine[machine] = map[string]bool{}
+		}
+		l.byMachine[machine][key] = true
 	}
 	if was == acked {
 		return
@@ -167,13 +174,11 @@ func (l *StateLog) observe(machine string, states map[string][]byte, now time.Ti
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts["read"]++
-	for key := range l.latest {
-		if m, u, _ := strings.Cut(key, "/"); m == machine {
-			if _, ok := states[u]; ok {
-				continue
-			}
-			l.set(key, false, true, now)
+	for key := range l.byMachine[machine] {
+		if _, ok := states[strings.TrimPrefix(key, machine+"/")]; ok {
+			continue
 		}
+		l.set(key, false, true, now)
 	}
 	for u, v := range states {
 		l.setValue(machine+"/"+u, v, now)
@@ -308,7 +313,7 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 // value), and no others; l.mu is held.
 func (l *StateLog) machineKey(machine string, units map[string]json.RawMessage, now time.Time) {
 	in := machine + "//"
-	for key := range l.latest {
+	for key := range l.byMachine[machine] {
 		if u, ok := strings.CutPrefix(key, in); ok && units[u] == nil {
 			l.set(key, false, true, now)
 		}

@@ -29,6 +29,7 @@ func main() {
 		nativeArgs string
 		extra      string
 		agentHCL   string
+		cpuProfile string
 	)
 	flag.IntVar(&o.Machines, "machines", 100, "simulated machines (beside the leading and the idle fleetd)")
 	flag.IntVar(&o.Units, "units", 1000, "units to start")
@@ -48,6 +49,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "keep logs and the unit file here (default: a temporary directory, removed)")
 	flag.BoolVar(&o.ConsulDev, "consul-dev", false, "run the Consul server in dev mode (as tests and fleetd dev do; it pretty-prints every answer) instead of as a real single-node server with its data in memory")
 	flag.StringVar(&agentHCL, "consul-agent-hcl", "", "more HCL for every Consul client agent (one block)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the simulated machines and the harness), from the first submit until every unit is acknowledged, to this file")
 	flag.Parse()
 	if agentHCL != "" {
 		o.AgentHCL = []string{agentHCL}
@@ -73,6 +75,14 @@ func main() {
 			fail(err)
 		}
 		o.Fleetd, o.Fleetctl = filepath.Join(dir, "fleetd"), filepath.Join(dir, "fleetctl")
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		o.CPUProfile = f
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
