@@ -46,6 +46,8 @@ type Heartbeat struct {
 	mu      sync.Mutex
 	id      string        // current session ID
 	renewed chan struct{} // closed when the session is replaced
+	halt    func()        // stops Run (set by Run)
+	halted  chan struct{} // closed once Run stopped (set by Run)
 }
 
 // NewHeartbeat returns a Heartbeat for the machine; call Start, then Run.
@@ -223,7 +225,18 @@ const sessionWait = 5 * time.Minute
 // (followSession), replaces the session when Consul invalidates it (after
 // an outage longer than the TTL, say). It returns when ctx is done.
 func (h *Heartbeat) Run(ctx context.Context) {
-	go h.followSession(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	halted := make(chan struct{})
+	h.mu.Lock()
+	h.halt, h.halted = cancel, halted
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(func() { h.followSession(ctx) })
+	defer func() {
+		cancel()
+		wg.Wait()
+		close(halted)
+	}()
 	tick := time.NewTicker(h.ttl / 3)
 	defer tick.Stop()
 	for {
@@ -344,9 +357,21 @@ func (h *Heartbeat) ForgetStale(ctx context.Context, session string) bool {
 	return true
 }
 
-// Stop destroys the session and deregisters the machine, so the cluster sees
-// it leave at once instead of after the TTL.
+// Stop stops Run, then destroys the session and deregisters the machine,
+// so the cluster sees it leave at once instead of after the TTL. (A Run
+// still going would take the destroyed session for an invalidated one and
+// open another, or register the machine again.)
 func (h *Heartbeat) Stop(ctx context.Context) {
+	h.mu.Lock()
+	halt, halted := h.halt, h.halted
+	h.mu.Unlock()
+	if halt != nil {
+		halt()
+		select {
+		case <-halted:
+		case <-ctx.Done():
+		}
+	}
 	if _, err := h.client.Session().Destroy(h.ID(), (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		h.log.Warn("destroy session", "err", err)
 	}

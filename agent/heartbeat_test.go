@@ -259,3 +259,56 @@ func TestSessionReadOnChange(t *testing.T) {
 		return nil
 	})
 }
+
+// TestStopLeavesNoSession stops a running heartbeat, as fleetd does when it
+// leaves the cluster: Run must be over by the time Stop destroys the
+// session, or it would take the destroyed session for an invalidated one
+// and open another, or register the machine again.
+func TestStopLeavesNoSession(t *testing.T) {
+	const id = "ffeeddccbbaa99887766554433221100"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := startTestMachine(t, ctx, "unused0123456789unused0123456789", "127.0.0.8", nil)
+	client := m.client
+	hb := agent.NewHeartbeat(client, id, "127.0.0.9", nil, 2*time.Second, slog.New(slog.DiscardHandler))
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { hb.Run(ctx); close(done) }()
+	// Let Run wait on the session, as it does between changes.
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if se, _, err := client.Session().Info(hb.ID(), nil); err != nil || se == nil {
+			return fmt.Errorf("session %s: %v, %v", hb.ID(), se, err)
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond)
+
+	hb.Stop(ctx)
+	select {
+	case <-done:
+	default:
+		t.Fatal("Run is still going after Stop")
+	}
+	node, err := client.Agent().NodeName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _, err := client.Session().Node(node, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.Name == "fleet machine "+id {
+			t.Errorf("session %s of the stopped machine is alive", s.ID)
+		}
+	}
+	services, err := client.Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := services[hb.ServiceID()]; ok {
+		t.Errorf("the stopped machine's service %s is still registered", hb.ServiceID())
+	}
+}

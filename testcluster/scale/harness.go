@@ -108,7 +108,7 @@ func Start(ctx context.Context, opts Options) (_ *Harness, err error) {
 	if err := opts.settle(); err != nil {
 		return nil, err
 	}
-	if err := ensureFiles(opts.Machines); err != nil {
+	if err := ensureFiles(opts.Machines, opts.ConsulAgents); err != nil {
 		return nil, err
 	}
 	counter, states := &RequestCounter{}, NewStateLog(cmp.Or(opts.Prefix, registry.DefaultPrefix))
@@ -337,8 +337,8 @@ func (h *Harness) Stop(leave bool) {
 	h.Agents = nil
 }
 
-// newClient is one Consul client for every simulated machine, with a pool
-// of filesPerMachine connections a machine, counting requests
+// newClient is one Consul client for machines simulated machines, with a
+// pool of connsFor(machines) connections, counting requests
 // and, with states, recording the unit states written.
 func newClient(endpoint string, machines int, counter *RequestCounter, states *StateLog) (*api.Client, *http.Transport, error) {
 	// The client is fleetd's (registry.NewClientWith): it reads and
@@ -346,13 +346,9 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 	var transport *http.Transport
 	c, err := registry.NewClientWith(endpoint, "", registry.ClientOptions{
 		Transport: func(t *http.Transport) {
-			// At most filesPerMachine connections a machine, one kept
-			// idle: its three blocking queries hold theirs while they
-			// wait, and its other requests share the rest, waiting for
-			// one when all are busy. Without a bound, a burst of wakes
-			// at 5,000 machines opens more connections than this
-			// process may have files.
-			t.MaxConnsPerHost = filesPerMachine * machines
+			// Without a bound, a burst of wakes at 5,000 machines
+			// opens more connections than this process may have files.
+			t.MaxConnsPerHost = connsFor(machines)
 			t.MaxIdleConns = machines
 			t.MaxIdleConnsPerHost = machines
 			transport = t
