@@ -106,16 +106,7 @@ func TestSessionReplaced(t *testing.T) {
 		t.Fatal("no main PID for a running unit")
 	}
 
-	old := hb.ID()
-	if _, err := client.Session().Destroy(old, nil); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.Eventually(t, 20*time.Second, func() error {
-		if hb.ID() == old {
-			return fmt.Errorf("still on the destroyed session")
-		}
-		return running()
-	})
+	replaceSession(t, client, hb, running)
 	if got := drv.MainPID("s.service"); got != pid {
 		t.Errorf("unit restarted across the session change: PID %d, was %d", got, pid)
 	}
@@ -124,6 +115,22 @@ func TestSessionReplaced(t *testing.T) {
 	if err != nil || len(checks) != 1 || checks[0].CheckID != hb.CheckID() || checks[0].Status != api.HealthPassing {
 		t.Fatalf("fleet service checks = %+v, %v", checks, err)
 	}
+}
+
+// replaceSession destroys hb's session behind its back and waits until hb
+// holds another and then holds.
+func replaceSession(t *testing.T, client *api.Client, hb *agent.Heartbeat, then func() error) {
+	t.Helper()
+	old := hb.ID()
+	if _, err := client.Session().Destroy(old, nil); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if hb.ID() == old {
+			return fmt.Errorf("still on the destroyed session")
+		}
+		return then()
+	})
 }
 
 // TestStaleSessionForgotten leaves an earlier session of the machine alive
@@ -244,14 +251,7 @@ func TestSessionReadOnChange(t *testing.T) {
 		t.Errorf("%d reads of the session over %d beats: the heartbeat reads its session at every beat", n, beats)
 	}
 
-	old := hb.ID()
-	if _, err := client.Session().Destroy(old, nil); err != nil {
-		t.Fatal(err)
-	}
-	testcluster.Eventually(t, 20*time.Second, func() error {
-		if hb.ID() == old {
-			return fmt.Errorf("still on the destroyed session")
-		}
+	replaceSession(t, client, hb, func() error {
 		se, _, err := client.Session().Info(hb.ID(), nil)
 		if err != nil || se == nil {
 			return fmt.Errorf("new session %s: %v, %v", hb.ID(), se, err)

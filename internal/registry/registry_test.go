@@ -174,6 +174,31 @@ func TestRegistry(t *testing.T) {
 		if s, err := reg.Snapshot(ctx, 0, 0); err != nil || len(s.Schedule["m3"]) != 100 || s.Schedule["m3"]["gone.service"] != (registry.Entry{}) {
 			t.Errorf("m3's schedule after WriteAll: %d entries, %v", len(s.Schedule["m3"]), err)
 		}
+
+		// A machine's writes go together: of 120 entries for three
+		// machines, in turn, two transactions hold the first machine's
+		// and the last machine's whole, so each learns of its 40 units
+		// at once.
+		ws = nil
+		for i := range 120 {
+			m := fmt.Sprintf("m%d", 4+i%3)
+			ws = append(ws, reg.EntryWrite(m, fmt.Sprintf("g%d.service", i), &registry.Entry{Hash: j.Hash.String(), Desired: registry.Launched}))
+		}
+		if done, err := reg.WriteAll(ctx, other, ws); err != nil || slices.Contains(done, false) {
+			t.Fatalf("WriteAll: %v %v", done, err)
+		}
+		for _, m := range []string{"m4", "m6"} {
+			pairs, _, err := client.KV().List(reg.Prefix()+"schedule/"+m+"/", nil)
+			if err != nil || len(pairs) != 40 {
+				t.Fatalf("%s's schedule: %d entries, %v", m, len(pairs), err)
+			}
+			for _, p := range pairs {
+				if p.ModifyIndex != pairs[0].ModifyIndex {
+					t.Errorf("%s's entries were written in more than one transaction (%s at %d, %s at %d)", m, pairs[0].Key, pairs[0].ModifyIndex, p.Key, p.ModifyIndex)
+					break
+				}
+			}
+		}
 	})
 
 	t.Run("machine and state keys vanish with their session", func(t *testing.T) {

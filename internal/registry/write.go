@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -384,8 +385,9 @@ func (r *Registry) held(ctx context.Context, key, msg string) error {
 // leader's (WriteAll packs many into few transactions) or a machine's
 // report of a unit (Publish).
 type Write struct {
-	Name string // the unit it concerns, for logs
-	ops  api.TxnOps
+	Name    string // the unit it concerns, for logs
+	ops     api.TxnOps
+	machine string // the machine whose schedule it changes, if any
 }
 
 // ScheduleWrite places unit j on machine, if j still exists and its
@@ -398,7 +400,7 @@ func (r *Registry) ScheduleWrite(j *Job, machine string, e Entry) Write {
 	if j.Target != "" {
 		index = 0
 	}
-	return Write{Name: j.Name, ops: api.TxnOps{
+	return Write{Name: j.Name, machine: machine, ops: api.TxnOps{
 		kv(api.KVGet, r.jobKey(j.Name), nil, 0), // fails the transaction if the unit is gone
 		r.placementOp(j, index, placement{Machine: machine}),
 		r.entryOp(machine, j.Name, &e),
@@ -409,7 +411,7 @@ func (r *Registry) ScheduleWrite(j *Job, machine string, e Entry) Write {
 // the one read, and off that machine's schedule. A reason other than ""
 // records why the unit is now unplaced.
 func (r *Registry) UnscheduleWrite(j *Job, reason string) Write {
-	return Write{Name: j.Name, ops: api.TxnOps{
+	return Write{Name: j.Name, machine: j.Target, ops: api.TxnOps{
 		r.placementOp(j, j.placementIndex, placement{Unplaced: reason}),
 		r.entryOp(j.Target, j.Name, nil),
 	}}
@@ -447,14 +449,14 @@ func (r *Registry) OrphanWrite(name string, index uint64) Write {
 // even while the schedule is empty (KeepMetadataDir says why).
 func (r *Registry) KeepWrite(machine string, keep bool) Write {
 	if keep {
-		return Write{Name: "schedule of " + machine, ops: api.TxnOps{kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)}}
+		return Write{Name: "schedule of " + machine, machine: machine, ops: api.TxnOps{kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)}}
 	}
-	return Write{Name: "schedule of " + machine, ops: api.TxnOps{kv(api.KVDelete, r.scheduleKey(machine, ""), nil, 0), NodeDeleteOp(machine)}}
+	return Write{Name: "schedule of " + machine, machine: machine, ops: api.TxnOps{kv(api.KVDelete, r.scheduleKey(machine, ""), nil, 0), NodeDeleteOp(machine)}}
 }
 
 // EntryWrite sets unit name's entry in machine's schedule; nil removes it.
 func (r *Registry) EntryWrite(machine, name string, e *Entry) Write {
-	return Write{Name: name, ops: api.TxnOps{r.entryOp(machine, name, e)}}
+	return Write{Name: name, machine: machine, ops: api.TxnOps{r.entryOp(machine, name, e)}}
 }
 
 func (r *Registry) entryOp(machine, name string, e *Entry) *api.TxnOp {
@@ -596,8 +598,14 @@ type applying struct {
 }
 
 // chunks packs the writes of one wave into transactions: the most that fit
-// in each, in order.
+// in each, in order, but for the writes to one machine's schedule, which
+// go together. A machine then learns of the units a pass gives it in one
+// answer to its blocking query, and reports their states in one
+// transaction, where units in the order they were decided, spread over
+// the machines, would reach each machine one transaction at a time.
 func (a *applying) chunks(wave []int) ([][]int, error) {
+	wave = slices.Clone(wave)
+	slices.SortStableFunc(wave, func(i, j int) int { return strings.Compare(a.ws[i].machine, a.ws[j].machine) })
 	room := txnOps - len(a.head)
 	var out [][]int
 	for start := 0; start < len(wave); {
