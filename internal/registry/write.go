@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 
@@ -597,30 +596,84 @@ type applying struct {
 	set map[string]*api.KVPair
 }
 
-// chunks packs the writes of one wave into transactions: the most that fit
-// in each, in order, but for the writes to one machine's schedule, which
-// go together. A machine then learns of the units a pass gives it in one
-// answer to its blocking query, and reports their states in one
-// transaction, where units in the order they were decided, spread over
-// the machines, would reach each machine one transaction at a time.
+// chunks packs the writes of one wave into transactions. The writes to
+// one machine's schedule go together, in as few transactions as they fit:
+// a machine then learns of the units a pass gives it in one answer to its
+// blocking query, and reports their states in one transaction, where units
+// in the order they were decided, spread over the machines, would reach
+// each machine one transaction at a time. The machines take turns, a
+// transaction's worth each, so that a few machines given many units all
+// start on theirs at once.
 func (a *applying) chunks(wave []int) ([][]int, error) {
-	wave = slices.Clone(wave)
-	slices.SortStableFunc(wave, func(i, j int) int { return strings.Compare(a.ws[i].machine, a.ws[j].machine) })
 	room := txnOps - len(a.head)
+	var machines []string
+	byMachine := map[string][]int{}
+	for _, i := range wave {
+		m := a.ws[i].machine
+		if _, ok := byMachine[m]; !ok {
+			machines = append(machines, m)
+		}
+		byMachine[m] = append(byMachine[m], i)
+	}
+	pieces := make([][][]int, len(machines)) // each machine's writes, a transaction's worth at a time
+	for k, m := range machines {
+		var err error
+		if pieces[k], err = a.fill(byMachine[m], room); err != nil {
+			return nil, err
+		}
+	}
 	var out [][]int
-	for start := 0; start < len(wave); {
+	var cur []int
+	n := 0
+	for turn := 0; ; turn++ {
+		more := false
+		for _, ps := range pieces {
+			if turn >= len(ps) {
+				continue
+			}
+			more = true
+			size := a.ops(ps[turn])
+			if n+size > room {
+				out, cur, n = append(out, cur), nil, 0
+			}
+			cur, n = append(cur, ps[turn]...), n+size
+		}
+		if !more {
+			break
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, nil
+}
+
+// fill cuts writes into runs that each fit in room operations: the most
+// that fit in each, in order.
+func (a *applying) fill(writes []int, room int) ([][]int, error) {
+	var out [][]int
+	for start := 0; start < len(writes); {
 		end, n := start, 0
-		for end < len(wave) && n+len(a.ws[wave[end]].ops) <= room {
-			n += len(a.ws[wave[end]].ops)
+		for end < len(writes) && n+len(a.ws[writes[end]].ops) <= room {
+			n += len(a.ws[writes[end]].ops)
 			end++
 		}
 		if end == start {
-			w := a.ws[wave[start]]
+			w := a.ws[writes[start]]
 			return nil, fmt.Errorf("write for %s has %d operations; a transaction takes %d", w.Name, len(w.ops), room)
 		}
-		out, start = append(out, wave[start:end]), end
+		out, start = append(out, writes[start:end]), end
 	}
 	return out, nil
+}
+
+// ops counts the operations of writes.
+func (a *applying) ops(writes []int) int {
+	n := 0
+	for _, i := range writes {
+		n += len(a.ws[i].ops)
+	}
+	return n
 }
 
 // apply applies the writes of one chunk in one transaction, or when it
