@@ -187,6 +187,7 @@ func TestStaleSessionForgotten(t *testing.T) {
 
 // countingTransport counts the requests a Consul client makes, by path.
 type countingTransport struct {
+	next  http.RoundTripper
 	mu    sync.Mutex
 	paths map[string]int
 }
@@ -195,7 +196,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	c.mu.Lock()
 	c.paths[req.URL.Path]++
 	c.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(req)
+	return c.next.RoundTrip(req)
 }
 
 // count is how many requests went to paths starting with prefix.
@@ -223,10 +224,9 @@ func TestSessionReadOnChange(t *testing.T) {
 	defer cancel()
 	consul := testcluster.StartConsulT(t)
 	rt := &countingTransport{paths: map[string]int{}}
-	cfg := api.DefaultConfig()
-	cfg.Address = consul.HTTPAddr
-	cfg.HttpClient = &http.Client{Transport: rt}
-	client, err := api.NewClient(cfg)
+	client, err := registry.NewClientWith(consul.HTTPAddr, "", registry.ClientOptions{
+		Wrap: func(next http.RoundTripper) http.RoundTripper { rt.next = next; return rt },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

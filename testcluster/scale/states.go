@@ -30,10 +30,13 @@ import (
 type StateLog struct {
 	prefix string // the fleet prefix's states/: "fleet/states/"
 
-	mu         sync.Mutex
-	latest     map[string]bool            // machine/unit: its latest write says launched and active
-	byMachine  map[string]map[string]bool // machine: its keys in latest, so that a write of one machine's states costs what that machine holds
-	acked      map[string]int             // unit: machines whose latest write says so
+	mu sync.Mutex
+	// latest holds, by machine (so that a write of one machine's states
+	// costs what that machine holds), its keys (machine/unit,
+	// machine//unit) and whether their latest write says launched and
+	// active.
+	latest     map[string]map[string]bool
+	acked      map[string]int // unit: machines whose latest write says so
 	counts     map[string]int64
 	unreadable int64 // state writes whose body could not be decoded
 	waits      []*Await
@@ -45,7 +48,7 @@ func NewStateLog(prefix string) *StateLog {
 	if !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &StateLog{prefix: prefix + "states/", latest: map[string]bool{}, byMachine: map[string]map[string]bool{}, acked: map[string]int{}, counts: map[string]int64{}}
+	return &StateLog{prefix: prefix + "states/", latest: map[string]map[string]bool{}, acked: map[string]int{}, counts: map[string]int64{}}
 }
 
 // Counts is how many state writes the log saw, by form ("PUT kv", "PUT
@@ -126,17 +129,15 @@ func (w *Await) Missing() int {
 func (l *StateLog) set(key string, acked, gone bool, now time.Time) {
 	unit := key[strings.LastIndexByte(key, '/')+1:]
 	machine, _, _ := strings.Cut(key, "/")
-	was := l.latest[key]
+	was := l.latest[machine][key]
 	if gone {
-		delete(l.latest, key)
-		delete(l.byMachine[machine], key)
+		delete(l.latest[machine], key)
 		acked = false
 	} else {
-		l.latest[key] = acked
-		if l.byMachine[machine] == nil {
-			l.byMachine[machine] = map[string]bool{}
+		if l.latest[machine] == nil {
+			l.latest[machine] = map[string]bool{}
 		}
-		l.byMachine[machine][key] = true
+		l.latest[machine][key] = acked
 	}
 	if was == acked {
 		return
@@ -174,7 +175,7 @@ func (l *StateLog) observe(machine string, states map[string][]byte, now time.Ti
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.counts["read"]++
-	for key := range l.byMachine[machine] {
+	for key := range l.latest[machine] {
 		if _, ok := states[strings.TrimPrefix(key, machine+"/")]; ok {
 			continue
 		}
@@ -279,9 +280,11 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 	defer l.mu.Unlock()
 	l.counts[w.form]++
 	for _, tree := range w.trees {
-		for key := range l.latest {
-			if strings.HasPrefix(key, tree) {
-				l.set(key, false, true, now)
+		for _, keys := range l.latest {
+			for key := range keys {
+				if strings.HasPrefix(key, tree) {
+					l.set(key, false, true, now)
+				}
 			}
 		}
 	}
@@ -313,7 +316,7 @@ func (l *StateLog) apply(w *stateWrite, now time.Time) {
 // value), and no others; l.mu is held.
 func (l *StateLog) machineKey(machine string, units map[string]json.RawMessage, now time.Time) {
 	in := machine + "//"
-	for key := range l.byMachine[machine] {
+	for key := range l.latest[machine] {
 		if u, ok := strings.CutPrefix(key, in); ok && units[u] == nil {
 			l.set(key, false, true, now)
 		}
