@@ -348,9 +348,15 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 		Transport: func(t *http.Transport) {
 			// Without a bound, a burst of wakes at 5,000 machines
 			// opens more connections than this process may have files.
+			// Every connection of the pool stays open between requests,
+			// as a fleetd's few connections to its own agent do: with
+			// one idle connection kept per machine, each wave of wakes
+			// closed some and dialed them again, a setup per request
+			// for this process and the client agents that real
+			// machines do not pay.
 			t.MaxConnsPerHost = connsFor(machines)
-			t.MaxIdleConns = machines
-			t.MaxIdleConnsPerHost = machines
+			t.MaxIdleConns = connsFor(machines)
+			t.MaxIdleConnsPerHost = connsFor(machines)
 			transport = t
 		},
 		Wrap: func(next http.RoundTripper) http.RoundTripper {
