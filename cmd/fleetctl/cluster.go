@@ -25,8 +25,11 @@ type clusterReader interface {
 	// Job reads one unit with its body; registry.ErrNotFound when there is
 	// no such unit.
 	Job(ctx context.Context, name string) (*registry.Job, error)
-	// JobsNamed reads the named units' jobs and bodies, and nothing else.
+	// JobsNamed reads the named units' jobs and bodies, and the default
+	// policy.
 	JobsNamed(ctx context.Context, names []string) (*registry.Snapshot, error)
+	// DefaultPolicy reads the policy of units that name none.
+	DefaultPolicy(ctx context.Context) (string, error)
 }
 
 var _ clusterReader = (*registry.Registry)(nil)
@@ -55,6 +58,11 @@ func (f fixedCluster) UnitStates(context.Context) (*registry.StateList, error) {
 // JobsNamed returns the whole snapshot, which holds any unit asked for.
 func (f fixedCluster) JobsNamed(context.Context, []string) (*registry.Snapshot, error) {
 	return f.s, nil
+}
+
+// DefaultPolicy returns the snapshot's default policy.
+func (f fixedCluster) DefaultPolicy(context.Context) (string, error) {
+	return f.s.DefaultPolicy, nil
 }
 
 // Job returns the snapshot's unit, as registry.Registry.Job would: an

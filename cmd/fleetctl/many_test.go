@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
@@ -34,4 +37,57 @@ func TestStartMany(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStartManyReadsOnce: a command given many units reads the cluster's
+// default policy and schema with the units themselves, in the jobs'
+// transactions, and still honours what they hold: under a custom default
+// policy instances with an option only that policy reads are started;
+// under the built-in one they are refused, and nothing is written.
+func TestStartManyReadsOnce(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := consul.URL()
+	// The leader stamps a cluster's schema; no fleetd runs here.
+	for k, v := range map[string]string{"fleet/policy-default": "zones", "fleet/schema": fmt.Sprintf(`{"version":%d}`, registry.SchemaVersion)} {
+		if _, err := client.KV().Put(&api.KVPair{Key: k, Value: []byte(v)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	mustCtl(t, ep, "submit", testcluster.WriteUnit(t, dir, "zoned@.service", "[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nZone=eu\n"))
+	instances := func(from int) []string {
+		var names []string
+		for i := from; i < from+20; i++ {
+			names = append(names, fmt.Sprintf("zoned@%d", i))
+		}
+		return names
+	}
+	out, errOut, code := ctl(t, ep, append([]string{"--debug", "start", "--no-block"}, instances(1)...)...)
+	if n := strings.Count(out, "Triggered unit"); code != 0 || n != 20 {
+		t.Fatalf("start under a custom default policy: exit %d, %d triggered\n%s%s", code, n, out, errOut)
+	}
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.HasPrefix(line, "DEBUG consul") && !strings.HasPrefix(line, "DEBUG consul PUT /v1/txn") {
+			t.Errorf("request beside the transactions: %s", line)
+		}
+	}
+	if strings.Count(errOut, "DEBUG consul PUT /v1/txn") != 3 {
+		t.Errorf("want three transactions (the jobs with the default policy and schema, the template's body, the writes):\n%s", errOut)
+	}
+
+	if _, err := client.KV().Delete("fleet/policy-default", nil); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = ctl(t, ep, append([]string{"start", "--no-block"}, instances(21)...)...)
+	if code == 0 || !strings.Contains(errOut, `unknown [X-Fleet] option "Zone"`) {
+		t.Fatalf("start under the built-in policy: exit %d, want the unknown option refused\n%s%s", code, out, errOut)
+	}
+	files := mustCtl(t, ep, "list-unit-files", "--no-legend", "--fields", "unit")
+	if n := strings.Count(files, "zoned@"); n != 21 {
+		t.Errorf("%d units listed, want the template and the 20 started first:\n%s", n, files)
+	}
 }

@@ -69,15 +69,15 @@ type resolved struct {
 // replace is set and its desired state is in allowed; otherwise a warning
 // says how to replace it.
 func (c *cli) resolveUnits(ctx context.Context, args []unitArg, replace bool, allowed ...registry.DesiredState) ([]resolved, error) {
-	reg, err := c.registry()
-	if err != nil {
-		return nil, err
-	}
 	var out []resolved
 	defaultPolicy := "" // read once, when a unit names no policy
 	policyOnce := func() (string, error) {
 		if defaultPolicy == "" {
-			d, err := reg.DefaultPolicy(ctx)
+			r, err := c.reader()
+			if err != nil {
+				return "", err
+			}
+			d, err := r.DefaultPolicy(ctx)
 			if err != nil {
 				return "", c.consulErr(err)
 			}

@@ -10,17 +10,24 @@ import (
 	"github.com/wasmfleet/fleet/internal/unitfile"
 )
 
-// JobsNamed reads the named units' jobs and the bodies they name, and no
-// other key: a Snapshot holding Jobs only, with each found unit's body (a
-// name with no job is absent). The reads are read-only transactions of up
+// JobsNamed reads the named units' jobs and the bodies they name, and of
+// the rest only what a command that writes those units reads next: a
+// Snapshot holding Jobs, with each found unit's body (a name with no job is
+// absent), and DefaultPolicy. The reads are read-only transactions of up
 // to 64 keys, several at once, which Consul answers without writing its
 // log; so a command that handles 500 units of a 100,000-unit cluster reads
 // 500 jobs, not 100,000. The reads are not one consistent view.
+//
+// The default policy and the schema key ride in the jobs' transactions,
+// so a command that reads, checks and writes its units waits for three
+// rounds to Consul, not five; a stamped schema is kept for the writes
+// (Writable).
 func (r *Registry) JobsNamed(ctx context.Context, names []string) (*Snapshot, error) {
-	keys := make([]string, 0, len(names))
+	keys := make([]string, 0, len(names)+2)
 	for _, n := range names {
 		keys = append(keys, r.jobKey(n))
 	}
+	keys = append(keys, r.defaultPolicyKey(), r.schemaKey())
 	pairs, err := r.getKeys(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -38,7 +45,11 @@ func (r *Registry) JobsNamed(ctx context.Context, names []string) (*Snapshot, er
 	if err != nil {
 		return nil, err
 	}
-	return r.decode(append(pairs, bodies...), 0), nil
+	s := r.decode(append(pairs, bodies...), 0)
+	if s.Schema.Stamped {
+		r.setSchema(s.Schema)
+	}
+	return s, nil
 }
 
 // getKeys reads keys (full keys, under the prefix) in read-only
