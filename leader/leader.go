@@ -123,23 +123,21 @@ func lead(ctx context.Context, cfg Config, session string) error {
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reads := make(chan *registry.Reading, 1)
-	go view.Follow(fctx, followed, time.Minute, cfg.Log, reads)
+	follower := view.Follow(fctx, followed, time.Minute, cfg.Log)
 	var last time.Duration // how long the last pass took
 	var ended time.Time    // when it ended
 	for {
-		var s *registry.Snapshot
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case rd := <-reads:
-			watch.Sleep(ctx, gatherFor(last, time.Since(ended)))
-			select { // what Follow read meanwhile, if it read anything
-			case rd = <-reads:
-			default:
-			}
-			s = view.Snapshot(rd)
+		case <-follower.Changed():
 		}
+		watch.Sleep(ctx, gatherFor(last, time.Since(ended)))
+		rd, err := follower.Read(ctx)
+		if err != nil {
+			return err
+		}
+		s := view.Snapshot(rd)
 		if s.LeaderSession != session {
 			return errDeposed
 		}

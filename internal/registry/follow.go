@@ -27,7 +27,7 @@ type View struct {
 
 	mu   sync.Mutex
 	own  map[string]*api.KVPair // the owned subtrees' keys
-	poke chan struct{}          // Poke asks Follow for a Snapshot
+	poke chan struct{}          // Follower.Changed: a change to read, or a Poke
 }
 
 // View reads the owned subtrees of the prefix ("placement/", "schedule/")
@@ -37,9 +37,8 @@ func (r *Registry) View(ctx context.Context, owned ...string) (*View, error) {
 	return v, v.Reload(ctx)
 }
 
-// Poke makes Follow hand over a Snapshot now, of what it has read: after
-// writes of the leader's own, which wake no blocking query, to decide again
-// on what they changed.
+// Poke wakes the Follower's consumer (Changed) to decide again on what
+// is read: after writes of the leader's own, which wake no watch.
 func (v *View) Poke() {
 	select {
 	case v.poke <- struct{}{}:
@@ -115,7 +114,7 @@ func (v *View) pairs() api.KVPairs {
 	return slices.Collect(maps.Values(v.own))
 }
 
-// Reading is what Follow read of the followed subtrees; View.Snapshot
+// Reading is what a Follower read of the followed subtrees; View.Snapshot
 // makes a Snapshot of it.
 type Reading struct {
 	pairs api.KVPairs
@@ -128,77 +127,163 @@ func (v *View) Snapshot(rd *Reading) *Snapshot {
 }
 
 // Follow follows the named subtrees of the prefix ("jobs/", "machines/",
-// a key such as "leader"), each with blocking queries of its own, and
-// hands over on out what it read of them all whenever one of them changed,
-// the newest only (watch.Offer). Each read waits at most wait. The first
-// Reading comes once every subtree has been read; a read that fails is
-// logged and retried. It returns when ctx is done.
+// a key such as "leader"): it tells of a change on Changed, and Read reads
+// what changed. Each subtree is watched with blocking queries that ask
+// for its keys cut at the first separator, so that a wake costs Consul a
+// walk of the subtree's index and an answer of one key, whatever the
+// subtree holds; its values are read only when the consumer asks, once
+// however many writes it gathered meanwhile. Each blocking query waits at
+// most wait; one that fails is logged and retried. The watches stop when
+// ctx is done.
 //
 // # Notes
 //
 // A subtree left out costs nothing: a write under it wakes no one here.
 // The leader leaves out states/, which every unit a machine starts or
 // stops writes, and which it does not need.
-func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration, log *slog.Logger, out chan *Reading) {
-	r := v.r
-	type read struct {
-		pairs api.KVPairs
-		index uint64
+//
+// Reading a subtree whole at each of its changes, as a blocking query of
+// its values does, made a burst of fleetctl writes cost the leader a read
+// of every job per write: at 10,000 units most of what it read.
+func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration, log *slog.Logger) *Follower {
+	f := &Follower{v: v, subtrees: subtrees, log: log, dirty: make([]bool, len(subtrees)),
+		parts: make([]read, len(subtrees)), marks: make([]mark, len(subtrees))}
+	for i := range subtrees {
+		f.dirty[i] = true // never read
+		go f.watch(ctx, i, wait)
 	}
-	var (
-		mu      sync.Mutex
-		parts   = make([]read, len(subtrees))
-		missing = len(subtrees) // subtrees not read yet
-		changed = make(chan struct{}, 1)
-	)
-	for i, name := range subtrees {
-		reads := make(chan read, 1)
-		go watch.Follow(ctx, log, "reading fleet's state from Consul failed, retrying", reads, func(index uint64) (read, uint64, error) {
-			q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
-			pairs, meta, err := r.list(r.prefix+name, q)
-			if err != nil {
-				return read{}, 0, err
-			}
-			return read{pairs, meta.LastIndex}, meta.LastIndex, nil
-		})
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case rd := <-reads:
-					mu.Lock()
-					if parts[i].index == 0 {
-						missing--
-					}
-					unchanged := rd.index == parts[i].index
-					parts[i] = rd
-					mu.Unlock()
-					if !unchanged {
-						watch.Offer(ctx, changed, struct{}{})
-					}
-				}
-			}
-		}()
-	}
+	v.Poke() // the first Read reads every subtree
+	return f
+}
+
+// watch follows subtree i's index, and marks it to be read when what was
+// read of it is out of date.
+func (f *Follower) watch(ctx context.Context, i int, wait time.Duration) {
+	// The subtree's name without its slash, cut at the first slash:
+	// "jobs" lists as the one key "jobs/", with the subtree's index.
+	prefix := f.v.r.prefix + strings.TrimSuffix(f.subtrees[i], "/")
+	marks := make(chan mark, 1)
+	go watch.Follow(ctx, f.log, "watching fleet's state in Consul failed, retrying", marks, func(index uint64) (mark, uint64, error) {
+		keys, meta, err := f.v.r.c.KV().Keys(prefix, "/", (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx))
+		if err != nil {
+			return mark{}, 0, err
+		}
+		return mark{meta.LastIndex, len(keys) == 0}, meta.LastIndex, nil
+	})
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-changed:
-		case <-v.poke:
+		case m := <-marks:
+			f.mu.Lock()
+			changed := f.parts[i].outdated(m, f.marks[i].index)
+			f.dirty[i] = f.dirty[i] || changed
+			f.marks[i] = m
+			f.mu.Unlock()
+			if changed {
+				f.v.Poke()
+			}
 		}
-		mu.Lock()
-		if missing > 0 {
-			mu.Unlock()
-			continue
+	}
+}
+
+// mark is what a watch's blocking query answered: the subtree's index, and
+// whether it holds no key.
+type mark struct {
+	index uint64
+	empty bool
+}
+
+// outdated reports whether p, a subtree as read, is out of date now that
+// its watch answered m, after seen before: when m's index is past what was
+// read, or went back (Consul restored a snapshot). A subtree read empty
+// and empty still is not: Consul gives an empty prefix the index of all
+// its keys, which any write anywhere moves.
+func (p read) outdated(m mark, seen uint64) bool {
+	if m.empty && p.index != 0 && len(p.pairs) == 0 {
+		return false
+	}
+	return m.index > p.index || m.index < seen
+}
+
+// Follower is what View.Follow watches: what it read of each subtree, and
+// which changed since.
+type Follower struct {
+	v        *View
+	subtrees []string
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	dirty []bool // changed since read, or never read
+	parts []read
+	marks []mark // what each watch answered last
+}
+
+// read is one subtree as last read.
+type read struct {
+	pairs api.KVPairs
+	index uint64
+}
+
+// Changed receives when a followed subtree changed, or Poke was called.
+func (f *Follower) Changed() <-chan struct{} { return f.v.poke }
+
+// Read reads the subtrees that changed since they were last read, each
+// once, and returns what is read of them all. A read that fails is logged
+// and tried again until ctx is done, whose error it then returns. What
+// changed before Read began is in what it returns; a change it read that
+// was told of meanwhile does not wake Changed again.
+func (f *Follower) Read(ctx context.Context) (*Reading, error) {
+	f.mu.Lock()
+	var todo []int
+	for i, d := range f.dirty {
+		if d {
+			todo = append(todo, i)
+			f.dirty[i] = false
 		}
-		var index uint64
-		var all []api.KVPairs
-		for _, p := range parts {
-			all, index = append(all, p.pairs), max(index, p.index)
+	}
+	f.mu.Unlock()
+	errs := atOnce(len(todo), len(todo), func(k int) error { return f.readPart(ctx, todo[k]) })
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		mu.Unlock()
-		watch.Offer(ctx, out, &Reading{pairs: slices.Concat(all...), index: index})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains(f.dirty, true) {
+		// Whatever woke Changed meanwhile is read: a mark sets dirty
+		// under mu before it pokes.
+		select {
+		case <-f.v.poke:
+		default:
+		}
+	}
+	var index uint64
+	all := make([]api.KVPairs, 0, len(f.parts))
+	for _, p := range f.parts {
+		all, index = append(all, p.pairs), max(index, p.index)
+	}
+	return &Reading{pairs: slices.Concat(all...), index: index}, nil
+}
+
+// readPart reads subtree i, trying again until ctx is done, and keeps it.
+// A change its watch told of meanwhile that the read holds needs no other.
+func (f *Follower) readPart(ctx context.Context, i int) error {
+	for backoff := time.Second; ; backoff = min(backoff*2, 5*time.Second) {
+		pairs, meta, err := f.v.r.list(f.v.r.prefix+f.subtrees[i], (&api.QueryOptions{}).WithContext(ctx))
+		if err == nil {
+			f.mu.Lock()
+			p := read{pairs, meta.LastIndex}
+			f.parts[i] = p
+			f.dirty[i] = f.dirty[i] && p.outdated(f.marks[i], f.marks[i].index)
+			f.mu.Unlock()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f.log.Warn("reading fleet's state from Consul failed, retrying", "subtree", f.subtrees[i], "err", err, "in", backoff)
+		watch.Sleep(ctx, backoff)
 	}
 }

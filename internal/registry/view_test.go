@@ -2,10 +2,15 @@ package registry_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
@@ -37,8 +42,7 @@ func TestView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reads := make(chan *registry.Reading, 1)
-	go view.Follow(ctx, []string{"units/", "jobs/", "machines/", "leader"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)), reads)
+	follower := view.Follow(ctx, []string{"units/", "jobs/", "machines/", "leader"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	// until waits for a snapshot that holds; readings of earlier changes
 	// may come first.
 	until := func(what string, holds func(*registry.Snapshot) bool) *registry.Snapshot {
@@ -46,7 +50,11 @@ func TestView(t *testing.T) {
 		var s *registry.Snapshot
 		for limit := time.After(20 * time.Second); ; {
 			select {
-			case rd := <-reads:
+			case <-follower.Changed():
+				rd, err := follower.Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if s = view.Snapshot(rd); holds(s) {
 					return s
 				}
@@ -95,4 +103,79 @@ func TestView(t *testing.T) {
 	until("a reload", func(s *registry.Snapshot) bool {
 		return len(s.Schedule["m1"]) == len(full.Schedule["m1"]) && s.Kept["m1"] == full.Kept["m1"]
 	})
+}
+
+// TestFollowReadsOncePerRead: the Follower reads a subtree's values only
+// when asked, once for however many writes it was told of meanwhile, and
+// a subtree that did not change is not read again; what it returns holds
+// every write.
+func TestFollowReadsOncePerRead(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := &recorder{next: http.DefaultTransport}
+	cfg := api.DefaultConfig()
+	cfg.Address = strings.TrimPrefix(consul.URL(), "http://")
+	cfg.HttpClient = &http.Client{Transport: rec}
+	watched, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(client, "")
+	body, _ := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
+	view, err := registry.New(watched, "").View(ctx, "placement/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := view.Follow(ctx, []string{"jobs/", "machines/"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	<-follower.Changed()
+	if _, err := follower.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lists := func() (jobs, machines int) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, r := range rec.reqs {
+			jobs += strings.Count(r, "GET /v1/kv/fleet/jobs/?recurse")
+			machines += strings.Count(r, "GET /v1/kv/fleet/machines/?recurse")
+		}
+		return jobs, machines
+	}
+	jobs0, machines0 := lists()
+	if jobs0 != 1 || machines0 != 1 {
+		t.Fatalf("first read: jobs/ listed %d times, machines/ %d, want once each:\n%s", jobs0, machines0, strings.Join(rec.reqs, "\n"))
+	}
+	for i := range 20 {
+		if err := reg.CreateJob(ctx, fmt.Sprintf("u%d.service", i), body, registry.Launched); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The watch tells of the writes; wait until it has seen the last.
+	var s *registry.Snapshot
+	for limit := time.After(20 * time.Second); s == nil || len(s.Jobs) < 20; {
+		select {
+		case <-follower.Changed():
+		case <-limit:
+			t.Fatalf("the 20 writes were not all told of: %d read", len(s.Jobs))
+		}
+		if jobs, _ := lists(); jobs != jobs0 {
+			t.Fatalf("jobs/ listed before Read was called")
+		}
+		rd, err := follower.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s = view.Snapshot(rd)
+		jobs0++
+		if jobs, machines := lists(); jobs != jobs0 || machines != 1 {
+			t.Fatalf("after Read: jobs/ listed %d times, machines/ %d; want %d and 1", jobs, machines, jobs0)
+		}
+	}
+	if jobs0 > 1+20 {
+		t.Errorf("%d reads of jobs/ for 20 writes", jobs0)
+	}
 }
