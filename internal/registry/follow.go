@@ -142,9 +142,9 @@ func (v *View) Snapshot(rd *Reading) *Snapshot {
 // The leader leaves out states/, which every unit a machine starts or
 // stops writes, and which it does not need.
 //
-// Reading a subtree whole at each of its changes, as a blocking query of
-// its values does, made a burst of fleetctl writes cost the leader a read
-// of every job per write: at 10,000 units most of what it read.
+// A blocking query of a subtree's values answers with the whole subtree
+// at each of its changes: under a burst of fleetctl writes, a read of
+// every job per write, not per pass.
 func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration, log *slog.Logger) *Follower {
 	f := &Follower{v: v, subtrees: subtrees, log: log, dirty: make([]bool, len(subtrees)),
 		parts: make([]read, len(subtrees)), marks: make([]mark, len(subtrees))}
