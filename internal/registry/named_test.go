@@ -31,6 +31,20 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.next.RoundTrip(req)
 }
 
+// recordedClient is a client of consul whose requests rec notes.
+func recordedClient(t *testing.T, consul *testcluster.Consul) (c *api.Client, rec *recorder) {
+	t.Helper()
+	rec = &recorder{next: http.DefaultTransport}
+	cfg := api.DefaultConfig()
+	cfg.Address = strings.TrimPrefix(consul.URL(), "http://")
+	cfg.HttpClient = &http.Client{Transport: rec}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, rec
+}
+
 // TestJobsNamed: the named units of a larger cluster come back with their
 // bodies, the missing ones are absent, more than one transaction's worth
 // are read, and nothing is listed: no read of a whole subtree.
@@ -53,14 +67,7 @@ func TestJobsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec := &recorder{next: http.DefaultTransport}
-	cfg := api.DefaultConfig()
-	cfg.Address = strings.TrimPrefix(consul.URL(), "http://")
-	cfg.HttpClient = &http.Client{Transport: rec}
-	c2, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c2, rec := recordedClient(t, consul)
 	var names []string
 	for i := 100; i < 250; i++ { // 150 names: three transactions
 		names = append(names, fmt.Sprintf("app@%d.service", i))

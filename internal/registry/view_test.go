@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/consul/api"
 
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
@@ -117,14 +114,7 @@ func TestFollowReadsOncePerRead(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rec := &recorder{next: http.DefaultTransport}
-	cfg := api.DefaultConfig()
-	cfg.Address = strings.TrimPrefix(consul.URL(), "http://")
-	cfg.HttpClient = &http.Client{Transport: rec}
-	watched, err := api.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	watched, rec := recordedClient(t, consul)
 	reg := registry.New(client, "")
 	body, _ := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
 	view, err := registry.New(watched, "").View(ctx, "placement/")

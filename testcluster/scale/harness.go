@@ -344,6 +344,7 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 	// The client is fleetd's (registry.NewClientWith): it reads and
 	// decodes Consul's answers as the fleetds it stands for do.
 	var transport *http.Transport
+	conns := connsFor(machines)
 	c, err := registry.NewClientWith(endpoint, "", registry.ClientOptions{
 		Transport: func(t *http.Transport) {
 			// Without a bound, a burst of wakes at 5,000 machines
@@ -354,9 +355,7 @@ func newClient(endpoint string, machines int, counter *RequestCounter, states *S
 			// closed some and dialed them again, a setup per request
 			// for this process and the client agents that real
 			// machines do not pay.
-			t.MaxConnsPerHost = connsFor(machines)
-			t.MaxIdleConns = connsFor(machines)
-			t.MaxIdleConnsPerHost = connsFor(machines)
+			t.MaxConnsPerHost, t.MaxIdleConns, t.MaxIdleConnsPerHost = conns, conns, conns
 			transport = t
 		},
 		Wrap: func(next http.RoundTripper) http.RoundTripper {
