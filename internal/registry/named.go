@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -52,18 +54,80 @@ func (r *Registry) JobsNamed(ctx context.Context, names []string) (*Snapshot, er
 	return s, nil
 }
 
+// Tracking reads what a command waiting for the named units looks at, and
+// nothing else: their jobs and placements, then the records of the
+// machines they are placed on and what those machines report of them;
+// with everywhere, what every machine reports instead, as a unit being
+// stopped or destroyed may still be reported by a machine it has left.
+// Like JobsNamed, the reads are read-only transactions, several at once,
+// and not one consistent view: a wait for 500 units of a 10,000-unit
+// cluster reads 2,000 keys where the cluster holds over 30,000.
+func (r *Registry) Tracking(ctx context.Context, names []string, everywhere bool) (*Snapshot, error) {
+	keys := make([]string, 0, 2*len(names))
+	for _, n := range names {
+		keys = append(keys, r.jobKey(n), r.placementKey(n))
+	}
+	pairs, err := r.getKeys(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	if everywhere {
+		states, _, err := r.subtrees(ctx, []string{"states/"})
+		if err != nil {
+			return nil, err
+		}
+		return r.decode(append(pairs, states...), 0), nil
+	}
+	on := map[string]bool{} // the machines the units are placed on
+	for _, j := range r.decode(pairs, 0).Jobs {
+		if j.Target != "" {
+			on[j.Target] = true
+		}
+	}
+	ops := make(api.TxnOps, 0, 2*len(on))
+	for _, m := range slices.Sorted(maps.Keys(on)) {
+		// The machine's states come as one tree: its machine key, then the
+		// keys of units of their own, which win.
+		ops = append(ops, kv(api.KVGetOrEmpty, r.machineKey(m), nil, 0), kv(api.KVGetTree, r.machineStatesKey(m), nil, 0))
+	}
+	more, err := r.readOps(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	return r.decode(append(pairs, more...), 0), nil
+}
+
+// Changed blocks until a key under the prefix changes past index, or wait
+// passes, and returns the prefix's index (with index 0, at once). It asks
+// for the prefix's keys cut at the first separator, which Consul answers
+// with a dozen keys and the index of all, where a blocking query of the
+// values would answer each change with the whole cluster.
+func (r *Registry) Changed(ctx context.Context, index uint64, wait time.Duration) (uint64, error) {
+	_, meta, err := r.c.KV().Keys(r.prefix, "/", (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("watch fleet state in Consul: %w", err)
+	}
+	return meta.LastIndex, nil
+}
+
 // getKeys reads keys (full keys, under the prefix) in read-only
 // transactions of up to txnOps get-or-empty operations, txnsAtOnce at a
 // time. A key Consul does not hold is left out of the answer.
 func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, error) {
-	chunks := slices.Collect(slices.Chunk(keys, txnOps))
+	ops := make(api.TxnOps, 0, len(keys))
+	for _, key := range keys {
+		ops = append(ops, kv(api.KVGetOrEmpty, key, nil, 0))
+	}
+	return r.readOps(ctx, ops)
+}
+
+// readOps runs read operations in read-only transactions of up to txnOps,
+// txnsAtOnce at a time, and returns the keys they found, in order.
+func (r *Registry) readOps(ctx context.Context, ops api.TxnOps) (api.KVPairs, error) {
+	chunks := slices.Collect(slices.Chunk(ops, txnOps))
 	got := make([]api.KVPairs, len(chunks)) // each transaction fills its own
 	errs := atOnce(len(chunks), txnsAtOnce, func(k int) error {
-		ops := make(api.TxnOps, 0, len(chunks[k]))
-		for _, key := range chunks[k] {
-			ops = append(ops, kv(api.KVGetOrEmpty, key, nil, 0))
-		}
-		ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		ok, resp, _, err := r.c.Txn().Txn(chunks[k], (&api.QueryOptions{}).WithContext(ctx))
 		if err != nil {
 			return fmt.Errorf("read fleet state from Consul: %w", err)
 		}

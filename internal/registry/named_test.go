@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -155,5 +156,77 @@ func TestListedAsConsulsClientLists(t *testing.T) {
 	}
 	if s := <-woke; s == nil || s.Index <= got.Index || s.Machines["m2"] == nil {
 		t.Errorf("blocking read woke with %+v, want machine m2 past index %d", s, got.Index)
+	}
+}
+
+// TestTracking: a wait's read holds the named units with their
+// placements, the machines they are placed on and those machines'
+// reports, a unit's key of its own winning over its machine's key; not
+// the other units' jobs, nor other machines. Everywhere, it holds every
+// machine's reports: a unit still reported by a machine it left.
+func TestTracking(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, rec := recordedClient(t, consul)
+	ctx := context.Background()
+	hash := strings.Repeat("ab", 20)
+	put := func(key, value string) uint64 {
+		t.Helper()
+		if _, err := client.KV().Put(&api.KVPair{Key: "fleet/" + key, Value: []byte(value)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := client.KV().Get("fleet/"+key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.CreateIndex
+	}
+	state := func(active string) string {
+		return fmt.Sprintf(`{"hash":%q,"state":"launched","load":"loaded","active":%q,"sub":"x"}`, hash, active)
+	}
+	for unit, machine := range map[string]string{"a.service": "m1", "b.service": "m2", "c.service": "m1"} {
+		job := put("jobs/"+unit, fmt.Sprintf(`{"name":%q,"hash":%q,"desired":"launched"}`, unit, hash))
+		put("placement/"+unit, fmt.Sprintf(`{"machine":%q,"job":%d}`, machine, job))
+	}
+	for _, m := range []string{"m1", "m2", "m3"} {
+		put("machines/"+m, fmt.Sprintf(`{"id":%q,"ip":"127.0.0.9"}`, m))
+	}
+	put("states/m1/", fmt.Sprintf(`{"a.service":%s,"c.service":%s}`, state("activating"), state("active")))
+	put("states/m1/a.service", fmt.Sprintf(`{"name":"a.service","machine":"m1","hash":%q,"state":"launched","load":"loaded","active":"active","sub":"running"}`, hash))
+	put("states/m2/b.service", fmt.Sprintf(`{"name":"b.service","machine":"m2","hash":%q,"state":"launched","load":"loaded","active":"failed","sub":"failed"}`, hash))
+	put("states/m3/", fmt.Sprintf(`{"a.service":%s}`, state("deactivating")))
+
+	r := registry.New(client, "fleet/")
+	rec.reqs = nil
+	s, err := r.Tracking(ctx, []string{"a.service", "b.service", "gone.service"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(s.Jobs)); !slices.Equal(got, []string{"a.service", "b.service"}) {
+		t.Errorf("jobs %v, want the named units that exist", got)
+	}
+	if a, b := s.Jobs["a.service"], s.Jobs["b.service"]; a == nil || b == nil || a.Target != "m1" || b.Target != "m2" {
+		t.Fatalf("targets: %+v %+v, want a.service on m1, b.service on m2", a, b)
+	}
+	if got := slices.Sorted(maps.Keys(s.Machines)); !slices.Equal(got, []string{"m1", "m2"}) {
+		t.Errorf("machines %v, want the targets m1 and m2", got)
+	}
+	if st := s.States["a.service"]; len(st) != 1 || st["m1"] == nil || st["m1"].Active != "active" {
+		t.Errorf("a.service's states %v, want m1's only, from its key of its own (active)", st)
+	}
+	if st := s.States["b.service"]["m2"]; st == nil || st.Active != "failed" {
+		t.Errorf("b.service on m2: %+v, want its key of its own (failed)", st)
+	}
+	for _, req := range rec.reqs {
+		if !strings.HasPrefix(req, "PUT /v1/txn") {
+			t.Errorf("request beside the read transactions: %s", req)
+		}
+	}
+
+	s, err = r.Tracking(ctx, []string{"a.service"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.States["a.service"]; len(st) != 2 || st["m3"] == nil || st["m3"].Active != "deactivating" {
+		t.Errorf("a.service's states everywhere %v, want m1's and m3's", st)
 	}
 }
