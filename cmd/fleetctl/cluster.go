@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // clusterReader is how fleetctl's commands read fleet's state:
@@ -30,6 +31,13 @@ type clusterReader interface {
 	JobsNamed(ctx context.Context, names []string) (*registry.Snapshot, error)
 	// DefaultPolicy reads the policy of units that name none.
 	DefaultPolicy(ctx context.Context) (string, error)
+	// Tracking reads the named units, where they are placed and what
+	// their machines report of them; with everywhere, what every machine
+	// reports: what a wait for them looks at.
+	Tracking(ctx context.Context, names []string, everywhere bool) (*registry.Snapshot, error)
+	// Changed blocks until fleet's keys change past index, or wait passes,
+	// and returns their index; with index 0 it returns at once.
+	Changed(ctx context.Context, index uint64, wait time.Duration) (uint64, error)
 }
 
 var _ clusterReader = (*registry.Registry)(nil)
@@ -58,6 +66,21 @@ func (f fixedCluster) UnitStates(context.Context) (*registry.StateList, error) {
 // JobsNamed returns the whole snapshot, which holds any unit asked for.
 func (f fixedCluster) JobsNamed(context.Context, []string) (*registry.Snapshot, error) {
 	return f.s, nil
+}
+
+// Tracking returns the whole snapshot, which holds any unit asked for.
+func (f fixedCluster) Tracking(context.Context, []string, bool) (*registry.Snapshot, error) {
+	return f.s, nil
+}
+
+// Changed returns the snapshot's index when index is below it; else, as
+// the snapshot never changes, index once wait passes.
+func (f fixedCluster) Changed(ctx context.Context, index uint64, wait time.Duration) (uint64, error) {
+	if now := max(f.s.Index, 1); index < now {
+		return now, nil
+	}
+	watch.Sleep(ctx, wait)
+	return index, ctx.Err()
 }
 
 // DefaultPolicy returns the snapshot's default policy.

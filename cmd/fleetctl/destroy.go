@@ -59,13 +59,8 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 	if err != nil {
 		return err
 	}
-	var index uint64
-	for {
-		s, err := r.Snapshot(ctx, index, attemptPeriod)
-		if err != nil {
-			return c.consulErr(err)
-		}
-		index = max(s.Index, 1)
+	read := func(ctx context.Context) (*registry.Snapshot, error) { return r.Tracking(ctx, destroyed, true) }
+	return c.watchUntil(ctx, r, read, func(s *registry.Snapshot) (bool, error) {
 		left, gone := 0, 0
 		for _, n := range destroyed {
 			left += len(s.States[n])
@@ -74,15 +69,16 @@ func (c *cli) destroy(ctx context.Context, units []unitArg, b blockOptions) erro
 			}
 		}
 		if left == 0 {
-			return nil
+			return true, nil
 		}
 		if len(destroyed) > 1 {
 			c.live.set(fmt.Sprintf("waiting: %d/%d units off their machines", gone, len(destroyed)))
 		}
 		if !deadline.IsZero() && time.Now().After(deadline) {
-			return fmt.Errorf("units %v are destroyed but still reported by %d machine(s) after %d block attempts", destroyed, left, b.attempts)
+			return false, fmt.Errorf("units %v are destroyed but still reported by %d machine(s) after %d block attempts", destroyed, left, b.attempts)
 		}
-	}
+		return false, nil
+	})
 }
 
 // present names the given units that exist, each once, in the order given.

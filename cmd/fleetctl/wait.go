@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // attemptPeriod is one "block attempt", as in fleet: --block-attempts=N
@@ -47,7 +48,8 @@ type waitItem struct {
 
 // waitFor blocks until every unit's current state is want, printing fleet's
 // line for each as it gets there. With active it also waits for the init
-// system to report the unit active. Blocking queries wake it on every change.
+// system to report the unit active. It reads as the cluster changes
+// (watchUntil).
 func (c *cli) waitFor(ctx context.Context, names []string, want registry.DesiredState, b blockOptions, active bool) error {
 	items := make([]waitItem, len(names))
 	for i, n := range names {
@@ -67,33 +69,88 @@ func (c *cli) waitForItems(ctx context.Context, items []waitItem, want registry.
 	}
 	w := c.newWaiting(items, want, b, active)
 	total := len(w.pending)
+	if total == 0 {
+		return nil
+	}
 	if total > 1 {
 		defer c.live.set(c.live.current())
 	}
-	var index uint64
-	for len(w.pending) > 0 {
-		if total > 1 {
-			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(w.pending), total, want))
-		}
-		s, err := r.Snapshot(ctx, index, attemptPeriod)
-		if err != nil {
-			return c.consulErr(err)
-		}
-		if s.Index < index {
-			index = 0
-			continue
-		}
-		index = max(s.Index, 1)
+	err = c.watchUntil(ctx, r, w.read(r), func(s *registry.Snapshot) (bool, error) {
 		for _, it := range items {
 			if w.pending[it] {
 				w.check(s, it)
 			}
 		}
-		if err := w.timedOut(); err != nil {
+		if len(w.pending) == 0 {
+			return true, nil
+		}
+		if total > 1 {
+			c.live.set(fmt.Sprintf("waiting: %d/%d units %s", total-len(w.pending), total, want))
+		}
+		return false, w.timedOut()
+	})
+	if err != nil {
+		return err
+	}
+	return w.failure()
+}
+
+// watchUntil hands settled what read reads: at once, then after each
+// change to fleet's keys, until settled reports true or an error. A read
+// begins no sooner than four times as long as the last one took (at most
+// gatherMost) after it ended, and takes what changed meanwhile: reading
+// takes at most a fifth of the time however fast the cluster changes,
+// while a change after a quiet spell is read at once. With no change for
+// attemptPeriod it hands settled the last read again, so that a deadline
+// is checked.
+func (c *cli) watchUntil(ctx context.Context, r clusterReader, read func(context.Context) (*registry.Snapshot, error), settled func(*registry.Snapshot) (bool, error)) error {
+	var index uint64
+	var s *registry.Snapshot
+	var took time.Duration // how long the last read took
+	var ended time.Time    // when it ended
+	for {
+		now, err := r.Changed(ctx, index, attemptPeriod)
+		if err != nil {
+			return c.consulErr(err)
+		}
+		if s == nil || now != index {
+			watch.Sleep(ctx, min(4*took, gatherMost)-time.Since(ended))
+			start := time.Now()
+			if s, err = read(ctx); err != nil {
+				return c.consulErr(err)
+			}
+			ended = time.Now()
+			took = ended.Sub(start)
+		}
+		index = max(now, 1)
+		if done, err := settled(s); done || err != nil {
 			return err
 		}
 	}
-	return w.failure()
+}
+
+// gatherMost is the longest a wait holds a read back (watchUntil).
+const gatherMost = 500 * time.Millisecond
+
+// read is how the wait reads the cluster: only the units still waited
+// for, where they are and what machines report of them
+// (registry.Registry.Tracking), unless it waits for global units' copies,
+// whose fate depends on every unit and machine (shouldRun).
+func (w *waiting) read(r clusterReader) func(context.Context) (*registry.Snapshot, error) {
+	for _, it := range w.items {
+		if it.machine != "" {
+			return func(ctx context.Context) (*registry.Snapshot, error) { return r.Snapshot(ctx, 0, 0) }
+		}
+	}
+	return func(ctx context.Context) (*registry.Snapshot, error) {
+		var names []string // those still waited for
+		for _, it := range w.items {
+			if w.pending[it] {
+				names = append(names, it.name)
+			}
+		}
+		return r.Tracking(ctx, names, w.want == registry.Inactive)
+	}
 }
 
 // waiting is one wait of waitForItems in progress.
