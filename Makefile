@@ -195,6 +195,8 @@ bench: build consul deps
 	$(GO) test -run '^$$' -bench 'Placement|Load' -count 6 ./policies/ | tee -a bench.txt
 	echo "== go test -run '^$$' -bench '^BenchmarkList$$' -count 6 ./cmd/fleetctl/" | tee -a bench.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkList$$' -count 6 ./cmd/fleetctl/ | tee -a bench.txt
+	echo "== go test -run '^$$' -bench '^BenchmarkWait$$' -benchtime 5x -count 6 ./cmd/fleetctl/" | tee -a bench.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkWait$$' -benchtime 5x -count 6 ./cmd/fleetctl/ | tee -a bench.txt
 	@if [ "$$(id -u)" = 0 ] && command -v systemd-nspawn >/dev/null 2>&1; then \
 		echo "== go test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/" | tee -a bench.txt; \
 		$(GO) test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/ | tee -a bench.txt; \

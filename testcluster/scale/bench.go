@@ -41,8 +41,11 @@ type BenchOptions struct {
 	FleetdTTL  time.Duration // the real fleetds' --agent-ttl; fleetd's default (10s) when zero
 	// Timeout bounds the time from the first submit until every unit is
 	// acknowledged; 15 minutes when zero.
-	Timeout  time.Duration
-	Chunk    int       // units per fleetctl start; 500 when zero
+	Timeout time.Duration
+	Chunk   int // units per fleetctl start; 500 when zero
+	// Wait makes each fleetctl start wait until its units run, as it does
+	// unless told --no-block, before the next command.
+	Wait     bool
 	Dir      string    // unit file, logs; a temporary directory when empty
 	Progress io.Writer // what Run is doing; discarded when nil
 	// Baseline is how long the idle cluster is watched before the submit,
@@ -75,6 +78,7 @@ type Result struct {
 	Machines, Units int  // Machines counts the two real fleetds
 	ConsulAgents    int  // Consul client agents the simulated machines use
 	ConsulDev       bool // the server ran in dev mode (BenchOptions.ConsulDev)
+	Wait            bool // each fleetctl start waited for its units (BenchOptions.Wait)
 	// Elapsed is from the first fleetctl command (submitting the template)
 	// to every unit reported launched and active by its machine.
 	Elapsed time.Duration
@@ -160,7 +164,7 @@ func Run(ctx context.Context, o BenchOptions) (res *Result, err error) {
 	} else if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, res: &Result{Machines: o.Machines + 2, Units: o.Units, ConsulAgents: o.ConsulAgents, ConsulDev: o.ConsulDev, CPU: map[string]float64{}}}
+	b := &bench{o: o, res: &Result{Machines: o.Machines + 2, Units: o.Units, ConsulAgents: o.ConsulAgents, ConsulDev: o.ConsulDev, Wait: o.Wait, CPU: map[string]float64{}}}
 	defer b.stop()
 	if err := b.start(ctx); err != nil {
 		return nil, err
@@ -492,12 +496,16 @@ func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (t
 	}
 	for i := 0; i < len(names); i += b.o.Chunk {
 		t := time.Now()
-		args := append([]string{"start", "--no-block"}, names[i:min(i+b.o.Chunk, len(names))]...)
-		if err := b.fleetctl(ctx, args...); err != nil {
+		chunk := names[i:min(i+b.o.Chunk, len(names))]
+		args := []string{"start", "--no-block"}
+		if b.o.Wait {
+			args = args[:1]
+		}
+		if err := b.fleetctl(ctx, append(args, chunk...)...); err != nil {
 			return start, err
 		}
 		if len(names) > 4*b.o.Chunk {
-			b.logf("fleetctl start: %d units in %s", len(args)-2, time.Since(t).Round(time.Millisecond))
+			b.logf("fleetctl start: %d units in %s", len(chunk), time.Since(t).Round(time.Millisecond))
 		}
 	}
 	b.res.Submit = time.Since(start)

@@ -140,7 +140,11 @@ func (r *Result) printSetup(p printer, label string) {
 	p("", "each on its own host in a real cluster; the Consul server and the leading fleetd pay what a real cluster's server and leader pay")
 	p("first submit to all acknowledged", "%.2f s", r.Elapsed.Seconds())
 	p("  seen", "%s", r.seen())
-	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s", r.Submit.Seconds(), r.SubmitCPU.Seconds(), float64(r.Units)/r.Submit.Seconds())
+	how := "with --no-block"
+	if r.Wait {
+		how = "each waiting until its units run"
+	}
+	p("fleetctl submit+start", "%.2f s wall, %.2f s CPU: %.0f units/s (%s)", r.Submit.Seconds(), r.SubmitCPU.Seconds(), float64(r.Units)/r.Submit.Seconds(), how)
 }
 
 // printConsul writes what each unit cost, and Consul's operations per
