@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,20 +127,12 @@ func seedCluster(b testing.TB, consul *testcluster.Consul, machines, perMachine 
 	put := func(key string, v any) {
 		val, _ := json.Marshal(v)
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: key, Value: val}})
-		if len(ops) >= 60 {
-			if ok, resp, _, err := client.Txn().Txn(ops, nil); err != nil || !ok {
-				b.Fatal(err, resp)
-			}
-			ops = ops[:0]
-		}
 	}
 	flush := func() {
-		if len(ops) > 0 {
-			if ok, resp, _, err := client.Txn().Txn(ops, nil); err != nil || !ok {
-				b.Fatal(err, resp)
-			}
-			ops = ops[:0]
+		if err := applyInChunks(context.Background(), client, ops); err != nil {
+			b.Fatal(err)
 		}
+		ops = nil
 	}
 	body, err := unitfile.Parse(benchTemplate)
 	if err != nil {

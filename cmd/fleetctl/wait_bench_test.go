@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -128,10 +129,7 @@ func (c *benchCluster) report(ctx context.Context, client *api.Client, names []s
 		}
 		var ops api.TxnOps
 		for i := from; i < min(from+c.perStep, len(names)); i++ {
-			states := map[string]map[string]string{}
-			for k, v := range c.states[i] {
-				states[k] = v
-			}
+			states := maps.Clone(c.states[i])
 			edit(states, names[i])
 			v, _ := json.Marshal(states)
 			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "fleet/states/" + c.machines[i] + "/", Value: v}})
