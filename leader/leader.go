@@ -126,6 +126,7 @@ func lead(ctx context.Context, cfg Config, session string) error {
 	follower := view.Follow(fctx, followed, time.Minute, cfg.Log)
 	var last time.Duration // how long the last pass took
 	var ended time.Time    // when it ended
+	forgetFailed := false  // refused by ACL, told once
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,6 +150,14 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		wrote, err := write(ctx, cfg, view, s, plan, session)
 		if err != nil {
 			return err
+		}
+		if err := follower.Forget(ctx, session); errors.Is(err, registry.ErrNotLeader) {
+			return err
+		} else if errors.As(err, new(*registry.PermissionError)) && !forgetFailed {
+			cfg.Log.Warn("the leader may not remove the change log's entries: it reads every unit at each pass instead (contrib/acl/leader.hcl)", "err", err)
+			forgetFailed = true
+		} else if err != nil {
+			cfg.Log.Warn("removing read entries of the change log failed; they are read again", "err", err)
 		}
 		cfg.Metrics.reconciled(start, plan)
 		if wrote {

@@ -16,6 +16,8 @@ key "fleet/leader" { policy = "write" }
 key "fleet/schema" { policy = "write" }
 key_prefix "fleet/placement/" { policy = "write" }
 key_prefix "fleet/schedule/" { policy = "write" }
+# The change log's entries it has read, which it removes (fenced too).
+key_prefix "fleet/changes/" { policy = "write" }
 # Consul applies a token's longest matching prefix: the agent policy's read of
 # this machine's own schedule would otherwise win over the line above.
 key_prefix "fleet/schedule/MACHINE_ID/" { policy = "write" }

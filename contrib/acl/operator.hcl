@@ -5,6 +5,10 @@
 key_prefix "fleet/" { policy = "read" }
 key_prefix "fleet/units/" { policy = "write" }
 key_prefix "fleet/jobs/" { policy = "write" }
+# The change log: each write of units names its keys there, so the leader
+# reads those keys, not every unit. Without it fleetctl still works, and
+# the leader reads every unit at each change (docs/keys.md).
+key_prefix "fleet/changes/" { policy = "write" }
 key_prefix "fleet/machine-metadata/" { policy = "write" }
 key_prefix "fleet-chunks/" { policy = "read" }
 

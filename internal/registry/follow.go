@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -145,11 +146,18 @@ func (v *View) Snapshot(rd *Reading) *Snapshot {
 // A blocking query of a subtree's values answers with the whole subtree
 // at each of its changes: under a burst of fleetctl writes, a read of
 // every job per write, not per pass.
+//
+// A subtree whose writes are logged (jobs/, units/: changes.go) is read
+// whole once; after that a change is read from the log: its entries since,
+// then the keys they name (patchPart says when it reads the subtree whole
+// instead).
 func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration, log *slog.Logger) *Follower {
 	f := &Follower{v: v, subtrees: subtrees, log: log, dirty: make([]bool, len(subtrees)),
-		parts: make([]read, len(subtrees)), marks: make([]mark, len(subtrees))}
-	for i := range subtrees {
+		parts: make([]read, len(subtrees)), marks: make([]mark, len(subtrees)), logged: make([]bool, len(subtrees)),
+		whole: make([]time.Time, len(subtrees))}
+	for i, sub := range subtrees {
 		f.dirty[i] = true // never read
+		f.logged[i] = slices.Contains(loggedSubtrees, sub)
 		go f.watch(ctx, i, wait)
 	}
 	v.Poke() // the first Read reads every subtree
@@ -177,6 +185,9 @@ func (f *Follower) watch(ctx context.Context, i int, wait time.Duration) {
 		case m := <-marks:
 			f.mu.Lock()
 			changed := f.parts[i].outdated(m, f.marks[i].index)
+			if m.index < f.marks[i].index {
+				f.whole[i] = time.Time{} // Consul went back: no log tells what changed
+			}
 			f.dirty[i] = f.dirty[i] || changed
 			f.marks[i] = m
 			f.mu.Unlock()
@@ -213,13 +224,19 @@ type Follower struct {
 	subtrees []string
 	log      *slog.Logger
 
-	mu    sync.Mutex
-	dirty []bool // changed since read, or never read
-	parts []read
-	marks []mark // what each watch answered last
+	logged []bool      // by subtree: read from the change log once read whole
+	whole  []time.Time // by subtree: when last read whole
+
+	mu     sync.Mutex
+	dirty  []bool // changed since read, or never read
+	parts  []read
+	marks  []mark   // what each watch answered last
+	forget []change // log entries applied to every subtree they name (Forget)
+	noLog  bool     // the log's entries may not be removed: it is not read
 }
 
-// read is one subtree as last read.
+// read is one subtree as last read: its keys, and the index up to which
+// they are complete.
 type read struct {
 	pairs api.KVPairs
 	index uint64
@@ -242,13 +259,43 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 			f.dirty[i] = false
 		}
 	}
+	useLog := !f.noLog
 	f.mu.Unlock()
-	errs := atOnce(len(todo), len(todo), func(k int) error { return f.readPart(ctx, todo[k]) })
+	var log []change
+	seen := make([]uint64, len(f.subtrees)) // the watches' indexes before the log is read
+	if useLog && slices.ContainsFunc(todo, func(i int) bool { return f.logged[i] }) {
+		f.mu.Lock()
+		for i, m := range f.marks {
+			seen[i] = m.index
+		}
+		f.mu.Unlock()
+		err := f.retry(ctx, changesDir, func() (err error) {
+			log, _, err = f.v.r.changes(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := range f.subtrees { // a subtree whose watch is yet to tell of an entry's write, too
+			if f.logged[i] && !slices.Contains(todo, i) && slices.ContainsFunc(log, func(c change) bool { return c.index > f.partIndex(i) && c.names(f.subtrees[i]) }) {
+				todo = append(todo, i)
+			}
+		}
+	}
+	wholeNow := make([]bool, len(f.subtrees)) // read whole by this Read, after the log
+	errs := atOnce(len(todo), len(todo), func(k int) error {
+		if i := todo[k]; useLog && f.logged[i] && f.partIndex(i) != 0 && time.Since(f.wholeAt(i)) < logTrust {
+			return f.patchPart(ctx, i, log, seen[i], &wholeNow[i])
+		}
+		wholeNow[todo[k]] = true
+		return f.readPart(ctx, todo[k])
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
+	f.applied(log, wholeNow)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !slices.Contains(f.dirty, true) {
@@ -267,23 +314,174 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 	return &Reading{pairs: slices.Concat(all...), index: index}, nil
 }
 
-// readPart reads subtree i, trying again until ctx is done, and keeps it.
-// A change its watch told of meanwhile that the read holds needs no other.
+// readPart reads subtree i whole, trying again until ctx is done, and
+// keeps it.
 func (f *Follower) readPart(ctx context.Context, i int) error {
-	for backoff := time.Second; ; backoff = min(backoff*2, 5*time.Second) {
+	return f.retry(ctx, f.subtrees[i], func() error {
+		at := time.Now()
 		pairs, meta, err := f.v.r.list(f.v.r.prefix+f.subtrees[i], (&api.QueryOptions{}).WithContext(ctx))
 		if err == nil {
+			f.keepPart(i, read{pairs, meta.LastIndex})
 			f.mu.Lock()
-			p := read{pairs, meta.LastIndex}
-			f.parts[i] = p
-			f.dirty[i] = f.dirty[i] && p.outdated(f.marks[i], f.marks[i].index)
+			f.whole[i] = at
 			f.mu.Unlock()
+		}
+		return err
+	})
+}
+
+// keepPart keeps p as subtree i. A change its watch told of meanwhile that
+// p holds needs no other read.
+func (f *Follower) keepPart(i int, p read) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.parts[i] = p
+	f.dirty[i] = f.dirty[i] && p.outdated(f.marks[i], f.marks[i].index)
+}
+
+// logTrust is how long a logged subtree is read from the log after it
+// was last read whole. A write without an entry (a client that may not
+// write the log) shows as the subtree's index past every entry, unless a
+// logged write lands after it before its watch answers: the index is the
+// last write's. Such a write is read at the next change after logTrust.
+const logTrust = time.Minute
+
+// wholeAt is when subtree i was last read whole.
+func (f *Follower) wholeAt(i int) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.whole[i]
+}
+
+// partIndex is the index up to which subtree i is read; 0 if never.
+func (f *Follower) partIndex(i int) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parts[i].index
+}
+
+// patchPart brings logged subtree i up to date from the change log, read
+// after its watch told of index seen: it reads the keys that log's entries
+// past what is read name, or the whole subtree when seen is a write no
+// entry accounts for, or when the entries name more keys than a quarter of
+// the subtree and than one transaction reads.
+func (f *Follower) patchPart(ctx context.Context, i int, log []change, seen uint64, whole *bool) error {
+	sub := f.subtrees[i]
+	f.mu.Lock()
+	p := f.parts[i]
+	f.mu.Unlock()
+	explained, top := seen <= p.index, p.index
+	var keys []string
+	named := map[string]bool{}
+	for _, c := range log {
+		if !c.names(sub) {
+			continue
+		}
+		explained = explained || c.index == seen
+		if c.index > p.index {
+			top = max(top, c.index)
+			for _, k := range c.keys {
+				if strings.HasPrefix(k, sub) && !named[k] {
+					named[k] = true
+					keys = append(keys, f.v.r.prefix+k)
+				}
+			}
+		}
+	}
+	if !explained || len(keys) > max(txnOps, len(p.pairs)/4) {
+		*whole = true
+		return f.readPart(ctx, i)
+	}
+	var got api.KVPairs
+	err := f.retry(ctx, sub, func() (err error) {
+		got, err = f.v.r.getKeys(ctx, keys)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	f.keepPart(i, read{patched(p.pairs, keys, got), max(top, seen)})
+	return nil
+}
+
+// patched is pairs with keys as read now: got holds those Consul has.
+func patched(pairs api.KVPairs, keys []string, got api.KVPairs) api.KVPairs {
+	now := make(map[string]*api.KVPair, len(keys))
+	for _, k := range keys {
+		now[k] = nil // gone unless got holds it
+	}
+	for _, g := range got {
+		now[g.Key] = g
+	}
+	out := make(api.KVPairs, 0, len(pairs)+len(got))
+	for _, p := range pairs {
+		if _, read := now[p.Key]; !read {
+			out = append(out, p)
+		}
+	}
+	for _, g := range got {
+		out = append(out, g)
+	}
+	return out
+}
+
+// applied marks the entries of log that every subtree they name has read
+// as ready to remove (Forget): a subtree read past the entry's index, or
+// read whole after log was (whole). A write that sets a key to the value
+// it holds leaves the key's index, and so the subtree's, as it was (a
+// template's body, written again with each batch of its instances).
+func (f *Follower) applied(log []change, whole []bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range log {
+		done := true
+		for i, sub := range f.subtrees {
+			if f.logged[i] && c.names(sub) && f.parts[i].index < c.index && !whole[i] {
+				done = false
+			}
+		}
+		if done && !slices.ContainsFunc(f.forget, func(o change) bool { return o.key == c.key }) {
+			f.forget = append(f.forget, c)
+		}
+	}
+}
+
+// Forget removes the change log's entries that Reads applied, if session
+// still holds the leader lock (else ErrNotLeader): the leader calls it
+// after a pass. An entry left (a failure) is read again and costs a read
+// of the keys it names. When Consul refuses the removal by ACL (a leader
+// policy from before the log), Reads stop reading the log and read the
+// logged subtrees whole.
+func (f *Follower) Forget(ctx context.Context, session string) error {
+	f.mu.Lock()
+	cs := f.forget
+	f.forget = nil
+	f.mu.Unlock()
+	if len(cs) == 0 {
+		return nil
+	}
+	err := f.v.r.forgetChanges(ctx, session, cs)
+	if errors.As(err, new(*PermissionError)) {
+		// The log would only grow: read the subtrees whole instead.
+		f.mu.Lock()
+		f.noLog = true
+		f.mu.Unlock()
+	}
+	return err
+}
+
+// retry calls read until it succeeds or ctx is done, logging each failure
+// and waiting longer each time.
+func (f *Follower) retry(ctx context.Context, what string, read func() error) error {
+	for backoff := time.Second; ; backoff = min(backoff*2, 5*time.Second) {
+		err := read()
+		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		f.log.Warn("reading fleet's state from Consul failed, retrying", "subtree", f.subtrees[i], "err", err, "in", backoff)
+		f.log.Warn("reading fleet's state from Consul failed, retrying", "subtree", what, "err", err, "in", backoff)
 		watch.Sleep(ctx, backoff)
 	}
 }

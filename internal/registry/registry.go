@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -38,6 +39,8 @@ type Registry struct {
 	schemaMu   sync.Mutex
 	schema     Schema // the cluster's, as read before the first write (mayWrite)
 	schemaRead bool
+
+	unlogged atomic.Bool // a log entry was refused (changes.go): write without
 }
 
 // New returns a Registry over client with keys under prefix ("" means

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
 	"github.com/wasmfleet/fleet/testcluster"
@@ -40,26 +42,9 @@ func TestView(t *testing.T) {
 		t.Fatal(err)
 	}
 	follower := view.Follow(ctx, []string{"units/", "jobs/", "machines/", "leader"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	// until waits for a snapshot that holds; readings of earlier changes
-	// may come first.
 	until := func(what string, holds func(*registry.Snapshot) bool) *registry.Snapshot {
 		t.Helper()
-		var s *registry.Snapshot
-		for limit := time.After(20 * time.Second); ; {
-			select {
-			case <-follower.Changed():
-				rd, err := follower.Read(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if s = view.Snapshot(rd); holds(s) {
-					return s
-				}
-			case <-limit:
-				t.Fatalf("no snapshot after %s; the last: %+v", what, s)
-				return nil
-			}
-		}
+		return readUntil(t, ctx, view, follower, what, holds)
 	}
 	s := until("the first read", func(s *registry.Snapshot) bool {
 		j := s.Jobs["a.service"]
@@ -102,10 +87,33 @@ func TestView(t *testing.T) {
 	})
 }
 
+// readUntil reads f until a snapshot holds, or fails after 20 s;
+// readings of earlier changes may come first.
+func readUntil(t *testing.T, ctx context.Context, view *registry.View, f *registry.Follower, what string, holds func(*registry.Snapshot) bool) *registry.Snapshot {
+	t.Helper()
+	var s *registry.Snapshot
+	for limit := time.After(20 * time.Second); ; {
+		select {
+		case <-f.Changed():
+			rd, err := f.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s = view.Snapshot(rd); holds(s) {
+				return s
+			}
+		case <-limit:
+			t.Fatalf("no snapshot after %s; the last: %+v", what, s)
+			return nil
+		}
+	}
+}
+
 // TestFollowReadsOncePerRead: the Follower reads a subtree's values only
 // when asked, once for however many writes it was told of meanwhile, and
 // a subtree that did not change is not read again; what it returns holds
-// every write.
+// every write. (Subtrees whose writes are logged, jobs/ and units/, are
+// read from the log after the first read: TestFollowReadsTheLog.)
 func TestFollowReadsOncePerRead(t *testing.T) {
 	consul := testcluster.StartConsulT(t)
 	client, err := consul.Client()
@@ -115,57 +123,55 @@ func TestFollowReadsOncePerRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	watched, rec := recordedClient(t, consul)
-	reg := registry.New(client, "")
-	body, _ := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
 	view, err := registry.New(watched, "").View(ctx, "placement/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	follower := view.Follow(ctx, []string{"jobs/", "machines/"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	follower := view.Follow(ctx, []string{"policies/", "machines/"}, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	<-follower.Changed()
 	if _, err := follower.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lists := func() (jobs, machines int) {
+	lists := func() (policies, machines int) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		for _, r := range rec.reqs {
-			jobs += strings.Count(r, "GET /v1/kv/fleet/jobs/?recurse")
+			policies += strings.Count(r, "GET /v1/kv/fleet/policies/?recurse")
 			machines += strings.Count(r, "GET /v1/kv/fleet/machines/?recurse")
 		}
-		return jobs, machines
+		return policies, machines
 	}
-	jobs0, machines0 := lists()
-	if jobs0 != 1 || machines0 != 1 {
-		t.Fatalf("first read: jobs/ listed %d times, machines/ %d, want once each:\n%s", jobs0, machines0, strings.Join(rec.reqs, "\n"))
+	policies0, machines0 := lists()
+	if policies0 != 1 || machines0 != 1 {
+		t.Fatalf("first read: policies/ listed %d times, machines/ %d, want once each:\n%s", policies0, machines0, strings.Join(rec.reqs, "\n"))
 	}
 	for i := range 20 {
-		if err := reg.CreateJob(ctx, fmt.Sprintf("u%d.service", i), body, registry.Launched); err != nil {
+		if _, err := client.KV().Put(&api.KVPair{Key: fmt.Sprintf("fleet/policies/p%d", i), Value: []byte("{}")}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The watch tells of the writes; wait until it has seen the last.
 	var s *registry.Snapshot
-	for limit := time.After(20 * time.Second); s == nil || len(s.Jobs) < 20; {
+	for limit := time.After(20 * time.Second); s == nil || len(s.Policies) < 20; {
 		select {
 		case <-follower.Changed():
 		case <-limit:
-			t.Fatalf("the 20 writes were not all told of: %d read", len(s.Jobs))
+			t.Fatalf("the 20 writes were not all told of: %d read", len(s.Policies))
 		}
-		if jobs, _ := lists(); jobs != jobs0 {
-			t.Fatalf("jobs/ listed before Read was called")
+		if policies, _ := lists(); policies != policies0 {
+			t.Fatalf("policies/ listed before Read was called")
 		}
 		rd, err := follower.Read(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s = view.Snapshot(rd)
-		jobs0++
-		if jobs, machines := lists(); jobs != jobs0 || machines != 1 {
-			t.Fatalf("after Read: jobs/ listed %d times, machines/ %d; want %d and 1", jobs, machines, jobs0)
+		policies0++
+		if policies, machines := lists(); policies != policies0 || machines != 1 {
+			t.Fatalf("after Read: policies/ listed %d times, machines/ %d; want %d and 1", policies, machines, policies0)
 		}
 	}
-	if jobs0 > 1+20 {
-		t.Errorf("%d reads of jobs/ for 20 writes", jobs0)
+	if policies0 > 1+20 {
+		t.Errorf("%d reads of policies/ for 20 writes", policies0)
 	}
 }

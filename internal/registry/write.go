@@ -22,10 +22,19 @@ func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error
 
 // txnAt is txn that also returns, by key, what Consul says of the keys the
 // transaction set (their indexes; not their values).
+//
+// A write of units' jobs or bodies goes with its entry in the change log
+// (logged); when the client may not write the log (an ACL policy from
+// before it), the write goes again without it, and so do all after.
 func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map[string]*api.KVPair, error) {
+	ops, entry := r.logged(ops)
 	ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return false, "", nil, fmt.Errorf("write to Consul: %w", err)
+	}
+	if entry >= 0 && !ok && deniedAt(resp, entry) {
+		r.unlogged.Store(true)
+		return r.txnAt(ctx, ops[:entry])
 	}
 	if ok {
 		set := make(map[string]*api.KVPair, len(resp.Results))
@@ -41,6 +50,17 @@ func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map
 		return false, "", nil, fmt.Errorf("write to Consul: %w", denied)
 	}
 	return false, why, nil, nil
+}
+
+// deniedAt reports whether Consul refused operation i of a transaction
+// by ACL.
+func deniedAt(resp *api.TxnResponse, i int) bool {
+	for _, e := range resp.Errors {
+		if e.OpIndex == i && isPermissionDenied(e.What) {
+			return true
+		}
+	}
+	return false
 }
 
 // rolledBack is why Consul rolled a transaction back: its reasons, or a
@@ -158,7 +178,7 @@ func (r *Registry) createBatches(jobs []NewJob) []createBatch {
 			if bodies[h] {
 				jobOps, b = jobOps[1:], 0
 			}
-			if len(ops) > 0 && (len(ops)+len(jobOps) > txnOps || size+b > txnBytes) {
+			if len(ops) > 0 && (len(ops)+len(jobOps) > writeOps || size+b > txnBytes) {
 				break
 			}
 			bodies[h] = true
@@ -278,9 +298,12 @@ func (r *Registry) DestroyJob(ctx context.Context, name string) error {
 	if err := r.mayWrite(ctx, true); err != nil {
 		return err
 	}
-	_, err := r.c.KV().Delete(r.jobKey(name), (&api.WriteOptions{}).WithContext(ctx))
-	if err != nil {
+	ok, why, err := r.txn(ctx, api.TxnOps{kv(api.KVDelete, r.jobKey(name), nil, 0)})
+	switch {
+	case err != nil:
 		return fmt.Errorf("destroy unit %s in Consul: %w", name, err)
+	case !ok:
+		return fmt.Errorf("destroy unit %s in Consul: %s", name, why)
 	}
 	return nil
 }
@@ -605,7 +628,7 @@ type applying struct {
 // transaction's worth each, so that a few machines given many units all
 // start on theirs at once.
 func (a *applying) chunks(wave []int) ([][]int, error) {
-	room := txnOps - len(a.head)
+	room := writeOps - len(a.head)
 	var machines []string
 	byMachine := map[string][]int{}
 	for _, i := range wave {

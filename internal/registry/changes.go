@@ -1,0 +1,119 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// The change log: every transaction that writes units' jobs or bodies
+// also writes, in the same transaction, one key under changes/ that names
+// the keys it wrote. The key's ModifyIndex is the transaction's, the
+// index the written subtree then has. The leader reads the log and then
+// only the keys it names, where it would read the whole subtree, and
+// removes what it applied (Follower.Forget). The log is a hint: a write
+// without its entry (a client that may not write changes/, an older
+// fleetctl) moves the subtree's index past every entry, and the leader
+// reads the subtree whole.
+
+// changesDir is the log's subtree under the prefix.
+const changesDir = "changes/"
+
+// loggedSubtrees are the subtrees whose writes go with a log entry.
+var loggedSubtrees = []string{"jobs/", "units/"}
+
+// writeOps is how many operations a transaction that may write a logged
+// key carries before its log entry.
+const writeOps = txnOps - 1
+
+// change is one log entry: its key, the index of the transaction that
+// wrote it, and the keys it names (under the prefix, without it).
+type change struct {
+	key   string
+	index uint64
+	keys  []string
+}
+
+// names reports whether c names a key under subtree sub.
+func (c change) names(sub string) bool {
+	return slices.ContainsFunc(c.keys, func(k string) bool { return strings.HasPrefix(k, sub) })
+}
+
+// logged returns ops with a log entry appended when they write a key
+// under a logged subtree, and the entry's position in them (-1: none).
+func (r *Registry) logged(ops api.TxnOps) (api.TxnOps, int) {
+	if r.unlogged.Load() {
+		return ops, -1
+	}
+	var keys []string
+	for _, op := range ops {
+		if op.KV == nil || !writes(op.KV.Verb) {
+			continue
+		}
+		rel, ok := strings.CutPrefix(op.KV.Key, r.prefix)
+		if ok && slices.ContainsFunc(loggedSubtrees, func(s string) bool { return strings.HasPrefix(rel, s) }) {
+			keys = append(keys, rel)
+		}
+	}
+	if len(keys) == 0 {
+		return ops, -1
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	entry := kv(api.KVSet, r.prefix+changesDir+hex.EncodeToString(id), []byte(strings.Join(keys, "\n")), 0)
+	return append(slices.Clip(ops), entry), len(ops)
+}
+
+// writes reports whether a KV operation of verb changes its key.
+func writes(verb api.KVOp) bool {
+	switch verb {
+	case api.KVSet, api.KVCAS, api.KVDelete, api.KVDeleteCAS, api.KVDeleteTree, api.KVLock, api.KVUnlock:
+		return true
+	}
+	return false
+}
+
+// changes reads the log, and the index Consul answered with.
+func (r *Registry) changes(ctx context.Context) ([]change, uint64, error) {
+	pairs, meta, err := r.list(r.prefix+changesDir, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]change, 0, len(pairs))
+	for _, p := range pairs {
+		out = append(out, change{key: p.Key, index: p.ModifyIndex, keys: strings.Split(string(p.Value), "\n")})
+	}
+	return out, meta.LastIndex, nil
+}
+
+// forgetChanges removes the log entries cs, each only if it is still the
+// one read, and only while session holds the leader lock: a deposed
+// leader must not remove an entry its successor has not applied.
+func (r *Registry) forgetChanges(ctx context.Context, session string, cs []change) error {
+	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
+	var errs []error
+	for chunk := range slices.Chunk(cs, txnOps-1) {
+		ops := api.TxnOps{check}
+		for _, c := range chunk {
+			ops = append(ops, kv(api.KVDeleteCAS, c.key, nil, c.index))
+		}
+		ok, why, err := r.txn(ctx, ops)
+		switch {
+		case err != nil:
+			return fmt.Errorf("remove applied entries of fleet's change log: %w", err)
+		case !ok && strings.HasPrefix(why, "op 0:"):
+			return ErrNotLeader
+		case !ok: // an entry written again meanwhile: it is read again
+			errs = append(errs, fmt.Errorf("%s", why))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove applied entries of fleet's change log: %v", errs)
+	}
+	return nil
+}
