@@ -37,6 +37,18 @@ func TestStartMany(t *testing.T) {
 		}
 		return nil
 	})
+	// The leader removes the change log's entries once it has read them.
+	client, err := c.Consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		keys, _, err := client.KV().Keys("fleet/changes/", "", nil)
+		if err == nil && len(keys) > 0 {
+			err = fmt.Errorf("the change log still holds %v", keys)
+		}
+		return err
+	})
 }
 
 // TestStartManyReadsOnce: a command given many units reads the cluster's
