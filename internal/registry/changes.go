@@ -78,42 +78,36 @@ func writes(verb api.KVOp) bool {
 	return false
 }
 
-// changes reads the log, and the index Consul answered with.
-func (r *Registry) changes(ctx context.Context) ([]change, uint64, error) {
-	pairs, meta, err := r.list(r.prefix+changesDir, (&api.QueryOptions{}).WithContext(ctx))
+// changes reads the log.
+func (r *Registry) changes(ctx context.Context) ([]change, error) {
+	pairs, _, err := r.list(r.prefix+changesDir, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	out := make([]change, 0, len(pairs))
 	for _, p := range pairs {
 		out = append(out, change{key: p.Key, index: p.ModifyIndex, keys: strings.Split(string(p.Value), "\n")})
 	}
-	return out, meta.LastIndex, nil
+	return out, nil
 }
 
 // forgetChanges removes the log entries cs, each only if it is still the
-// one read, and only while session holds the leader lock: a deposed
-// leader must not remove an entry its successor has not applied.
+// one read, in writes fenced on session holding the leader lock
+// (WriteAll): a deposed leader must not remove an entry its successor has
+// not applied.
 func (r *Registry) forgetChanges(ctx context.Context, session string, cs []change) error {
-	check := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: r.LeaderKey(), Session: session}}
-	var errs []error
-	for chunk := range slices.Chunk(cs, txnOps-1) {
-		ops := api.TxnOps{check}
-		for _, c := range chunk {
-			ops = append(ops, kv(api.KVDeleteCAS, c.key, nil, c.index))
-		}
-		ok, why, err := r.txn(ctx, ops)
-		switch {
-		case err != nil:
-			return fmt.Errorf("remove applied entries of fleet's change log: %w", err)
-		case !ok && strings.HasPrefix(why, "op 0:"):
-			return ErrNotLeader
-		case !ok: // an entry written again meanwhile: it is read again
-			errs = append(errs, fmt.Errorf("%s", why))
-		}
+	ws := make([]Write, len(cs))
+	for i, c := range cs {
+		ws[i] = Write{Name: c.key, ops: api.TxnOps{kv(api.KVDeleteCAS, c.key, nil, c.index)}}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("remove applied entries of fleet's change log: %v", errs)
+	done, err := r.WriteAll(ctx, session, ws)
+	if err != nil {
+		return fmt.Errorf("remove applied entries of fleet's change log: %w", err)
+	}
+	for i, ok := range done {
+		if !ok { // written again meanwhile: it is read again
+			return fmt.Errorf("remove applied entries of fleet's change log: %s changed since it was read", cs[i].key)
+		}
 	}
 	return nil
 }

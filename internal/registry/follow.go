@@ -224,15 +224,15 @@ type Follower struct {
 	subtrees []string
 	log      *slog.Logger
 
-	logged []bool      // by subtree: read from the change log once read whole
-	whole  []time.Time // by subtree: when last read whole
+	logged []bool // by subtree: read from the change log once read whole
 
 	mu     sync.Mutex
 	dirty  []bool // changed since read, or never read
 	parts  []read
-	marks  []mark   // what each watch answered last
-	forget []change // log entries applied to every subtree they name (Forget)
-	noLog  bool     // the log's entries may not be removed: it is not read
+	marks  []mark      // what each watch answered last
+	whole  []time.Time // when each subtree was last read whole (its list sent)
+	forget []change    // log entries applied to every subtree they name (Forget)
+	noLog  bool        // the log's entries may not be removed: it is not read
 }
 
 // read is one subtree as last read: its keys, and the index up to which
@@ -262,6 +262,7 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 	useLog := !f.noLog
 	f.mu.Unlock()
 	var log []change
+	var logAt time.Time                     // when the log was read
 	seen := make([]uint64, len(f.subtrees)) // the watches' indexes before the log is read
 	if useLog && slices.ContainsFunc(todo, func(i int) bool { return f.logged[i] }) {
 		f.mu.Lock()
@@ -269,25 +270,25 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 			seen[i] = m.index
 		}
 		f.mu.Unlock()
+		logAt = time.Now()
 		err := f.retry(ctx, changesDir, func() (err error) {
-			log, _, err = f.v.r.changes(ctx)
+			log, err = f.v.r.changes(ctx)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		for i := range f.subtrees { // a subtree whose watch is yet to tell of an entry's write, too
-			if f.logged[i] && !slices.Contains(todo, i) && slices.ContainsFunc(log, func(c change) bool { return c.index > f.partIndex(i) && c.names(f.subtrees[i]) }) {
+			read := f.partIndex(i)
+			if f.logged[i] && !slices.Contains(todo, i) && slices.ContainsFunc(log, func(c change) bool { return c.index > read && c.names(f.subtrees[i]) }) {
 				todo = append(todo, i)
 			}
 		}
 	}
-	wholeNow := make([]bool, len(f.subtrees)) // read whole by this Read, after the log
 	errs := atOnce(len(todo), len(todo), func(k int) error {
 		if i := todo[k]; useLog && f.logged[i] && f.partIndex(i) != 0 && time.Since(f.wholeAt(i)) < logTrust {
-			return f.patchPart(ctx, i, log, seen[i], &wholeNow[i])
+			return f.patchPart(ctx, i, log, seen[i])
 		}
-		wholeNow[todo[k]] = true
 		return f.readPart(ctx, todo[k])
 	})
 	for _, err := range errs {
@@ -295,7 +296,7 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 			return nil, err
 		}
 	}
-	f.applied(log, wholeNow)
+	f.applied(log, logAt)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !slices.Contains(f.dirty, true) {
@@ -365,7 +366,7 @@ func (f *Follower) partIndex(i int) uint64 {
 // past what is read name, or the whole subtree when seen is a write no
 // entry accounts for, or when the entries name more keys than a quarter of
 // the subtree and than one transaction reads.
-func (f *Follower) patchPart(ctx context.Context, i int, log []change, seen uint64, whole *bool) error {
+func (f *Follower) patchPart(ctx context.Context, i int, log []change, seen uint64) error {
 	sub := f.subtrees[i]
 	f.mu.Lock()
 	p := f.parts[i]
@@ -389,7 +390,6 @@ func (f *Follower) patchPart(ctx context.Context, i int, log []change, seen uint
 		}
 	}
 	if !explained || len(keys) > max(txnOps, len(p.pairs)/4) {
-		*whole = true
 		return f.readPart(ctx, i)
 	}
 	var got api.KVPairs
@@ -425,18 +425,19 @@ func patched(pairs api.KVPairs, keys []string, got api.KVPairs) api.KVPairs {
 	return out
 }
 
-// applied marks the entries of log that every subtree they name has read
-// as ready to remove (Forget): a subtree read past the entry's index, or
-// read whole after log was (whole). A write that sets a key to the value
-// it holds leaves the key's index, and so the subtree's, as it was (a
-// template's body, written again with each batch of its instances).
-func (f *Follower) applied(log []change, whole []bool) {
+// applied marks the entries of log, read at logAt, that every subtree
+// they name has read as ready to remove (Forget): a subtree read past the
+// entry's index, or read whole after the log was. A write that sets a key
+// to the value it holds leaves the key's index, and so the subtree's, as
+// it was (a template's body, written again with each batch of its
+// instances).
+func (f *Follower) applied(log []change, logAt time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range log {
 		done := true
 		for i, sub := range f.subtrees {
-			if f.logged[i] && c.names(sub) && f.parts[i].index < c.index && !whole[i] {
+			if f.logged[i] && c.names(sub) && f.parts[i].index < c.index && f.whole[i].Before(logAt) {
 				done = false
 			}
 		}
