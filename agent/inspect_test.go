@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/registry"
 	"github.com/wasmfleet/fleet/internal/unitfile"
@@ -49,14 +47,7 @@ func TestInspectFollowsConsulACLs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pol, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "web-reader", Rules: `key "fleet/jobs/web.service" { policy = "read" }`}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	webReader := testcluster.Token(t, admin, `key "fleet/jobs/web.service" { policy = "read" }`)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,11 +77,11 @@ func TestInspectFollowsConsulACLs(t *testing.T) {
 		code        int
 		body        string
 	}{
-		{"/v1/units/web.service/status", tok.SecretID, 200, "status of web.service"},
-		{"/v1/units/web.service/journal?lines=5", tok.SecretID, 200, "journal of web.service"},
-		{"/v1/units/web.service/journal?output=json", tok.SecretID, 200, "journal of web.servicejson"},
-		{"/v1/units/web.service/journal?output=bogus", tok.SecretID, 400, "unknown journal output"},
-		{"/v1/units/secret.service/status", tok.SecretID, 403, "may not read"},
+		{"/v1/units/web.service/status", webReader, 200, "status of web.service"},
+		{"/v1/units/web.service/journal?lines=5", webReader, 200, "journal of web.service"},
+		{"/v1/units/web.service/journal?output=json", webReader, 200, "journal of web.servicejson"},
+		{"/v1/units/web.service/journal?output=bogus", webReader, 400, "unknown journal output"},
+		{"/v1/units/secret.service/status", webReader, 403, "may not read"},
 		{"/v1/units/web.service/status", "", 403, "may not read"},
 		{"/v1/units/web.service/status", "not-a-token", 403, ""},
 		{"/v1/units/elsewhere.service/status", "root-token", 404, "not appear to be loaded"},

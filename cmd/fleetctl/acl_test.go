@@ -42,24 +42,11 @@ func TestACLRoles(t *testing.T) {
 	t.Setenv("CONSUL_HTTP_TOKEN", "")
 	t.Setenv("FLEETCTL_TOKEN", "")
 
-	// token creates a token holding the given roles' policies.
-	n := 0
+	// token creates a token holding the given roles' policies; desc names
+	// it for the reader.
 	token := func(desc string, roles ...string) string {
 		t.Helper()
-		var links []*api.ACLTokenPolicyLink
-		for _, rules := range roles {
-			n++
-			p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: fmt.Sprintf("fleet-%d", n), Rules: rules}, nil)
-			if err != nil {
-				t.Fatalf("policy for %s: %v\n%s", desc, err, rules)
-			}
-			links = append(links, &api.ACLTokenPolicyLink{ID: p.ID})
-		}
-		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Description: desc, Policies: links}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.SecretID
+		return testcluster.Token(t, admin, roles...)
 	}
 	node := consul.NodeName
 	m1, m2 := testcluster.NewMachineID(), testcluster.NewMachineID()
@@ -267,23 +254,9 @@ func TestACLPoliciesBeforeSchemaVersions(t *testing.T) {
 		}
 		return strings.Join(kept, "\n")
 	}
-	n := 0
 	token := func(rules ...string) string {
 		t.Helper()
-		var links []*api.ACLTokenPolicyLink
-		for _, r := range rules {
-			n++
-			p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: fmt.Sprintf("earlier-%d", n), Rules: r}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			links = append(links, &api.ACLTokenPolicyLink{ID: p.ID})
-		}
-		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: links}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.SecretID
+		return testcluster.Token(t, admin, rules...)
 	}
 	dir := t.TempDir()
 	var machines []*testcluster.Machine

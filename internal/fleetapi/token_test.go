@@ -36,15 +36,7 @@ func TestTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "fleet-" + role, Rules: string(rules)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.SecretID
+		return testcluster.Token(t, admin, string(rules))
 	}
 	viewer, operator := token("viewer"), token("operator")
 	tc := &fleetapi.TokenClients{New: func(tok string) (*api.Client, error) { return registry.NewClient(consul.URL(), tok) }, Close: registry.CloseIdle}

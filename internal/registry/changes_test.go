@@ -89,9 +89,7 @@ func TestFollowReadsTheLog(t *testing.T) {
 
 	// Units change as fleetctl changes them: some started, some destroyed,
 	// one with a body of its own created.
-	rec.mu.Lock()
-	rec.reqs = nil
-	rec.mu.Unlock()
+	rec.reset()
 	s0, err := reg.JobsNamed(ctx, []string{"web@1.service", "web@2.service", "web@3.service"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,13 +123,9 @@ func TestFollowReadsTheLog(t *testing.T) {
 	if len(s.Jobs) != len(truth.Jobs) {
 		t.Errorf("%d units read from the log, Consul holds %d", len(s.Jobs), len(truth.Jobs))
 	}
-	rec.mu.Lock()
-	for _, r := range rec.reqs {
-		if strings.HasPrefix(r, "GET /v1/kv/fleet/jobs/?recurse") || strings.HasPrefix(r, "GET /v1/kv/fleet/units/?recurse") {
-			t.Errorf("a logged subtree read whole: %s", r)
-		}
+	if rec.sent("GET /v1/kv/fleet/jobs/?recurse") || rec.sent("GET /v1/kv/fleet/units/?recurse") {
+		t.Errorf("a logged subtree read whole:\n%s", rec)
 	}
-	rec.mu.Unlock()
 
 	// A deposed leader removes nothing.
 	other := newSession(t, client)
@@ -151,11 +145,9 @@ func TestFollowReadsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, ctx, view, follower, "the unit written without an entry", func(s *registry.Snapshot) bool { return s.Jobs["old.service"] != nil })
-	rec.mu.Lock()
-	if !slices.ContainsFunc(rec.reqs, func(r string) bool { return strings.HasPrefix(r, "GET /v1/kv/fleet/jobs/?recurse") }) {
+	if !rec.sent("GET /v1/kv/fleet/jobs/?recurse") {
 		t.Error("a write without an entry did not make the Follower read jobs/ whole")
 	}
-	rec.mu.Unlock()
 
 	// A snapshot restored takes Consul back to before these changes: no
 	// log tells of that, and the Follower reads the subtrees whole.
@@ -163,18 +155,14 @@ func TestFollowReadsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, ctx, view, follower, "web@7.service's destruction", func(s *registry.Snapshot) bool { return s.Jobs["web@7.service"] == nil })
-	rec.mu.Lock()
-	rec.reqs = nil
-	rec.mu.Unlock()
+	rec.reset()
 	if err := client.Snapshot().Restore(nil, bytes.NewReader(saved)); err != nil {
 		t.Fatal(err)
 	}
 	readUntil(t, ctx, view, follower, "the snapshot restored", func(s *registry.Snapshot) bool { return s.Jobs["web@7.service"] != nil })
-	rec.mu.Lock()
-	if !slices.ContainsFunc(rec.reqs, func(r string) bool { return strings.HasPrefix(r, "GET /v1/kv/fleet/jobs/?recurse") }) {
+	if !rec.sent("GET /v1/kv/fleet/jobs/?recurse") {
 		t.Error("a restored snapshot did not make the Follower read jobs/ whole")
 	}
-	rec.mu.Unlock()
 }
 
 // TestLogRefusedByACL: a client whose token may write units but not the
@@ -187,19 +175,11 @@ func TestLogRefusedByACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := `key_prefix "fleet/" { policy = "read" }
-key_prefix "fleet/units/" { policy = "write" }
-key_prefix "fleet/jobs/" { policy = "write" }`
-	p, _, err := admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "old-operator", Rules: rules}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := api.DefaultConfig()
-	cfg.Address, cfg.Token = strings.TrimPrefix(consul.URL(), "http://"), tok.SecretID
+	cfg.Address = strings.TrimPrefix(consul.URL(), "http://")
+	cfg.Token = testcluster.Token(t, admin, `key_prefix "fleet/" { policy = "read" }
+key_prefix "fleet/units/" { policy = "write" }
+key_prefix "fleet/jobs/" { policy = "write" }`)
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -227,17 +207,10 @@ key_prefix "fleet/jobs/" { policy = "write" }`
 	// A leader whose token may not remove the log's entries (a leader
 	// policy from before the log) reads units whole instead of the log,
 	// which would only grow.
-	p, _, err = admin.ACL().PolicyCreate(&api.ACLPolicy{Name: "old-leader", Rules: `key_prefix "fleet/" { policy = "read" }
-key "fleet/leader" { policy = "write" }`}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err = admin.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &recorder{next: http.DefaultTransport}
-	cfg.Token, cfg.HttpClient = tok.SecretID, &http.Client{Transport: rec}
+	cfg.HttpClient = &http.Client{Transport: rec}
+	cfg.Token = testcluster.Token(t, admin, `key_prefix "fleet/" { policy = "read" }
+key "fleet/leader" { policy = "write" }`)
 	leaderClient, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -259,17 +232,12 @@ key "fleet/leader" { policy = "write" }`}, nil)
 	if err := follower.Forget(ctx, session); !errors.As(err, new(*registry.PermissionError)) {
 		t.Fatalf("Forget with a token that may not remove entries: %v, want a PermissionError", err)
 	}
-	rec.mu.Lock()
-	rec.reqs = nil
-	rec.mu.Unlock()
+	rec.reset()
 	if err := logging.CreateJob(ctx, "d.service", body, registry.Launched); err != nil {
 		t.Fatal(err)
 	}
 	readUntil(t, ctx, view, follower, "d.service", func(s *registry.Snapshot) bool { return s.Jobs["d.service"] != nil })
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if slices.ContainsFunc(rec.reqs, func(r string) bool { return strings.HasPrefix(r, "GET /v1/kv/fleet/changes/") }) ||
-		!slices.ContainsFunc(rec.reqs, func(r string) bool { return strings.HasPrefix(r, "GET /v1/kv/fleet/jobs/?recurse") }) {
-		t.Errorf("after a refused removal the leader still reads the log, or not jobs/ whole:\n%s", strings.Join(rec.reqs, "\n"))
+	if rec.sent("GET /v1/kv/fleet/changes/") || !rec.sent("GET /v1/kv/fleet/jobs/?recurse") {
+		t.Errorf("after a refused removal the leader still reads the log, or not jobs/ whole:\n%s", rec)
 	}
 }

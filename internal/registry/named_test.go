@@ -32,6 +32,28 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.next.RoundTrip(req)
 }
 
+// reset forgets the requests noted so far.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.reqs = nil
+	r.mu.Unlock()
+}
+
+// sent reports whether a request noted begins with prefix (method, path
+// and query).
+func (r *recorder) sent(prefix string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.ContainsFunc(r.reqs, func(req string) bool { return strings.HasPrefix(req, prefix) })
+}
+
+// String is the requests noted, one a line.
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.reqs, "\n")
+}
+
 // recordedClient is a client of consul whose requests rec notes.
 func recordedClient(t *testing.T, consul *testcluster.Consul) (c *api.Client, rec *recorder) {
 	t.Helper()
