@@ -132,7 +132,8 @@ func (v *View) Snapshot(rd *Reading) *Snapshot {
 // what changed. Each subtree is watched with blocking queries that ask
 // for its keys cut at the first separator, so that a wake costs Consul a
 // walk of the subtree's index and an answer of one key, whatever the
-// subtree holds; its values are read only when the consumer asks, once
+// subtree holds, and is asked again only once Read took the change it
+// told of (watch); its values are read only when the consumer asks, once
 // however many writes it gathered meanwhile. Each blocking query waits at
 // most wait; one that fails is logged and retried. The watches stop when
 // ctx is done.
@@ -154,9 +155,10 @@ func (v *View) Snapshot(rd *Reading) *Snapshot {
 func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration, log *slog.Logger) *Follower {
 	f := &Follower{v: v, subtrees: subtrees, log: log, dirty: make([]bool, len(subtrees)),
 		parts: make([]read, len(subtrees)), marks: make([]mark, len(subtrees)), logged: make([]bool, len(subtrees)),
-		whole: make([]time.Time, len(subtrees))}
+		whole: make([]time.Time, len(subtrees)), taken: make([]chan struct{}, len(subtrees))}
 	for i, sub := range subtrees {
 		f.dirty[i] = true // never read
+		f.taken[i] = make(chan struct{}, 1)
 		f.logged[i] = slices.Contains(loggedSubtrees, sub)
 		go f.watch(ctx, i, wait)
 	}
@@ -165,13 +167,21 @@ func (v *View) Follow(ctx context.Context, subtrees []string, wait time.Duration
 }
 
 // watch follows subtree i's index, and marks it to be read when what was
-// read of it is out of date.
+// read of it is out of date. While it is marked, no query is sent: each
+// answer costs Consul a walk of the whole subtree, and one that only
+// marks it again tells nothing the Read that clears the mark will not
+// read. The next query, with the index last answered, returns at once when
+// the subtree changed meanwhile, so a write is never missed; the watches
+// thus walk each subtree about once per pass, not once per write.
 func (f *Follower) watch(ctx context.Context, i int, wait time.Duration) {
 	// The subtree's name without its slash, cut at the first slash:
 	// "jobs" lists as the one key "jobs/", with the subtree's index.
 	prefix := f.v.r.prefix + strings.TrimSuffix(f.subtrees[i], "/")
 	marks := make(chan mark, 1)
 	go watch.Follow(ctx, f.log, "watching fleet's state in Consul failed, retrying", marks, func(index uint64) (mark, uint64, error) {
+		if err := f.untilTaken(ctx, i); err != nil {
+			return mark{}, 0, err
+		}
 		keys, meta, err := f.v.r.c.KV().Keys(prefix, "/", (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx))
 		if err != nil {
 			return mark{}, 0, err
@@ -205,6 +215,33 @@ type mark struct {
 	empty bool
 }
 
+// untilTaken waits until subtree i is not marked to be read, or ctx is
+// done.
+func (f *Follower) untilTaken(ctx context.Context, i int) error {
+	for {
+		f.mu.Lock()
+		marked := f.dirty[i]
+		f.mu.Unlock()
+		if !marked {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.taken[i]:
+		}
+	}
+}
+
+// take clears subtree i's mark; f.mu is held.
+func (f *Follower) take(i int) {
+	f.dirty[i] = false
+	select {
+	case f.taken[i] <- struct{}{}:
+	default:
+	}
+}
+
 // outdated reports whether p, a subtree as read, is out of date now that
 // its watch answered m, after seen before: when m's index is past what was
 // read, or went back (Consul restored a snapshot). A subtree read empty
@@ -227,7 +264,8 @@ type Follower struct {
 	logged []bool // by subtree: read from the change log once read whole
 
 	mu     sync.Mutex
-	dirty  []bool // changed since read, or never read
+	dirty  []bool          // changed since read, or never read
+	taken  []chan struct{} // by subtree: its mark cleared (untilTaken)
 	parts  []read
 	marks  []mark      // what each watch answered last
 	whole  []time.Time // when each subtree was last read whole (its list sent)
@@ -256,7 +294,7 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 	for i, d := range f.dirty {
 		if d {
 			todo = append(todo, i)
-			f.dirty[i] = false
+			f.take(i)
 		}
 	}
 	useLog := !f.noLog
@@ -337,7 +375,9 @@ func (f *Follower) keepPart(i int, p read) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.parts[i] = p
-	f.dirty[i] = f.dirty[i] && p.outdated(f.marks[i], f.marks[i].index)
+	if f.dirty[i] && !p.outdated(f.marks[i], f.marks[i].index) {
+		f.take(i)
+	}
 }
 
 // logTrust is how long a logged subtree is read from the log after it

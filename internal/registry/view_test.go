@@ -112,7 +112,8 @@ func readUntil(t *testing.T, ctx context.Context, view *registry.View, f *regist
 // TestFollowReadsOncePerRead: the Follower reads a subtree's values only
 // when asked, once for however many writes it was told of meanwhile, and
 // a subtree that did not change is not read again; what it returns holds
-// every write. (Subtrees whose writes are logged, jobs/ and units/, are
+// every write. Its watch asks Consul again only once a Read took what it
+// told of, not at each write. (Subtrees whose writes are logged, jobs/ and units/, are
 // read from the log after the first read: TestFollowReadsTheLog.)
 func TestFollowReadsOncePerRead(t *testing.T) {
 	consul := testcluster.StartConsulT(t)
@@ -140,6 +141,16 @@ func TestFollowReadsOncePerRead(t *testing.T) {
 			machines += strings.Count(r, "GET /v1/kv/fleet/machines/?recurse")
 		}
 		return policies, machines
+	}
+	watches := func() (n int) { // the policies/ watch's blocking queries
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, r := range rec.reqs {
+			if strings.HasPrefix(r, "GET /v1/kv/fleet/policies?") {
+				n++
+			}
+		}
+		return n
 	}
 	policies0, machines0 := lists()
 	if policies0 != 1 || machines0 != 1 {
@@ -173,5 +184,13 @@ func TestFollowReadsOncePerRead(t *testing.T) {
 	}
 	if policies0 > 1+20 {
 		t.Errorf("%d reads of policies/ for 20 writes", policies0)
+	}
+	// The first Read lets the watch ask for the index (with 0, answered at
+	// once), then wait on it until the first write; each Read after lets it
+	// ask again: at once with the index it answered last, which returns at
+	// once if anything changed since, then blocking. A watch asking again
+	// at each write would ask about 20 times.
+	if n, reads := watches(), policies0-1; n > 3+2*reads {
+		t.Errorf("the policies/ watch queried Consul %d times for 20 writes read in %d Reads:\n%s", n, reads, rec)
 	}
 }
