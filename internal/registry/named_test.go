@@ -252,3 +252,65 @@ func TestTracking(t *testing.T) {
 		t.Errorf("a.service's states everywhere %v, want m1's and m3's", st)
 	}
 }
+
+// TestChangedWakesOnEveryWrite: Changed, waiting on the index it returned,
+// wakes at a write or a removal anywhere under the prefix (a unit's job, a
+// machine's states, a top-level key) with an index at least the write's.
+func TestChangedWakesOnEveryWrite(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := registry.New(client, "")
+	for i := range 200 { // keys for a listing to walk
+		if _, err := client.KV().Put(&api.KVPair{Key: fmt.Sprintf("fleet/jobs/web@%d.service", i), Value: []byte("{}")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index, err := r.Changed(ctx, 0, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := []struct {
+		what string
+		do   func() (*api.WriteMeta, error)
+	}{
+		{"a job", func() (*api.WriteMeta, error) {
+			return client.KV().Put(&api.KVPair{Key: "fleet/jobs/new.service", Value: []byte("{}")}, nil)
+		}},
+		{"a machine's states", func() (*api.WriteMeta, error) {
+			return client.KV().Put(&api.KVPair{Key: "fleet/states/m1/", Value: []byte("{}")}, nil)
+		}},
+		{"the leader key", func() (*api.WriteMeta, error) {
+			return client.KV().Put(&api.KVPair{Key: "fleet/leader", Value: []byte("m1")}, nil)
+		}},
+		{"a removal", func() (*api.WriteMeta, error) { return client.KV().Delete("fleet/jobs/web@7.service", nil) }},
+		{"a removal of a subtree", func() (*api.WriteMeta, error) { return client.KV().DeleteTree("fleet/states/", nil) }},
+	}
+	for _, w := range writes {
+		woke := make(chan uint64, 1)
+		go func() {
+			now, err := r.Changed(ctx, index, time.Minute)
+			if err != nil {
+				t.Error(err)
+			}
+			woke <- now
+		}()
+		time.Sleep(100 * time.Millisecond) // let the query block first (else it answers at once, as well)
+		if _, err := w.do(); err != nil {
+			t.Fatal(err)
+		}
+		_, meta, err := client.KV().List("fleet/", nil) // its index: the write's
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := <-woke
+		if now < meta.LastIndex || now <= index {
+			t.Fatalf("after %s at index %d, Changed(%d) returned %d", w.what, meta.LastIndex, index, now)
+		}
+		index = now
+	}
+}
