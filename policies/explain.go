@@ -16,24 +16,37 @@ import (
 // pageSize is a WebAssembly memory page.
 const pageSize = 64 << 10
 
-// memoryCap says what memory a policy may use and what sets it.
-func (h *Host) memoryCap() string {
+// memoryCap says what memory a policy may use and what sets it; trusted
+// for fleetd's own.
+func (h *Host) memoryCap(trusted bool) string {
+	if trusted {
+		return fmt.Sprintf("fleetd's own policy may use %s, all a module can address", mib(h.memoryLimit(true)))
+	}
 	return fmt.Sprintf("a policy may use %d MiB (fleetd --policy-memory-mib)", h.cfg.MemoryLimitMiB)
+}
+
+// memoryLimit is the memory cap in bytes of an uploaded policy, or of
+// fleetd's own (trusted).
+func (h *Host) memoryLimit(trusted bool) uint64 {
+	if trusted {
+		return trustedPages * pageSize
+	}
+	return uint64(h.cfg.MemoryLimitMiB) << 20
 }
 
 // memoryTooLarge explains a module that does not compile because the memory
 // it defines starts, or may grow, past the cap; it returns "" for a module
 // whose memory fits (compiling failed for another reason).
-func (h *Host) memoryTooLarge(wasm []byte) string {
+func (h *Host) memoryTooLarge(wasm []byte, trusted bool) string {
 	min, max, hasMax, ok := declaredMemory(wasm)
-	limit := uint64(h.cfg.MemoryLimitMiB) << 20
+	limit := h.memoryLimit(trusted)
 	switch {
 	case !ok:
 		return ""
 	case min > limit:
-		return fmt.Sprintf("needs %s of memory at start; %s", mib(min), h.memoryCap())
+		return fmt.Sprintf("needs %s of memory at start; %s", mib(min), h.memoryCap(trusted))
 	case hasMax && max > limit:
-		return fmt.Sprintf("declares it may grow to %s of memory; %s", mib(max), h.memoryCap())
+		return fmt.Sprintf("declares it may grow to %s of memory; %s", mib(max), h.memoryCap(trusted))
 	}
 	return ""
 }
@@ -150,24 +163,27 @@ func (o *guestOutput) said() []byte {
 // explain is what fleetd can say of a trap beyond wazero's words: that the
 // guest ran out of memory, and what it wrote. Each part ends with "; ", to
 // come before the trap itself; "" when there is nothing to add. mem is nil
-// when the instance was never made.
-func (h *Host) explain(out *guestOutput, mem api.Memory) string {
+// when the instance was never made; trusted for fleetd's own policy. oom
+// reports that the guest ran out of memory.
+func (h *Host) explain(out *guestOutput, mem api.Memory, trusted bool) (why string, oom bool) {
 	said := out.said()
 	var b strings.Builder
 	// A guest that grew to near its cap was refused more memory, or soon
 	// would have been; a Go guest that asks for a block larger than what
 	// is left says "out of memory" without reaching the cap.
-	limit := uint64(h.cfg.MemoryLimitMiB) << 20
+	limit := h.memoryLimit(trusted)
 	slack := max(limit/8, 4<<20) // a Go heap grows by 4 MiB arenas
 	switch {
 	case mem != nil && (uint64(mem.Size())+slack >= limit || bytes.Contains(said, []byte("out of memory"))):
-		fmt.Fprintf(&b, "it ran out of memory: it had grown to %s; %s; ", mib(uint64(mem.Size())), h.memoryCap())
+		fmt.Fprintf(&b, "it ran out of memory: it had grown to %s; %s; ", mib(uint64(mem.Size())), h.memoryCap(trusted))
+		oom = true
 	case bytes.Contains(said, []byte("out of memory")):
-		fmt.Fprintf(&b, "it ran out of memory; %s; ", h.memoryCap())
+		fmt.Fprintf(&b, "it ran out of memory; %s; ", h.memoryCap(trusted))
+		oom = true
 	}
 	if len(said) > 0 {
 		// Quoted: no byte of the guest's reaches a log or a terminal raw.
 		fmt.Fprintf(&b, "the policy wrote %q; ", said)
 	}
-	return b.String()
+	return b.String(), oom
 }

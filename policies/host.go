@@ -55,6 +55,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// trustedPages is the memory cap of fleetd's own modules: all a 32-bit
+// WebAssembly module can address. The default policy keeps the whole
+// cluster (about 52 MiB at 100,000 units on 5,000 machines, and a new
+// instance needs more while it takes the cluster in at once): a cap sized
+// for uploaded policies would make placement fail as the cluster grows.
+const trustedPages = 65536
+
 // Host compiles and runs policies. It is safe for concurrent use.
 type Host struct {
 	cfg     Config
@@ -68,10 +75,14 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	cfg = cfg.withDefaults()
 	h := &Host{cfg: cfg, cache: wazero.NewCompilationCache()}
 	pages := uint32(cfg.MemoryLimitMiB * 16) // 64 KiB pages
-	base := wazero.NewRuntimeConfig().WithMemoryLimitPages(pages).WithCompilationCache(h.cache).WithDebugInfoEnabled(false).
-		WithMemoryCapacityFromMax(true)
-	h.guarded = wazero.NewRuntimeWithConfig(ctx, base.WithCloseOnContextDone(true))
-	h.trusted = wazero.NewRuntimeWithConfig(ctx, base)
+	base := wazero.NewRuntimeConfig().WithCompilationCache(h.cache).WithDebugInfoEnabled(false)
+	// An uploaded policy's memory is reserved at its cap when an instance
+	// is made, so it never moves as it grows.
+	h.guarded = wazero.NewRuntimeWithConfig(ctx, base.WithMemoryLimitPages(pages).WithMemoryCapacityFromMax(true).WithCloseOnContextDone(true))
+	// fleetd's own modules hold the cluster, and the cluster has no cap:
+	// their memory grows as they need, up to the whole 4 GiB a module can
+	// address (trustedPages).
+	h.trusted = wazero.NewRuntimeWithConfig(ctx, base.WithMemoryLimitPages(trustedPages))
 	for _, rt := range []wazero.Runtime{h.guarded, h.trusted} {
 		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 			h.Close(ctx)
@@ -147,7 +158,7 @@ func (h *Host) Load(ctx context.Context, name string, wasm []byte, trusted bool)
 	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
-		if why := h.memoryTooLarge(wasm); why != "" {
+		if why := h.memoryTooLarge(wasm, trusted); why != "" {
 			return nil, bad("%s", why)
 		}
 		return nil, bad("does not compile: %v", err)

@@ -292,6 +292,7 @@ func (p *Policy) Sync(machines []Machine, placed map[string]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mirror.sync(machines, placed)
+	p.outgrown.Store(nil) // a new pass: an instance may fit what the cluster is now
 }
 
 // SyncAll is Sync where a unit may be on several machines: global units run
@@ -300,4 +301,5 @@ func (p *Policy) SyncAll(machines []Machine, placed map[string][]string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mirror.syncAll(machines, placed)
+	p.outgrown.Store(nil) // a new pass: an instance may fit what the cluster is now
 }

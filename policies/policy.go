@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/wasmfleet/fleet/sdk/wire"
@@ -36,6 +38,12 @@ type Policy struct {
 	// second try too: a policy that loops costs the leader one long try
 	// per streak of failures, not one per decision.
 	slow atomic.Bool
+
+	// outgrown holds the error of a new instance that ran out of memory
+	// taking in the whole cluster, until the next Sync: each instance
+	// after it would take the whole cluster in again and fail the same
+	// way, at a cost that grows with the cluster, for every unit of a pass.
+	outgrown atomic.Pointer[error]
 
 	// native, when set, makes each instance a policy compiled into fleetd
 	// instead of a WebAssembly instance (LoadNative).
@@ -81,31 +89,44 @@ func (p *Policy) newInstance(ctx context.Context) (*instance, error) {
 	if p.native != nil {
 		return &instance{native: p.native()}, nil
 	}
-	// A Go guest collects garbage when its heap doubles, which with the
-	// cluster resident means often, and every collection scans the whole
-	// heap. Let it grow to most of its memory cap first.
-	limit := p.host.cfg.MemoryLimitMiB * 3 / 4
 	out := new(guestOutput)
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit)).
 		WithNanotime(steadyClock(), 1).WithStderr(out)
+	if p.guarded {
+		// A Go guest collects garbage when its heap doubles, which with
+		// the cluster resident means often, and every collection scans
+		// the whole heap. Let it grow to most of its memory cap first.
+		limit := p.host.cfg.MemoryLimitMiB * 3 / 4
+		cfg = cfg.WithEnv("GOGC", "off").WithEnv("GOMEMLIMIT", fmt.Sprintf("%dMiB", limit))
+	} else {
+		// fleetd's own module has no cap to grow to (trustedPages): it
+		// collects when its heap is trustedGOGC percent past what is live.
+		cfg = cfg.WithEnv("GOGC", strconv.Itoa(trustedGOGC))
+	}
 	if p.compiled.ExportedFunctions()["_initialize"] != nil {
 		cfg = cfg.WithStartFunctions("_initialize") // a Go reactor's runtime set-up
 	}
 	ictx, cancel := p.deadlineFor(ctx, p.host.cfg.InitTimeout)
 	defer cancel()
+	if !p.guarded {
+		ictx = experimental.WithMemoryAllocator(ictx, mappedAllocator)
+	}
 	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
 	if err != nil {
 		if ictx.Err() != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("instantiating stopped after its time limit of %s", p.host.cfg.InitTimeout)
 		}
-		return nil, fmt.Errorf("instantiating traps in its initializer: %s%w", p.host.explain(out, nil), err)
+		why, _ := p.host.explain(out, nil, !p.guarded)
+		return nil, fmt.Errorf("instantiating traps in its initializer: %s%w", why, err)
 	}
 	return &instance{mod: mod, mem: mod.Memory(), out: out,
 		version: mod.ExportedFunction("fleet_abi_version"), alloc: mod.ExportedFunction("fleet_alloc"),
 		apply: mod.ExportedFunction("fleet_apply"), place: mod.ExportedFunction("fleet_place"),
 		placeDefined: mod.ExportedFunction(placeDefinedExport.name)}, nil
 }
+
+// trustedGOGC is the GOGC of fleetd's own Go modules.
+const trustedGOGC = 400
 
 // steadyClock is a guest's monotonic clock: not the real time (a policy
 // must not be able to time anything), but a counter that advances 1 µs per
@@ -183,8 +204,19 @@ func (e timeLimitError) Error() string {
 // trapped is the error of a call that trapped: what fleetd can tell of why
 // (explain), then wazero's words, the trap and the guest's stack.
 func (i *instance) trapped(p *Policy, err error) error {
-	return fmt.Errorf("trapped: %s%w", p.host.explain(i.out, i.mem), err)
+	why, oom := p.host.explain(i.out, i.mem, !p.guarded)
+	err = fmt.Errorf("trapped: %s%w", why, err)
+	if oom {
+		return outOfMemoryError{err}
+	}
+	return err
 }
+
+// outOfMemoryError is a call that trapped because the guest ran out of
+// memory.
+type outOfMemoryError struct{ error }
+
+func (e outOfMemoryError) Unwrap() error { return e.error }
 
 // send writes b into the guest through fleet_alloc and calls f with it.
 func (i *instance) send(ctx context.Context, p *Policy, f api.Function, b []byte) (uint64, error) {
@@ -248,6 +280,9 @@ func (p *Policy) release(ctx context.Context, i *instance, broken bool) {
 // that failed is discarded. A trap's error quotes what the guest wrote to
 // stderr during that call, and says when it ran out of memory.
 func (p *Policy) Place(ctx context.Context, req wire.Request) (wire.Decision, error) {
+	if err := p.outgrown.Load(); err != nil {
+		return wire.Decision{}, fmt.Errorf("policy %s: %w; not tried again until the next pass: a new instance cannot take in the cluster", p.name, *err)
+	}
 	d, err := p.try(ctx, req, false)
 	if errors.As(err, new(timeLimitError)) && ctx.Err() == nil {
 		if p.slow.Load() {
@@ -289,6 +324,7 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 	updates, gen := p.mirror.since(i.gen)
 	handle, defined := p.mirror.handleFor(req)
 	p.mu.Unlock()
+	whole := len(updates) > 0 && updates[0] == wire.OpReset // the whole cluster (mirror.full)
 	var view []byte
 	var err error
 	if i.native != nil {
@@ -297,6 +333,9 @@ func (p *Policy) place(ctx context.Context, i *instance, req wire.Request) (wire
 		view, err = i.run(ctx, p, updates, req, handle, defined)
 	}
 	if err != nil {
+		if whole && errors.As(err, new(outOfMemoryError)) {
+			p.outgrown.Store(&err)
+		}
 		return wire.Decision{}, err
 	}
 	i.gen = gen

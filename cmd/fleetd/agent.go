@@ -130,7 +130,7 @@ func (o *agentOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.fleetAPIAddr, "fleet-api-addr", "", "also serve fleet's HTTP API over TCP (host:port), to requests with a Consul ACL token (Authorization: Bearer or X-Consul-Token), each acting with that token's rights; \"\" for none")
 	f.BoolVar(&o.fleetAPIOwnToken, "fleet-api-own-token-on-loopback", false, "on --fleet-api-addr, let a request without a token that comes from a loopback address act with fleetd's own token (as on --fleet-api-socket); requests with a token still act with theirs, others without one are still refused")
 	f.IntVar(&o.tokenLimit, "token-limit", fleetapi.DefaultTokenLimit, "items per page of fleet's HTTP API (fleet's token_limit), 1 to 65535")
-	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each placement policy instance, in MiB")
+	f.IntVar(&o.policyMemory, "policy-memory-mib", 64, "memory cap of each instance of an uploaded placement policy, in MiB (the default policy grows as the cluster needs)")
 	f.DurationVar(&o.policyTimeout, "policy-timeout", 100*time.Millisecond, "time limit of one call of an uploaded placement policy")
 	// A benchmark baseline (docs/policies.md), not an operator's option.
 	f.BoolVar(&o.policyNative, "default-policy-native", false, "run the default placement policy compiled into fleetd instead of as WebAssembly (benchmarks, diagnosis)")
