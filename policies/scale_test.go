@@ -18,9 +18,6 @@ import (
 // of memory taking the cluster in, and so does every instance after it:
 // the leader can place nothing more.
 func TestDefaultPolicyTakesInALargeCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a cluster of 100,000 units: not in -short")
-	}
 	ctx := context.Background()
 	h := newHost(t, Config{}) // fleetd's defaults
 	s := startedAtOnce(t, 5000, 100000)
