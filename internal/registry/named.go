@@ -112,8 +112,9 @@ const changedProbe = "~"
 // part of the key's path that holds keys: the prefix. The answer costs
 // Consul a lookup, where a query that lists the prefix (even its keys cut
 // at the first separator) walks every key under it at each wake: about
-// 4 ms per 10,000 keys, and 10,000 units hold over 30,000. A write elsewhere in Consul moves the index too:
-// at worst a wait reads once more.
+// 4 ms per 10,000 keys, and 10,000 units hold over 30,000. A write
+// elsewhere in Consul moves the index too: at worst a wait reads once
+// more.
 func (r *Registry) Changed(ctx context.Context, index uint64, wait time.Duration) (uint64, error) {
 	_, meta, err := r.c.KV().Keys(r.prefix+changedProbe, "", (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx))
 	if err != nil {
