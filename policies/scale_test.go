@@ -23,22 +23,7 @@ func TestDefaultPolicyTakesInALargeCluster(t *testing.T) {
 	s := startedAtOnce(t, 5000, 100000)
 	// The unit scalebench starts, whose options are longer than
 	// startedAtOnce's.
-	body, err := unitfile.Parse("[Unit]\nDescription=fleet scale benchmark %i\n\n[Service]\nExecStart=/bin/sleep infinity\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := s.MachineIDs()
-	var next *registry.Job
-	k := 0
-	for _, j := range s.Jobs {
-		j.Unit, j.Hash = body, body.Hash()
-		if next == nil {
-			next = j // the one left to place
-			continue
-		}
-		j.Target = ids[k%len(ids)]
-		k++
-	}
+	next := placedAllBut(t, s, "[Unit]\nDescription=fleet scale benchmark %i\n\n[Service]\nExecStart=/bin/sleep infinity\n", 1)[0]
 	p, err := h.Load(ctx, registry.BuiltinPolicy, defaultpolicy.Wasm, true)
 	if err != nil {
 		t.Fatal(err)
@@ -61,20 +46,8 @@ func TestOutgrownPolicyFailsFast(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t, Config{MemoryLimitMiB: 16})
 	s := startedAtOnce(t, 1000, 40000)
-	plain, err := unitfile.Parse("[Service]\nExecStart=/bin/true\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := s.MachineIDs()
-	k := 0
-	for _, j := range s.Jobs {
-		j.Unit, j.Hash = plain, plain.Hash() // no rule a machine may fail
-		if k >= 20 {                         // 20 units left to place
-			j.Target = ids[k%len(ids)]
-		}
-		k++
-	}
-	p, err := h.Load(ctx, "small", defaultpolicy.Wasm, false) // an uploaded policy: 16 MiB
+	placedAllBut(t, s, "[Service]\nExecStart=/bin/true\n", 20) // no rule a machine may fail
+	p, err := h.Load(ctx, "small", defaultpolicy.Wasm, false)  // an uploaded policy: 16 MiB
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,4 +70,27 @@ func TestOutgrownPolicyFailsFast(t *testing.T) {
 			t.Fatalf("pass %d: %d units failed making an instance that ran out of memory, %d at once; want 1 and 19; the first: %s", pass, oom, fast, plan.Unplaced[0].Reason)
 		}
 	}
+}
+
+// placedAllBut gives every unit of s the body source and places all but
+// left of them on s's machines in turn; it returns those left.
+func placedAllBut(t *testing.T, s *registry.Snapshot, source string, left int) []*registry.Job {
+	t.Helper()
+	body, err := unitfile.Parse(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := s.MachineIDs()
+	var unplaced []*registry.Job
+	k := 0
+	for _, j := range s.Jobs {
+		j.Unit, j.Hash = body, body.Hash()
+		if len(unplaced) < left {
+			unplaced = append(unplaced, j)
+			continue
+		}
+		j.Target = ids[k%len(ids)]
+		k++
+	}
+	return unplaced
 }

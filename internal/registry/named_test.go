@@ -47,6 +47,18 @@ func (r *recorder) sent(prefix string) bool {
 	return slices.ContainsFunc(r.reqs, func(req string) bool { return strings.HasPrefix(req, prefix) })
 }
 
+// count is how many requests noted begin with prefix.
+func (r *recorder) count(prefix string) (n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, req := range r.reqs {
+		if strings.HasPrefix(req, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 // String is the requests noted, one a line.
 func (r *recorder) String() string {
 	r.mu.Lock()

@@ -113,8 +113,9 @@ func readUntil(t *testing.T, ctx context.Context, view *registry.View, f *regist
 // when asked, once for however many writes it was told of meanwhile, and
 // a subtree that did not change is not read again; what it returns holds
 // every write. Its watch asks Consul again only once a Read took what it
-// told of, not at each write. (Subtrees whose writes are logged, jobs/ and units/, are
-// read from the log after the first read: TestFollowReadsTheLog.)
+// told of, not at each write. (Subtrees whose writes are logged, jobs/
+// and units/, are read from the log after the first read:
+// TestFollowReadsTheLog.)
 func TestFollowReadsOncePerRead(t *testing.T) {
 	consul := testcluster.StartConsulT(t)
 	client, err := consul.Client()
@@ -134,24 +135,9 @@ func TestFollowReadsOncePerRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	lists := func() (policies, machines int) {
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		for _, r := range rec.reqs {
-			policies += strings.Count(r, "GET /v1/kv/fleet/policies/?recurse")
-			machines += strings.Count(r, "GET /v1/kv/fleet/machines/?recurse")
-		}
-		return policies, machines
+		return rec.count("GET /v1/kv/fleet/policies/?recurse"), rec.count("GET /v1/kv/fleet/machines/?recurse")
 	}
-	watches := func() (n int) { // the policies/ watch's blocking queries
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		for _, r := range rec.reqs {
-			if strings.HasPrefix(r, "GET /v1/kv/fleet/policies?") {
-				n++
-			}
-		}
-		return n
-	}
+	watches := func() int { return rec.count("GET /v1/kv/fleet/policies?") } // the policies/ watch's blocking queries
 	policies0, machines0 := lists()
 	if policies0 != 1 || machines0 != 1 {
 		t.Fatalf("first read: policies/ listed %d times, machines/ %d, want once each:\n%s", policies0, machines0, strings.Join(rec.reqs, "\n"))
