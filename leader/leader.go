@@ -121,6 +121,9 @@ func lead(ctx context.Context, cfg Config, session string) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.Registry.KeepChangesDir(ctx); err != nil {
+		cfg.Log.Warn("the leader gathers changes for as long as its last pass took, not until fleetctl's writes stop", "err", err)
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	follower := view.Follow(fctx, followed, time.Minute, cfg.Log)
@@ -133,7 +136,8 @@ func lead(ctx context.Context, cfg Config, session string) error {
 			return ctx.Err()
 		case <-follower.Changed():
 		}
-		watch.Sleep(ctx, gatherFor(last, time.Since(ended)))
+		most, quiet := gatherFor(last, time.Since(ended))
+		follower.Quiet(ctx, quiet, most)
 		rd, err := follower.Read(ctx)
 		if err != nil {
 			return err
@@ -175,16 +179,20 @@ const (
 
 // gatherFor is how long the leader waits, once a change woke it, for more
 // changes before a pass, given how long the last pass took and how long
-// ago it ended. A burst (fleetctl start of many units, run after run) then
-// lands in a few large passes, each taking what arrived while the last one
-// ran and about as long again, so each machine gets its units in fewer
-// schedule writes, wakes and state transactions. After a quiet spell, or
+// ago it ended: at most most, and no longer than until no unit was written
+// for quiet (Follower.Quiet). A burst (fleetctl start of many units, run
+// after run) then lands in a few large passes, each taking what arrived
+// while the last one ran and up to as long again, so each machine gets its
+// units in fewer schedule writes, wakes and state transactions; once the
+// burst is over, the pass that takes its last units starts a quarter of
+// the last pass's time later, not a whole one. After a quiet spell, or
 // after quick passes, a change waits only gatherLeast.
-func gatherFor(last, since time.Duration) time.Duration {
+func gatherFor(last, since time.Duration) (most, quiet time.Duration) {
 	if since > gatherMost {
-		return gatherLeast
+		return gatherLeast, gatherLeast
 	}
-	return min(max(last, gatherLeast), gatherMost)
+	most = min(max(last, gatherLeast), gatherMost)
+	return most, max(most/4, gatherLeast)
 }
 
 // write applies plan in as few transactions as Consul allows (the schedule

@@ -86,9 +86,24 @@ func (r *Registry) changes(ctx context.Context) ([]change, error) {
 	}
 	out := make([]change, 0, len(pairs))
 	for _, p := range pairs {
+		if p.Key == r.prefix+changesDir {
+			continue // the log's directory key (KeepChangesDir)
+		}
 		out = append(out, change{key: p.Key, index: p.ModifyIndex, keys: strings.Split(string(p.Value), "\n")})
 	}
 	return out, nil
+}
+
+// KeepChangesDir writes the change log's directory key (changes/, empty)
+// unless it exists, so that the log has an index of its own even when the
+// leader removed every entry (KeepMetadataDir says why that matters):
+// Quiet follows that index.
+func (r *Registry) KeepChangesDir(ctx context.Context) error {
+	_, _, err := r.c.KV().CAS(&api.KVPair{Key: r.prefix + changesDir, ModifyIndex: 0}, (&api.WriteOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("write the change log's directory key: %w", err)
+	}
+	return nil
 }
 
 // forgetChanges removes the log entries cs, each only if it is still the

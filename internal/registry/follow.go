@@ -283,6 +283,36 @@ type read struct {
 // Changed receives when a followed subtree changed, or Poke was called.
 func (f *Follower) Changed() <-chan struct{} { return f.v.poke }
 
+// Quiet waits until units stop being written: until no transaction of
+// units (an entry of the change log) came for quiet, for at most most, or
+// until ctx is done. It reports whether the writes went quiet. Its blocking
+// queries ask for the log's keys cut at the first separator, which walks
+// the log's few entries, not the units. Writes to other subtrees
+// (machines joining, say) do not keep it waiting. Without the log's
+// directory key (KeepChangesDir) the log may have no index of its own, and
+// when it cannot be read Quiet cannot tell: it then waits most.
+func (f *Follower) Quiet(ctx context.Context, quiet, most time.Duration) bool {
+	deadline := time.Now().Add(most)
+	log := f.v.r.prefix + strings.TrimSuffix(changesDir, "/")
+	var index uint64
+	for {
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return false
+		}
+		asked := time.Now()
+		keys, meta, err := f.v.r.c.KV().Keys(log, "/", (&api.QueryOptions{WaitIndex: index, WaitTime: min(quiet, left)}).WithContext(ctx))
+		if err != nil || len(keys) == 0 {
+			watch.Sleep(ctx, time.Until(deadline))
+			return false
+		}
+		if index != 0 && meta.LastIndex == index && time.Since(asked) >= quiet {
+			return true
+		}
+		index = meta.LastIndex
+	}
+}
+
 // Read reads the subtrees that changed since they were last read, each
 // once, and returns what is read of them all. A read that fails is logged
 // and tried again until ctx is done, whose error it then returns. What
