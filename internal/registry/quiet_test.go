@@ -47,7 +47,7 @@ func TestQuiet(t *testing.T) {
 	})
 	defer stop()
 	if follower.Quiet(ctx, 200*time.Millisecond, 2*time.Second) {
-		t.Fatal("with no log and no directory key, Quiet told of quiet; it cannot tell, and Consul's behaviour may have changed")
+		t.Fatal("Quiet told of quiet from a log that never held a key, which has no index of its own to tell by")
 	}
 	if err := reg.KeepChangesDir(ctx); err != nil {
 		t.Fatal(err)
