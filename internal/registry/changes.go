@@ -94,16 +94,11 @@ func (r *Registry) changes(ctx context.Context) ([]change, error) {
 	return out, nil
 }
 
-// KeepChangesDir writes the change log's directory key (changes/, empty)
-// unless it exists, so that the log has an index of its own even when the
-// leader removed every entry (KeepMetadataDir says why that matters):
-// Quiet follows that index.
+// KeepChangesDir writes the change log's directory key (changes/) unless
+// it exists (keepDir), so that the log has an index of its own even when
+// the leader removed every entry: Quiet follows that index.
 func (r *Registry) KeepChangesDir(ctx context.Context) error {
-	_, _, err := r.c.KV().CAS(&api.KVPair{Key: r.prefix + changesDir, ModifyIndex: 0}, (&api.WriteOptions{}).WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("write the change log's directory key: %w", err)
-	}
-	return nil
+	return r.keepDir(ctx, r.prefix+changesDir, "the change log's")
 }
 
 // forgetChanges removes the log entries cs, each only if it is still the

@@ -25,15 +25,24 @@ func (r *Registry) dynamicPrefix(machine string) string {
 }
 
 // KeepMetadataDir writes the directory key of machine's dynamic metadata
-// (machine-metadata/<id>/, empty) unless it exists. A blocking query on a
-// prefix that never held a key answers with the whole KV store's index, so
-// it returns at once after any write anywhere: an agent watching its empty
+// (machine-metadata/<id>/) unless it exists (keepDir), so that the agent's
+// blocking query on its metadata is not woken by every change in the
+// cluster.
+func (r *Registry) KeepMetadataDir(ctx context.Context, machine string) error {
+	return r.keepDir(ctx, r.dynamicPrefix(machine), fmt.Sprintf("machine %s's metadata", machine))
+}
+
+// keepDir writes the directory key dir (a prefix's own key, empty, named
+// by its slash) unless it exists; what names the prefix in an error. A
+// blocking query on a prefix that holds no key (never did, or Consul
+// reaped its removed keys' tombstones) answers with the whole KV store's
+// index, so it returns at once after any write anywhere: a watch of such a
 // prefix would read it again on every change in the cluster. With the key
 // there, the prefix has an index of its own.
-func (r *Registry) KeepMetadataDir(ctx context.Context, machine string) error {
-	_, _, err := r.c.KV().CAS(&api.KVPair{Key: r.dynamicPrefix(machine), ModifyIndex: 0}, (&api.WriteOptions{}).WithContext(ctx))
+func (r *Registry) keepDir(ctx context.Context, dir, what string) error {
+	_, _, err := r.c.KV().CAS(&api.KVPair{Key: dir, ModifyIndex: 0}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("write machine %s's metadata directory key: %w", machine, err)
+		return fmt.Errorf("write %s directory key: %w", what, err)
 	}
 	return nil
 }

@@ -468,7 +468,7 @@ func (r *Registry) OrphanWrite(name string, index uint64) Write {
 // or with keep false removes it, and with it the machine's node in Consul's
 // catalog, where its units were shown (CatalogNode): the machine left. The
 // key gives the agent's blocking query on its schedule an index of its own
-// even while the schedule is empty (KeepMetadataDir says why).
+// even while the schedule is empty (keepDir says why).
 func (r *Registry) KeepWrite(machine string, keep bool) Write {
 	if keep {
 		return Write{Name: "schedule of " + machine, machine: machine, ops: api.TxnOps{kv(api.KVSet, r.scheduleKey(machine, ""), nil, 0)}}
