@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,18 +14,14 @@ import (
 // cpuTicks is a process's user+system CPU time in clock ticks.
 func cpuTicks(b *testing.B, pid int) int64 {
 	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := testcluster.CPUTime(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name (which may hold spaces) start after ")".
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return utime + stime
+	return int64(d * clockTicks / time.Second)
 }
 
-// clockTicks is USER_HZ, 100 on Linux.
+// clockTicks is the unit cpuTicks counts in: hundredths of a second.
 const clockTicks = 100
 
 // BenchmarkIdleAgent measures the CPU an agent uses while a systemd machine

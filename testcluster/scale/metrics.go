@@ -121,15 +121,12 @@ func procStatusKB(pid int, field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
-// cpuSeconds is a process's user+system CPU time so far.
+// cpuSeconds is a process's user+system CPU time so far, 0 when it cannot
+// be read (the process is gone).
 func cpuSeconds(pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := testcluster.CPUTime(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
+	return d.Seconds()
 }
