@@ -27,10 +27,6 @@ const changesDir = "changes/"
 // loggedSubtrees are the subtrees whose writes go with a log entry.
 var loggedSubtrees = []string{"jobs/", "units/"}
 
-// writeOps is how many operations a transaction that may write a logged
-// key carries before its log entry.
-const writeOps = txnOps - 1
-
 // change is one log entry: its key, the index of the transaction that
 // wrote it, and the keys it names (under the prefix, without it).
 type change struct {

@@ -13,10 +13,10 @@ import (
 func TestChunks(t *testing.T) {
 	op := &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVSet, Key: "k"}}
 	head := api.TxnOps{op}
-	room := txnOps - len(head)
+	room := txnOpsLeast - 1 - len(head)
 	pack := func(t *testing.T, ws []Write) [][]int {
 		t.Helper()
-		a := &applying{head: head, ws: ws}
+		a := &applying{head: head, ws: ws, room: room}
 		wave := make([]int, len(ws))
 		for i := range wave {
 			wave[i] = i

@@ -459,7 +459,7 @@ func (f *Follower) patchPart(ctx context.Context, i int, log []change, seen uint
 			}
 		}
 	}
-	if !explained || len(keys) > max(txnOps, len(p.pairs)/4) {
+	if !explained || len(keys) > max(txnOpsLeast, len(p.pairs)/4) {
 		return f.readPart(ctx, i)
 	}
 	var got api.KVPairs

@@ -15,10 +15,11 @@ import (
 // JobsNamed reads the named units' jobs and the bodies they name, and of
 // the rest only what a command that writes those units reads next: a
 // Snapshot holding Jobs, with each found unit's body (a name with no job is
-// absent), and DefaultPolicy. The reads are read-only transactions of up
-// to 64 keys, several at once, which Consul answers without writing its
-// log; so a command that handles 500 units of a 100,000-unit cluster reads
-// 500 jobs, not 100,000. The reads are not one consistent view.
+// absent), and DefaultPolicy. The reads are read-only transactions of as
+// many keys as Consul takes (txnOps), several at once, which Consul
+// answers without writing its log; so a command that handles 500 units of
+// a 100,000-unit cluster reads 500 jobs, not 100,000. The reads are not
+// one consistent view.
 //
 // The default policy and the schema key ride in the jobs' transactions,
 // so a command that reads, checks and writes its units waits for three
@@ -124,7 +125,7 @@ func (r *Registry) Changed(ctx context.Context, index uint64, wait time.Duration
 }
 
 // getKeys reads keys (full keys, under the prefix) in read-only
-// transactions of up to txnOps get-or-empty operations, txnsAtOnce at a
+// transactions of get-or-empty operations, as many as Consul takes, txnsAtOnce at a
 // time. A key Consul does not hold is left out of the answer.
 func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, error) {
 	ops := make(api.TxnOps, 0, len(keys))
@@ -134,10 +135,11 @@ func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, err
 	return r.readOps(ctx, ops)
 }
 
-// readOps runs read operations in read-only transactions of up to txnOps,
-// txnsAtOnce at a time, and returns the keys they found, in order.
+// readOps runs read operations in read-only transactions of as many as
+// Consul takes (txnOps), txnsAtOnce at a time, and returns the keys they
+// found, in order.
 func (r *Registry) readOps(ctx context.Context, ops api.TxnOps) (api.KVPairs, error) {
-	chunks := slices.Collect(slices.Chunk(ops, txnOps))
+	chunks := slices.Collect(slices.Chunk(ops, r.txnOps(ctx, len(ops))))
 	got := make([]api.KVPairs, len(chunks)) // each transaction fills its own
 	errs := atOnce(len(chunks), txnsAtOnce, func(k int) error {
 		ok, resp, _, err := r.c.Txn().Txn(chunks[k], (&api.QueryOptions{}).WithContext(ctx))

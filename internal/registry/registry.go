@@ -41,6 +41,9 @@ type Registry struct {
 	schemaRead bool
 
 	unlogged atomic.Bool // a log entry was refused (changes.go): write without
+
+	opsMu sync.Mutex
+	ops   int // operations the agent takes in a transaction (txnops.go); 0 until learned
 }
 
 // New returns a Registry over client with keys under prefix ("" means

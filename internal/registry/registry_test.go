@@ -16,7 +16,7 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-func mustParse(t *testing.T, body string) *unitfile.File {
+func mustParse(t testing.TB, body string) *unitfile.File {
 	t.Helper()
 	f, err := unitfile.Parse(body)
 	if err != nil {
@@ -25,7 +25,7 @@ func mustParse(t *testing.T, body string) *unitfile.File {
 	return f
 }
 
-func newSession(t *testing.T, c *api.Client) string {
+func newSession(t testing.TB, c *api.Client) string {
 	t.Helper()
 	id, _, err := c.Session().Create(&api.SessionEntry{Behavior: api.SessionBehaviorDelete, LockDelay: time.Millisecond}, nil)
 	if err != nil {

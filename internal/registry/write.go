@@ -125,7 +125,7 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 	if err := r.mayWrite(ctx, true); err != nil {
 		return err
 	}
-	batches := r.createBatches(jobs)
+	batches := r.createBatches(jobs, r.writeOps(ctx, 2*len(jobs)))
 	errs := atOnce(len(batches), txnsAtOnce, func(k int) error {
 		b := batches[k]
 		ok, _, err := r.txn(ctx, b.ops)
@@ -160,9 +160,9 @@ type createBatch struct {
 	jobs []NewJob
 }
 
-// createBatches packs jobs into transactions, in order, each within
-// Consul's bounds on operations and bytes.
-func (r *Registry) createBatches(jobs []NewJob) []createBatch {
+// createBatches packs jobs into transactions, in order, each of up to
+// room operations and within Consul's bound on bytes.
+func (r *Registry) createBatches(jobs []NewJob, room int) []createBatch {
 	var out []createBatch
 	for start := 0; start < len(jobs); {
 		var ops api.TxnOps
@@ -178,7 +178,7 @@ func (r *Registry) createBatches(jobs []NewJob) []createBatch {
 			if bodies[h] {
 				jobOps, b = jobOps[1:], 0
 			}
-			if len(ops) > 0 && (len(ops)+len(jobOps) > writeOps || size+b > txnBytes) {
+			if len(ops) > 0 && (len(ops)+len(jobOps) > room || size+b > txnBytes) {
 				break
 			}
 			bodies[h] = true
@@ -504,10 +504,6 @@ func (r *Registry) UnplacedWrite(j *Job, reason string) Write {
 // its name: UnplacedWrite replaces it.
 func (j *Job) Stale() bool { return j.stale }
 
-// txnOps is how many operations one transaction carries: Consul 1.14 takes
-// 128, older servers 64; one is the leader-lock check.
-const txnOps = 64
-
 // txnBytes bounds the unit bodies in one transaction, under Consul's
 // default txn_max_req_len of 512 KiB.
 const txnBytes = 384 << 10
@@ -549,7 +545,12 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 // cannot be written (unreachable, a refusal) or when stop (if not nil)
 // makes one of a failed transaction's reasons.
 func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, inFlight int, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
-	a := &applying{r: r, head: head, ws: ws, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
+	need := len(head)
+	for _, w := range ws {
+		need += len(w.ops)
+	}
+	room := r.writeOps(ctx, need) - len(head)
+	a := &applying{r: r, head: head, ws: ws, room: room, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
 	for i := range a.why {
 		a.why[i] = "not written"
 	}
@@ -612,6 +613,7 @@ type applying struct {
 	r    *Registry
 	head api.TxnOps
 	ws   []Write
+	room int // operations a transaction carries besides head
 	stop func(string) error
 
 	mu  sync.Mutex
@@ -628,7 +630,7 @@ type applying struct {
 // transaction's worth each, so that a few machines given many units all
 // start on theirs at once.
 func (a *applying) chunks(wave []int) ([][]int, error) {
-	room := writeOps - len(a.head)
+	room := a.room
 	var machines []string
 	byMachine := map[string][]int{}
 	for _, i := range wave {
