@@ -16,7 +16,8 @@ func TestChunks(t *testing.T) {
 	room := txnOpsLeast - 1 - len(head)
 	pack := func(t *testing.T, ws []Write) [][]int {
 		t.Helper()
-		a := &applying{head: head, ws: ws, room: room}
+		a := &applying{r: New(nil, ""), head: head, ws: ws}
+		SetTxnOps(a.r, txnOpsLeast)
 		wave := make([]int, len(ws))
 		for i := range wave {
 			wave[i] = i

@@ -139,10 +139,14 @@ func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, err
 // Consul takes (txnOps), txnsAtOnce at a time, and returns the keys they
 // found, in order.
 func (r *Registry) readOps(ctx context.Context, ops api.TxnOps) (api.KVPairs, error) {
-	chunks := slices.Collect(slices.Chunk(ops, r.txnOps(ctx, len(ops))))
+	chunks := slices.Collect(slices.Chunk(ops, r.txnOps()))
 	got := make([]api.KVPairs, len(chunks)) // each transaction fills its own
 	errs := atOnce(len(chunks), txnsAtOnce, func(k int) error {
 		ok, resp, _, err := r.c.Txn().Txn(chunks[k], (&api.QueryOptions{}).WithContext(ctx))
+		if r.tooMany(err, len(chunks[k])) {
+			got[k], err = r.readOps(ctx, chunks[k])
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("read fleet state from Consul: %w", err)
 		}

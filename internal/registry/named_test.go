@@ -162,10 +162,9 @@ func TestJobsNamed(t *testing.T) {
 	if j := s.Jobs["app@.service"]; j == nil || j.Desired != registry.Inactive {
 		t.Errorf("template read as %+v", j)
 	}
-	// The read of how many operations Consul takes, two transactions of
-	// jobs and one of the two bodies, and nothing else.
-	if n := len(rec.reqs); n != 4 || slices.ContainsFunc(rec.reqs, func(r string) bool { return !strings.HasPrefix(r, "PUT /v1/txn") }) {
-		t.Errorf("requests to Consul: %q, want 4 transactions", rec.reqs)
+	// Two transactions of jobs and one of the two bodies, and nothing else.
+	if n := len(rec.reqs); n != 3 || slices.ContainsFunc(rec.reqs, func(r string) bool { return !strings.HasPrefix(r, "PUT /v1/txn") }) {
+		t.Errorf("requests to Consul: %q, want 3 transactions", rec.reqs)
 	}
 }
 

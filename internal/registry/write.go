@@ -125,21 +125,8 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 	if err := r.mayWrite(ctx, true); err != nil {
 		return err
 	}
-	batches := r.createBatches(jobs, r.writeOps(ctx, 2*len(jobs)))
-	errs := atOnce(len(batches), txnsAtOnce, func(k int) error {
-		b := batches[k]
-		ok, _, err := r.txn(ctx, b.ops)
-		if err != nil || ok {
-			return err
-		}
-		var first error
-		for _, j := range b.jobs {
-			if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	})
+	batches := r.createBatches(jobs, r.writeOps())
+	errs := atOnce(len(batches), txnsAtOnce, func(k int) error { return r.create(ctx, batches[k]) })
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, ErrExists) {
 			return err // Consul could not be written: the first such error
@@ -151,6 +138,30 @@ func (r *Registry) CreateJobs(ctx context.Context, jobs []NewJob) error {
 		}
 	}
 	return nil
+}
+
+// create applies one transaction of CreateJobs, cut smaller when the agent
+// takes fewer operations (tooMany), or unit by unit when one exists.
+func (r *Registry) create(ctx context.Context, b createBatch) error {
+	ok, _, err := r.txn(ctx, b.ops)
+	if r.tooMany(err, len(b.ops)+1) {
+		for _, b := range r.createBatches(b.jobs, r.writeOps()) {
+			if err := r.create(ctx, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err != nil || ok {
+		return err
+	}
+	var first error
+	for _, j := range b.jobs {
+		if err := r.CreateJob(ctx, j.Name, j.Unit, j.Desired); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // createBatch is one transaction of CreateJobs: its operations and the
@@ -545,12 +556,7 @@ func (r *Registry) writeAll(ctx context.Context, session string, ws []Write) ([]
 // cannot be written (unreachable, a refusal) or when stop (if not nil)
 // makes one of a failed transaction's reasons.
 func (r *Registry) applyAll(ctx context.Context, head api.TxnOps, ws []Write, inFlight int, stop func(why string) error) ([]string, map[string]*api.KVPair, error) {
-	need := len(head)
-	for _, w := range ws {
-		need += len(w.ops)
-	}
-	room := r.writeOps(ctx, need) - len(head)
-	a := &applying{r: r, head: head, ws: ws, room: room, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
+	a := &applying{r: r, head: head, ws: ws, stop: stop, why: make([]string, len(ws)), set: map[string]*api.KVPair{}}
 	for i := range a.why {
 		a.why[i] = "not written"
 	}
@@ -613,7 +619,6 @@ type applying struct {
 	r    *Registry
 	head api.TxnOps
 	ws   []Write
-	room int // operations a transaction carries besides head
 	stop func(string) error
 
 	mu  sync.Mutex
@@ -630,7 +635,7 @@ type applying struct {
 // transaction's worth each, so that a few machines given many units all
 // start on theirs at once.
 func (a *applying) chunks(wave []int) ([][]int, error) {
-	room := a.room
+	room := a.room()
 	var machines []string
 	byMachine := map[string][]int{}
 	for _, i := range wave {
@@ -701,11 +706,26 @@ func (a *applying) ops(writes []int) int {
 	return n
 }
 
+// room is how many operations a transaction carries besides head.
+func (a *applying) room() int { return a.r.writeOps() - len(a.head) }
+
 // apply applies the writes of one chunk in one transaction, or when it
-// fails, each in one of its own.
+// fails, each in one of its own; when the agent takes fewer operations
+// than the chunk has (tooMany), in pieces it takes.
 func (a *applying) apply(ctx context.Context, chunk []int) error {
 	ok, reason, err := a.txn(ctx, chunk)
 	switch {
+	case a.r.tooMany(err, len(a.head)+a.ops(chunk)+1):
+		pieces, err := a.fill(chunk, a.room())
+		if err != nil {
+			return err
+		}
+		for _, p := range pieces {
+			if err := a.apply(ctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
 	case err != nil:
 		return err
 	case ok:
