@@ -125,8 +125,9 @@ func (r *Registry) Changed(ctx context.Context, index uint64, wait time.Duration
 }
 
 // getKeys reads keys (full keys, under the prefix) in read-only
-// transactions of get-or-empty operations, as many as Consul takes, txnsAtOnce at a
-// time. A key Consul does not hold is left out of the answer.
+// transactions of get-or-empty operations, as many as Consul takes,
+// txnsAtOnce at a time. A key Consul does not hold is left out of the
+// answer.
 func (r *Registry) getKeys(ctx context.Context, keys []string) (api.KVPairs, error) {
 	ops := make(api.TxnOps, 0, len(keys))
 	for _, key := range keys {
