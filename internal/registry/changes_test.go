@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,10 +46,7 @@ func TestFollowReadsTheLog(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	reg := registry.New(client, "")
-	session := newSession(t, client)
-	if ok, err := reg.AcquireLeader(ctx, session, "m1"); !ok || err != nil {
-		t.Fatalf("leader lock: %v %v", ok, err)
-	}
+	session := lead(t, ctx, client, reg)
 	tpl := mustParse(t, "[Service]\nExecStart=/bin/sleep 1000\n")
 	var jobs []registry.NewJob
 	for i := range 40 {
@@ -239,5 +237,66 @@ key "fleet/leader" { policy = "write" }`)
 	readUntil(t, ctx, view, follower, "d.service", func(s *registry.Snapshot) bool { return s.Jobs["d.service"] != nil })
 	if rec.sent("GET /v1/kv/fleet/changes/") || !rec.sent("GET /v1/kv/fleet/jobs/?recurse") {
 		t.Errorf("after a refused removal the leader still reads the log, or not jobs/ whole:\n%s", rec)
+	}
+}
+
+// TestFollowForgetsWhatItReadWhole: units written after a Read read the
+// change log but before it read their subtree whole are in what it
+// returns; their entry is applied, and Forget removes it with the others.
+// No later change need come to take it out of the log.
+func TestFollowForgetsWhatItReadWhole(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg := registry.New(client, "")
+	session := lead(t, ctx, client, reg)
+	tpl := mustParse(t, "[Service]\nExecStart=/bin/sleep 1000\n")
+	create := func(from int) error {
+		var jobs []registry.NewJob
+		for i := from; i < from+5; i++ {
+			jobs = append(jobs, registry.NewJob{Name: fmt.Sprintf("web@%d.service", i), Unit: tpl, Desired: registry.Launched})
+		}
+		return reg.CreateJobs(ctx, jobs)
+	}
+	if err := create(0); err != nil {
+		t.Fatal(err)
+	}
+
+	watched, rec := recordedClient(t, consul)
+	var late error
+	var once sync.Once
+	rec.after = func(req string) {
+		if strings.HasPrefix(req, "GET /v1/kv/fleet/changes/?recurse") {
+			once.Do(func() { late = create(5) })
+		}
+	}
+	view, err := registry.New(watched, "").View(ctx, "placement/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := view.Follow(ctx, []string{"jobs/", "units/"}, 2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	<-follower.Changed()
+	rd, err := follower.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late != nil {
+		t.Fatal(late)
+	}
+	if n := len(view.Snapshot(rd).Jobs); n != 10 {
+		t.Fatalf("the first Read returned %d units, want the 5 logged before it read the log and the 5 after", n)
+	}
+	if !rec.sent("GET /v1/kv/fleet/jobs/?recurse") {
+		t.Fatalf("the first Read did not read jobs/ whole:\n%s", rec)
+	}
+	if err := follower.Forget(ctx, session); err != nil {
+		t.Fatal(err)
+	}
+	if keys := logKeys(t, client); len(keys) != 0 {
+		t.Errorf("after the Read that returned every unit and Forget, the log holds %v, want nothing", keys)
 	}
 }

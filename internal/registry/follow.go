@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -339,11 +340,8 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 		}
 		f.mu.Unlock()
 		logAt = time.Now()
-		err := f.retry(ctx, changesDir, func() (err error) {
-			log, err = f.v.r.changes(ctx)
-			return err
-		})
-		if err != nil {
+		var err error
+		if log, err = f.readLog(ctx); err != nil {
 			return nil, err
 		}
 		for i := range f.subtrees { // a subtree whose watch is yet to tell of an entry's write, too
@@ -353,14 +351,28 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 			}
 		}
 	}
+	var wholeLogged atomic.Bool // a logged subtree read whole after the log
 	errs := atOnce(len(todo), len(todo), func(k int) error {
-		if i := todo[k]; useLog && f.logged[i] && f.partIndex(i) != 0 && time.Since(f.wholeAt(i)) < logTrust {
+		i := todo[k]
+		if useLog && f.logged[i] && f.partIndex(i) != 0 && time.Since(f.wholeAt(i)) < logTrust {
 			return f.patchPart(ctx, i, log, seen[i])
 		}
-		return f.readPart(ctx, todo[k])
+		if f.logged[i] && !logAt.IsZero() {
+			wholeLogged.Store(true)
+		}
+		return f.readPart(ctx, i)
 	})
 	for _, err := range errs {
 		if err != nil {
+			return nil, err
+		}
+	}
+	if wholeLogged.Load() {
+		// What was read whole holds the writes of entries logged after
+		// the log was read: read it again, so that Forget takes those
+		// out too. No change might come to have them read otherwise.
+		var err error
+		if log, err = f.readLog(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -381,6 +393,15 @@ func (f *Follower) Read(ctx context.Context) (*Reading, error) {
 		all, index = append(all, p.pairs), max(index, p.index)
 	}
 	return &Reading{pairs: slices.Concat(all...), index: index}, nil
+}
+
+// readLog reads the change log, trying again until ctx is done.
+func (f *Follower) readLog(ctx context.Context) (log []change, err error) {
+	err = f.retry(ctx, changesDir, func() error {
+		log, err = f.v.r.changes(ctx)
+		return err
+	})
+	return log, err
 }
 
 // readPart reads subtree i whole, trying again until ctx is done, and
@@ -500,7 +521,11 @@ func patched(pairs api.KVPairs, keys []string, got api.KVPairs) api.KVPairs {
 // entry's index, or read whole after the log was. A write that sets a key
 // to the value it holds leaves the key's index, and so the subtree's, as
 // it was (a template's body, written again with each batch of its
-// instances).
+// instances). When a pass read a subtree whole, log is read again after
+// that read, and its entries logged meanwhile count as read too; one
+// logged after the whole read went out with them costs only a whole read
+// of its subtree at its watch's next word, as a write without an entry
+// does.
 func (f *Follower) applied(log []change, logAt time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

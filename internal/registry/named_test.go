@@ -27,6 +27,10 @@ type recorder struct {
 	reqs []string
 	ops  []int // per request, the operations of a transaction (0 for others)
 	next http.RoundTripper
+	// after, when set, is called with each request noted once its answer
+	// came, before the caller reads it: a write made there lands between
+	// this request and the caller's next.
+	after func(req string)
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -44,8 +48,13 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	r.reqs = append(r.reqs, req.Method+" "+req.URL.RequestURI())
 	r.ops = append(r.ops, len(ops))
+	after := r.after
 	r.mu.Unlock()
-	return r.next.RoundTrip(req)
+	resp, err := r.next.RoundTrip(req)
+	if after != nil && err == nil {
+		after(req.Method + " " + req.URL.RequestURI())
+	}
+	return resp, err
 }
 
 // reset forgets the requests noted so far.

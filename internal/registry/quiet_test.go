@@ -31,10 +31,7 @@ func TestQuiet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reg := registry.New(client, "")
-	session := newSession(t, client)
-	if ok, err := reg.AcquireLeader(ctx, session, "m1"); !ok || err != nil {
-		t.Fatalf("leader lock: %v %v", ok, err)
-	}
+	session := lead(t, ctx, client, reg)
 	view, err := reg.View(ctx, "placement/", "schedule/")
 	if err != nil {
 		t.Fatal(err)

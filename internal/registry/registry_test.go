@@ -34,6 +34,17 @@ func newSession(t testing.TB, c *api.Client) string {
 	return id
 }
 
+// lead takes the leader lock for reg with a new session of c's, and
+// returns the session.
+func lead(t testing.TB, ctx context.Context, c *api.Client, reg *registry.Registry) string {
+	t.Helper()
+	session := newSession(t, c)
+	if ok, err := reg.AcquireLeader(ctx, session, "m1"); !ok || err != nil {
+		t.Fatalf("leader lock: %v %v", ok, err)
+	}
+	return session
+}
+
 func dump(t *testing.T, c *api.Client) map[string]string {
 	t.Helper()
 	pairs, _, err := c.KV().List("", nil)

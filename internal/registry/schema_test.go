@@ -194,10 +194,7 @@ func TestNewerSchemaIsNotWritten(t *testing.T) {
 	before := dump(t, client)
 	reg := registry.New(client, "")
 	body := mustParse(t, "[Service]\nExecStart=/bin/true\n")
-	session := newSession(t, client)
-	if ok, err := reg.AcquireLeader(ctx, session, "m1"); err != nil || !ok {
-		t.Fatalf("acquire: %v %v", ok, err)
-	}
+	session := lead(t, ctx, client, reg)
 	before = dump(t, client)
 	writes := map[string]func() error{
 		"Writable":         func() error { return reg.Writable(ctx) },
