@@ -174,8 +174,27 @@ func (c *Cluster) AddMachineAs(id, metadata string) *Machine {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(m.Stop)
+	c.t.Cleanup(func() { // before it stops: a failed test shows what its fleetd did
+		if c.t.Failed() {
+			c.t.Logf("machine %d (%s), the end of its fleetd log:\n%s", i, m.ID, logTail(filepath.Join(m.Dir, "fleetd.log"), machineLogLines))
+		}
+	})
 	c.Machines = append(c.Machines, m)
 	return m
+}
+
+// machineLogLines is how much of each machine's log a failed test shows.
+const machineLogLines = 60
+
+// logTail is the last n lines of the file at path, or why it cannot be
+// read.
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // Registry returns the cluster's registry client, one for the cluster's
