@@ -206,6 +206,7 @@ func (p *publisher) write(ctx context.Context, w func() error) error {
 // next sync.
 func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
 	var pw pending
+	p.catalog.begin()
 	if p.node != nil {
 		pw.add(registry.MachineWrite(p.cfg.Machine.ID, p.node...), func() { p.node = nil })
 	}

@@ -24,11 +24,20 @@ type unitCatalog struct {
 	ip       string
 	services map[string]map[string]bool    // service name -> the units written under it
 	checked  map[string]registry.UnitState // per unit, the state its check was last written for
+	adding   map[string]bool               // services whose instance an op of this sync's writes registers
 }
 
 func newUnitCatalog(machine, ip string) *unitCatalog {
-	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, checked: map[string]registry.UnitState{}}
+	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, checked: map[string]registry.UnitState{},
+		adding: map[string]bool{}}
 }
+
+// begin starts the ops of one sync: a service's instance is registered
+// once in them, by the first of its units that is new, however many are.
+// The rest of its new units' checks come in the same transaction or a
+// later one; when the registration fails, so do they (Consul refuses a
+// check of a missing service), and the next sync registers it again.
+func (u *unitCatalog) begin() { clear(u.adding) }
 
 // ServiceName is the Consul service a unit appears under: the unit name
 // without its type and instance, made safe for DNS.
@@ -86,7 +95,8 @@ func (u *unitCatalog) nodeOps(m *registry.Machine) []*api.TxnOp {
 func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
 	var ops []*api.TxnOp
 	name := ServiceName(st.Name)
-	if u.services[name] == nil {
+	if u.services[name] == nil && !u.adding[name] {
+		u.adding[name] = true
 		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: name, Tags: []string{"fleet"}, Address: u.ip,
 			Meta: map[string]string{"machine-id": u.machine}}))
 	}

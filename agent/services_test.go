@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -15,18 +16,6 @@ import (
 // nothing.
 func TestUnitCatalog(t *testing.T) {
 	u := newUnitCatalog("m1", "127.0.0.1")
-	kinds := func(ops []*api.TxnOp) string {
-		var s string
-		for _, op := range ops {
-			switch {
-			case op.Service != nil:
-				s += "service-" + string(op.Service.Verb) + " "
-			case op.Check != nil:
-				s += "check-" + string(op.Check.Verb) + " "
-			}
-		}
-		return s
-	}
 	web1 := registry.UnitState{Name: "web@1.service", State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"}
 	web2 := registry.UnitState{Name: "web@2.service", State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"}
 	for _, step := range []struct {
@@ -49,6 +38,7 @@ func TestUnitCatalog(t *testing.T) {
 		}, "service-delete ", func() { u.serviceRemoved("web") }},
 		{"back", func() []*api.TxnOp { return u.ops(web1) }, "service-set check-set ", func() { u.written(web1) }},
 	} {
+		u.begin() // each step is a sync of its own
 		if got := kinds(step.ops()); got != step.want {
 			t.Fatalf("%s: %q, want %q", step.name, got, step.want)
 		}
@@ -57,7 +47,54 @@ func TestUnitCatalog(t *testing.T) {
 		}
 	}
 	web1.Active = "failed"
+	u.begin()
 	if got := kinds(u.ops(web1)); got != "check-set " {
 		t.Errorf("a unit that failed: %q, want its check only", got)
+	}
+}
+
+// kinds names ops' kinds and verbs, in order.
+func kinds(ops []*api.TxnOp) string {
+	var s string
+	for _, op := range ops {
+		switch {
+		case op.Service != nil:
+			s += "service-" + string(op.Service.Verb) + " "
+		case op.Check != nil:
+			s += "check-" + string(op.Check.Verb) + " "
+		}
+	}
+	return s
+}
+
+// TestUnitCatalogRegistersOncePerSync: the new units of one service in
+// one sync register its instance once, with the first; a sync whose
+// registration did not go through is followed by one that registers it
+// again.
+func TestUnitCatalogRegistersOncePerSync(t *testing.T) {
+	u := newUnitCatalog("m1", "127.0.0.1")
+	units := make([]registry.UnitState, 3)
+	for i := range units {
+		units[i] = registry.UnitState{Name: fmt.Sprintf("db@%d.service", i), State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"}
+	}
+	sync := func(sts ...registry.UnitState) (got []string) {
+		u.begin()
+		for _, st := range sts {
+			got = append(got, kinds(u.ops(st)))
+		}
+		return got
+	}
+	want := []string{"service-set check-set ", "check-set ", "check-set "}
+	if got := sync(units...); !slices.Equal(got, want) {
+		t.Fatalf("three new units of a service in one sync: %q, want %q", got, want)
+	}
+	// None went through: the next sync registers the instance again.
+	if got := sync(units[2], units[1]); !slices.Equal(got, want[:2]) {
+		t.Fatalf("after a sync that failed: %q, want %q", got, want[:2])
+	}
+	u.written(units[2])
+	u.written(units[1])
+	if got := sync(units...); !slices.Equal(got, []string{"check-set ", "", ""}) {
+		t.Fatalf("after the instance was written: %q, want the check of the unit not yet written only", got)
 	}
 }
