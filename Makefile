@@ -168,7 +168,8 @@ bench-quick: build consul
 # bench runs the measurements behind BENCHMARKS.md and writes every table
 # to bench.txt: 1,000 simulated machines with 100, 1,000 and 10,000 units,
 # with the default policy as WebAssembly and its native build, then the
-# policy benchmarks, the list commands, the transactions' size, and (as
+# policy benchmarks, the list commands, the transactions' size, a
+# machine's publishing of its units' states, and (as
 # root, with systemd-nspawn) the idle agent's CPU. About 30 minutes on 2
 # cores.
 # Consul is a single-node server as a cluster runs one (its data in
@@ -200,6 +201,8 @@ bench: build consul deps
 	$(GO) test -run '^$$' -bench '^BenchmarkWait$$' -benchtime 5x -count 6 ./cmd/fleetctl/ | tee -a bench.txt
 	echo "== go test -run '^$$' -bench TxnOps -benchtime 5x -count 6 ./internal/registry/" | tee -a bench.txt
 	$(GO) test -run '^$$' -bench TxnOps -benchtime 5x -count 6 ./internal/registry/ | tee -a bench.txt
+	echo "== go test -run '^$$' -bench Publish -benchtime 5x -count 6 ./agent/" | tee -a bench.txt
+	$(GO) test -run '^$$' -bench Publish -benchtime 5x -count 6 ./agent/ | tee -a bench.txt
 	@if [ "$$(id -u)" = 0 ] && command -v systemd-nspawn >/dev/null 2>&1; then \
 		echo "== go test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/" | tee -a bench.txt; \
 		$(GO) test -run '^$$' -bench IdleAgent -benchtime 30x -count 3 ./cmd/fleetctl/ | tee -a bench.txt; \
