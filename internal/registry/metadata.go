@@ -72,22 +72,24 @@ func ValidMetadataValue(v string) string {
 	return ""
 }
 
-// maxTxnOps is how many operations Consul takes in one transaction.
-const maxTxnOps = 64
+// metadataOps is how many pairs one call sets or removes: all of them go
+// in one transaction, so that a command applies whole or not at all, and
+// every Consul agent fleet runs with takes that many operations in one.
+const metadataOps = txnOpsLeast
 
 // SetMachineMetadata sets the dynamic metadata pairs md on machine, all at
 // once.
 //
 // # Errors
 //
-// An invalid key or value, or more pairs than one Consul transaction
-// takes (64), is an error and nothing is written.
+// An invalid key or value, or more than metadataOps (64) pairs, is an
+// error and nothing is written.
 func (r *Registry) SetMachineMetadata(ctx context.Context, machine string, md map[string]string) error {
 	if err := r.mayWrite(ctx, false); err != nil {
 		return err
 	}
-	if len(md) > maxTxnOps {
-		return fmt.Errorf("%d metadata pairs at once: set at most %d per call", len(md), maxTxnOps)
+	if len(md) > metadataOps {
+		return fmt.Errorf("%d metadata pairs at once: set at most %d per call", len(md), metadataOps)
 	}
 	var ops api.TxnOps
 	for k, v := range md {
@@ -111,8 +113,8 @@ func (r *Registry) DeleteMachineMetadata(ctx context.Context, machine string, ke
 	if err := r.mayWrite(ctx, false); err != nil {
 		return err
 	}
-	if len(keys) > maxTxnOps {
-		return fmt.Errorf("%d metadata keys at once: remove at most %d per call", len(keys), maxTxnOps)
+	if len(keys) > metadataOps {
+		return fmt.Errorf("%d metadata keys at once: remove at most %d per call", len(keys), metadataOps)
 	}
 	var ops api.TxnOps
 	for _, k := range keys {
