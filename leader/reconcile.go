@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"slices"
 	"sort"
 	"strings"
 
@@ -145,11 +144,23 @@ func (r *reconciler) replace() {
 	s := r.s
 	for _, id := range s.MachineIDs() {
 		names := r.load[id]
+		// Only a unit with Replaces replaces another: looking among those
+		// alone keeps a machine's check linear in its units, not
+		// quadratic, and finds the same replacer, in the same order.
+		var replacers []string
+		for _, n := range names {
+			if j := s.Jobs[n]; j.Unit != nil && len(j.Spec().Replaces) > 0 {
+				replacers = append(replacers, n)
+			}
+		}
+		if len(replacers) == 0 {
+			continue
+		}
 		kept := names[:0:0]
 		for _, n := range names {
 			j := s.Jobs[n]
 			if j.Target == id && j.Unit != nil { // not a global unit: those are the agent's to drop
-				if by := replacer(s, j, names); by != "" {
+				if by := replacer(s, j, replacers); by != "" {
 					rej := xfleet.Rejection{Reason: xfleet.ReplacedBy, Detail: by}
 					r.leave(j, id, RuleCause(rej.Reason), rej.String())
 					r.waits = append(r.waits, j)
@@ -186,13 +197,14 @@ func (r *reconciler) recheck() {
 		for _, n := range m.there {
 			j := s.Jobs[n]
 			if j.Target == id && j.Unit != nil && s.PolicyOf(j) == registry.BuiltinPolicy {
+				m.all = len(j.Spec().Conflicts) > 0
 				if rej, failed := j.Spec().Check(m); failed {
 					r.leave(j, id, RuleCause(rej.Reason), rej.String())
 					r.waits = append(r.waits, j)
 					continue
 				}
 			}
-			m.kept = append(m.kept, n)
+			m.keep(n)
 			stay = append(stay, n)
 		}
 		r.load[id] = stay
@@ -202,23 +214,55 @@ func (r *reconciler) recheck() {
 // machine is a live machine as the recheck sees it (xfleet.Machine): every
 // unit there counts for MachineOf; the rules between units are checked
 // against the units kept so far.
+//
+// The rules between units look at a neighbour only when the unit checked
+// names conflicts (xfleet.Conflict, by the neighbour's name) or the
+// neighbour has Conflicts or Replaces of its own (xfleet's conflictsWith
+// and replacedBy). So a unit that names none is checked against the
+// neighbours with rules alone (ruled, in the same order as kept): the
+// same first match, at the cost of the machine's few units with rules,
+// not of all its units; a pass over 3,000 units on each of 10 machines
+// takes milliseconds, not seconds (BenchmarkReconcileDense).
 type machine struct {
 	s     *registry.Snapshot
 	m     *registry.Machine
 	there []string
+	runs  map[string]bool // there, once Runs is asked
 	kept  []string
+	ruled []string // of kept, the units with Conflicts or Replaces
+	all   bool     // the unit checked names conflicts: Neighbours are every kept unit
 }
 
 func (o *machine) ID() string                  { return o.m.ID }
 func (o *machine) Metadata() map[string]string { return o.m.Metadata }
-func (o *machine) Runs(unit string) bool       { return slices.Contains(o.there, unit) }
+func (o *machine) Runs(unit string) bool {
+	if o.runs == nil {
+		o.runs = make(map[string]bool, len(o.there))
+		for _, n := range o.there {
+			o.runs[n] = true
+		}
+	}
+	return o.runs[unit]
+}
 func (o *machine) Neighbours() iter.Seq2[string, *xfleet.Spec] {
+	names := o.ruled
+	if o.all {
+		names = o.kept
+	}
 	return func(yield func(string, *xfleet.Spec) bool) {
-		for _, n := range o.kept {
+		for _, n := range names {
 			if !yield(n, o.s.Jobs[n].Spec()) {
 				return
 			}
 		}
+	}
+}
+
+// keep counts unit n among the units the next ones are checked against.
+func (o *machine) keep(n string) {
+	o.kept = append(o.kept, n)
+	if sp := o.s.Jobs[n].Spec(); sp != nil && (len(sp.Conflicts) > 0 || len(sp.Replaces) > 0) {
+		o.ruled = append(o.ruled, n)
 	}
 }
 
