@@ -3,6 +3,8 @@ package policies
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/wasmfleet/fleet/internal/registry"
@@ -104,5 +106,39 @@ func BenchmarkReconcile(b *testing.B) {
 				b.ReportMetric(float64(size.units*b.N)/b.Elapsed().Seconds(), "placements/s")
 			})
 		}
+	}
+}
+
+// BenchmarkReconcileDense is a leader pass over a cluster where every unit
+// is placed already and machines run many units each: the pass checks the
+// rules again where each unit runs (fleet's Conflicts, Replaces, MachineOf
+// between the units of a machine) and writes nothing.
+//
+//	go test -run '^$' -bench ReconcileDense -count 6 ./policies/
+func BenchmarkReconcileDense(b *testing.B) {
+	h := newHost(b, Config{})
+	p := h.LoadNative(registry.BuiltinPolicy, func() Runner { return native.NewRunner(policy.Place) })
+	placer := &Placer{Builtin: func(context.Context) (*Policy, error) { return p, nil }}
+	for _, perMachine := range []int{300, 3000} {
+		const machines = 10
+		s := startedAtOnce(b, machines, machines*perMachine)
+		ids := s.MachineIDs()
+		i := 0
+		for _, name := range slices.Sorted(maps.Keys(s.Jobs)) {
+			j := s.Jobs[name]
+			if j.Spec().Metadata != nil { // region=east: the machines of index 0 mod 4
+				j.Target = ids[(i%(machines/4+1))*4%machines]
+			} else {
+				j.Target = ids[i%machines]
+			}
+			i++
+		}
+		b.Run(fmt.Sprintf("machines=%d/units=%d", machines, machines*perMachine), func(b *testing.B) {
+			for b.Loop() {
+				if plan := leader.Reconcile(context.Background(), s, placer); len(plan.Actions) != 0 {
+					b.Fatalf("a pass over placed units changed %d", len(plan.Actions))
+				}
+			}
+		})
 	}
 }
