@@ -58,7 +58,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	var used time.Duration
 	for b.Loop() {
-		c0 := cpuTime(b, consul.PID())
+		c0 := testcluster.CPUTimeT(b, consul.PID())
 		for i, p := range pubs {
 			states := map[string]registry.UnitState{}
 			for k := range batches * batch {
@@ -69,7 +69,7 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 		}
-		used += cpuTime(b, consul.PID()) - c0
+		used += testcluster.CPUTimeT(b, consul.PID()) - c0
 		b.StopTimer()
 		for _, p := range pubs {
 			sync(p, nil)
@@ -77,13 +77,4 @@ func BenchmarkPublish(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(used.Microseconds())/1000/float64(b.N), "consul-cpu-ms/op")
-}
-
-// cpuTime is the CPU process pid used so far.
-func cpuTime(b *testing.B, pid int) time.Duration {
-	d, err := testcluster.CPUTime(pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -30,4 +31,15 @@ func CPUTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// CPUTimeT is CPUTime for a test or benchmark, which fails when the time
+// cannot be read.
+func CPUTimeT(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	d, err := CPUTime(pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }

@@ -11,16 +11,6 @@ import (
 	"github.com/wasmfleet/fleet/testcluster"
 )
 
-// cpuTime is a process's user+system CPU time so far.
-func cpuTime(b *testing.B, pid int) time.Duration {
-	b.Helper()
-	d, err := testcluster.CPUTime(pid)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
-}
-
 // BenchmarkIdleAgent measures the CPU an agent uses while a systemd machine
 // runs N units and nothing changes: one iteration is one second of idling,
 // reported as percent of one core. fleet's agents polled every unit every
@@ -50,13 +40,13 @@ func BenchmarkIdleAgent(b *testing.B) {
 			}
 			time.Sleep(2 * time.Second) // let the burst of state reports settle
 			pid := c.Machines[0].Fleetd.PID()
-			before := cpuTime(b, pid)
+			before := testcluster.CPUTimeT(b, pid)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				time.Sleep(time.Second)
 			}
 			b.StopTimer()
-			used := (cpuTime(b, pid) - before).Seconds()
+			used := (testcluster.CPUTimeT(b, pid) - before).Seconds()
 			b.ReportMetric(100*used/float64(b.N), "%cpu")
 		})
 	}

@@ -68,14 +68,14 @@ func BenchmarkWait(b *testing.B) {
 					b.Fatalf("playing the cluster for %s: %v", cmd, err)
 				}
 			}
-			consul0, self0 := cpuTime(b, consul.PID()), cpuTime(b, os.Getpid())
+			consul0, self0 := testcluster.CPUTimeT(b, consul.PID()), testcluster.CPUTimeT(b, os.Getpid())
 			for b.Loop() {
 				step("start", func(ctx context.Context) error { return c.playStart(ctx, client, names) })
 				step("destroy", func(ctx context.Context) error { return c.playDestroy(ctx, client, names) })
 			}
 			perOp := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(b.N) }
-			b.ReportMetric(perOp(cpuTime(b, consul.PID())-consul0), "consul-cpu-ms/op")
-			b.ReportMetric(perOp(cpuTime(b, os.Getpid())-self0), "cpu-ms/op")
+			b.ReportMetric(perOp(testcluster.CPUTimeT(b, consul.PID())-consul0), "consul-cpu-ms/op")
+			b.ReportMetric(perOp(testcluster.CPUTimeT(b, os.Getpid())-self0), "cpu-ms/op")
 		})
 	}
 }

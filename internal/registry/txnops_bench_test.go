@@ -30,22 +30,15 @@ func BenchmarkTxnOps(b *testing.B) {
 	if ok, err := registry.New(client, "").AcquireLeader(ctx, session, "m0"); !ok || err != nil {
 		b.Fatalf("leader lock: %v %v", ok, err)
 	}
-	cpu := func() time.Duration {
-		d, err := testcluster.CPUTime(consul.PID())
-		if err != nil {
-			b.Fatal(err)
-		}
-		return d
-	}
 	for _, ops := range []int{64, 128} {
 		b.Run(fmt.Sprintf("ops=%d", ops), func(b *testing.B) {
 			reg := registry.New(client, "")
 			registry.SetTxnOps(reg, ops)
 			var used time.Duration
 			for b.Loop() {
-				c0 := cpu()
+				c0 := testcluster.CPUTimeT(b, consul.PID())
 				placeThousand(b, ctx, reg, session, tpl)
-				used += cpu() - c0
+				used += testcluster.CPUTimeT(b, consul.PID()) - c0
 				b.StopTimer()
 				for _, sub := range []string{"jobs/", "placement/", "schedule/", "changes/"} {
 					if _, err := client.KV().DeleteTree("fleet/"+sub, nil); err != nil {
