@@ -283,9 +283,12 @@ func (s *scanner) object(member func(name string) bool) bool {
 	}
 }
 
-// pair reads one KV pair object.
+// pair reads one KV pair object. A second Value in one object (Consul
+// writes none) goes to encoding/json, which decodes each and fails at the
+// first bad one, where a value decoded in place would be only the last.
 func (s *scanner) pair() (*api.KVPair, bool) {
 	p := &api.KVPair{}
+	valued := false
 	ok := s.object(func(name string) (ok bool) {
 		switch name {
 		case "Key":
@@ -297,6 +300,10 @@ func (s *scanner) pair() (*api.KVPair, bool) {
 		case "Partition":
 			p.Partition, ok = s.str()
 		case "Value":
+			if valued {
+				return false
+			}
+			valued = true
 			p.Value, ok = s.value()
 		case "LockIndex":
 			p.LockIndex, ok = s.uint()
