@@ -217,9 +217,9 @@ func (r *reconciler) recheck() {
 //
 // The rules between units look at a neighbour only when the unit checked
 // names conflicts (xfleet.Conflict, by the neighbour's name) or the
-// neighbour has Conflicts or Replaces of its own (xfleet's conflictsWith
-// and replacedBy). So a unit that names none is checked against the
-// neighbours with rules alone (ruled, in the same order as kept): the
+// neighbour binds its neighbours (xfleet.BindsNeighbours). So a unit
+// that names none is checked against those neighbours alone (ruled, in
+// the same order as kept): the
 // same first match, at the cost of the machine's few units with rules,
 // not of all its units; a pass over 3,000 units on each of 10 machines
 // takes milliseconds, not seconds (BenchmarkReconcileDense).
@@ -229,7 +229,7 @@ type machine struct {
 	there []string
 	runs  map[string]bool // there, once Runs is asked
 	kept  []string
-	ruled []string // of kept, the units with Conflicts or Replaces
+	ruled []string // of kept, the units that bind their neighbours
 	all   bool     // the unit checked names conflicts: Neighbours are every kept unit
 }
 
@@ -261,7 +261,7 @@ func (o *machine) Neighbours() iter.Seq2[string, *xfleet.Spec] {
 // keep counts unit n among the units the next ones are checked against.
 func (o *machine) keep(n string) {
 	o.kept = append(o.kept, n)
-	if sp := o.s.Jobs[n].Spec(); sp != nil && (len(sp.Conflicts) > 0 || len(sp.Replaces) > 0) {
+	if sp := o.s.Jobs[n].Spec(); sp != nil && xfleet.BindsNeighbours(sp) {
 		o.ruled = append(o.ruled, n)
 	}
 }

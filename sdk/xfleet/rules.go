@@ -244,6 +244,14 @@ func (s *Spec) Replace(o *Spec) bool {
 	return matchesAny(s.Replaces, o.Unit) && !matchesAny(o.Replaces, s.Unit)
 }
 
+// BindsNeighbours reports whether the rules between units (ConflictsWith,
+// ReplacedBy) can reject another unit of the machine because of s's unit:
+// it declares Conflicts or Replaces. A unit that declares no Conflicts of
+// its own is rejected by those rules only because of such a neighbour, so
+// a check of it may leave the other neighbours out (the leader's recheck
+// does, to stay linear in a machine's units).
+func BindsNeighbours(s *Spec) bool { return len(s.Conflicts) > 0 || len(s.Replaces) > 0 }
+
 // Listed is a Machine given by its values: its ID, its metadata and the
 // units on it, each with its Spec (a unit whose options are unknown is a
 // Spec with only its name). Every unit counts for MachineOf and for the

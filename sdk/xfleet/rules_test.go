@@ -124,3 +124,33 @@ func TestGlobals(t *testing.T) {
 		t.Fatalf("Globals = %v", got)
 	}
 }
+
+// TestBindsNeighbours: a unit without Conflicts of its own is rejected by
+// the rules between units only because of a neighbour that binds its
+// neighbours, so a check may leave the others out.
+func TestBindsNeighbours(t *testing.T) {
+	for _, tc := range []struct {
+		neighbour string
+		binds     bool
+		want      Rejection // of a.service beside the neighbour
+	}{
+		{"b.service", false, Rejection{}},
+		{"b.service|MachineOf=a.service;MachineMetadata=r=1", false, Rejection{}},
+		{"b.service|Conflicts=a.service", true, Rejection{Reason: ConflictsWith, Detail: "b.service"}},
+		{"b.service|Conflicts=c.service", true, Rejection{}},
+		{"b.service|Replaces=a.service", true, Rejection{Reason: ReplacedBy, Detail: "b.service"}},
+		{"b.service|Replaces=c.service", true, Rejection{}},
+	} {
+		o := unit(tc.neighbour)
+		if got := BindsNeighbours(o); got != tc.binds {
+			t.Errorf("BindsNeighbours(%s) = %v, want %v", tc.neighbour, got, tc.binds)
+		}
+		got, _ := unit("a.service").Check(machine("m1", tc.neighbour))
+		if got != tc.want {
+			t.Errorf("a.service beside %s: %+v, want %+v", tc.neighbour, got, tc.want)
+		}
+		if !tc.binds && got != (Rejection{}) {
+			t.Errorf("%s binds no neighbour, yet rejects a.service: %+v", tc.neighbour, got)
+		}
+	}
+}
