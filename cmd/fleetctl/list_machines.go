@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,11 +89,24 @@ func newListMachinesCmd(c *cli) *cobra.Command {
 		Short: "Enumerate the current hosts in the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := c.snapshot(cmd.Context())
+			// Only the units column reads the whole cluster; the others
+			// need the machines alone, two small reads at any number of
+			// units.
+			counted := o.output == jsonOutput || slices.Contains(fieldNames(o.fields), "units")
+			var s *registry.Snapshot
+			var err error
+			if counted {
+				s, err = c.snapshot(cmd.Context())
+			} else {
+				s, err = c.subtrees(cmd.Context(), "machines/", "machine-metadata/")
+			}
 			if err != nil {
 				return err
 			}
-			units := machineUnits(s)
+			var units map[string]int
+			if counted {
+				units = machineUnits(s)
+			}
 			var rows []machineRow
 			for _, id := range s.MachineIDs() {
 				rows = append(rows, machineRow{m: s.Machines[id], units: units[id]})

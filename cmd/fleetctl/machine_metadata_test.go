@@ -92,6 +92,20 @@ func TestMachineMetadata(t *testing.T) {
 		}
 		return m2.CheckRunning("dbagent.service")
 	})
+	// The units column counts db.service and the global dbagent.service;
+	// without it, list-machines reads the machines alone.
+	if lm := mustCtl(t, ep, "list-machines", "--full", "--fields", "machine,units"); !contains(testcluster.Rows(lm), []string{m2.ID, "2"}) {
+		t.Errorf("list-machines --fields machine,units does not count m2's two units:\n%s", lm)
+	}
+	_, errOut, code := ctl(t, ep, "--debug", "list-machines")
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.HasPrefix(line, "DEBUG consul") && !strings.Contains(line, "/v1/kv/fleet/machines/") && !strings.Contains(line, "/v1/kv/fleet/machine-metadata/") {
+			t.Errorf("list-machines read more than the machines: %s", line)
+		}
+	}
+	if code != 0 || !strings.Contains(errOut, "/v1/kv/fleet/machine-metadata/") {
+		t.Errorf("list-machines --debug: exit %d, no read of the dynamic metadata:\n%s", code, errOut)
+	}
 
 	out = mustCtl(t, ep, "machine-metadata", "rm", m2.ID, "role")
 	if want := registry.ShortID(m2.ID) + "...\tdisk=ssd,hostname=machine-2\n"; out != want {
