@@ -173,10 +173,11 @@ func (r *reconciler) replace() {
 	}
 }
 
-// replacer names the unit among others that replaces j, or "".
+// replacer names the unit among others (units with a body and Replaces)
+// that replaces j, or "".
 func replacer(s *registry.Snapshot, j *registry.Job, others []string) string {
 	for _, o := range others {
-		if oj := s.Jobs[o]; o != j.Name && oj.Unit != nil && oj.Spec().Replace(j.Spec()) {
+		if o != j.Name && s.Jobs[o].Spec().Replace(j.Spec()) {
 			return o
 		}
 	}
