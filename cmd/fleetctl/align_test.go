@@ -30,10 +30,10 @@ func TestWriteAligned(t *testing.T) {
 			rows = append(rows, r)
 		}
 		var got, want bytes.Buffer
-		if err := writeAligned(&got, rows); err != nil {
+		if err := writeAligned(&got, gridOf(rows)); err != nil {
 			t.Fatal(err)
 		}
-		if err := writeTabwriter(bufio.NewWriter(&want), rows); err != nil {
+		if err := writeTabwriter(bufio.NewWriter(&want), gridOf(rows)); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got.Bytes(), want.Bytes()) {

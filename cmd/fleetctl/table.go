@@ -51,27 +51,38 @@ func printTable[R any](w io.Writer, o listOptions, cols map[string]column[R], ro
 			return fmt.Errorf("invalid field %q in --fields; valid fields: %s", names[i], strings.Join(valid, ", "))
 		}
 	}
-	cells := make([][]string, 0, len(rows)+1)
 	chosen := make([]column[R], len(names))
 	for i, n := range names {
 		chosen[i] = cols[n]
 	}
-	if !o.noLegend {
-		hs := make([]string, len(names))
-		for i, c := range chosen {
-			hs[i] = c.header
-		}
-		cells = append(cells, hs)
+	head := 1
+	if o.noLegend {
+		head = 0
 	}
-	flat := make([]string, len(rows)*len(names)) // one allocation for every row's cells
-	for k, r := range rows {
-		vs := flat[k*len(names) : (k+1)*len(names)]
-		for i, c := range chosen {
-			vs[i] = c.value(r, o.full)
+	return writeAligned(w, grid{rows: head + len(rows), cols: len(chosen), cell: func(i, j int) string {
+		if i < head {
+			return chosen[j].header
 		}
-		cells = append(cells, vs)
+		return chosen[j].value(rows[i-head], o.full)
+	}})
+}
+
+// grid is a table's cells, each made when it is read: writeAligned reads
+// every cell twice (to size the columns, then to write them) rather than
+// keep the table, which at 100,000 rows was a tenth of the memory
+// list-units touched.
+type grid struct {
+	rows, cols int
+	cell       func(i, j int) string
+}
+
+// gridOf is the grid of rows of cells, each row of the first's length.
+func gridOf(rows [][]string) grid {
+	g := grid{rows: len(rows), cell: func(i, j int) string { return rows[i][j] }}
+	if len(rows) > 0 {
+		g.cols = len(rows[0])
 	}
-	return writeAligned(w, cells)
+	return g
 }
 
 // Tab alignment as text/tabwriter.NewWriter(w, 0, 8, 1, '\t', 0) does it,
@@ -81,39 +92,36 @@ const (
 	alignPadding  = 1
 )
 
-// writeAligned writes rows of cells, each line's cells but the last padded
+// writeAligned writes a grid's rows, each line's cells but the last padded
 // with tabs to a common column width, byte for byte as text/tabwriter with
 // the settings above would, without keeping the whole table a second time
 // as tabwriter's cells: at 100,000 rows that buffering was a third of what
 // list-units allocated. Cells holding a character tabwriter gives a
 // meaning (a tab, a line or page break, its escape byte) go through
 // tabwriter itself.
-func writeAligned(w io.Writer, rows [][]string) error {
+func writeAligned(w io.Writer, g grid) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	var widths []int
-	for _, r := range rows {
-		for j, c := range r {
-			n, plain := cellWidth(c)
+	widths := make([]int, max(g.cols-1, 0)) // the last cell is no column's
+	for i := range g.rows {
+		for j := range g.cols {
+			n, plain := cellWidth(g.cell(i, j))
 			if !plain {
-				return writeTabwriter(bw, rows)
+				return writeTabwriter(bw, g)
 			}
-			if j == len(r)-1 {
-				break // the last cell is no column's
+			if j < len(widths) {
+				widths[j] = max(widths[j], n+alignPadding)
 			}
-			if j == len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[j] = max(widths[j], n+alignPadding)
 		}
 	}
 	for j := range widths {
 		widths[j] = (widths[j] + alignTabWidth - 1) / alignTabWidth * alignTabWidth
 	}
 	const tabs = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
-	for _, r := range rows {
-		for j, c := range r {
+	for i := range g.rows {
+		for j := range g.cols {
+			c := g.cell(i, j)
 			bw.WriteString(c)
-			if j == len(r)-1 {
+			if j == len(widths) {
 				break
 			}
 			n, _ := cellWidth(c)
@@ -141,10 +149,14 @@ func cellWidth(c string) (int, bool) {
 	return len(c), true
 }
 
-// writeTabwriter writes rows through text/tabwriter.
-func writeTabwriter(bw *bufio.Writer, rows [][]string) error {
+// writeTabwriter writes a grid's rows through text/tabwriter.
+func writeTabwriter(bw *bufio.Writer, g grid) error {
 	tw := tabwriter.NewWriter(bw, 0, alignTabWidth, alignPadding, '\t', 0)
-	for _, r := range rows {
+	r := make([]string, g.cols)
+	for i := range g.rows {
+		for j := range r {
+			r[j] = g.cell(i, j)
+		}
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	if err := tw.Flush(); err != nil {
