@@ -106,6 +106,12 @@ type Result struct {
 	AgentsBaseline          map[string]int64 // the agents' requests while idle, over BaselineWindow
 
 	ListUnits, ListUnitFiles []time.Duration // 5 runs each
+	// ListUnitsCPU is the CPU each list-units run took (fleetctl's user and
+	// system time), and ListUnitsBusy the cores the rest of the host (the
+	// cluster's other processes: Consul's, the fleetds', the simulated
+	// machines') used while it ran.
+	ListUnitsCPU  []time.Duration
+	ListUnitsBusy []float64
 	// The same with BenchOptions.CompareFleetctl; nil without it.
 	CompareListUnits, CompareListUnitFiles []time.Duration
 	// Unsettled is how fast Consul's raft log still grew (entries/s) when
@@ -568,8 +574,8 @@ func (b *bench) timeLists(ctx context.Context, units int) error {
 		lists = append(lists, timed{b.o.CompareFleetctl, "list-units", &b.res.CompareListUnits}, timed{b.o.CompareFleetctl, "list-unit-files", &b.res.CompareListUnitFiles})
 	}
 	for range 5 {
-		for _, l := range lists {
-			took, rows, err := b.list(ctx, l.bin, l.cmd)
+		for i, l := range lists {
+			took, used, busy, rows, err := b.list(ctx, l.bin, l.cmd)
 			if err != nil {
 				return err
 			}
@@ -577,6 +583,10 @@ func (b *bench) timeLists(ctx context.Context, units int) error {
 				return fmt.Errorf("%s %s printed %d rows, want at least %d", l.bin, l.cmd, rows, units)
 			}
 			*l.into = append(*l.into, took)
+			if i == 0 {
+				b.res.ListUnitsCPU = append(b.res.ListUnitsCPU, used)
+				b.res.ListUnitsBusy = append(b.res.ListUnitsBusy, busy)
+			}
 		}
 	}
 	return nil
@@ -691,19 +701,33 @@ func (b *bench) fleetctl(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// list runs "fleetctl CMD" and returns its wall time and how many rows it
+// list runs "fleetctl CMD" and returns its wall time, its CPU, the cores
+// the rest of the host used meanwhile (the cluster's other processes;
+// counted in clock ticks, to within 0.01 s of CPU), and how many rows it
 // printed (the header left out).
-func (b *bench) list(ctx context.Context, fleetctl, cmdName string) (time.Duration, int, error) {
-	cmd := exec.CommandContext(ctx, fleetctl, "--endpoint", b.consul.URL(), cmdName)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	t := time.Now()
-	err := cmd.Run()
-	took := time.Since(t)
+func (b *bench) list(ctx context.Context, fleetctl, cmdName string) (took, cpu time.Duration, busy float64, rows int, err error) {
+	// The output goes to a file, as with fleetctl list-units > FILE: through
+	// a pipe, the time would include how soon this busy process reads it.
+	out, err := os.CreateTemp(b.o.Dir, "list-*.txt")
 	if err != nil {
-		return 0, 0, fmt.Errorf("fleetctl %s: %w", cmdName, err)
+		return 0, 0, 0, 0, err
 	}
-	return took, bytes.Count(out.Bytes(), []byte("\n")) - 1, nil
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.CommandContext(ctx, fleetctl, "--endpoint", b.consul.URL(), cmdName)
+	cmd.Stdout = out
+	host, t := hostBusySeconds(), time.Now()
+	err = cmd.Run()
+	took, busy = time.Since(t), hostBusySeconds()-host
+	if err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("fleetctl %s: %w", cmdName, err)
+	}
+	printed, err := os.ReadFile(out.Name())
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return took, cpu, max(busy-cpu.Seconds(), 0) / took.Seconds(), bytes.Count(printed, []byte("\n")) - 1, nil
 }
 
 // waitAcked waits until every unit is acknowledged, as the state log sees

@@ -186,6 +186,12 @@ func (r *Result) printConsul(p printer) {
 // and CPU, the leader's passes and the units' spread.
 func (r *Result) printProcesses(p printer) {
 	p("list-units", "median %s of 5 (%s)", ms(Median(r.ListUnits)), msList(r.ListUnits))
+	if len(r.ListUnitsCPU) > 0 {
+		busy := slices.Clone(r.ListUnitsBusy)
+		slices.Sort(busy)
+		p("  while it ran", "fleetctl's CPU median %s (%s); the rest of the host used %.2f cores (median; %.2f-%.2f, to within 0.01 s of CPU a run)",
+			ms(Median(r.ListUnitsCPU)), msList(r.ListUnitsCPU), busy[len(busy)/2], busy[0], busy[len(busy)-1])
+	}
 	p("list-unit-files", "median %s of 5 (%s)", ms(Median(r.ListUnitFiles)), msList(r.ListUnitFiles))
 	if len(r.CompareListUnits) > 0 {
 		p("  compared fleetctl", "list-units median %s (%s), list-unit-files median %s (%s); ratios %.2f, %.2f",

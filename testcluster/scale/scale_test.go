@@ -2,6 +2,7 @@ package scale_test
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,16 @@ func testRun(t *testing.T, agents int) {
 	}
 	if res.LeaderRSS == 0 || res.IdleRSS == 0 || len(res.ListUnits) != 5 || len(res.ListUnitFiles) != 5 {
 		t.Errorf("figures missing: leader %d kB, idle %d kB, list-units %v, list-unit-files %v", res.LeaderRSS, res.IdleRSS, res.ListUnits, res.ListUnitFiles)
+	}
+	for i := range res.ListUnitsCPU {
+		// The host's busy time is counted in ticks of 0.01 s per CPU.
+		most := float64(runtime.NumCPU()) * (1 + 0.02/res.ListUnits[i].Seconds())
+		if res.ListUnitsCPU[i] <= 0 || res.ListUnitsBusy[i] < 0 || res.ListUnitsBusy[i] > most {
+			t.Errorf("list-units run %d: fleetctl's CPU %v, the rest of the host %.2f cores; want some CPU, and cores the host has", i, res.ListUnitsCPU[i], res.ListUnitsBusy[i])
+		}
+	}
+	if len(res.ListUnitsCPU) != 5 || len(res.ListUnitsBusy) != 5 {
+		t.Errorf("list-units' CPU %v and host load %v, want 5 of each", res.ListUnitsCPU, res.ListUnitsBusy)
 	}
 	if !strings.HasPrefix(lastLine(out.String()), "placements_per_second ") {
 		t.Errorf("last line %q, want placements_per_second N", lastLine(out.String()))
