@@ -89,17 +89,15 @@ func newListMachinesCmd(c *cli) *cobra.Command {
 		Short: "Enumerate the current hosts in the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Only the units column reads the whole cluster; the others
-			// need the machines alone, two small reads at any number of
-			// units.
+			// The machines alone are two small reads at any number of
+			// units; the units column needs every unit's job, body,
+			// placement and states too (machineUnits), not the schedule.
 			counted := o.output == jsonOutput || slices.Contains(fieldNames(o.fields), "units")
-			var s *registry.Snapshot
-			var err error
+			parts := []string{"machines/", "machine-metadata/"}
 			if counted {
-				s, err = c.snapshot(cmd.Context())
-			} else {
-				s, err = c.subtrees(cmd.Context(), "machines/", "machine-metadata/")
+				parts = append(parts, "units/", "jobs/", "placement/", "states/")
 			}
+			s, err := c.subtrees(cmd.Context(), parts...)
 			if err != nil {
 				return err
 			}
