@@ -162,6 +162,13 @@ func (d *Driver) markAllDirty() {
 	d.kickRefresh()
 }
 
+// refreshGather is how long the refresher lets signals come in before it
+// reads the units they name. A unit's start sends several signals within
+// milliseconds, and a batch of jobs many more: reading once they are in
+// asks systemd for the states of many units in one call, not of a few in
+// each of many.
+const refreshGather = 20 * time.Millisecond
+
 // refresher reads the state of dirty units, in one call per batch.
 func (d *Driver) refresher(ctx context.Context) {
 	for {
@@ -169,6 +176,11 @@ func (d *Driver) refresher(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(refreshGather):
 		}
 		d.mu.Lock()
 		names := make([]string, 0, len(d.dirty))
