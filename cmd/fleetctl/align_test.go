@@ -41,3 +41,12 @@ func TestWriteAligned(t *testing.T) {
 		}
 	}
 }
+
+// gridOf is the grid of rows of cells, each row of the first's length.
+func gridOf(rows [][]string) grid {
+	g := grid{rows: len(rows), cell: func(i, j int) string { return rows[i][j] }}
+	if len(rows) > 0 {
+		g.cols = len(rows[0])
+	}
+	return g
+}

@@ -76,15 +76,6 @@ type grid struct {
 	cell       func(i, j int) string
 }
 
-// gridOf is the grid of rows of cells, each row of the first's length.
-func gridOf(rows [][]string) grid {
-	g := grid{rows: len(rows), cell: func(i, j int) string { return rows[i][j] }}
-	if len(rows) > 0 {
-		g.cols = len(rows[0])
-	}
-	return g
-}
-
 // Tab alignment as text/tabwriter.NewWriter(w, 0, 8, 1, '\t', 0) does it,
 // which is how fleetctl has always aligned its tables.
 const (

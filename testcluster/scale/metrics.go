@@ -130,29 +130,3 @@ func cpuSeconds(pid int) float64 {
 	}
 	return d.Seconds()
 }
-
-// hostBusySeconds is the CPU time the whole host has spent busy so far
-// (every CPU's user, nice, system, interrupt and steal time, from
-// /proc/stat's first line), 0 when it cannot be read. Sampled at each
-// clock tick, it is exact enough over a second where the sum of many
-// processes' own counters, each rounded to a tick, is not.
-func hostBusySeconds() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	busy := 0.0
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
-		v, _ := strconv.ParseFloat(f[i], 64)
-		busy += v
-	}
-	return busy / clockTicks
-}
-
-// clockTicks is USER_HZ, the unit of /proc/stat's times: 100 on Linux.
-const clockTicks = 100
