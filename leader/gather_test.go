@@ -9,18 +9,19 @@ func TestGatherFor(t *testing.T) {
 	ms := time.Millisecond
 	for _, c := range []struct {
 		name        string
-		last, since time.Duration
+		since       time.Duration
 		most, quiet time.Duration
 	}{
-		{"first pass", 0, 1000 * time.Hour, gatherLeast, gatherLeast},
-		{"after quick passes", 10 * ms, 20 * ms, gatherLeast, gatherLeast},
-		{"during a burst: as long as the last pass, a quarter of it quiet", 400 * ms, 40 * ms, 400 * ms, 100 * ms},
-		{"never more than the most", 5 * time.Second, 40 * ms, gatherMost, gatherMost / 4},
-		{"quiet never less than the least", 120 * ms, 40 * ms, 120 * ms, gatherLeast},
-		{"after a quiet spell, however long the last pass", 5 * time.Second, 2 * time.Second, gatherLeast, gatherLeast},
+		{"first pass", 1000 * time.Hour, gatherLeast, gatherLeast},
+		{"after a quiet spell", gatherSpell + ms, gatherLeast, gatherLeast},
+		{"during a burst: until the submits pause", 40 * ms, gatherMost, gatherQuiet},
+		{"at the spell's edge, still a burst", gatherSpell, gatherMost, gatherQuiet},
 	} {
-		if most, quiet := gatherFor(c.last, c.since); most != c.most || quiet != c.quiet {
-			t.Errorf("%s: gatherFor(%s, %s) = %s, %s; want %s, %s", c.name, c.last, c.since, most, quiet, c.most, c.quiet)
+		if most, quiet := gatherFor(c.since); most != c.most || quiet != c.quiet {
+			t.Errorf("%s: gatherFor(%s) = %s, %s; want %s, %s", c.name, c.since, most, quiet, c.most, c.quiet)
 		}
+	}
+	if gatherQuiet >= gatherMost || gatherLeast > gatherQuiet {
+		t.Errorf("gatherLeast %s <= gatherQuiet %s < gatherMost %s does not hold", gatherLeast, gatherQuiet, gatherMost)
 	}
 }

@@ -122,21 +122,20 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		return err
 	}
 	if err := cfg.Registry.KeepChangesDir(ctx); err != nil {
-		cfg.Log.Warn("the leader gathers changes for as long as its last pass took, not until fleetctl's writes stop", "err", err)
+		cfg.Log.Warn("in a burst of submits the leader waits its longest before each pass, not until fleetctl's writes stop", "most", gatherMost, "err", err)
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	follower := view.Follow(fctx, followed, time.Minute, cfg.Log)
-	var last time.Duration // how long the last pass took
-	var ended time.Time    // when it ended
-	forgetFailed := false  // refused by ACL, told once
+	var ended time.Time   // when the last pass ended
+	forgetFailed := false // refused by ACL, told once
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-follower.Changed():
 		}
-		most, quiet := gatherFor(last, time.Since(ended))
+		most, quiet := gatherFor(time.Since(ended))
 		follower.Quiet(ctx, quiet, most)
 		rd, err := follower.Read(ctx)
 		if err != nil {
@@ -167,32 +166,32 @@ func lead(ctx context.Context, cfg Config, session string) error {
 		if wrote {
 			view.Poke()
 		}
-		last, ended = time.Since(start), time.Now()
+		ended = time.Now()
 	}
 }
 
-// The least and the most a leader gathers changes before a pass.
+// How long a leader gathers changes before a pass (gatherFor).
 const (
-	gatherLeast = 50 * time.Millisecond
-	gatherMost  = time.Second
+	gatherLeast = 50 * time.Millisecond  // after a quiet spell
+	gatherSpell = time.Second            // no pass ended for this long: a quiet spell
+	gatherQuiet = 250 * time.Millisecond // in a burst: until no unit was written for this long
+	gatherMost  = 2 * time.Second        // in a burst: never longer than this
 )
 
 // gatherFor is how long the leader waits, once a change woke it, for more
-// changes before a pass, given how long the last pass took and how long
-// ago it ended: at most most, and no longer than until no unit was written
-// for quiet (Follower.Quiet). A burst (fleetctl start of many units, run
-// after run) then lands in a few large passes, each taking what arrived
-// while the last one ran and up to as long again, so each machine gets its
-// units in fewer schedule writes, wakes and state transactions; once the
-// burst is over, the pass that takes its last units starts a quarter of
-// the last pass's time later, not a whole one. After a quiet spell, or
-// after quick passes, a change waits only gatherLeast.
-func gatherFor(last, since time.Duration) (most, quiet time.Duration) {
-	if since > gatherMost {
+// changes before a pass, given how long ago its last pass ended: at most
+// most, and no longer than until no unit was written for quiet
+// (Follower.Quiet). After a quiet spell a change waits only gatherLeast,
+// so a single fleetctl start is hardly held back. Within a burst
+// (fleetctl start of many units, command after command) the pass waits
+// until the submits pause, at most gatherMost: each machine then gets its
+// units in few schedule writes, wakes and state transactions, which is
+// what a unit costs the cluster (RATIONALE.md).
+func gatherFor(since time.Duration) (most, quiet time.Duration) {
+	if since > gatherSpell {
 		return gatherLeast, gatherLeast
 	}
-	most = min(max(last, gatherLeast), gatherMost)
-	return most, max(most/4, gatherLeast)
+	return gatherMost, gatherQuiet
 }
 
 // write applies plan in as few transactions as Consul allows (the schedule
