@@ -171,7 +171,7 @@ func (h *Heartbeat) register(ctx context.Context) error {
 	// Registering again keeps the status of a check the local agent
 	// already has: a machine back after its TTL ran out would find its
 	// check critical and could never bind a new session to it.
-	if err := h.client.Agent().UpdateTTLOpts(h.CheckID(), "fleetd started", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+	if err := h.client.Agent().UpdateTTLOpts(h.CheckID(), heartbeatOutput, api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("mark machine %s alive in Consul: %w", h.machineID, err)
 	}
 	return nil
@@ -256,10 +256,19 @@ func (h *Heartbeat) Run(ctx context.Context) {
 	}
 }
 
+// heartbeatOutput is the output every renewal gives the check: always the
+// same, and what a check registered without one has. A Consul agent writes
+// a change of output alone back to the catalog check_update_interval later
+// (five minutes by default), registering the check with its service
+// again, which has the servers count every fleet-agent instance in the
+// cluster; at thousands of machines a storm of such writes followed each
+// start. A status change (a check back from critical) is written at once.
+const heartbeatOutput = ""
+
 // beat renews the check. It goes to the local agent alone, which keeps
 // the check, so it is on time whatever the Consul servers do.
 func (h *Heartbeat) beat(ctx context.Context) error {
-	err := h.client.Agent().UpdateTTLOpts(h.CheckID(), "fleetd alive", api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
+	err := h.client.Agent().UpdateTTLOpts(h.CheckID(), heartbeatOutput, api.HealthPassing, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		// The local agent may have lost our registration (restarted without
 		// state): register again.

@@ -312,3 +312,58 @@ func TestStopLeavesNoSession(t *testing.T) {
 		t.Errorf("the stopped machine's service %s is still registered", hb.ServiceID())
 	}
 }
+
+// TestHeartbeatLeavesTheCatalogAlone: renewing the heartbeat changes
+// nothing the machine's Consul agent would write back to the catalog. An
+// agent defers a change of a check's output alone by check_update_interval
+// (five minutes by default) and then registers the check with its
+// service again, a catalog write that has the servers count every
+// fleet-agent instance in the cluster: at thousands of machines, one
+// such write per machine is a storm minutes after they start.
+func TestHeartbeatLeavesTheCatalogAlone(t *testing.T) {
+	const update = 300 * time.Millisecond // the agent's deferral: half to one and a half of it
+	consul := testcluster.StartConsulWith(t, testcluster.ConsulOptions{HCL: []string{fmt.Sprintf("check_update_interval = %q", update)}})
+	client, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hb := agent.NewHeartbeat(client, "m1", "127.0.0.1", nil, 900*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go hb.Run(ctx)
+	catalogCheck := func() *api.HealthCheck {
+		t.Helper()
+		checks, _, err := client.Health().Checks("fleet-agent", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range checks {
+			if c.CheckID == hb.CheckID() {
+				return c
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	first := catalogCheck() // as the registration wrote it
+	for ; first == nil; first = catalogCheck() {
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat's check never reached the catalog")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Renewals every 300 ms; what one changes is written back within
+	// 450 ms of it.
+	time.Sleep(2 * time.Second)
+	last := catalogCheck()
+	if last.ModifyIndex != first.ModifyIndex {
+		t.Errorf("the catalog's heartbeat check was written again while the machine only renewed it: output %q -> %q, status %s -> %s",
+			first.Output, last.Output, first.Status, last.Status)
+	}
+	if last.Status != api.HealthPassing {
+		t.Errorf("heartbeat check %s, want passing", last.Status)
+	}
+}
