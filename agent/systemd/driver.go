@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmfleet/fleet/agent"
 	"github.com/wasmfleet/fleet/internal/unitfile"
+	"github.com/wasmfleet/fleet/internal/watch"
 )
 
 // Options configures the driver.
@@ -177,10 +178,8 @@ func (d *Driver) refresher(ctx context.Context) {
 			return
 		case <-d.kick:
 		}
-		select {
-		case <-ctx.Done():
+		if watch.Sleep(ctx, refreshGather); ctx.Err() != nil {
 			return
-		case <-time.After(refreshGather):
 		}
 		d.mu.Lock()
 		names := make([]string, 0, len(d.dirty))

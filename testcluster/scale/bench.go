@@ -716,11 +716,11 @@ func (b *bench) list(ctx context.Context, fleetctl, cmdName string) (took, cpu t
 	defer out.Close()
 	cmd := exec.CommandContext(ctx, fleetctl, "--endpoint", b.consul.URL(), cmdName)
 	cmd.Stdout = out
-	host0, _ := testcluster.HostBusyTime()
+	host0, err0 := testcluster.HostBusyTime()
 	t := time.Now()
 	err = cmd.Run()
 	took = time.Since(t)
-	if host, herr := testcluster.HostBusyTime(); herr == nil && host0 > 0 {
+	if host, err1 := testcluster.HostBusyTime(); err0 == nil && err1 == nil {
 		busy = (host - host0).Seconds()
 	}
 	if err != nil {

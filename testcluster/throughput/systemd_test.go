@@ -81,11 +81,7 @@ func BenchmarkSystemdStart(b *testing.B) {
 func (w *world) systemdCPU() time.Duration {
 	var d time.Duration
 	for _, m := range w.c.Machines {
-		t, err := testcluster.CPUTime(m.Box.PID())
-		if err != nil {
-			w.b.Fatal(err)
-		}
-		d += t
+		d += testcluster.CPUTimeT(w.b, m.Box.PID())
 	}
 	return d
 }
