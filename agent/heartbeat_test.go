@@ -329,7 +329,10 @@ func TestHeartbeatLeavesTheCatalogAlone(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	hb := agent.NewHeartbeat(client, "m1", "127.0.0.1", nil, 900*time.Millisecond, slog.New(slog.DiscardHandler))
+	// A renewal every second: a machine would have to stall for two
+	// before the check went critical, a status change the test would
+	// take for a write-back.
+	hb := agent.NewHeartbeat(client, "m1", "127.0.0.1", nil, 3*time.Second, slog.New(slog.DiscardHandler))
 	if err := hb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -355,9 +358,9 @@ func TestHeartbeatLeavesTheCatalogAlone(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Renewals every 300 ms; what one changes is written back within
+	// Three renewals; what the first changes is written back within
 	// 450 ms of it.
-	time.Sleep(2 * time.Second)
+	time.Sleep(3 * time.Second)
 	last := catalogCheck()
 	if last.ModifyIndex != first.ModifyIndex {
 		t.Errorf("the catalog's heartbeat check was written again while the machine only renewed it: output %q -> %q, status %s -> %s",
