@@ -26,7 +26,7 @@ func BenchmarkPublish(b *testing.B) {
 	const machines, batches, batch = 20, 2, 10
 	ctx := context.Background()
 	consul := testcluster.StartConsulT(b)
-	client, err := consul.Client()
+	client, err := registry.NewClient(consul.URL(), "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -49,11 +49,12 @@ type bodySink struct{ body [][]byte }
 // bodyTransport hands the body of a successful answer to the request's
 // bodySink, when it has one, and gives the API client an empty list to
 // decode in its place; the status and headers (the index of a blocking
-// query) go to the API client as they came.
+// query) go to the API client as they came. It also sends a transaction's
+// compact body in place of the API client's (withTxnBody).
 type bodyTransport struct{ next http.RoundTripper }
 
 func (t bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
+	resp, err := t.next.RoundTrip(withTxnBodyFrom(r))
 	sink, _ := r.Context().Value(bodySinkKey{}).(*bodySink)
 	if err != nil || sink == nil || resp.StatusCode != http.StatusOK {
 		return resp, err

@@ -20,7 +20,7 @@ import (
 //	go test -run '^$' -bench TxnOps -count 6 ./internal/registry/
 func BenchmarkTxnOps(b *testing.B) {
 	consul := testcluster.StartConsulT(b)
-	client, err := consul.Client()
+	client, err := registry.NewClient(consul.URL(), "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,117 @@
+package registry_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/wasmfleet/fleet/internal/registry"
+	"github.com/wasmfleet/fleet/testcluster"
+)
+
+// TestTxnBodyInConsul: a machine's catalog entries written through
+// fleetd's client, whose transactions go in the compact body, are what the
+// same entries written through the Consul API client's own body are, in a
+// real Consul; and the compact body is what went.
+func TestTxnBodyInConsul(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	plain, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var bodies []string
+	fleet, err := registry.NewClientWith(consul.URL(), "", registry.ClientOptions{Wrap: func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == "/v1/txn" {
+				body, r2, err := readRequestBody(r)
+				if err != nil {
+					return nil, err
+				}
+				mu.Lock()
+				bodies = append(bodies, body)
+				mu.Unlock()
+				r = r2
+			}
+			return next.RoundTrip(r)
+		})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer registry.CloseIdle(fleet)
+	ctx := context.Background()
+	publish := func(c *api.Client, id string) []*api.HealthCheck {
+		t.Helper()
+		m := &registry.Machine{ID: id, IP: "127.0.0.9"}
+		errs, err := registry.New(c, "").Publish(ctx, []registry.Write{
+			registry.MachineWrite(id, registry.NodeOp(m, map[string]string{"region": "eu"})),
+			registry.CatalogWrite("web", registry.ServiceOp(id, api.AgentService{Service: "web"})),
+			registry.CatalogWrite("web@1.service", registry.CheckOp(id, "web", "web@1.service", api.HealthPassing, "active (running)")),
+			registry.CatalogWrite("web@2.service", registry.CheckOp(id, "web", "web@2.service", api.HealthCritical, "failed (exit-code)")),
+		})
+		if err != nil || errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil {
+			t.Fatalf("publish %s: %v %v", id, err, errs)
+		}
+		checks, _, err := plain.Health().Node(registry.CatalogNode(id), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return checks
+	}
+	want := publish(plain, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+	got := publish(fleet, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	if len(got) != 2 || len(want) != 2 {
+		t.Fatalf("%d checks through fleetd's client, %d through the API client's; want 2 each", len(got), len(want))
+	}
+	for i := range got {
+		g, w := *got[i], *want[i]
+		g.Node, g.CreateIndex, g.ModifyIndex = w.Node, 0, 0
+		w.CreateIndex, w.ModifyIndex = 0, 0
+		if mustJSON(t, g) != mustJSON(t, w) {
+			t.Errorf("check %d:\nthrough fleetd's client %s\nthrough the API client's %s", i, mustJSON(t, g), mustJSON(t, w))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) == 0 {
+		t.Fatal("no transaction seen")
+	}
+	for _, b := range bodies {
+		if strings.Contains(b, `"Definition"`) || strings.Contains(b, `"Check":null`) {
+			t.Errorf("a transaction went in the API client's body: %s", b)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// readRequestBody returns r's body and a copy of r that still carries it.
+func readRequestBody(r *http.Request) (string, *http.Request, error) {
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return "", nil, err
+	}
+	r = r.Clone(r.Context())
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return string(b), r, nil
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
