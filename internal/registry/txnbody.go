@@ -107,11 +107,11 @@ type checkJSON struct {
 }
 
 // compactOp is op in its compact form, or false when op sets a field the
-// compact form does not carry.
+// compact form does not carry, or is not one operation of one kind.
 func compactOp(op *api.TxnOp) (txnOpJSON, bool) {
 	var o txnOpJSON
 	switch {
-	case op == nil:
+	case op == nil || kinds(op) != 1:
 		return o, false
 	case op.KV != nil:
 		k := op.KV
@@ -119,7 +119,7 @@ func compactOp(op *api.TxnOp) (txnOpJSON, bool) {
 			Session: k.Session, Namespace: k.Namespace, Partition: k.Partition}
 	case op.Check != nil:
 		c := op.Check.Check
-		if c.ExposedPort != 0 || c.CreateIndex != 0 || !isZeroDefinition(c.Definition) {
+		if c.ExposedPort != 0 || c.CreateIndex != 0 || !isZeroDefinition(c.Definition) || c.ServiceTags != nil && len(c.ServiceTags) == 0 {
 			return o, false
 		}
 		o.Check = &checkOpJSON{Verb: op.Check.Verb, Check: checkJSON{Node: c.Node, CheckID: c.CheckID, Name: c.Name,
@@ -136,3 +136,15 @@ func compactOp(op *api.TxnOp) (txnOpJSON, bool) {
 }
 
 func isZeroDefinition(d api.HealthCheckDefinition) bool { return reflect.ValueOf(d).IsZero() }
+
+// kinds is how many kinds of operation op holds: one, for any op the
+// API client would send as Consul takes it.
+func kinds(op *api.TxnOp) int {
+	n := 0
+	for _, set := range []bool{op.KV != nil, op.Node != nil, op.Service != nil, op.Check != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}

@@ -70,13 +70,20 @@ func TestTxnBodyDecodesAsTheAPIClients(t *testing.T) {
 }
 
 // TestTxnBodyLeavesWhatItCannotCarry: an operation that sets a field the
-// compact form leaves out (a check with a definition) makes the whole
-// transaction go as the API client writes it.
+// compact form leaves out (a check with a definition, tags that are empty
+// but not none) or holds two kinds makes the whole transaction go as the
+// API client writes it.
 func TestTxnBodyLeavesWhatItCannotCarry(t *testing.T) {
 	withDef := CheckOp("m", "web", "web@1.service", api.HealthPassing, "")
 	withDef.Check.Check.Definition.Interval = api.ReadableDuration(5e9)
+	emptyTags := CheckOp("m", "web", "web@1.service", api.HealthPassing, "")
+	emptyTags.Check.Check.ServiceTags = []string{}
+	two := kv(api.KVSet, "fleet/x", []byte("1"), 0)
+	two.Check = CheckOp("m", "web", "web@1.service", api.HealthPassing, "").Check
 	for name, ops := range map[string]api.TxnOps{
 		"definition": {kv(api.KVSet, "fleet/x", []byte("1"), 0), withDef},
+		"empty tags": {emptyTags},
+		"two kinds":  {two},
 		"nil op":     {nil},
 		"empty op":   {{}},
 	} {
