@@ -119,7 +119,7 @@ func compactOp(op *api.TxnOp) (txnOpJSON, bool) {
 			Session: k.Session, Namespace: k.Namespace, Partition: k.Partition}
 	case op.Check != nil:
 		c := op.Check.Check
-		if c.ExposedPort != 0 || c.CreateIndex != 0 || !isZeroDefinition(c.Definition) || c.ServiceTags != nil && len(c.ServiceTags) == 0 {
+		if c.ExposedPort != 0 || c.CreateIndex != 0 || !reflect.ValueOf(c.Definition).IsZero() || c.ServiceTags != nil && len(c.ServiceTags) == 0 {
 			return o, false
 		}
 		o.Check = &checkOpJSON{Verb: op.Check.Verb, Check: checkJSON{Node: c.Node, CheckID: c.CheckID, Name: c.Name,
@@ -134,8 +134,6 @@ func compactOp(op *api.TxnOp) (txnOpJSON, bool) {
 	}
 	return o, true
 }
-
-func isZeroDefinition(d api.HealthCheckDefinition) bool { return reflect.ValueOf(d).IsZero() }
 
 // kinds is how many kinds of operation op holds: one, for any op the
 // API client would send as Consul takes it.
