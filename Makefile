@@ -127,7 +127,7 @@ test-busy: deps consul
 # (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 10m
 FUZZ_TARGETS = ./internal/unitfile:FuzzParse ./internal/unitfile:FuzzValidateName \
-	./internal/registry:FuzzAssemble ./internal/registry:FuzzDecodeKVList sdk/wire:FuzzDecodeRequest sdk/wire:FuzzDecodeDecision sdk:FuzzApply
+	./internal/registry:FuzzAssemble ./internal/registry:FuzzDecodeKVList ./internal/registry:FuzzDecodeTxnAnswer sdk/wire:FuzzDecodeRequest sdk/wire:FuzzDecodeDecision sdk:FuzzApply
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		case $$pkg in sdk/*) dir=sdk; pkg=./$${pkg#sdk/};; sdk) dir=sdk; pkg=.;; *) dir=.;; esac; \

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strings"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -49,23 +50,43 @@ type bodySink struct{ body [][]byte }
 // bodyTransport hands the body of a successful answer to the request's
 // bodySink, when it has one, and gives the API client an empty list to
 // decode in its place; the status and headers (the index of a blocking
-// query) go to the API client as they came. It also sends a transaction's
-// compact body in place of the API client's (withTxnBody).
+// query) go to the API client as they came. It does the same for a
+// transaction that fleet's client sends (txnCall), whose compact body it
+// sends in place of the API client's, and whose answer, applied or rolled
+// back, it sets aside.
 type bodyTransport struct{ next http.RoundTripper }
 
 func (t bodyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(withTxnBodyFrom(r))
-	sink, _ := r.Context().Value(bodySinkKey{}).(*bodySink)
-	if err != nil || sink == nil || resp.StatusCode != http.StatusOK {
+	call, _ := r.Context().Value(txnCallKey{}).(*txnCall)
+	if call != nil && call.body != nil && r.Method == http.MethodPut {
+		r = withBody(r, call.body)
+	}
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
 		return resp, err
 	}
-	defer resp.Body.Close()
-	if sink.body, err = readBody(resp.Body, resp.ContentLength); err != nil {
+	sink, _ := r.Context().Value(bodySinkKey{}).(*bodySink)
+	switch {
+	case call != nil && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusConflict):
+		call.answer, err = takeBody(resp, "{}")
+		call.answered = true
+	case sink != nil && resp.StatusCode == http.StatusOK:
+		sink.body, err = takeBody(resp, "[]")
+	}
+	if err != nil {
 		return nil, err
 	}
-	resp.Body = io.NopCloser(bytes.NewReader([]byte("[]")))
-	resp.ContentLength = 2
 	return resp, nil
+}
+
+// takeBody reads resp's body (readBody) and leaves placeholder in its
+// place.
+func takeBody(resp *http.Response, placeholder string) ([][]byte, error) {
+	defer resp.Body.Close()
+	body, err := readBody(resp.Body, resp.ContentLength)
+	resp.Body = io.NopCloser(strings.NewReader(placeholder))
+	resp.ContentLength = int64(len(placeholder))
+	return body, err
 }
 
 // readBody reads a body of size bytes (-1: unknown) in pieces: one of its
@@ -284,6 +305,99 @@ func (s *scanner) object(member func(name string) bool) bool {
 	}
 }
 
+// list reads null or a JSON array, calling item to read each element.
+func (s *scanner) list(item func() bool) bool {
+	if s.null() {
+		return true
+	}
+	if !s.byte('[') {
+		return false
+	}
+	if s.byte(']') {
+		return true
+	}
+	for {
+		if !item() {
+			return false
+		}
+		if s.byte(']') {
+			return true
+		}
+		if !s.byte(',') {
+			return false
+		}
+	}
+}
+
+// skip reads past one JSON value of any kind.
+func (s *scanner) skip() bool {
+	s.space()
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		raw, escaped, ok := s.rawString()
+		return ok && (!escaped || json.Valid(raw))
+	case '{':
+		return s.object(func(string) bool { return s.skip() })
+	case '[':
+		return s.list(s.skip)
+	case 't':
+		return s.word("true")
+	case 'f':
+		return s.word("false")
+	case 'n':
+		return s.null()
+	}
+	return s.number()
+}
+
+// null consumes null, if it comes next.
+func (s *scanner) null() bool { return s.word("null") }
+
+// word consumes w, if it comes next after any spacing.
+func (s *scanner) word(w string) bool {
+	s.space()
+	if !bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		return false
+	}
+	s.i += len(w)
+	return true
+}
+
+// number reads past a JSON number.
+func (s *scanner) number() bool {
+	digits := func() bool {
+		start := s.i
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+		}
+		return s.i > start
+	}
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	start := s.i
+	if !digits() || s.b[start] == '0' && s.i > start+1 {
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if !digits() {
+			return false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		return digits()
+	}
+	return true
+}
+
 // pair reads one KV pair object. A second Value in one object (Consul
 // writes none) goes to encoding/json, which decodes each and fails at the
 // first bad one, where a value decoded in place would be only the last.
@@ -376,9 +490,7 @@ func special(x uint64) bool {
 
 // value reads a pair's Value: base64 in a JSON string, or null.
 func (s *scanner) value() ([]byte, bool) {
-	s.space()
-	if bytes.HasPrefix(s.b[s.i:], []byte("null")) {
-		s.i += 4
+	if s.null() {
 		return nil, true
 	}
 	raw, escaped, ok := s.rawString()

@@ -143,7 +143,7 @@ func (r *Registry) readOps(ctx context.Context, ops api.TxnOps) (api.KVPairs, er
 	chunks := slices.Collect(slices.Chunk(ops, r.txnOps()))
 	got := make([]api.KVPairs, len(chunks)) // each transaction fills its own
 	errs := atOnce(len(chunks), txnsAtOnce, func(k int) error {
-		ok, resp, _, err := r.c.Txn().Txn(chunks[k], (&api.QueryOptions{}).WithContext(withTxnBody(ctx, chunks[k])))
+		ok, resp, err := r.sendTxn(ctx, chunks[k])
 		if r.tooMany(err, len(chunks[k])) {
 			got[k], err = r.readOps(ctx, chunks[k])
 			return err

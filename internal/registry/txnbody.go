@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
+	"strings"
 
 	"github.com/hashicorp/consul/api"
 )
@@ -18,40 +21,69 @@ import (
 // parses the definition's three durations). Every machine's report of its
 // units' states carries a check for each unit, so a transaction's body is
 // written here with the fields that are set; bodyTransport sends it in
-// place of the API client's. A field left out decodes, in Consul, to the
-// zero value the API client would have sent, so Consul applies the same
-// operations. The API client still writes its own body, unsent: a few
-// microseconds a transaction in the process that writes it.
+// place of the API client's, which then encodes an empty list. A field
+// left out decodes, in Consul, to the zero value the API client would have
+// sent, so Consul applies the same operations.
+//
+// Consul's answer holds what it stored for each operation: for a check,
+// the whole check again, definition and all. fleet reads only the keys'
+// results and the errors, so the answer is read here too (decodeTxnAnswer)
+// rather than by the API client's reflection: with the API client's full
+// body, which is no longer encoded, that cut what a machine's reports cost
+// its fleetd by a fifth (BenchmarkPublish).
 
-// txnBodyKey is the context key of a transaction's compact body.
-type txnBodyKey struct{}
+// txnCall is what bodyTransport exchanges with a transaction that fleet's
+// client sends: the compact body it sends in place of the API client's,
+// and the answer's body it sets aside for decodeTxnAnswer.
+type txnCall struct {
+	body     []byte // nil: the API client's body goes
+	answer   [][]byte
+	answered bool // false: the API client decoded the answer
+}
 
-// withTxnBody returns ctx carrying the compact body of ops for
-// bodyTransport, when every operation's fields fit it; else ctx as is,
-// and the API client's body goes.
-func withTxnBody(ctx context.Context, ops api.TxnOps) context.Context {
+type txnCallKey struct{}
+
+// sendTxn sends ops as one transaction: ok when Consul applied them, else
+// resp says why. On a client NewClientWith made, ops go in the compact
+// body when their fields fit it (the API client then encodes none) and the
+// answer is read by decodeTxnAnswer; on any other client the API client
+// writes and reads both.
+func (r *Registry) sendTxn(ctx context.Context, ops api.TxnOps) (ok bool, resp *api.TxnResponse, err error) {
+	q := &api.QueryOptions{}
+	if _, ours := transports.Load(r.c); !ours {
+		ok, resp, _, err = r.c.Txn().Txn(ops, q.WithContext(ctx))
+		return ok, resp, err
+	}
+	call := &txnCall{}
+	sent := ops
+	if b, fits := compactBody(ops); fits {
+		call.body, sent = b, api.TxnOps{}
+	}
+	ok, resp, _, err = r.c.Txn().Txn(sent, q.WithContext(context.WithValue(ctx, txnCallKey{}, call)))
+	if err != nil || !call.answered {
+		return ok, resp, err
+	}
+	resp, err = decodeTxnAnswer(call.answer)
+	return ok, resp, err
+}
+
+// compactBody is the compact body of ops, or false when an operation has
+// a field it does not carry.
+func compactBody(ops api.TxnOps) ([]byte, bool) {
 	out := make([]txnOpJSON, len(ops))
 	for i, op := range ops {
 		o, ok := compactOp(op)
 		if !ok {
-			return ctx
+			return nil, false
 		}
 		out[i] = o
 	}
 	b, err := json.Marshal(out)
-	if err != nil {
-		return ctx
-	}
-	return context.WithValue(ctx, txnBodyKey{}, b)
+	return b, err == nil
 }
 
-// withTxnBodyFrom sets r's body to the compact body its context carries,
-// if any.
-func withTxnBodyFrom(r *http.Request) *http.Request {
-	b, ok := r.Context().Value(txnBodyKey{}).([]byte)
-	if !ok || r.Method != http.MethodPut {
-		return r
-	}
+// withBody is r with body b, which can be had again (GetBody).
+func withBody(r *http.Request, b []byte) *http.Request {
 	if r.Body != nil {
 		r.Body.Close() // the API client's, not sent
 	}
@@ -145,4 +177,90 @@ func kinds(op *api.TxnOp) int {
 		}
 	}
 	return n
+}
+
+// decodeTxnAnswer decodes Consul's answer to a transaction (TxnResponse):
+// its keys' results and its errors, which are all fleet reads of it. A
+// result of another kind (a node, a service, a check) is read past and
+// left empty. An answer it does not read goes to encoding/json whole.
+func decodeTxnAnswer(body [][]byte) (*api.TxnResponse, error) {
+	b := bytes.Join(body, nil)
+	if resp, ok := scanTxnAnswer(b); ok {
+		return resp, nil
+	}
+	var resp api.TxnResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, errors.New("Consul's answer to a transaction is not one: " + err.Error())
+	}
+	return &resp, nil
+}
+
+// scanTxnAnswer is decodeTxnAnswer's one pass; false when b holds what it
+// does not read as encoding/json would (a member named in another case,
+// a result's key twice), and encoding/json then reads it.
+func scanTxnAnswer(b []byte) (*api.TxnResponse, bool) {
+	s := &scanner{b: b}
+	resp := &api.TxnResponse{}
+	ok := s.object(func(name string) bool {
+		switch name {
+		case "Results":
+			resp.Results = nil
+			return s.list(func() bool {
+				res := &api.TxnResult{}
+				resp.Results = append(resp.Results, res)
+				return s.object(func(kind string) bool { return s.result(res, kind) })
+			})
+		case "Errors":
+			resp.Errors = nil
+			return s.list(func() bool {
+				e := &api.TxnError{}
+				resp.Errors = append(resp.Errors, e)
+				return s.object(func(name string) bool { return s.txnError(e, name) })
+			})
+		}
+		return !foldsTo(name, "Results", "Errors") && s.skip()
+	})
+	return resp, ok && s.end()
+}
+
+// result reads member kind of a transaction's result into res: a key's,
+// or one of another kind, which it reads past.
+func (s *scanner) result(res *api.TxnResult, kind string) (ok bool) {
+	switch {
+	case kind != "KV":
+		return !foldsTo(kind, "KV") && s.skip()
+	case s.null():
+		res.KV = nil
+		return true
+	case res.KV != nil:
+		return false // encoding/json would decode the second into the first
+	}
+	res.KV, ok = s.pair()
+	return ok
+}
+
+// txnError reads member name of a transaction's error into e.
+func (s *scanner) txnError(e *api.TxnError, name string) (ok bool) {
+	switch name {
+	case "OpIndex":
+		var i uint64
+		i, ok = s.uint()
+		e.OpIndex = int(i)
+		return ok && i <= math.MaxInt
+	case "What":
+		e.What, ok = s.str()
+		return ok
+	}
+	return !foldsTo(name, "OpIndex", "What") && s.skip()
+}
+
+// foldsTo reports whether name is one of fields in another case, which
+// encoding/json would take for it.
+func foldsTo(name string, fields ...string) bool {
+	for _, f := range fields {
+		if strings.EqualFold(name, f) {
+			return true
+		}
+	}
+	return false
 }

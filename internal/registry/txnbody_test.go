@@ -105,3 +105,66 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestTxnAnswerInConsul: what fleet's client reads of a real Consul's
+// answers (decodeTxnAnswer) is what the API client reads of them, keys
+// and errors, and it leaves a check's result, which it does not read,
+// empty: a write of a machine's catalog entries and state, a read of its
+// state, and a transaction rolled back.
+func TestTxnAnswerInConsul(t *testing.T) {
+	consul := testcluster.StartConsulT(t)
+	plain, err := consul.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := registry.NewClient(consul.URL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer registry.CloseIdle(fleet)
+	ctx := context.Background()
+	send := func(c *api.Client, ops ...*api.TxnOp) (bool, *api.TxnResponse) {
+		t.Helper()
+		ok, resp, err := registry.SendTxn(ctx, registry.New(c, ""), ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok, resp
+	}
+	key := func(verb api.KVOp, k string, v []byte, index uint64) *api.TxnOp {
+		return &api.TxnOp{KV: &api.KVTxnOp{Verb: verb, Key: k, Value: v, Index: index}}
+	}
+	for _, c := range []struct {
+		name  string
+		fleet *api.Client
+	}{{"plain", plain}, {"fleet", fleet}} {
+		id := strings.Repeat(c.name[:1], 32)
+		ok, resp := send(c.fleet, registry.NodeOp(&registry.Machine{ID: id, IP: "127.0.0.9"}, nil),
+			registry.CheckOp(id, "web", "web@1.service", api.HealthPassing, "active"), // refused: no instance yet
+			key(api.KVSet, "fleet/states/"+id, []byte("{}"), 0))
+		if ok || len(resp.Errors) != 1 || resp.Errors[0].OpIndex != 1 {
+			t.Fatalf("%s: a check of a missing instance: applied %v, %s", c.name, ok, mustJSON(t, resp))
+		}
+		ok, resp = send(c.fleet, registry.NodeOp(&registry.Machine{ID: id, IP: "127.0.0.9"}, nil),
+			registry.ServiceOp(id, api.AgentService{Service: "web"}),
+			registry.CheckOp(id, "web", "web@1.service", api.HealthPassing, "active"),
+			key(api.KVSet, "fleet/states/"+id, []byte("{}"), 0))
+		if !ok || len(resp.Results) != 4 || resp.Results[3].KV == nil || resp.Results[3].KV.Key != "fleet/states/"+id || resp.Results[3].KV.ModifyIndex == 0 {
+			t.Fatalf("%s: a machine's report: applied %v, %s", c.name, ok, mustJSON(t, resp))
+		}
+		if read := resp.Results[2].Check != nil; read != (c.name == "plain") {
+			t.Errorf("%s: the check's result read: %v", c.name, read)
+		}
+	}
+	// The same reads and refusals, through either client.
+	for _, ops := range []api.TxnOps{
+		{key(api.KVGetOrEmpty, "fleet/states/"+strings.Repeat("p", 32), nil, 0), key(api.KVGetOrEmpty, "fleet/none", nil, 0)},
+		{key(api.KVCAS, "fleet/states/"+strings.Repeat("f", 32), nil, 1), key(api.KVCheckNotExists, "fleet/states/"+strings.Repeat("f", 32), nil, 0)},
+	} {
+		okP, want := send(plain, ops...)
+		okF, got := send(fleet, ops...)
+		if okP != okF || mustJSON(t, got) != mustJSON(t, want) {
+			t.Errorf("through fleet's client: %v %s\nthrough the API client: %v %s", okF, mustJSON(t, got), okP, mustJSON(t, want))
+		}
+	}
+}

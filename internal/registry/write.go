@@ -28,7 +28,7 @@ func (r *Registry) txn(ctx context.Context, ops api.TxnOps) (bool, string, error
 // before it), the write goes again without it, and so do all after.
 func (r *Registry) txnAt(ctx context.Context, ops api.TxnOps) (bool, string, map[string]*api.KVPair, error) {
 	ops, entry := r.logged(ops)
-	ok, resp, _, err := r.c.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(withTxnBody(ctx, ops)))
+	ok, resp, err := r.sendTxn(ctx, ops)
 	if err != nil {
 		return false, "", nil, fmt.Errorf("write to Consul: %w", err)
 	}
