@@ -184,7 +184,12 @@ func kinds(op *api.TxnOp) int {
 // result of another kind (a node, a service, a check) is read past and
 // left empty. An answer it does not read goes to encoding/json whole.
 func decodeTxnAnswer(body [][]byte) (*api.TxnResponse, error) {
-	b := bytes.Join(body, nil)
+	var b []byte
+	if len(body) == 1 {
+		b = body[0] // an answer of a size told, as Consul's are
+	} else {
+		b = bytes.Join(body, nil)
+	}
 	if resp, ok := scanTxnAnswer(b); ok {
 		return resp, nil
 	}
@@ -197,7 +202,7 @@ func decodeTxnAnswer(body [][]byte) (*api.TxnResponse, error) {
 
 // scanTxnAnswer is decodeTxnAnswer's one pass; false when b holds what it
 // does not read as encoding/json would (a member named in another case,
-// a result's key twice), and encoding/json then reads it.
+// a result's KV twice), and encoding/json then reads it.
 func scanTxnAnswer(b []byte) (*api.TxnResponse, bool) {
 	s := &scanner{b: b}
 	resp := &api.TxnResponse{}
