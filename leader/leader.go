@@ -229,9 +229,9 @@ func write(ctx context.Context, cfg Config, view *registry.View, s *registry.Sna
 		}
 		cfg.Metrics.applied(a, nil)
 		if a.Kind == Schedule {
-			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", a.Kind.String(), "policy", a.Policy)
+			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "target", a.Machine, "kind", a.Kind.String(), "policy", a.Policy)
 		} else {
-			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "machine", a.Machine, "kind", a.Kind.String(), "cause", string(a.Cause), "reason", a.Reason)
+			cfg.Log.Info("schedule changed", "unit", a.Job.Name, "target", a.Machine, "kind", a.Kind.String(), "cause", string(a.Cause), "reason", a.Reason)
 		}
 	}
 	for _, u := range plan.Unplaced {

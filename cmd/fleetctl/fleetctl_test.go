@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,6 +167,11 @@ func TestPlacement(t *testing.T) {
 	want := c.Machines[1]
 	if got := testcluster.Rows(mustCtl(t, ep, "list-units", "--full", "--fields", "unit,machine")); !contains(got, []string{"pinned.service", want.ID + "/" + want.IP}) {
 		t.Fatalf("pinned.service not on machine-2 (%s): %v", want.ID, got)
+	}
+	// The leader logs the placement with the unit's machine as its target;
+	// machine= is the logging fleetd's own, as on its every line.
+	if line := placementLog(t, c, "pinned.service"); !strings.Contains(line, " target="+want.ID+" ") || strings.Count(line, " machine=") != 1 {
+		t.Fatalf("the leader's log of pinned.service's placement on %s: %s", want.ID, line)
 	}
 
 	nowhere := testcluster.WriteUnit(t, dir, "nowhere.service", testcluster.HelloService+"\n[X-Fleet]\nMachineMetadata=hostname=machine-9\n")
@@ -352,4 +358,20 @@ func TestHelpListsFleetCommands(t *testing.T) {
 			t.Errorf("fleetctl completion %s: exit %d, no %q in %.200q", shell, code, want, c.String())
 		}
 	}
+}
+
+// placementLog is the leader's log line of unit's placement, from the
+// fleetd.log of whichever machine leads.
+func placementLog(t *testing.T, c *testcluster.Cluster, unit string) string {
+	t.Helper()
+	for _, m := range c.Machines {
+		b, _ := os.ReadFile(filepath.Join(m.Dir, "fleetd.log"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `msg="schedule changed"`) && strings.Contains(line, " unit="+unit+" ") {
+				return line
+			}
+		}
+	}
+	t.Fatalf("no machine's fleetd.log has the placement of %s", unit)
+	return ""
 }
