@@ -112,7 +112,10 @@ func consulConfig(endpoint string) *api.Config {
 	return cfg
 }
 
-// transports holds each client's transport, for CloseIdle.
+// transports holds each client NewClientWith made, with its transport:
+// for CloseIdle, and for sendTxn, which sends and reads a transaction
+// through bodyTransport only on such a client (after CloseIdle, through
+// the API client alone).
 var transports sync.Map // *api.Client -> *http.Transport
 
 // CloseIdle closes the idle connections of a client NewClientWith made,
