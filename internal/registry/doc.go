@@ -1,28 +1,14 @@
 // Package registry is fleet's state in Consul's KV store: the key schema and
 // the reads and writes every component makes. docs/keys.md describes the
-// schema for operators; this package is its only implementation.
+// schema, key by key, for operators; this package is its only
+// implementation.
 //
-// Every key lives under a prefix (default "fleet/"):
-//
-//	units/<hash>              canonical unit body, content-addressed
-//	jobs/<name>               {"name","hash","desired"}: the unit's body and
-//	                          desired state (fleetctl writes it)
-//	placement/<name>          {"machine"} or {"unplaced"}, with the job's
-//	                          CreateIndex: where the leader put the unit, or
-//	                          why it could not (only the leader writes it)
-//	states/<machine>/         what that machine reports for its units,
-//	                          by name (schema version 3, states.go)
-//	states/<machine>/<name>   what that machine reports for one unit
-//	                          the machine key does not hold
-//	machines/<id>             a live machine: ID, IP, configured metadata
-//	machine-metadata/<id>/<k> dynamic metadata set from outside (metadata.go)
-//	leader                    the leader lock
-//	schema                    {"version"}: the layout of these keys (schema.go)
-//	policies/<name>           an uploaded placement policy's manifest
-//	policy-default            the policy of units that name none
-//
-// The bytes of policy modules live beside the prefix, in <prefix>-chunks/,
-// so the leader's watch of the prefix does not re-read them.
+// Every key lives under a prefix (default "fleet/"). fleetctl writes what
+// an operator asks for (jobs/, units/, with an entry of the change log,
+// changes/); the leader writes where units go (placement/, schedule/); each
+// machine writes what it is and what it runs (machines/, states/). The
+// bytes of policy modules live beside the prefix, in <prefix>-chunks/, so
+// the leader's watch of the prefix does not re-read them.
 //
 // Keys that describe something alive (machines, states) are acquired with the
 // machine's Consul session, whose behaviour is "delete": when the machine dies
