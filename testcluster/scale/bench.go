@@ -43,6 +43,11 @@ type BenchOptions struct {
 	// acknowledged; 15 minutes when zero.
 	Timeout time.Duration
 	Chunk   int // units per fleetctl start; 500 when zero
+	// SubmitPause, when set, submits the template this long before the
+	// first start, and the time is counted from that start: the starts
+	// then find the leader after a quiet spell, as when an operator starts
+	// instances of a template submitted earlier.
+	SubmitPause time.Duration
 	// Wait makes each fleetctl start wait until its units run, as it does
 	// unless told --no-block, before the next command.
 	Wait     bool
@@ -464,8 +469,8 @@ func (b *bench) waitLeaderQuiet(ctx context.Context) {
 	}
 }
 
-// submit starts the units with fleetctl, the template and then Chunk units
-// per command, waits until each is acknowledged by its machine, and
+// submit starts the units with fleetctl, the template (SubmitPause before
+// the rest) and then Chunk units per command, waits until each is acknowledged by its machine, and
 // returns when it started.
 func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (time.Time, error) {
 	b.res.Fleetctl = map[string]int64{} // b.fleetctl counts its requests there
@@ -487,6 +492,12 @@ func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (t
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if b.o.SubmitPause > 0 {
+		if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
+			return time.Now(), err
+		}
+		sleep(ctx, b.o.SubmitPause)
+	}
 	start := time.Now()
 	waitCtx, stopWait := context.WithCancel(ctx)
 	defer stopWait()
@@ -497,8 +508,10 @@ func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (t
 		done, err = b.waitAcked(waitCtx, acked, len(names), leaderURL)
 		waited <- err
 	}()
-	if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
-		return start, err
+	if b.o.SubmitPause == 0 {
+		if err := b.fleetctl(ctx, "submit", "bench@.service"); err != nil {
+			return start, err
+		}
 	}
 	for i := 0; i < len(names); i += b.o.Chunk {
 		t := time.Now()

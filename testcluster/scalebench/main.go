@@ -40,6 +40,7 @@ func main() {
 	flag.DurationVar(&o.FleetdTTL, "fleetd-ttl", 0, "the real fleetds' --agent-ttl (default: fleetd's, 10s)")
 	flag.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "give up when the units are not all acknowledged within this")
 	flag.IntVar(&o.Chunk, "chunk", 500, "units per fleetctl start command")
+	flag.DurationVar(&o.SubmitPause, "submit-pause", 0, "submit the template this long before the first start, and count from that start (the leader then meets the starts after a quiet spell)")
 	flag.BoolVar(&o.Wait, "wait", false, "each fleetctl start waits until its units run (no --no-block), before the next")
 	flag.DurationVar(&o.Baseline, "baseline", 5*time.Second, "how long the idle cluster is measured before the submit, to subtract its traffic and CPU")
 	flag.DurationVar(&o.SettleLimit, "settle", 3*time.Minute, "how long to wait, after the last acknowledgement, for Consul's raft log to stop growing")
