@@ -7,18 +7,20 @@ import (
 
 func TestGatherFor(t *testing.T) {
 	ms := time.Millisecond
+	spell := gather{quiet: gatherLeast, most: gatherMost, blind: gatherLeast}
+	burst := gather{quiet: gatherQuiet, most: gatherMost, blind: gatherMost}
 	for _, c := range []struct {
-		name        string
-		since       time.Duration
-		most, quiet time.Duration
+		name  string
+		since time.Duration
+		want  gather
 	}{
-		{"first pass", 1000 * time.Hour, gatherLeast, gatherLeast},
-		{"after a quiet spell", gatherSpell + ms, gatherLeast, gatherLeast},
-		{"during a burst: until the submits pause", 40 * ms, gatherMost, gatherQuiet},
-		{"at the spell's edge, still a burst", gatherSpell, gatherMost, gatherQuiet},
+		{"first pass: until one command's writes end", 1000 * time.Hour, spell},
+		{"after a quiet spell: until one command's writes end", gatherSpell + ms, spell},
+		{"during a burst: until the submits pause", 40 * ms, burst},
+		{"at the spell's edge, still a burst", gatherSpell, burst},
 	} {
-		if most, quiet := gatherFor(c.since); most != c.most || quiet != c.quiet {
-			t.Errorf("%s: gatherFor(%s) = %s, %s; want %s, %s", c.name, c.since, most, quiet, c.most, c.quiet)
+		if got := gatherFor(c.since); got != c.want {
+			t.Errorf("%s: gatherFor(%s) = %+v; want %+v", c.name, c.since, got, c.want)
 		}
 	}
 	if gatherQuiet >= gatherMost || gatherLeast > gatherQuiet {

@@ -135,8 +135,8 @@ func lead(ctx context.Context, cfg Config, session string) error {
 			return ctx.Err()
 		case <-follower.Changed():
 		}
-		most, quiet := gatherFor(time.Since(ended))
-		follower.Quiet(ctx, quiet, most)
+		g := gatherFor(time.Since(ended))
+		follower.Quiet(ctx, g.quiet, g.most, g.blind)
 		rd, err := follower.Read(ctx)
 		if err != nil {
 			return err
@@ -172,26 +172,34 @@ func lead(ctx context.Context, cfg Config, session string) error {
 
 // How long a leader gathers changes before a pass (gatherFor).
 const (
-	gatherLeast = 50 * time.Millisecond  // after a quiet spell
+	gatherLeast = 50 * time.Millisecond  // after a quiet spell: until no unit was written for this long
 	gatherSpell = time.Second            // no pass ended for this long: a quiet spell
 	gatherQuiet = 250 * time.Millisecond // in a burst: until no unit was written for this long
-	gatherMost  = 2 * time.Second        // in a burst: never longer than this
+	gatherMost  = 2 * time.Second        // never longer than this
 )
 
-// gatherFor is how long the leader waits, once a change woke it, for more
-// changes before a pass, given how long ago its last pass ended: at most
-// most, and no longer than until no unit was written for quiet
-// (Follower.Quiet). After a quiet spell a change waits only gatherLeast,
-// so a single fleetctl start is hardly held back. Within a burst
-// (fleetctl start of many units, command after command) the pass waits
-// until the submits pause, at most gatherMost: each machine then gets its
+// gather is how long the leader waits, once a change woke it, for more
+// changes before a pass (Follower.Quiet): until no unit was written for
+// quiet, at most most, and blind when the change log cannot tell.
+type gather struct{ quiet, most, blind time.Duration }
+
+// gatherFor is the wait before a pass, given how long ago the last pass
+// ended. After a quiet spell a change waits until no unit was written for
+// gatherLeast: a fleetctl start of a few units is held back that long, and
+// one of many units, whose transactions land one after the other, is
+// placed whole in one pass rather than its first transactions in one and
+// the rest in the next. Within a burst (fleetctl start of many units,
+// command after command) the pass waits until the submits pause for
+// gatherQuiet. Either waits at most gatherMost: each machine then gets its
 // units in few schedule writes, wakes and state transactions, which is
-// what a unit costs the cluster (RATIONALE.md).
-func gatherFor(since time.Duration) (most, quiet time.Duration) {
+// what a unit costs the cluster (RATIONALE.md). When the log cannot tell
+// (its directory key missing), a change after a quiet spell waits
+// gatherLeast and one in a burst gatherMost.
+func gatherFor(since time.Duration) gather {
 	if since > gatherSpell {
-		return gatherLeast, gatherLeast
+		return gather{quiet: gatherLeast, most: gatherMost, blind: gatherLeast}
 	}
-	return gatherMost, gatherQuiet
+	return gather{quiet: gatherQuiet, most: gatherMost, blind: gatherMost}
 }
 
 // write applies plan in as few transactions as Consul allows (the schedule

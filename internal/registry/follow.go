@@ -291,9 +291,11 @@ func (f *Follower) Changed() <-chan struct{} { return f.v.poke }
 // the log's few entries, not the units. Writes to other subtrees
 // (machines joining, say) do not keep it waiting. Without the log's
 // directory key (KeepChangesDir) the log may have no index of its own, and
-// when it cannot be read Quiet cannot tell: it then waits most.
-func (f *Follower) Quiet(ctx context.Context, quiet, most time.Duration) bool {
-	deadline := time.Now().Add(most)
+// when it cannot be read Quiet cannot tell: it then waits blind (at most
+// most) from when it began.
+func (f *Follower) Quiet(ctx context.Context, quiet, most, blind time.Duration) bool {
+	began := time.Now()
+	deadline := began.Add(most)
 	log := f.v.r.prefix + strings.TrimSuffix(changesDir, "/")
 	var index uint64
 	for {
@@ -304,7 +306,7 @@ func (f *Follower) Quiet(ctx context.Context, quiet, most time.Duration) bool {
 		asked := time.Now()
 		keys, meta, err := f.v.r.c.KV().Keys(log, "/", (&api.QueryOptions{WaitIndex: index, WaitTime: min(quiet, left)}).WithContext(ctx))
 		if err != nil || len(keys) == 0 {
-			watch.Sleep(ctx, time.Until(deadline))
+			watch.Sleep(ctx, time.Until(began.Add(min(blind, most))))
 			return false
 		}
 		if index != 0 && meta.LastIndex == index && time.Since(asked) >= quiet {

@@ -19,9 +19,10 @@ import (
 // TestQuiet: Quiet tells that units stopped being written, whatever else
 // is written meanwhile (machines' states), and that they did not while
 // fleetctl keeps writing them. The change log needs its directory key for
-// that: without it, an empty log has no index of its own and Quiet waits
-// its most (the first step shows that, so the test can fail); the key
-// outlives the removal of the log's entries.
+// that: without it, an empty log has no index of its own and Quiet cannot
+// tell, and waits what it is told to wait then (the first step shows that,
+// so the test can fail); the key outlives the removal of the log's
+// entries.
 func TestQuiet(t *testing.T) {
 	consul := testcluster.StartConsulT(t)
 	client, err := consul.Client()
@@ -43,13 +44,20 @@ func TestQuiet(t *testing.T) {
 		return err
 	})
 	defer stop()
-	if follower.Quiet(ctx, 200*time.Millisecond, 2*time.Second) {
+	// Blind, it waits what it is told to wait then, not its most (an hour,
+	// beyond the test's deadline).
+	blindCtx, cancelBlind := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelBlind()
+	if follower.Quiet(blindCtx, 200*time.Millisecond, time.Hour, 100*time.Millisecond) {
 		t.Fatal("Quiet told of quiet from a log that never held a key, which has no index of its own to tell by")
+	}
+	if blindCtx.Err() != nil {
+		t.Fatal("Quiet, unable to tell, waited past its blind wait")
 	}
 	if err := reg.KeepChangesDir(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !follower.Quiet(ctx, 200*time.Millisecond, time.Minute) {
+	if !follower.Quiet(ctx, 200*time.Millisecond, time.Minute, time.Minute) {
 		t.Fatal("no unit written, yet Quiet waited its most")
 	}
 	// fleetctl writes units without a pause: never quiet.
@@ -57,7 +65,7 @@ func TestQuiet(t *testing.T) {
 	stopUnits := keepWriting(t, func(i int) error {
 		return reg.CreateJob(ctx, fmt.Sprintf("web@%d.service", i), tpl, registry.Loaded)
 	})
-	quiet := follower.Quiet(ctx, 3*time.Second, 4*time.Second)
+	quiet := follower.Quiet(ctx, 3*time.Second, 4*time.Second, 4*time.Second)
 	stopUnits()
 	if quiet {
 		t.Fatal("Quiet told of quiet while units were being written")
@@ -71,7 +79,7 @@ func TestQuiet(t *testing.T) {
 	if keys := logKeys(t, client); !slices.Equal(keys, []string{"fleet/changes/"}) {
 		t.Fatalf("the log after Forget: %q, want only its directory key", keys)
 	}
-	if !follower.Quiet(ctx, 200*time.Millisecond, time.Minute) {
+	if !follower.Quiet(ctx, 200*time.Millisecond, time.Minute, time.Minute) {
 		t.Fatal("no unit written since the log was emptied, yet Quiet waited its most")
 	}
 }
