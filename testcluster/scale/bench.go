@@ -470,8 +470,8 @@ func (b *bench) waitLeaderQuiet(ctx context.Context) {
 }
 
 // submit starts the units with fleetctl, the template (SubmitPause before
-// the rest) and then Chunk units per command, waits until each is acknowledged by its machine, and
-// returns when it started.
+// the rest) and then Chunk units per command, waits until each is
+// acknowledged by its machine, and returns when it started.
 func (b *bench) submit(ctx context.Context, names []string, leaderURL string) (time.Time, error) {
 	b.res.Fleetctl = map[string]int64{} // b.fleetctl counts its requests there
 	b.logf("starting %d units with fleetctl, %d per command", b.o.Units, b.o.Chunk)
