@@ -206,12 +206,14 @@ func (p *publisher) write(ctx context.Context, w func() error) error {
 // next sync.
 func (p *publisher) sync(ctx context.Context, states map[string]registry.UnitState) bool {
 	var pw pending
-	p.catalog.begin()
 	if p.node != nil {
 		pw.add(registry.MachineWrite(p.cfg.Machine.ID, p.node...), func() { p.node = nil })
 	}
 	keyed := p.keyed(states)
-	p.machineKeyWrites(&pw, states, keyed)
+	catalog := p.machineKeyWrites(&pw, keyed, p.catalog.changes(states))
+	for _, c := range catalog {
+		pw.add(registry.CatalogWrite(c.name, c.ops...), c.done)
+	}
 	p.unitKeyWrites(&pw, states, keyed)
 	p.serviceWrites(&pw, states)
 	if len(pw.ws) == 0 {
@@ -276,51 +278,31 @@ func (p *publisher) keyed(states map[string]registry.UnitState) map[string]regis
 const machineKeyOps = 60
 
 // machineKeyWrites writes the machine key when keyed differs from what it
-// holds, with the catalog entries of its units that changed (and of the
-// units that left it for good), and the catalog entries alone when only
-// those are behind.
-func (p *publisher) machineKeyWrites(pw *pending, states, keyed map[string]registry.UnitState) {
-	type entry struct {
-		name string
-		ops  []*api.TxnOp
-		done func()
+// holds, with as many of the catalog's changes as fit beside it, and
+// returns the rest, which go in writes of their own after it.
+func (p *publisher) machineKeyWrites(pw *pending, keyed map[string]registry.UnitState, catalog []catalogChange) []catalogChange {
+	if maps.Equal(keyed, p.inMachine) {
+		return catalog
 	}
-	var entries []entry
-	for _, name := range slices.Sorted(maps.Keys(keyed)) {
-		st := keyed[name]
-		if ops := p.catalog.ops(st); len(ops) > 0 {
-			entries = append(entries, entry{name, ops, func() { p.catalog.written(st) }})
+	var ops []*api.TxnOp
+	var dones []func()
+	for len(catalog) > 0 && len(ops)+len(catalog[0].ops) <= machineKeyOps {
+		ops, dones = append(ops, catalog[0].ops...), append(dones, catalog[0].done)
+		catalog = catalog[1:]
+	}
+	w := p.cfg.Registry.MachineStatesWrite(p.cfg.Machine.ID, slices.Collect(maps.Values(keyed)), p.cfg.Heartbeat.ID(), ops...)
+	pw.add(w, func() {
+		p.inMachine = keyed
+		for _, d := range dones {
+			d()
 		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(p.inMachine)) {
-		if _, here := states[name]; !here {
-			entries = append(entries, entry{name, p.catalog.removeOps(name), func() { p.catalog.removed(name) }})
-		}
-	}
-	if !maps.Equal(keyed, p.inMachine) {
-		var ops []*api.TxnOp
-		var dones []func()
-		for len(entries) > 0 && len(ops)+len(entries[0].ops) <= machineKeyOps {
-			ops, dones = append(ops, entries[0].ops...), append(dones, entries[0].done)
-			entries = entries[1:]
-		}
-		w := p.cfg.Registry.MachineStatesWrite(p.cfg.Machine.ID, slices.Collect(maps.Values(keyed)), p.cfg.Heartbeat.ID(), ops...)
-		pw.add(w, func() {
-			p.inMachine = keyed
-			for _, d := range dones {
-				d()
-			}
-		})
-	}
-	for _, e := range entries {
-		pw.add(registry.CatalogWrite(e.name, e.ops...), e.done)
-	}
+	})
+	return catalog
 }
 
 // unitKeyWrites writes the state of each unit not in the machine key that
-// differs from what was last written, with its catalog entry, and removes
-// the keys of units no longer here (and their catalog entries) or now in
-// the machine key.
+// differs from what was last written, and removes the keys of units no
+// longer here or now in the machine key.
 func (p *publisher) unitKeyWrites(pw *pending, states, keyed map[string]registry.UnitState) {
 	reg, session := p.cfg.Registry, p.cfg.Heartbeat.ID()
 	for _, name := range slices.Sorted(maps.Keys(states)) {
@@ -328,23 +310,20 @@ func (p *publisher) unitKeyWrites(pw *pending, states, keyed map[string]registry
 		if _, in := keyed[name]; in || p.published[name] == st {
 			continue
 		}
-		pw.add(reg.StateWrite(&st, session, p.catalog.ops(st)...), func() { p.published[name] = st; p.catalog.written(st) })
+		pw.add(reg.StateWrite(&st, session), func() { p.published[name] = st })
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.published)) {
 		_, here := states[name]
-		_, in := keyed[name]
-		switch {
-		case here && !in: // still in its own key
-		case here: // moved to the machine key, which the writes before this one write
-			pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID), func() { delete(p.published, name) })
-		default:
-			pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID, p.catalog.removeOps(name)...), func() { delete(p.published, name); p.catalog.removed(name) })
+		if _, in := keyed[name]; here && !in {
+			continue // still in its own key
 		}
+		// Gone, or moved to the machine key, which the writes before this one write.
+		pw.add(reg.StateDeleteWrite(name, p.cfg.Machine.ID), func() { delete(p.published, name) })
 	}
 }
 
 // serviceWrites remove, after the units' own removals, the service
-// instances none of whose units is left.
+// instances none of whose units is left, and their checks with them.
 func (p *publisher) serviceWrites(pw *pending, states map[string]registry.UnitState) {
 	alive := map[string]bool{}
 	for name := range states {

@@ -18,10 +18,11 @@ import (
 // BenchmarkPublish: 20 machines each publish the states of 20 units of
 // one template as a leader's passes give them, in two batches of 10, the
 // first bringing the template's service to the machine: the states, the
-// service instance and the units' checks in Consul's catalog, against one
-// real Consul. It reports time, the Consul server's CPU and the machines'
-// (this process's: what their fleetd pays to report) per 400 units;
-// removing them (and the instances) between iterations is not counted.
+// service instance and the check that lists its passing units in Consul's
+// catalog, against one real Consul. It reports time, the Consul server's
+// CPU and the machines' (this process's: what their fleetd pays to
+// report) per 400 units; removing them (and the instances) between
+// iterations is not counted.
 //
 //	go test -run '^$' -bench Publish -count 6 ./agent/
 func BenchmarkPublish(b *testing.B) {

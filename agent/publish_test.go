@@ -87,12 +87,22 @@ func TestPublisherMovesToMachineKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(checks) != len(states) {
-			t.Errorf("%s: %d checks in the catalog, want %d", what, len(checks), len(states))
-		}
+		health := unitHealth(checks)
+		unitChecks := 0
 		for _, c := range checks {
-			if want, _ := Health(states[c.Name[len("systemd state of "):]]); c.Status != want {
-				t.Errorf("%s: check %s is %s, want %s", what, c.Name, c.Status, want)
+			if strings.HasPrefix(c.CheckID, "fleet-unit-state:") {
+				unitChecks++
+			}
+		}
+		if unitChecks != notPassing(states) {
+			t.Errorf("%s: %d checks of a unit's own, want one for each unit not passing, %d", what, unitChecks, notPassing(states))
+		}
+		if len(health) != len(states) {
+			t.Errorf("%s: %d units in the catalog's checks, want %d", what, len(health), len(states))
+		}
+		for name, st := range states {
+			if want, _ := Health(st); health[name] != want {
+				t.Errorf("%s: %s shows as %q in the catalog, want %s", what, name, health[name], want)
 			}
 		}
 	}
@@ -135,6 +145,17 @@ func TestPublisherMovesToMachineKey(t *testing.T) {
 	clear(states)
 	p.node = []*api.TxnOp{registry.NodeDeleteOp(id)}
 	sync("left", 0, 0)
+}
+
+// notPassing counts the units of states that are not passing.
+func notPassing(states map[string]registry.UnitState) int {
+	n := 0
+	for _, st := range states {
+		if status, _ := Health(st); status != api.HealthPassing {
+			n++
+		}
+	}
+	return n
 }
 
 func mustMachineKey(t *testing.T, b []byte) map[string]json.RawMessage {

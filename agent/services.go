@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -14,30 +15,34 @@ import (
 // unitCatalog is what a machine shows of its units in Consul's catalog, so
 // the Consul UI lists them with health: on the machine's own catalog node
 // (registry.CatalogNode), for each service name its units have (web for
-// web@1.service) one service instance tagged "fleet", and for each unit a
-// check of that instance, named after the unit, that mirrors systemd's
-// state. Its writes go in the same transactions as the units' states
-// (registry.StateWrite); it keeps what it wrote, so an unchanged unit costs
-// nothing.
+// web@1.service) one service instance tagged "fleet". A unit that is not
+// passing (failed, stopped against its desired state, activating) is a
+// check of that instance of its own, named after it, that mirrors
+// systemd's state; the passing units of the instance are listed together
+// in one passing check of it. Its writes go in the same transactions as the
+// units' states (registry.StateWrite); it keeps what it wrote, so an
+// unchanged unit costs nothing.
 type unitCatalog struct {
-	machine  string
-	ip       string
-	services map[string]map[string]bool    // service name -> the units written under it
-	checked  map[string]registry.UnitState // per unit, the state its check was last written for
-	adding   map[string]bool               // services whose instance an op of this sync's writes registers
+	machine   string
+	ip        string
+	instances map[string]bool                 // services whose instance is written
+	passing   map[string]string               // per service, the output its passing check was written with; absent: none is
+	own       map[string]registry.UnitState   // units with a check of their own, the state it was written for
+	wrote     map[string][]registry.UnitState // per service, its units' states (by name) when all of its changes went through
 }
 
 func newUnitCatalog(machine, ip string) *unitCatalog {
-	return &unitCatalog{machine: machine, ip: ip, services: map[string]map[string]bool{}, checked: map[string]registry.UnitState{},
-		adding: map[string]bool{}}
+	return &unitCatalog{machine: machine, ip: ip, instances: map[string]bool{}, passing: map[string]string{},
+		own: map[string]registry.UnitState{}, wrote: map[string][]registry.UnitState{}}
 }
 
-// begin starts the ops of one sync: a service's instance is registered
-// once in them, by the first of its units that is new, however many are.
-// The rest of its new units' checks come in the same transaction or a
-// later one; when the registration fails, so do they (Consul refuses a
-// check of a missing service), and the next sync registers it again.
-func (u *unitCatalog) begin() { clear(u.adding) }
+// catalogChange is one write of a sync's catalog changes: its ops, all or
+// none, and what their success records.
+type catalogChange struct {
+	name string
+	ops  []*api.TxnOp
+	done func()
+}
 
 // ServiceName is the Consul service a unit appears under: the unit name
 // without its type and instance, made safe for DNS.
@@ -77,8 +82,10 @@ func Health(st registry.UnitState) (status, output string) {
 // reset forgets what was written: the machine's node is written anew
 // (nodeOps), and every unit with it.
 func (u *unitCatalog) reset() {
-	clear(u.services)
-	clear(u.checked)
+	clear(u.instances)
+	clear(u.passing)
+	clear(u.own)
+	clear(u.wrote)
 }
 
 // nodeOps write the machine's catalog node afresh: with a new session, or
@@ -87,24 +94,133 @@ func (u *unitCatalog) nodeOps(m *registry.Machine) []*api.TxnOp {
 	return []*api.TxnOp{registry.NodeDeleteOp(u.machine), registry.NodeOp(m, nil)}
 }
 
-// ops are the catalog writes that bring st's unit up to date: its
-// service's instance when none is written yet, its check when its status
-// or output changed. A unit whose state is the one its check was written
-// for costs a comparison: the publisher asks for every unit in its
-// machine key at each write of it.
-func (u *unitCatalog) ops(st registry.UnitState) []*api.TxnOp {
+// changes are the catalog writes that bring the machine's node up to date
+// with states, every unit the machine has, in order: for each service
+// name, its instance when none is written yet with its passing check when
+// that changed, then the checks of its units that are not passing, or
+// that no longer are, whose status or output changed. A service none of
+// whose units is left writes nothing here: its instance goes whole, with
+// its checks (gone). An unchanged unit costs a comparison: the publisher
+// asks at every sync.
+func (u *unitCatalog) changes(states map[string]registry.UnitState) []catalogChange {
+	bySvc := map[string][]registry.UnitState{}
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		svc := ServiceName(name)
+		bySvc[svc] = append(bySvc[svc], states[name])
+	}
+	var out []catalogChange
+	for _, svc := range slices.Sorted(maps.Keys(bySvc)) {
+		out = append(out, u.serviceChanges(svc, bySvc[svc])...)
+	}
+	for _, unit := range slices.Sorted(maps.Keys(u.own)) {
+		if _, here := states[unit]; !here && bySvc[ServiceName(unit)] != nil {
+			out = append(out, catalogChange{"check " + unit, []*api.TxnOp{registry.CheckDeleteOp(u.machine, unit)}, func() { delete(u.own, unit) }})
+		}
+	}
+	return out
+}
+
+// serviceChanges are changes for the units of one service, sts, in name
+// order. When their states are those it last wrote in full, it has none
+// to look for.
+func (u *unitCatalog) serviceChanges(svc string, sts []registry.UnitState) []catalogChange {
+	if slices.Equal(u.wrote[svc], sts) {
+		return nil
+	}
+	out := u.lookForChanges(svc, sts)
+	left := len(out)
+	if left == 0 {
+		u.wrote[svc] = sts
+	}
+	for i := range out {
+		done := out[i].done
+		out[i].done = func() {
+			done()
+			if left--; left == 0 {
+				u.wrote[svc] = sts
+			}
+		}
+	}
+	return out
+}
+
+// lookForChanges are serviceChanges, found by comparing sts with what
+// was written.
+func (u *unitCatalog) lookForChanges(svc string, sts []registry.UnitState) []catalogChange {
 	var ops []*api.TxnOp
-	name := ServiceName(st.Name)
-	if u.services[name] == nil && !u.adding[name] {
-		u.adding[name] = true
-		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: name, Tags: []string{"fleet"}, Address: u.ip,
+	var units []catalogChange
+	if !u.instances[svc] {
+		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: svc, Tags: []string{"fleet"}, Address: u.ip,
 			Meta: map[string]string{"machine-id": u.machine}}))
 	}
-	if prev, had := u.checked[st.Name]; !had || prev != st && !sameHealth(prev, st) {
+	var passing []registry.UnitState
+	for _, st := range sts {
+		prev, had := u.own[st.Name]
 		status, output := Health(st)
-		ops = append(ops, registry.CheckOp(u.machine, name, st.Name, status, output))
+		switch {
+		case status == api.HealthPassing:
+			passing = append(passing, st)
+			if had {
+				units = append(units, catalogChange{"check " + st.Name, []*api.TxnOp{registry.CheckDeleteOp(u.machine, st.Name)},
+					func() { delete(u.own, st.Name) }})
+			}
+		case !had || prev != st && !sameHealth(prev, st):
+			units = append(units, catalogChange{"check " + st.Name, []*api.TxnOp{registry.CheckOp(u.machine, svc, st.Name, status, output)},
+				func() { u.own[st.Name] = st }})
+		}
 	}
-	return ops
+	listed := passingOutput(passing)
+	prev, had := u.passing[svc]
+	switch {
+	case len(passing) > 0 && (!had || prev != listed):
+		ops = append(ops, registry.PassingCheckOp(u.machine, svc, listed))
+	case len(passing) == 0 && had:
+		ops = append(ops, registry.PassingCheckDeleteOp(u.machine, svc))
+	}
+	if len(ops) == 0 {
+		return units
+	}
+	return append([]catalogChange{{"service " + svc, ops, func() {
+		u.instances[svc] = true
+		if len(passing) > 0 {
+			u.passing[svc] = listed
+		} else {
+			delete(u.passing, svc)
+		}
+	}}}, units...)
+}
+
+// passingListed is how many units a passing check names at most; it counts
+// the rest, so that its output stays a few tens of kilobytes however many
+// units of one name a machine runs.
+const passingListed = 1000
+
+// passingOutput is the output of the check that lists passing units sts,
+// all of one service: a line for each state they are in, naming the units
+// in it, in name order.
+func passingOutput(sts []registry.UnitState) string {
+	byOutput := map[string][]string{}
+	for _, st := range sts {
+		_, output := Health(st)
+		byOutput[output] = append(byOutput[output], st.Name)
+	}
+	var b strings.Builder
+	listed := 0
+	for _, output := range slices.Sorted(maps.Keys(byOutput)) {
+		names := byOutput[output]
+		slices.Sort(names)
+		fmt.Fprintf(&b, "%d %s:", len(names), output)
+		for _, name := range names {
+			if listed == passingListed {
+				b.WriteString(" ...")
+				break
+			}
+			b.WriteString(" " + name)
+			listed++
+		}
+		b.WriteString("\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // sameHealth reports whether a and b show as the same check.
@@ -114,35 +230,13 @@ func sameHealth(a, b registry.UnitState) bool {
 	return sa == sb && oa == ob
 }
 
-// written records that st's ops went through.
-func (u *unitCatalog) written(st registry.UnitState) {
-	name := ServiceName(st.Name)
-	if u.services[name] == nil {
-		u.services[name] = map[string]bool{}
-	}
-	u.services[name][st.Name], u.checked[st.Name] = true, st
-}
-
-// removeOps take unit's check off the node. Its service's instance goes
-// apart, once no unit of the service is left (gone).
-func (u *unitCatalog) removeOps(unit string) []*api.TxnOp {
-	return []*api.TxnOp{registry.CheckDeleteOp(u.machine, unit)}
-}
-
-// removed records that unit's removal went through. Its service stays
-// recorded, with no unit, until its instance is removed (serviceRemoved).
-func (u *unitCatalog) removed(unit string) {
-	delete(u.services[ServiceName(unit)], unit)
-	delete(u.checked, unit)
-}
-
 // gone is the services whose instance is written and none of whose units
 // is on the machine (alive holds the services of those that are), in
-// order: each unit's removal takes its own check, and the instance goes
-// once, however many of its units leave together.
+// order: the instance goes once, with its checks, however many of its
+// units leave together.
 func (u *unitCatalog) gone(alive map[string]bool) []string {
 	var out []string
-	for name := range u.services {
+	for name := range u.instances {
 		if !alive[name] {
 			out = append(out, name)
 		}
@@ -151,5 +245,15 @@ func (u *unitCatalog) gone(alive map[string]bool) []string {
 	return out
 }
 
-// serviceRemoved records that service's instance was removed.
-func (u *unitCatalog) serviceRemoved(service string) { delete(u.services, service) }
+// serviceRemoved records that service's instance was removed, and its
+// checks with it.
+func (u *unitCatalog) serviceRemoved(service string) {
+	delete(u.instances, service)
+	delete(u.passing, service)
+	delete(u.wrote, service)
+	for unit := range u.own {
+		if ServiceName(unit) == service {
+			delete(u.own, unit)
+		}
+	}
+}

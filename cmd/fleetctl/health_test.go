@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 
 // TestHealthInConsul checks what the Consul UI shows: every machine as a
 // passing fleet-agent instance, a running unit as a passing service on its
-// machine's catalog node, a unit that failed as critical, a unit gone from
+// machine's catalog node, named in its passing check, a unit that failed
+// as a critical check of its own, a unit gone from
 // its machine gone from the catalog, and a dead machine's node gone.
 func TestHealthInConsul(t *testing.T) {
 	c := testcluster.Start(t, 2)
@@ -60,9 +62,16 @@ func TestHealthInConsul(t *testing.T) {
 	if err != nil || len(svcs) != 1 || svcs[0].Node != registry.CatalogNode(svcs[0].ServiceMeta["machine-id"]) {
 		t.Fatalf("catalog entry of web: %+v %v", svcs, err)
 	}
+	// A passing unit is named in its instance's passing check; a unit that
+	// failed is a critical check of its own, named after it.
 	if checks, _, err := client.Health().Checks("web", nil); err != nil || len(checks) != 1 ||
-		checks[0].CheckID != registry.UnitCheckID("web@1.service") || checks[0].Name != "systemd state of web@1.service" {
-		t.Fatalf("web@1.service's check: %+v %v", checks, err)
+		checks[0].CheckID != registry.PassingCheckID("web") || !strings.Contains(checks[0].Output, " web@1.service") {
+		t.Fatalf("web's passing check, naming web@1.service: %+v %v", checks, err)
+	}
+	if checks, _, err := client.Health().Checks("crash", nil); err != nil || len(checks) != 1 ||
+		checks[0].CheckID != registry.UnitCheckID("crash.service") || checks[0].Name != "systemd state of crash.service" ||
+		checks[0].Status != api.HealthCritical {
+		t.Fatalf("crash.service's own check, critical: %+v %v", checks, err)
 	}
 
 	mustCtl(t, ep, "unload", "web@1")

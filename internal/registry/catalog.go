@@ -8,10 +8,10 @@ import (
 // on a node of the machine's own, written straight to the catalog rather
 // than through a Consul agent: "fleet-machine-<ID>", holding for each
 // service name its units run under (web for web@1.service and
-// web@2.service) one service instance, and for each unit a check of that
-// instance that mirrors the unit's state. The agent writes a unit's check
-// in the same transaction as its state (StateWrite), so the catalog shows
-// what fleet knows; the leader removes the node with the machine
+// web@2.service) one service instance, with a check of its own for each
+// unit that is not passing and one check listing those that are. The agent
+// writes the checks in the same transactions as the states they mirror
+// (StateWrite), so the catalog shows what fleet knows; the leader removes the node with the machine
 // (KeepWrite). A Consul agent would sync the entries one at a time and its
 // anti-entropy would remove any it did not register itself, and an
 // instance per unit would make each registration cost in proportion to the
@@ -23,8 +23,13 @@ func CatalogNode(machine string) string { return "fleet-machine-" + machine }
 // ServiceInstanceID is the instance of service on a machine's node.
 func ServiceInstanceID(service string) string { return "fleet:" + service }
 
-// UnitCheckID is unit's check on its machine's node.
+// UnitCheckID is the check of its own of a unit that is not passing, on
+// its machine's node.
 func UnitCheckID(unit string) string { return "fleet-unit-state:" + unit }
+
+// PassingCheckID is the check of the instance of service on a machine's
+// node that lists its passing units.
+func PassingCheckID(service string) string { return "fleet-units-passing:" + service }
 
 // NodeOp registers m's catalog node (CatalogNode) with its address and
 // metadata.
@@ -64,9 +69,24 @@ func CheckOp(machine, service, unit, status, output string) *api.TxnOp {
 }
 
 // CheckDeleteOp removes unit's check from machine's node.
-func CheckDeleteOp(machine, unit string) *api.TxnOp {
-	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckDelete, Check: api.HealthCheck{
-		Node: CatalogNode(machine), CheckID: UnitCheckID(unit)}}}
+func CheckDeleteOp(machine, unit string) *api.TxnOp { return checkDeleteOp(machine, UnitCheckID(unit)) }
+
+// PassingCheckOp sets the output of the passing check of the instance of
+// service on machine's node, which lists its passing units.
+func PassingCheckOp(machine, service, output string) *api.TxnOp {
+	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckSet, Check: api.HealthCheck{
+		Node: CatalogNode(machine), CheckID: PassingCheckID(service), Name: "passing units of " + service,
+		Status: api.HealthPassing, Output: output, ServiceID: ServiceInstanceID(service), ServiceName: service}}}
+}
+
+// PassingCheckDeleteOp removes the passing check of the instance of service
+// from machine's node: none of its units is passing.
+func PassingCheckDeleteOp(machine, service string) *api.TxnOp {
+	return checkDeleteOp(machine, PassingCheckID(service))
+}
+
+func checkDeleteOp(machine, id string) *api.TxnOp {
+	return &api.TxnOp{Check: &api.CheckTxnOp{Verb: api.CheckDelete, Check: api.HealthCheck{Node: CatalogNode(machine), CheckID: id}}}
 }
 
 // MachineWrite is a Write of ops that concern machine as a whole (its
