@@ -90,7 +90,7 @@ func TestPublisherMovesToMachineKey(t *testing.T) {
 		health := unitHealth(checks)
 		unitChecks := 0
 		for _, c := range checks {
-			if strings.HasPrefix(c.CheckID, "fleet-unit-state:") {
+			if strings.HasPrefix(c.CheckID, registry.UnitCheckID("")) {
 				unitChecks++
 			}
 		}

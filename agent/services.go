@@ -20,8 +20,8 @@ import (
 // check of that instance of its own, named after it, that mirrors
 // systemd's state; the passing units of the instance are listed together
 // in one passing check of it. Its writes go in the same transactions as the
-// units' states (registry.StateWrite); it keeps what it wrote, so an
-// unchanged unit costs nothing.
+// units' states (publisher.sync); it keeps what it wrote, so an unchanged
+// unit costs nothing.
 type unitCatalog struct {
 	machine   string
 	ip        string
@@ -153,28 +153,28 @@ func (u *unitCatalog) lookForChanges(svc string, sts []registry.UnitState) []cat
 		ops = append(ops, registry.ServiceOp(u.machine, api.AgentService{Service: svc, Tags: []string{"fleet"}, Address: u.ip,
 			Meta: map[string]string{"machine-id": u.machine}}))
 	}
-	var passing []registry.UnitState
+	byOutput := map[string][]string{} // the passing units' names, by their check output
 	for _, st := range sts {
 		prev, had := u.own[st.Name]
 		status, output := Health(st)
 		switch {
 		case status == api.HealthPassing:
-			passing = append(passing, st)
+			byOutput[output] = append(byOutput[output], st.Name)
 			if had {
 				units = append(units, catalogChange{"check " + st.Name, []*api.TxnOp{registry.CheckDeleteOp(u.machine, st.Name)},
 					func() { delete(u.own, st.Name) }})
 			}
-		case !had || prev != st && !sameHealth(prev, st):
+		case !had || prev != st && !showsAs(prev, status, output):
 			units = append(units, catalogChange{"check " + st.Name, []*api.TxnOp{registry.CheckOp(u.machine, svc, st.Name, status, output)},
 				func() { u.own[st.Name] = st }})
 		}
 	}
-	listed := passingOutput(passing)
+	listed := passingOutput(byOutput)
 	prev, had := u.passing[svc]
 	switch {
-	case len(passing) > 0 && (!had || prev != listed):
+	case len(byOutput) > 0 && (!had || prev != listed):
 		ops = append(ops, registry.PassingCheckOp(u.machine, svc, listed))
-	case len(passing) == 0 && had:
+	case len(byOutput) == 0 && had:
 		ops = append(ops, registry.PassingCheckDeleteOp(u.machine, svc))
 	}
 	if len(ops) == 0 {
@@ -182,7 +182,7 @@ func (u *unitCatalog) lookForChanges(svc string, sts []registry.UnitState) []cat
 	}
 	return append([]catalogChange{{"service " + svc, ops, func() {
 		u.instances[svc] = true
-		if len(passing) > 0 {
+		if len(byOutput) > 0 {
 			u.passing[svc] = listed
 		} else {
 			delete(u.passing, svc)
@@ -195,20 +195,14 @@ func (u *unitCatalog) lookForChanges(svc string, sts []registry.UnitState) []cat
 // units of one name a machine runs.
 const passingListed = 1000
 
-// passingOutput is the output of the check that lists passing units sts,
-// all of one service: a line for each state they are in, naming the units
-// in it, in name order.
-func passingOutput(sts []registry.UnitState) string {
-	byOutput := map[string][]string{}
-	for _, st := range sts {
-		_, output := Health(st)
-		byOutput[output] = append(byOutput[output], st.Name)
-	}
+// passingOutput is the output of the check that lists the passing units of
+// one service, byOutput (their names, in name order, by the output of
+// their Health): a line for each output, naming its units.
+func passingOutput(byOutput map[string][]string) string {
 	var b strings.Builder
 	listed := 0
 	for _, output := range slices.Sorted(maps.Keys(byOutput)) {
 		names := byOutput[output]
-		slices.Sort(names)
 		fmt.Fprintf(&b, "%d %s:", len(names), output)
 		for _, name := range names {
 			if listed == passingListed {
@@ -223,11 +217,10 @@ func passingOutput(sts []registry.UnitState) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// sameHealth reports whether a and b show as the same check.
-func sameHealth(a, b registry.UnitState) bool {
-	sa, oa := Health(a)
-	sb, ob := Health(b)
-	return sa == sb && oa == ob
+// showsAs reports whether st's check shows status and output.
+func showsAs(st registry.UnitState, status, output string) bool {
+	s, o := Health(st)
+	return s == status && o == output
 }
 
 // gone is the services whose instance is written and none of whose units

@@ -99,18 +99,29 @@ func TestPassingOutput(t *testing.T) {
 		sts = append(sts, registry.UnitState{Name: fmt.Sprintf("web@%04d.service", i), State: registry.Launched, Load: "loaded", Active: "active", Sub: "running"})
 	}
 	sts = append(sts, registry.UnitState{Name: "web@idle.service", State: registry.Loaded, Load: "loaded", Active: "inactive", Sub: "dead"})
-	got := passingOutput(sts[len(sts)-3:])
+	got := passingOutput(byOutput(sts[len(sts)-3:]))
 	want := "2 loaded active/running (desired launched): web@1003.service web@1004.service\n1 loaded inactive/dead (desired loaded): web@idle.service"
 	if got != want {
 		t.Errorf("passing output:\n%s\nwant\n%s", got, want)
 	}
-	all := passingOutput(sts)
+	all := passingOutput(byOutput(sts))
 	if n := strings.Count(all, " web@"); n != passingListed {
 		t.Errorf("%d units listed of %d, want %d", n, len(sts), passingListed)
 	}
 	if !strings.HasPrefix(all, fmt.Sprintf("%d loaded active/running", passingListed+5)) || !strings.Contains(all, "\n1 loaded inactive/dead (desired loaded): ...") {
 		t.Errorf("passing output past what it lists does not count the rest:\n%s", all[len(all)-200:])
 	}
+}
+
+// byOutput groups the names of sts, in order, by the output of their
+// Health, as the passing check takes them.
+func byOutput(sts []registry.UnitState) map[string][]string {
+	out := map[string][]string{}
+	for _, st := range sts {
+		_, output := Health(st)
+		out[output] = append(out[output], st.Name)
+	}
+	return out
 }
 
 // changeKinds names each change and its ops' kinds, in order, and records
@@ -123,7 +134,7 @@ func changeKinds(cs []catalogChange, written bool) string {
 			switch {
 			case op.Service != nil:
 				kinds = append(kinds, "service-"+string(op.Service.Verb))
-			case op.Check != nil && strings.HasPrefix(op.Check.Check.CheckID, "fleet-units-passing:"):
+			case op.Check != nil && strings.HasPrefix(op.Check.Check.CheckID, registry.PassingCheckID("")):
 				kinds = append(kinds, "passing-"+string(op.Check.Verb))
 			case op.Check != nil:
 				kinds = append(kinds, "check-"+string(op.Check.Verb))
@@ -142,11 +153,11 @@ func changeKinds(cs []catalogChange, written bool) string {
 func unitHealth(checks api.HealthChecks) map[string]string {
 	out := map[string]string{}
 	for _, c := range checks {
-		if unit, ok := strings.CutPrefix(c.CheckID, "fleet-unit-state:"); ok {
+		if unit, ok := strings.CutPrefix(c.CheckID, registry.UnitCheckID("")); ok {
 			out[unit] = c.Status
 			continue
 		}
-		if !strings.HasPrefix(c.CheckID, "fleet-units-passing:") {
+		if !strings.HasPrefix(c.CheckID, registry.PassingCheckID("")) {
 			continue
 		}
 		for _, line := range strings.Split(c.Output, "\n") {

@@ -11,8 +11,8 @@ import (
 // web@2.service) one service instance, with a check of its own for each
 // unit that is not passing and one check listing those that are. The agent
 // writes the checks in the same transactions as the states they mirror
-// (StateWrite), so the catalog shows what fleet knows; the leader removes the node with the machine
-// (KeepWrite). A Consul agent would sync the entries one at a time and its
+// (MachineStatesWrite, CatalogWrite), so the catalog shows what fleet
+// knows; the leader removes the node with the machine (KeepWrite). A Consul agent would sync the entries one at a time and its
 // anti-entropy would remove any it did not register itself, and an
 // instance per unit would make each registration cost in proportion to the
 // instances of its name (RATIONALE.md).
